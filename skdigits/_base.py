@@ -1,0 +1,544 @@
+"""The shared base of skdigits classifiers: parameters, the Python epoch loop,
+learning curves, early stopping and batched prediction.
+
+Subclasses supply the model: its output layout, parameter initialisation, the
+compiled epoch kernel and the forward pass used for evaluation. Python owns the
+loop over epochs (schedules, curves, stopping, logging, progress, Ctrl-C); each
+epoch is one call into compiled code.
+"""
+
+import math
+import time
+import warnings
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._kernels._optim import ADAM, SGD
+from ._kernels._rng import new_state
+from ._logging import Progress, verbose_logger
+from ._validation import (
+    encode_labels,
+    training_weights,
+    validate_fit_data,
+    validate_predict_data,
+)
+
+SOLVERS = {"sgd": SGD, "adam": ADAM}
+
+#: Rows per block when predicting, so memory stays bounded on any input size.
+PREDICT_BLOCK_ROWS = 4096
+
+#: Minibatch updates that ``max_iter="auto"`` aims for (at least 3 epochs).
+AUTO_UPDATES = 700
+AUTO_MIN_EPOCHS = 3
+AUTO_MAX_EPOCHS = 200
+
+
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """Training produced a non-finite loss or non-finite weights."""
+
+
+class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
+    """Base class of the minibatch classifiers (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "solver": [StrOptions(set(SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [
+            StrOptions({"constant", "invscaling", "adaptive", "cosine"})
+        ],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"),
+                     StrOptions({"auto"})],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    # ------------------------------------------------------------------
+    # model hooks
+    @abstractmethod
+    def _output_layout(self, n_classes):
+        """Return ``(n_outputs, loss_code)`` for ``n_classes`` classes."""
+
+    @abstractmethod
+    def _init_theta(self, n_features, n_outputs, rng, dtype):
+        """A new flat parameter vector."""
+
+    @abstractmethod
+    def _make_workspace(self, n_features, dtype):
+        """Buffers for the epoch kernel, allocated once per fit."""
+
+    @abstractmethod
+    def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
+        """Call the compiled epoch kernel; return the new step count."""
+
+    @abstractmethod
+    def _forward(self, X_block, theta):
+        """Logits of a block of rows (``n_rows, n_outputs``)."""
+
+    @abstractmethod
+    def _export_params(self, theta):
+        """Set the public fitted attributes (``coef_``...) from ``theta``."""
+
+    # ------------------------------------------------------------------
+    # parameters
+    def _more_validate_params(self):
+        """Checks that involve more than one parameter (none by default)."""
+
+    def _resolve_max_iter(self, n_train):
+        if self.max_iter != "auto":
+            return int(self.max_iter)
+        n_batches = math.ceil(n_train / min(self.batch_size, n_train))
+        epochs = math.ceil(AUTO_UPDATES / n_batches)
+        return int(min(AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, epochs)))
+
+    def _epoch_rates(self, epoch, n_epochs):
+        """Learning rate at the start and at the end of epoch ``epoch``."""
+        lr = self.learning_rate_init
+        if self.learning_rate == "cosine":
+            def at(e):
+                return 0.5 * lr * (1.0 + math.cos(math.pi * min(e, n_epochs) / n_epochs))
+
+            return at(epoch), at(epoch + 1)
+        if self.learning_rate == "invscaling":
+            rate = lr / (epoch + 1) ** self.power_t
+            return rate, rate
+        if self.learning_rate == "adaptive":
+            return self._adaptive_lr, self._adaptive_lr
+        return lr, lr
+
+    # ------------------------------------------------------------------
+    # fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 input is trained in float32, anything else
+            in float64.
+        y : array-like of shape (n_samples,)
+            Labels: integers, strings or any sortable values, two or more
+            classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample in the loss (multiplied by
+            ``class_weight``). ``None`` gives every sample weight 1.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._more_validate_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one epoch over ``X``, ``y``, starting from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Labels, each one of ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every label the model will ever see. Required on the first call,
+            ignored afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if not hasattr(self, "classes_"):
+            self._validate_params()
+            self._more_validate_params()
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit."
+                )
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True,
+                         classes=classes)
+
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        first_pass = not hasattr(self, "classes_") or (
+            not incremental and not self.warm_start
+        )
+        X, y = validate_fit_data(self, X, y, reset=first_pass)
+        dtype = X.dtype
+        if first_pass:
+            self.classes_ = np.unique(y if classes is None else classes)
+            if classes is not None:
+                classes = np.asarray(classes)
+                if len(np.unique(classes)) != len(classes):
+                    raise ValueError("classes must not contain duplicates.")
+        elif not incremental and not np.array_equal(np.unique(y), self.classes_):
+            # warm_start with other labels: sklearn's MLP refuses too
+            if not set(np.unique(y)).issubset(set(self.classes_)):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes "
+                    f"as in the previous call to fit. Previously got "
+                    f"{self.classes_}, `y` has {np.unique(y)}"
+                )
+        n_classes = len(self.classes_)
+        if n_classes < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes, "
+                f"but the data contains only one class: {self.classes_[0]!r}."
+            )
+        y_idx = encode_labels(y, self.classes_)
+        w = training_weights(sample_weight, self.class_weight, X, y_idx,
+                             self.classes_, y, dtype)
+        n_outputs, loss_code = self._output_layout(n_classes)
+        n_features = X.shape[1]
+
+        rng = check_random_state(self.random_state)
+        if first_pass:
+            self._random_state = rng
+            self._rng_state = new_state(rng)
+            self._theta = self._init_theta(n_features, n_outputs, rng, dtype)
+            self._reset_curves(n_classes)
+            self.n_iter_ = 0
+            self.t_ = 0
+        elif self._theta.dtype != dtype:
+            self._theta = self._theta.astype(dtype)
+        self._n_outputs = n_outputs
+        self._loss_code = loss_code
+        if first_pass or not incremental or self._opt_state[0].dtype != dtype:
+            self._opt_state = (np.zeros_like(self._theta),
+                               np.zeros_like(self._theta))
+            self._opt_t = 0
+            self._adaptive_lr = float(self.learning_rate_init)
+            self._no_improvement_count = 0
+
+        # validation split (fit with early stopping only)
+        X_val = y_val = w_val = None
+        if self.early_stopping and not incremental:
+            X, X_val, y_idx, y_val, w, w_val = self._split_validation(
+                X, y_idx, w, rng)
+            if self.validation_scores_ is None:  # warm start after a fit without
+                self.validation_scores_ = []     # early stopping
+                self.validation_loss_curve_ = []
+                self.validation_loss_curve_per_class_ = np.empty((0, n_classes))
+                self.best_validation_score_ = -np.inf
+        n_epochs = 1 if incremental else self._resolve_max_iter(X.shape[0])
+        self._train(X, y_idx, w, X_val, y_val, w_val, n_epochs, incremental)
+        return self
+
+    def _split_validation(self, X, y_idx, w, rng):
+        n_val = int(round(self.validation_fraction * X.shape[0]))
+        if n_val < 2 or X.shape[0] - n_val < 2:
+            raise ValueError(
+                "The validation set is too small: increase `validation_fraction` "
+                f"(now {self.validation_fraction}) or the number of samples "
+                f"(now {X.shape[0]}), or set early_stopping=False."
+            )
+        stratify = y_idx
+        counts = np.bincount(y_idx)
+        present = counts[counts > 0]
+        if present.min() < 2 or n_val < len(present):
+            stratify = None
+        seed = rng.randint(np.iinfo(np.int32).max)
+        X_tr, X_val, y_tr, y_val, w_tr, w_val = train_test_split(
+            X, y_idx, w, test_size=n_val, random_state=seed, stratify=stratify)
+        return (np.ascontiguousarray(X_tr), np.ascontiguousarray(X_val),
+                y_tr, y_val, w_tr, w_val)
+
+    def _reset_curves(self, n_classes):
+        self.loss_curve_ = []
+        self.loss_curve_per_class_ = np.empty((0, n_classes))
+        self.accuracy_curve_ = []
+        self.best_loss_ = np.inf
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.validation_loss_curve_ = []
+            self.validation_loss_curve_per_class_ = np.empty((0, n_classes))
+            self.best_validation_score_ = -np.inf
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            for name in ("validation_loss_curve_",
+                         "validation_loss_curve_per_class_"):
+                if hasattr(self, name):
+                    delattr(self, name)
+
+    def _penalty(self, theta):
+        return 0.0
+
+    def _train(self, X, y, w, X_val, y_val, w_val, n_epochs, incremental):
+        log = verbose_logger(type(self).__module__, self.verbose)
+        n_classes = len(self.classes_)
+        order = np.arange(X.shape[0], dtype=np.int64)
+        ws = self._make_workspace(X.shape[1], X.dtype)
+        acc = dict(class_loss=np.zeros(n_classes), class_weight=np.zeros(n_classes),
+                   col_loss=np.zeros(self._n_outputs), stats=np.zeros(3))
+        early = X_val is not None
+        best_theta = None
+        if early and self.n_iter_ > 0 and len(self.validation_scores_):
+            best_theta = self._theta.copy()
+        progress = Progress(n_epochs, self.verbose >= 2, type(self).__name__)
+        stopped_by = None
+        snapshot = self._theta.copy()
+        per_class_rows = []
+        val_rows = []
+        try:
+            for epoch in range(n_epochs):
+                if self.learning_rate == "cosine" and incremental:
+                    lr0 = lr1 = self.learning_rate_init
+                else:
+                    lr0, lr1 = self._epoch_rates(epoch, n_epochs)
+                for a in acc.values():
+                    a[:] = 0.0
+                tic = time.perf_counter()
+                self._opt_t = self._run_epoch(X, y, w, order, ws, lr0, lr1,
+                                              self._opt_t, acc)
+                elapsed = time.perf_counter() - tic
+                loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)
+                if not (np.isfinite(loss) and np.all(np.isfinite(self._theta))):
+                    self._theta = snapshot
+                    raise TrainingDivergedError(
+                        f"{type(self).__name__} diverged at epoch {self.n_iter_ + 1}: "
+                        f"the loss became {loss}. Use a smaller learning_rate_init "
+                        f"(now {self.learning_rate_init}), scale the features "
+                        "(e.g. pixels / 255 or StandardScaler), or a larger alpha."
+                    )
+                snapshot = self._theta.copy()
+                self.n_iter_ += 1
+                self.t_ += X.shape[0]
+                self.loss_curve_.append(float(loss))
+                self.accuracy_curve_.append(
+                    float(acc["stats"][2] / acc["stats"][1]))
+                per_class_rows.append(self._per_class_from(acc))
+                info = {"loss": float(loss), "accuracy": self.accuracy_curve_[-1],
+                        "lr": lr1}
+                if early:
+                    val_loss, val_acc, val_pc = self._evaluate(X_val, y_val, w_val)
+                    self.validation_loss_curve_.append(val_loss)
+                    self.validation_scores_.append(val_acc)
+                    val_rows.append(val_pc)
+                    info.update(val_loss=val_loss, val_accuracy=val_acc)
+                if self.verbose:
+                    log.info("Epoch %d, %s, %.3fs", self.n_iter_,
+                             ", ".join(f"{k} = {v:.6g}" for k, v in info.items()),
+                             elapsed)
+                progress.update(**{k: v for k, v in info.items() if k != "lr"})
+                if incremental:
+                    self.best_loss_ = min(self.best_loss_, float(loss))
+                    break
+                improved = self._update_no_improvement(early, best_theta)
+                if early and improved:
+                    best_theta = self._theta.copy()
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self.learning_rate == "adaptive" and self.solver == "sgd" \
+                            and self._adaptive_lr > 1e-6:
+                        self._adaptive_lr /= 5.0
+                        self._no_improvement_count = 0
+                        log.info("Setting learning rate to %f", self._adaptive_lr)
+                        continue
+                    stopped_by = "tol"
+                    log.info("Training stopped after %d epochs: %s did not improve "
+                             "by more than tol=%g for %d consecutive epochs.",
+                             self.n_iter_, "validation score" if early else
+                             "training loss", self.tol, self.n_iter_no_change)
+                    break
+            else:
+                if (not incremental and self.max_iter != "auto"
+                        and self.learning_rate != "cosine"):
+                    warnings.warn(
+                        f"{type(self).__name__}: maximum iterations "
+                        f"({self.max_iter}) reached and the optimization "
+                        "hasn't converged yet.", ConvergenceWarning)
+        except KeyboardInterrupt:
+            self._theta = snapshot
+            warnings.warn(
+                f"Training interrupted by the user after {self.n_iter_} epochs; "
+                "the model keeps the weights of the last finished epoch.")
+        finally:
+            progress.close()
+            self._append_rows(per_class_rows, val_rows)
+        if early and best_theta is not None:
+            # restore the weights of the best validation epoch
+            self._theta = best_theta
+        self._export_params(self._theta)
+        self._stopped_by = stopped_by
+        return self
+
+    def _append_rows(self, per_class_rows, val_rows):
+        n_classes = len(self.classes_)
+        if per_class_rows:
+            self.loss_curve_per_class_ = np.vstack(
+                [self.loss_curve_per_class_, np.asarray(per_class_rows)])
+        if val_rows:
+            self.validation_loss_curve_per_class_ = np.vstack(
+                [getattr(self, "validation_loss_curve_per_class_",
+                         np.empty((0, n_classes))), np.asarray(val_rows)])
+
+    def _update_no_improvement(self, early, best_theta):
+        """sklearn's MLP rule; returns True when this epoch is the best so far."""
+        if early:
+            score = self.validation_scores_[-1]
+            improved = score > self.best_validation_score_
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if improved:
+                self.best_validation_score_ = score
+            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
+            return improved
+        loss = self.loss_curve_[-1]
+        if loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        improved = loss < self.best_loss_
+        if improved:
+            self.best_loss_ = loss
+        return improved
+
+    def _per_class_from(self, acc):
+        """Per-class loss of one epoch from the kernel's accumulators."""
+        weight = acc["class_weight"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class = np.where(weight > 0, acc["class_loss"] / weight, np.nan)
+        return per_class
+
+    def _evaluate(self, X, y, w):
+        """Loss (with penalty), accuracy and per-class loss on held-out data."""
+        from ._kernels._losses import loss_grad
+
+        n_classes = len(self.classes_)
+        acc = dict(class_loss=np.zeros(n_classes), class_weight=np.zeros(n_classes),
+                   col_loss=np.zeros(self._n_outputs), stats=np.zeros(3))
+        for start in range(0, X.shape[0], PREDICT_BLOCK_ROWS):
+            stop = start + PREDICT_BLOCK_ROWS
+            Z = np.ascontiguousarray(self._forward(X[start:stop], self._theta))
+            loss_grad(Z, y[start:stop], w[start:stop], Z.shape[0], self._loss_code,
+                      0.0, acc["class_loss"], acc["class_weight"], acc["col_loss"],
+                      acc["stats"])
+        loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)
+        return (float(loss), float(acc["stats"][2] / acc["stats"][1]),
+                self._per_class_from(acc))
+
+    # ------------------------------------------------------------------
+    # prediction
+    def _decision_blocks(self, X):
+        check_is_fitted(self)
+        X = validate_predict_data(self, X)
+        dtype = self._theta.dtype
+        out = np.empty((X.shape[0], self._n_outputs), dtype=dtype)
+        for start in range(0, X.shape[0], PREDICT_BLOCK_ROWS):
+            stop = start + PREDICT_BLOCK_ROWS
+            block = np.ascontiguousarray(X[start:stop], dtype=dtype)
+            out[start:stop] = self._forward(block, self._theta)
+        return out
+
+    def decision_function(self, X):
+        """Raw scores (logits) for each class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Logits; for two classes, the logit of ``classes_[1]``.
+        """
+        Z = self._decision_blocks(X)
+        return Z[:, 0] if Z.shape[1] == 1 else Z
+
+    def predict(self, X):
+        """Predict the class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels, taken from ``classes_``.
+        """
+        Z = self._decision_blocks(X)
+        if Z.shape[1] == 1:
+            idx = (Z[:, 0] > 0).astype(np.intp)
+        else:
+            idx = Z.argmax(axis=1)
+        return self.classes_[idx]
+
+    def predict_proba(self, X):
+        """Probability of each class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities in the order of ``classes_``; rows sum to 1.
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of the probability of each class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities in the order of ``classes_``.
+        """
+        Z = self._decision_blocks(X).astype(np.float64, copy=False)
+        if Z.shape[1] == 1:
+            z = Z[:, 0]
+            return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
+        if self._loss_code == 0:  # softmax
+            return Z - _logsumexp_rows(Z)
+        # one-vs-rest: normalise the per-label sigmoids, as sklearn does
+        log_p = -np.logaddexp(0.0, -Z)
+        return log_p - _logsumexp_rows(log_p)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.classifier_tags.multi_class = True
+        return tags
+
+
+def _logsumexp_rows(Z):
+    m = Z.max(axis=1, keepdims=True)
+    return m + np.log(np.exp(Z - m).sum(axis=1, keepdims=True))

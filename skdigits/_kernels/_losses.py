@@ -1,0 +1,120 @@
+"""Output layers and losses: softmax cross-entropy and per-label logistic loss.
+
+``loss_grad`` turns a block of logits into its gradient *in place* and adds the
+block's loss to per-class accumulators, which is where the per-class loss
+history of every skdigits estimator comes from.
+
+Loss codes (chosen in Python, never strings in a kernel):
+
+- ``SOFTMAX`` (0): multinomial cross-entropy over ``K`` logit columns.
+- ``LOGISTIC`` (1): an independent binary logistic loss per column. With
+  ``K >= 2`` columns the target of column ``j`` is ``y == j`` (one-vs-rest);
+  with one column the target is ``y == 1`` (binary problem).
+"""
+
+import math
+
+import numpy as np
+
+from ._numba import jit
+
+SOFTMAX = 0
+LOGISTIC = 1
+
+
+def _log1pexp_py(x):
+    """``log(1 + exp(x))`` without overflow."""
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+log1pexp = jit(_log1pexp_py)
+
+
+def _sigmoid_py(x):
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+sigmoid = jit(_sigmoid_py)
+
+
+def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
+                  col_loss, stats):
+    """Loss of ``Z[:n_rows]`` against labels ``y``; ``Z`` becomes dLoss/dZ.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_block, n_out)
+        Logits, overwritten in place by ``scale * w_i * dloss_i / dZ_i``.
+    y : ndarray of shape (n_block,), int
+        Class index of each row (``0 <= y < n_classes``).
+    w : ndarray of shape (n_block,)
+        Sample weights (already multiplied by class weights).
+    n_rows : int
+        Rows of ``Z``/``y``/``w`` to use (the last minibatch is shorter).
+    loss : int
+        ``SOFTMAX`` or ``LOGISTIC``.
+    scale : float
+        Factor of the gradient, usually ``1 / batch_size``. ``0`` skips the
+        gradient and leaves ``Z`` unchanged (evaluation only).
+    class_loss, class_weight : ndarray of shape (n_classes,), float64
+        Accumulate ``sum w_i * loss_i`` and ``sum w_i`` by the class of the row.
+    col_loss : ndarray of shape (n_out,), float64
+        Accumulates ``sum w_i * loss_ij`` for each output column (``LOGISTIC``
+        only: the binary loss of each label in one-vs-rest).
+    stats : ndarray of shape (3,), float64
+        Accumulates total weighted loss, total weight, weighted correct count.
+    """
+    n_out = Z.shape[1]
+    for i in range(n_rows):
+        yi = y[i]
+        wi = w[i]
+        row = Z[i]
+        # prediction, shared by both losses: argmax of the logits, or the sign
+        # of a single logit
+        best = 0
+        zmax = row[0]
+        for j in range(1, n_out):
+            if row[j] > zmax:
+                zmax = row[j]
+                best = j
+        if n_out == 1:
+            best = 1 if row[0] > 0.0 else 0
+        li = 0.0
+        if loss == SOFTMAX:
+            s = 0.0
+            for j in range(n_out):
+                s += math.exp(row[j] - zmax)
+            logs = math.log(s)
+            li = zmax + logs - row[yi]
+            if scale != 0.0:
+                g = scale * wi
+                for j in range(n_out):
+                    p = math.exp(row[j] - zmax - logs)
+                    row[j] = g * (p - (1.0 if j == yi else 0.0))
+        else:
+            g = scale * wi
+            for j in range(n_out):
+                if n_out == 1:
+                    t = 1.0 if yi == 1 else 0.0
+                else:
+                    t = 1.0 if yi == j else 0.0
+                z = row[j]
+                lij = log1pexp(z) - z * t
+                li += lij
+                col_loss[j] += wi * lij
+                if scale != 0.0:
+                    row[j] = g * (sigmoid(z) - t)
+        class_loss[yi] += wi * li
+        class_weight[yi] += wi
+        stats[0] += wi * li
+        stats[1] += wi
+        if best == yi:
+            stats[2] += wi
+
+
+loss_grad = jit(_loss_grad_py)

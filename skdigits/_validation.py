@@ -1,0 +1,68 @@
+"""The one place where inputs are checked and converted for the kernels."""
+
+import numpy as np
+from sklearn.utils import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+FIT_DTYPES = (np.float64, np.float32)
+
+
+def validate_fit_data(estimator, X, y, *, reset):
+    """Check ``X``/``y`` for training; returns C-contiguous float ``X`` and ``y``.
+
+    ``X`` keeps float32 or float64 and any other dtype becomes float64. NaN or
+    infinity, 1-D or empty ``X``, and a mismatch with ``n_features_in_`` (when
+    ``reset`` is False) raise ``ValueError`` with scikit-learn's messages.
+    """
+    X, y = validate_data(estimator, X, y, reset=reset, dtype=FIT_DTYPES,
+                         order="C", accept_sparse=False, multi_output=False)
+    check_classification_targets(y)
+    return X, y
+
+
+def validate_predict_data(estimator, X):
+    """Check ``X`` for prediction without converting it all at once.
+
+    Numeric arrays keep their dtype (the chunks are cast one by one, so memory
+    stays bounded); the feature count and names must match ``fit``.
+    """
+    return validate_data(estimator, X, reset=False, dtype="numeric",
+                         accept_sparse=False)
+
+
+def encode_labels(y, classes):
+    """Indices of ``y`` in the sorted ``classes``; ``ValueError`` names any
+    label that is not in ``classes``."""
+    idx = np.searchsorted(classes, y)
+    idx = np.clip(idx, 0, len(classes) - 1)
+    unknown = classes[idx] != y
+    if np.any(unknown):
+        bad = np.unique(np.asarray(y)[unknown])
+        raise ValueError(
+            f"y contains labels {bad.tolist()[:10]} that are not in classes "
+            f"{np.asarray(classes).tolist()}; pass every label to the first "
+            "partial_fit call through `classes`."
+        )
+    return idx.astype(np.int64)
+
+
+def training_weights(sample_weight, class_weight, X, y_idx, classes, y, dtype):
+    """Per-sample weights for the loss: ``sample_weight * class_weight[y]``,
+    scaled to mean 1 so they change the balance of the loss, not the step size.
+    """
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                              ensure_non_negative=True)
+    if class_weight is not None:
+        present = np.unique(y)
+        cw = compute_class_weight(class_weight, classes=present, y=y)
+        full = np.ones(len(classes))
+        full[np.searchsorted(classes, present)] = cw
+        sw = sw * full[y_idx]
+    total = sw.mean()
+    if not total > 0:
+        raise ValueError(
+            "The sample weights (times the class weights) sum to zero: there "
+            "is nothing to learn from. Give some samples a positive weight."
+        )
+    return (sw / total).astype(dtype)

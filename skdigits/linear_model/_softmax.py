@@ -1,0 +1,261 @@
+"""SoftmaxRegression: multinomial or one-vs-rest logistic regression."""
+
+import numpy as np
+from sklearn.utils._param_validation import StrOptions
+
+from .._base import SOLVERS, BaseMinibatchClassifier
+from .._kernels._linear import linear_epoch
+from .._kernels._losses import LOGISTIC, SOFTMAX
+
+
+class SoftmaxRegression(BaseMinibatchClassifier):
+    """Softmax (multinomial) or one-vs-rest logistic regression, trained by
+    minibatch gradient descent in a Numba kernel.
+
+    Every epoch records the loss of each class beside the overall loss and
+    accuracy, so one can see which classes the model learns first and which
+    stay hard. Two classes always give one binary logistic model (as in
+    scikit-learn's ``LogisticRegression``).
+
+    The defaults train full MNIST (pixels scaled to [0, 1]) to about 0.927 test
+    accuracy in three epochs: Adam with a cosine-annealed learning rate.
+
+    Parameters
+    ----------
+    multi_class : {"multinomial", "ovr"}, default="multinomial"
+        ``"multinomial"`` minimises the softmax cross-entropy over all classes.
+        ``"ovr"`` trains one binary logistic model per class (one-vs-rest),
+        all in the same pass; ``loss_curve_per_class_`` is then the binary loss
+        of each label's model.
+    solver : {"adam", "sgd"}, default="adam"
+        ``"adam"`` or ``"sgd"`` (with ``momentum``, optionally Nesterov's).
+    alpha : float, default=1e-5
+        Strength of the L2 penalty ``alpha / 2 * ||coef_||^2`` added to the mean
+        loss (the intercept is not penalised).
+    batch_size : int, default=256
+        Samples per minibatch.
+    learning_rate : {"cosine", "constant", "invscaling", "adaptive"}, \
+            default="cosine"
+        Schedule of the step size. ``"cosine"`` anneals ``learning_rate_init``
+        to zero over ``max_iter`` epochs (smoothly, batch by batch).
+        ``"constant"`` keeps it. ``"invscaling"`` uses
+        ``learning_rate_init / (epoch + 1) ** power_t``. ``"adaptive"`` (sgd
+        only) divides it by 5 each time the loss stops improving (see ``tol``).
+        ``partial_fit`` uses ``learning_rate_init`` for ``"cosine"``.
+    learning_rate_init : float, default=0.02
+        Initial step size.
+    power_t : float, default=0.5
+        Exponent of ``"invscaling"``.
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs. ``"auto"`` aims at about 700 minibatch
+        updates: 3 epochs on MNIST, more on small data (at least 3, at most
+        200).
+    shuffle : bool, default=True
+        Shuffle the samples before each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling, the validation split and the initialisation.
+        Pass an int for reproducible results.
+    tol : float, default=1e-4
+        Training stops when the loss (or the validation score, with
+        ``early_stopping``) has not improved by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+    verbose : int, default=0
+        ``1`` logs one line per epoch through :mod:`logging` (a stderr handler
+        is attached when the application configured none); ``2`` also shows a
+        progress bar.
+    warm_start : bool, default=False
+        Continue from the weights of the previous ``fit`` (new optimizer state
+        and schedule); curves and ``n_iter_`` keep accumulating.
+    momentum : float, default=0.9
+        Momentum of ``"sgd"``.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum with ``"sgd"``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified),
+        record its loss and accuracy every epoch, stop when the accuracy stops
+        improving and keep the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training data held out with ``early_stopping``.
+    beta_1 : float, default=0.9
+        Decay of Adam's first-moment estimate.
+    beta_2 : float, default=0.999
+        Decay of Adam's second-moment estimate.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability term.
+    n_iter_no_change : int, default=10
+        Epochs without improvement of at least ``tol`` before stopping.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, multiplied into ``sample_weight``.
+        ``"balanced"`` uses ``n_samples / (n_classes * np.bincount(y))``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        Weights; one row for a binary problem.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Intercepts.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_iter_ : int
+        Epochs run (accumulates over ``warm_start`` and ``partial_fit``).
+    t_ : int
+        Training samples seen.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` had string column names.
+    loss_curve_ : list of float
+        Mean training loss of each epoch (the running mean over its
+        minibatches, measured before each update, plus the L2 penalty).
+    best_loss_ : float
+        Lowest value of ``loss_curve_``.
+    loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
+        For ``"multinomial"`` and binary problems, the mean loss of each
+        class's samples in each epoch; for ``"ovr"`` with three or more
+        classes, the mean binary loss of each label's model over all samples.
+        No penalty term. NaN for a class absent from an epoch's data.
+    accuracy_curve_ : list of float
+        Training accuracy of each epoch (same running measurement as the loss).
+    validation_scores_ : list of float or None
+        Validation accuracy of each epoch, with ``early_stopping``.
+    best_validation_score_ : float or None
+        Best validation accuracy, with ``early_stopping``.
+    validation_loss_curve_ : list of float
+        Validation loss (with the penalty) of each epoch, with
+        ``early_stopping`` only.
+    validation_loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
+        Validation loss of each class, with ``early_stopping`` only.
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegression : The full-batch solver.
+    skdigits.datasets.load_mnist : MNIST and Fashion-MNIST loader.
+
+    Notes
+    -----
+    Each epoch runs in one compiled call (shuffling, minibatches, loss,
+    gradients and updates). The kernels are compiled on first use and cached
+    on disk, so a new process pays the compile time once.
+
+    Examples
+    --------
+    >>> from skdigits import SoftmaxRegression
+    >>> from skdigits.datasets import load_mnist
+    >>> X, y = load_mnist(sample=True, return_X_y=True)
+    >>> clf = SoftmaxRegression(random_state=0).fit(X / 255.0, y)
+    >>> clf.loss_curve_per_class_.shape[1]
+    10
+    >>> clf.score(X / 255.0, y) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMinibatchClassifier._parameter_constraints,
+        "multi_class": [StrOptions({"multinomial", "ovr"})],
+    }
+
+    def __init__(
+        self,
+        multi_class="multinomial",
+        *,
+        solver="adam",
+        alpha=1e-5,
+        batch_size=256,
+        learning_rate="cosine",
+        learning_rate_init=0.02,
+        power_t=0.5,
+        max_iter="auto",
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=0,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        class_weight=None,
+    ):
+        self.multi_class = multi_class
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
+
+    # -- model hooks -----------------------------------------------------
+    def _output_layout(self, n_classes):
+        if n_classes == 2:
+            return 1, LOGISTIC
+        return n_classes, SOFTMAX if self.multi_class == "multinomial" else LOGISTIC
+
+    def _init_theta(self, n_features, n_outputs, rng, dtype):
+        # the loss is convex: start from zero, like LogisticRegression
+        return np.zeros(n_features * n_outputs + n_outputs, dtype=dtype)
+
+    def _make_workspace(self, n_features, dtype):
+        n_out = self._n_outputs
+        bs = self.batch_size
+        return dict(
+            Xb=np.empty((bs, n_features), dtype=dtype),
+            Z=np.empty((bs, n_out), dtype=dtype),
+            yb=np.empty(bs, dtype=np.int64),
+            wb=np.empty(bs, dtype=dtype),
+            grad=np.empty_like(self._theta),
+        )
+
+    def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
+        s1, s2 = self._opt_state
+        if ws["Xb"].shape[0] > X.shape[0]:
+            ws = {**ws, "Xb": ws["Xb"][: X.shape[0]], "Z": ws["Z"][: X.shape[0]]}
+        return linear_epoch(
+            X, y, w, order, self.shuffle, self._rng_state, self._theta,
+            ws["grad"], s1, s2, ws["Xb"], ws["Z"], ws["yb"], ws["wb"],
+            self._n_outputs, self._loss_code, float(self.alpha),
+            float(lr0), float(lr1), SOLVERS[self.solver],
+            float(self.momentum), self.nesterovs_momentum, float(self.beta_1),
+            float(self.beta_2), float(self.epsilon), t, acc["class_loss"],
+            acc["class_weight"], acc["col_loss"], acc["stats"])
+
+    def _split(self, theta):
+        n_out = self._n_outputs
+        n_w = theta.shape[0] - n_out
+        return theta[:n_w].reshape(-1, n_out), theta[n_w:]
+
+    def _forward(self, X_block, theta):
+        W, b = self._split(theta)
+        return X_block @ W + b
+
+    def _penalty(self, theta):
+        W, _ = self._split(theta)
+        return 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))
+
+    def _export_params(self, theta):
+        W, b = self._split(theta)
+        self.coef_ = np.ascontiguousarray(W.T)
+        self.intercept_ = b.copy()
+
+    def _per_class_from(self, acc):
+        if self._loss_code == LOGISTIC and self._n_outputs > 1:
+            return acc["col_loss"] / acc["stats"][1]
+        return super()._per_class_from(acc)
