@@ -251,8 +251,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _split_validation(self, X, y_idx, w, rng):
-        n_val = int(round(self.validation_fraction * X.shape[0]))
-        if n_val < 2 or X.shape[0] - n_val < 2:
+        n_val = math.ceil(self.validation_fraction * X.shape[0])
+        if X.shape[0] - n_val < 1:
             raise ValueError(
                 "The validation set is too small: increase `validation_fraction` "
                 f"(now {self.validation_fraction}) or the number of samples "

@@ -44,7 +44,7 @@ class Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=False,
+            self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=True,
                              file=sys.stderr)
 
     def update(self, **postfix):

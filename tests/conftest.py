@@ -3,6 +3,10 @@
 import os
 from pathlib import Path
 
+# sklearn's array-API check (NumPy namespace) runs only when scipy is imported
+# with this set; without it the check would be skipped.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import numpy as np
 import pytest
 

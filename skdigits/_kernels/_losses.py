@@ -86,10 +86,13 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
             best = 1 if row[0] > 0.0 else 0
         li = 0.0
         if loss == SOFTMAX:
+            # log-sum-exp as zmax + log1p(sum of the other terms): exact for
+            # confident rows, where log(1 + tiny) would round to zero
             s = 0.0
             for j in range(n_out):
-                s += math.exp(row[j] - zmax)
-            logs = math.log(s)
+                if j != best:
+                    s += math.exp(row[j] - zmax)
+            logs = math.log1p(s)
             li = zmax + logs - row[yi]
             if scale != 0.0:
                 g = scale * wi

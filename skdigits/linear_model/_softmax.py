@@ -248,7 +248,8 @@ class SoftmaxRegression(BaseMinibatchClassifier):
 
     def _penalty(self, theta):
         W, _ = self._split(theta)
-        return 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is
+            return 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))  # caught
 
     def _export_params(self, theta):
         W, b = self._split(theta)

@@ -1,0 +1,39 @@
+"""scikit-learn's own estimator checks, run on every skdigits estimator."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdigits import SoftmaxRegression
+
+# Each entry says why a check cannot pass; nothing else is skipped.
+EARLY_STOPPING_EXPECTED_FAILED = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "with early_stopping the held-out split is drawn from the rows, so "
+        "repeating a row and doubling its weight give different validation "
+        "sets (sklearn's SGDClassifier and MLPClassifier are marked the same "
+        "way, for minibatch training in general)"
+    ),
+    "check_class_weight_classifiers": (
+        "the check's weights (1000 vs 1e-4) make the weighted validation "
+        "accuracy 0.9999999 from the first epoch, so early stopping, which "
+        "waits for an improvement of tol, stops after n_iter_no_change epochs "
+        "long before the schedule ends; without early stopping it passes"
+    ),
+}
+
+
+def _expected_failed_checks(estimator):
+    return EARLY_STOPPING_EXPECTED_FAILED if estimator.early_stopping else {}
+
+
+@parametrize_with_checks(
+    [
+        SoftmaxRegression(),
+        SoftmaxRegression(multi_class="ovr"),
+        SoftmaxRegression(solver="sgd", learning_rate="constant",
+                          learning_rate_init=0.05),
+        SoftmaxRegression(early_stopping=True),
+    ],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
