@@ -1,0 +1,120 @@
+"""SoftmaxRegression against scikit-learn's LogisticRegression, side by side.
+
+Run (full data needed; CI never runs benchmarks)::
+
+    SKDIGITS_DATA=../shared/data python -m pytest benchmarks/bench_softmax.py \
+        --benchmark-only -s
+
+Both sides fit the same float32 data (pixels / 255) in the same process; the
+printed table gives fit times, test accuracies and the time ratio. The JIT
+compile is excluded from the skdigits timing (a warm-up fit on a few rows runs
+first) and reported on its own, together with the cold-start time of a fresh
+process (import + first fit on the bundled sample) with the Numba cache cold
+and warm.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+from skdigits import SoftmaxRegression
+from skdigits.datasets import load_mnist
+
+RESULTS = {}
+
+
+def _have_full_data():
+    try:
+        load_mnist("digits", "test", download_if_missing=False)
+        return True
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(
+    not _have_full_data(),
+    reason="full MNIST not found: set SKDIGITS_DATA (e.g. ../shared/data)")
+
+
+def _data(kind):
+    X, y = load_mnist(kind, "train", return_X_y=True, download_if_missing=False)
+    Xt, yt = load_mnist(kind, "test", return_X_y=True, download_if_missing=False)
+    return (X.astype(np.float32) / 255, y, Xt.astype(np.float32) / 255, yt)
+
+
+@pytest.fixture(scope="module", params=["digits", "fashion"])
+def dataset(request):
+    return request.param, _data(request.param)
+
+
+def _fit_sklearn(X, y):
+    from sklearn.linear_model import LogisticRegression
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return LogisticRegression().fit(X, y)
+
+
+def test_fit_sklearn_logistic_regression(benchmark, dataset):
+    kind, (X, y, Xt, yt) = dataset
+    model = benchmark.pedantic(_fit_sklearn, args=(X, y), rounds=1, iterations=1)
+    RESULTS[(kind, "sklearn LogisticRegression()")] = (
+        benchmark.stats.stats.median, model.score(Xt, yt))
+
+
+def test_fit_skdigits_softmax_regression(benchmark, dataset):
+    kind, (X, y, Xt, yt) = dataset
+    tic = time.perf_counter()
+    SoftmaxRegression(max_iter=1).fit(X[:512], y[:512])  # compile or load cache
+    RESULTS[(kind, "compile/load")] = (time.perf_counter() - tic, np.nan)
+    model = benchmark.pedantic(
+        lambda: SoftmaxRegression(random_state=0).fit(X, y), rounds=5,
+        iterations=1)
+    RESULTS[(kind, "skdigits SoftmaxRegression()")] = (
+        benchmark.stats.stats.median, model.score(Xt, yt))
+
+
+_COLD_START = (
+    "import time; t = time.perf_counter(); import skdigits; "
+    "from skdigits.datasets import load_mnist; "
+    "X, y = load_mnist(sample=True, return_X_y=True); "
+    "skdigits.SoftmaxRegression(random_state=0).fit(X / 255.0, y); "
+    "print(time.perf_counter() - t)"
+)
+
+
+def _cold_start_seconds(cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", _COLD_START], env=env,
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def test_cold_start(benchmark):
+    with tempfile.TemporaryDirectory() as cache:
+        cold = _cold_start_seconds(cache)
+        warm = benchmark.pedantic(_cold_start_seconds, args=(cache,), rounds=3,
+                                  iterations=1)
+        warm = benchmark.stats.stats.median
+    RESULTS[("sample", "cold start, empty Numba cache")] = (cold, np.nan)
+    RESULTS[("sample", "cold start, warm Numba cache")] = (warm, np.nan)
+
+
+def teardown_module(module):
+    if not RESULTS:
+        return
+    lines = ["", f"{'dataset':8} {'what':34} {'seconds':>8} {'test acc':>9} {'ratio':>7}"]
+    for (kind, what), (sec, acc) in sorted(RESULTS.items()):
+        ref = RESULTS.get((kind, "sklearn LogisticRegression()"))
+        ratio = (f"{sec / ref[0]:7.3f}" if ref and what.startswith("skdigits")
+                 else "")
+        acc_s = "" if np.isnan(acc) else f"{acc:9.4f}"
+        lines.append(f"{kind:8} {what:34} {sec:8.3f} {acc_s:>9} {ratio:>7}")
+    sys.stderr.write("\n".join(lines) + "\n")

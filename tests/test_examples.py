@@ -1,0 +1,23 @@
+"""Every example script runs on the bundled sample and draws something."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("plot_*.py"))
+
+
+def test_there_are_examples():
+    assert EXAMPLES
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(path, pyplot, monkeypatch):
+    monkeypatch.setattr(pyplot, "show", lambda *a, **k: None)
+    runpy.run_path(str(path), run_name="__main__")
+    figures = [pyplot.figure(n) for n in pyplot.get_fignums()]
+    assert figures, f"{path.name} drew no figure"
+    assert all(fig.axes for fig in figures)
+    assert any(ax.lines or ax.images or ax.collections
+               for fig in figures for ax in fig.axes)
