@@ -1,0 +1,247 @@
+"""Reading and writing IDX files, the format of the MNIST distributions.
+
+An IDX file is a 4-byte magic number, one big-endian uint32 per dimension,
+then the array data in C order and big-endian byte order:
+
+* magic bytes 0 and 1 are zero;
+* magic byte 2 is the data type code (see ``_IDX_DTYPES``);
+* magic byte 3 is the number of dimensions.
+
+Files may be gzip-compressed; compression is detected from the gzip magic
+bytes ``1f 8b``, never from the file name.
+"""
+
+import gzip
+import logging
+import os
+import secrets
+import zlib
+
+import numpy as np
+
+__all__ = ["read_idx", "write_idx"]
+
+logger = logging.getLogger(__name__)
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# IDX type code -> big-endian dtype stored in the file.
+_IDX_DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+# (kind, itemsize) of a native or non-native dtype -> IDX type code.
+_IDX_CODES = {(dt.kind, dt.itemsize): code for code, dt in _IDX_DTYPES.items()}
+
+_MAX_DIM = 2**32 - 1
+
+
+def _decompress(raw, path):
+    """Return ``raw`` gunzipped when it starts with the gzip magic bytes."""
+    if raw[:2] != _GZIP_MAGIC:
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        # gzip.BadGzipFile (CRC or header errors) is an OSError; a cut stream
+        # raises EOFError; damaged deflate data raises zlib.error.
+        raise ValueError(
+            f"Cannot read IDX file {path!r}: corrupt gzip stream ({exc})"
+        ) from exc
+
+
+def read_idx(path):
+    """Read an IDX file into a NumPy array.
+
+    The file may be gzip-compressed or raw; compression is detected from the
+    gzip magic bytes (``1f 8b``), not from the file name. The array has the
+    data type and shape declared in the file header, in native byte order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Path of the IDX file, for example ``train-images-idx3-ubyte.gz``.
+
+    Returns
+    -------
+    ndarray
+        Writable, C-contiguous array of dtype ``uint8``, ``int8``, ``int16``,
+        ``int32``, ``float32`` or ``float64`` (native byte order), with the
+        shape the header declares.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a valid IDX file: a truncated header, a wrong
+        magic number, an unknown data type code, zero dimensions, a data
+        size that does not match the header (truncated data or trailing
+        bytes), or a corrupt gzip stream. The message names the file.
+
+    See Also
+    --------
+    write_idx : Write an array to an IDX file.
+    load_mnist : Load MNIST or Fashion-MNIST from IDX files.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdigits.datasets import read_idx, write_idx
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "labels-idx1-ubyte.gz")
+    ...     write_idx(path, np.array([5, 0, 4], dtype=np.uint8))
+    ...     read_idx(path)
+    array([5, 0, 4], dtype=uint8)
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    buf = _decompress(raw, path)
+    del raw
+
+    def fail(problem):
+        return ValueError(f"Invalid IDX file {path!r}: {problem}")
+
+    if len(buf) < 4:
+        raise fail(
+            f"truncated header: {len(buf)} bytes, the magic number needs 4"
+        )
+    if buf[0] != 0 or buf[1] != 0:
+        raise fail(
+            f"wrong magic number 0x{bytes(buf[:4]).hex()}: the first two bytes "
+            "must be zero"
+        )
+    code, ndim = buf[2], buf[3]
+    if code not in _IDX_DTYPES:
+        known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
+        raise fail(f"unknown data type code 0x{code:02X} (known: {known})")
+    if ndim == 0:
+        raise fail("the header declares zero dimensions")
+    header_size = 4 + 4 * ndim
+    if len(buf) < header_size:
+        raise fail(
+            f"truncated header: {len(buf)} bytes, {ndim} dimensions need "
+            f"{header_size}"
+        )
+    shape = tuple(int(d) for d in np.frombuffer(buf, ">u4", count=ndim, offset=4))
+    dtype = _IDX_DTYPES[code]
+    count = 1
+    for d in shape:
+        count *= d  # Python ints: no overflow for absurd headers
+    expected = count * dtype.itemsize
+    actual = len(buf) - header_size
+    if actual < expected:
+        raise fail(
+            f"truncated data: the header declares shape {shape} of {dtype.name} "
+            f"({expected} bytes) but the file holds {actual} bytes after the "
+            "header"
+        )
+    if actual > expected:
+        raise fail(
+            f"{actual - expected} trailing bytes after the {expected} bytes of "
+            f"data the header declares (shape {shape}, {dtype.name})"
+        )
+    array = np.frombuffer(buf, dtype=dtype, count=count, offset=header_size)
+    # astype copies: the result owns its memory, is writable and native-endian.
+    return array.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+
+
+def write_idx(path, array, *, compresslevel=9):
+    """Write an array to an IDX file, gzip-compressed if ``path`` ends in ``.gz``.
+
+    The file is written to a temporary file in the same folder and then
+    renamed, so an interrupted write never leaves a partial file under
+    ``path``. Compressed output is reproducible: the gzip header carries no
+    file name and a zero modification time.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination path. A name ending in ``.gz`` gives a gzip-compressed
+        file.
+
+    array : array-like
+        Array with at least one dimension, of dtype ``uint8``, ``int8``,
+        ``int16``, ``int32``, ``float32`` or ``float64`` (either byte order).
+        Each dimension must be below ``2**32``.
+
+    compresslevel : int, default=9
+        The gzip compression level, from 0 to 9; ignored for raw files.
+
+    Raises
+    ------
+    ValueError
+        If the array has zero dimensions, more than 255 dimensions, a
+        dimension of ``2**32`` or more, or a dtype IDX cannot store.
+
+    See Also
+    --------
+    read_idx : Read an IDX file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdigits.datasets import read_idx, write_idx
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "x-idx2-double")
+    ...     write_idx(path, np.eye(2))
+    ...     read_idx(path)
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    path = os.fspath(path)
+    array = np.asarray(array)
+    code = _IDX_CODES.get((array.dtype.kind, array.dtype.itemsize))
+    if code is None:
+        supported = ", ".join(dt.name for dt in _IDX_DTYPES.values())
+        raise ValueError(
+            f"Cannot write {path!r}: IDX cannot store dtype {array.dtype} "
+            f"(supported: {supported})"
+        )
+    if not 1 <= array.ndim <= 255:
+        raise ValueError(
+            f"Cannot write {path!r}: IDX needs 1 to 255 dimensions, the array "
+            f"has {array.ndim}"
+        )
+    if any(d > _MAX_DIM for d in array.shape):
+        raise ValueError(
+            f"Cannot write {path!r}: dimension of shape {array.shape} exceeds "
+            f"{_MAX_DIM}"
+        )
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(
+        array.shape, dtype=">u4"
+    ).tobytes()
+    data = np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
+
+    if not 0 <= compresslevel <= 9:
+        raise ValueError(f"compresslevel must be in [0, 9], got {compresslevel!r}")
+    # Write beside the target, then rename: readers never see a partial file.
+    tmp = f"{path}.{secrets.token_hex(4)}.part"
+    try:
+        with open(tmp, "xb") as f:
+            if path.endswith(".gz"):
+                with gzip.GzipFile(
+                    filename="", mode="wb", fileobj=f, compresslevel=compresslevel,
+                    mtime=0,
+                ) as gz:
+                    gz.write(header)
+                    gz.write(data)
+            else:
+                f.write(header)
+                f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    logger.debug("Wrote IDX file %s (shape %s, %s)", path, array.shape, array.dtype)
+
