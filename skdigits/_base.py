@@ -175,9 +175,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The updated estimator.
         """
+        self._validate_params()
+        self._more_validate_params()
         if not hasattr(self, "classes_"):
-            self._validate_params()
-            self._more_validate_params()
             if classes is None:
                 raise ValueError(
                     "classes must be passed on the first call to partial_fit."
@@ -186,7 +186,19 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                          classes=classes)
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
-        first_pass = not hasattr(self, "classes_") or (
+        fresh = not hasattr(self, "_theta") or (not incremental and not self.warm_start)
+        try:
+            return self._fit_checked(X, y, sample_weight, incremental, classes)
+        except Exception:
+            if fresh and not hasattr(self, "_theta"):
+                # nothing was trained: forget what the failed call set, so a
+                # corrected call starts from scratch
+                for name in ("classes_", "n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(name, None)
+            raise
+
+    def _fit_checked(self, X, y, sample_weight, incremental, classes):
+        first_pass = not hasattr(self, "_theta") or (
             not incremental and not self.warm_start
         )
         X, y = validate_fit_data(self, X, y, reset=first_pass)
@@ -321,27 +333,33 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)
                 if not (np.isfinite(loss) and np.all(np.isfinite(self._theta))):
                     self._theta = snapshot
+                    self._opt_state = (np.zeros_like(snapshot),
+                                       np.zeros_like(snapshot))
+                    self._opt_t = 0
+                    self._export_params(self._theta)
                     raise TrainingDivergedError(
                         f"{type(self).__name__} diverged at epoch {self.n_iter_ + 1}: "
                         f"the loss became {loss}. Use a smaller learning_rate_init "
                         f"(now {self.learning_rate_init}), scale the features "
                         "(e.g. pixels / 255 or StandardScaler), or a larger alpha."
                     )
+                train_acc = float(acc["stats"][2] / acc["stats"][1])
+                info = {"loss": float(loss), "accuracy": train_acc, "lr": lr1}
+                if early:
+                    val_loss, val_acc, val_pc = self._evaluate(X_val, y_val, w_val)
+                    info.update(val_loss=val_loss, val_accuracy=val_acc)
+                # record the epoch only once all its figures exist, so an
+                # interrupt never leaves the curves out of step with n_iter_
                 snapshot = self._theta.copy()
                 self.n_iter_ += 1
                 self.t_ += X.shape[0]
                 self.loss_curve_.append(float(loss))
-                self.accuracy_curve_.append(
-                    float(acc["stats"][2] / acc["stats"][1]))
+                self.accuracy_curve_.append(train_acc)
                 per_class_rows.append(self._per_class_from(acc))
-                info = {"loss": float(loss), "accuracy": self.accuracy_curve_[-1],
-                        "lr": lr1}
                 if early:
-                    val_loss, val_acc, val_pc = self._evaluate(X_val, y_val, w_val)
                     self.validation_loss_curve_.append(val_loss)
                     self.validation_scores_.append(val_acc)
                     val_rows.append(val_pc)
-                    info.update(val_loss=val_loss, val_accuracy=val_acc)
                 if self.verbose:
                     log.info("Epoch %d, %s, %.3fs", self.n_iter_,
                              ", ".join(f"{k} = {v:.6g}" for k, v in info.items()),
@@ -358,13 +376,17 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                             and self._adaptive_lr > 1e-6:
                         self._adaptive_lr /= 5.0
                         self._no_improvement_count = 0
-                        log.info("Setting learning rate to %f", self._adaptive_lr)
+                        if self.verbose:
+                            log.info("Setting learning rate to %f",
+                                     self._adaptive_lr)
                         continue
                     stopped_by = "tol"
-                    log.info("Training stopped after %d epochs: %s did not improve "
-                             "by more than tol=%g for %d consecutive epochs.",
-                             self.n_iter_, "validation score" if early else
-                             "training loss", self.tol, self.n_iter_no_change)
+                    if self.verbose:
+                        log.info("Training stopped after %d epochs: %s did not "
+                                 "improve by more than tol=%g for %d consecutive "
+                                 "epochs.", self.n_iter_,
+                                 "validation score" if early else "training loss",
+                                 self.tol, self.n_iter_no_change)
                     break
             else:
                 if (not incremental and self.max_iter != "auto"

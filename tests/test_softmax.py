@@ -491,3 +491,83 @@ def test_full_dataset_accuracy_with_defaults(kind, floor, data_home):
     else:
         # Shirt (6) is the hardest Fashion class, Trouser (1) among the easiest
         assert last.argmax() == 6 and last[1] < np.median(last)
+
+
+# ---------------------------------------------------------------- edge cases
+
+
+def test_recovers_after_divergence_in_partial_fit():
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 5)
+    y = np.argmax(X[:, :3], 1)
+    clf = SoftmaxRegression(solver="sgd", learning_rate_init=1e30)
+    with pytest.raises(TrainingDivergedError):
+        clf.partial_fit((X * 1e15).astype(np.float32), y, classes=[0, 1, 2])
+    clf.set_params(learning_rate_init=1e-2)
+    for _ in range(5):
+        clf.partial_fit(X.astype(np.float32), y)
+    assert np.all(np.isfinite(clf.coef_)) and clf.score(X, y) > 0.8
+
+
+def test_binary_coef_is_a_copy_not_a_view():
+    rng = np.random.RandomState(0)
+    X = rng.randn(100, 4)
+    y = (X[:, 0] > 0).astype(int)
+    clf = SoftmaxRegression().partial_fit(X, y, classes=[0, 1])
+    saved = clf.coef_
+    before = saved.copy()
+    clf.partial_fit(X, y)
+    np.testing.assert_array_equal(saved, before)
+    assert not np.shares_memory(clf.coef_, clf._theta)
+
+
+def test_interrupt_during_validation_keeps_curves_in_step(digits, monkeypatch):
+    X_tr, _, y_tr, _ = digits
+    clf = SoftmaxRegression(early_stopping=True, max_iter=10, random_state=0)
+    real = clf._evaluate
+    calls = {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(clf, "_evaluate", flaky)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X_tr, y_tr)
+    assert clf.n_iter_ == 2
+    assert len(clf.loss_curve_) == len(clf.validation_scores_) == 2
+    assert clf.validation_loss_curve_per_class_.shape == (2, 10)
+
+
+def test_quiet_model_stays_quiet_after_a_verbose_one(digits, capsys):
+    X_tr, _, y_tr, _ = digits
+    SoftmaxRegression(max_iter=1, verbose=1, learning_rate="constant").fit(X_tr, y_tr)
+    capsys.readouterr()
+    SoftmaxRegression(max_iter=50, tol=10, n_iter_no_change=1).fit(X_tr, y_tr)
+    assert capsys.readouterr().err == ""
+
+
+def test_partial_fit_validates_parameters_every_call(digits):
+    X_tr, _, y_tr, _ = digits
+    clf = SoftmaxRegression().partial_fit(X_tr, y_tr, classes=np.arange(10))
+    clf.set_params(batch_size=0)
+    with pytest.raises(InvalidParameterError, match="batch_size"):
+        clf.partial_fit(X_tr, y_tr)
+
+
+def test_failed_first_call_can_be_corrected():
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 5)
+    y = np.argmax(X[:, :3], 1)
+    clf = SoftmaxRegression()
+    with pytest.raises(ValueError, match="not in classes"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    warm = SoftmaxRegression(warm_start=True)
+    with pytest.raises(ValueError, match="only one class"):
+        warm.fit(X, np.zeros(300, int))
+    warm.fit(X, y)
+    assert warm.score(X, y) > 0.8

@@ -253,7 +253,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
 
     def _export_params(self, theta):
         W, b = self._split(theta)
-        self.coef_ = np.ascontiguousarray(W.T)
+        self.coef_ = W.T.copy(order="C")  # a copy: never a view of _theta
         self.intercept_ = b.copy()
 
     def _per_class_from(self, acc):
