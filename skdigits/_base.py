@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._kernels._losses import loss_grad
 from ._kernels._optim import ADAM, SGD
 from ._kernels._rng import new_state
 from ._logging import Progress, verbose_logger
@@ -368,7 +369,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 if incremental:
                     self.best_loss_ = min(self.best_loss_, float(loss))
                     break
-                improved = self._update_no_improvement(early, best_theta)
+                improved = self._update_no_improvement(early)
                 if early and improved:
                     best_theta = self._theta.copy()
                 if self._no_improvement_count > self.n_iter_no_change:
@@ -420,7 +421,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 [getattr(self, "validation_loss_curve_per_class_",
                          np.empty((0, n_classes))), np.asarray(val_rows)])
 
-    def _update_no_improvement(self, early, best_theta):
+    def _update_no_improvement(self, early):
         """sklearn's MLP rule; returns True when this epoch is the best so far."""
         if early:
             score = self.validation_scores_[-1]
@@ -452,8 +453,6 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
 
     def _evaluate(self, X, y, w):
         """Loss (with penalty), accuracy and per-class loss on held-out data."""
-        from ._kernels._losses import loss_grad
-
         n_classes = len(self.classes_)
         acc = dict(class_loss=np.zeros(n_classes), class_weight=np.zeros(n_classes),
                    col_loss=np.zeros(self._n_outputs), stats=np.zeros(3))
