@@ -37,10 +37,6 @@ SOLVERS = {"sgd": SGD, "adam": ADAM}
 #: Rows per block when predicting, so memory stays bounded on any input size.
 PREDICT_BLOCK_ROWS = 4096
 
-#: Minibatch updates that ``max_iter="auto"`` aims for (at least 3 epochs).
-AUTO_UPDATES = 700
-AUTO_MIN_EPOCHS = 3
-AUTO_MAX_EPOCHS = 200
 
 
 class TrainingDivergedError(FloatingPointError, ValueError):
@@ -50,13 +46,23 @@ class TrainingDivergedError(FloatingPointError, ValueError):
 class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
     """Base class of the minibatch classifiers (not for direct use)."""
 
+    #: Minibatch updates that ``max_iter="auto"`` aims for, and the bounds on
+    #: the number of epochs it may give.
+    _auto_updates = 700
+    _auto_min_epochs = 3
+    _auto_max_epochs = 200
+
     _parameter_constraints: dict = {
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"),
+                       StrOptions({"auto"})],
         "learning_rate": [
-            StrOptions({"constant", "invscaling", "adaptive", "cosine"})
+            StrOptions({"constant", "invscaling", "adaptive", "cosine", "step"})
         ],
+        "lr_step_size": [Interval(Integral, 1, None, closed="left")],
+        "lr_gamma": [Interval(Real, 0, 1, closed="right")],
+        "callbacks": [list, tuple, callable, None],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left"),
@@ -88,7 +94,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         """A new flat parameter vector."""
 
     @abstractmethod
-    def _make_workspace(self, n_features, dtype):
+    def _make_workspace(self, n_features, dtype, batch_size):
         """Buffers for the epoch kernel, allocated once per fit."""
 
     @abstractmethod
@@ -108,12 +114,29 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
     def _more_validate_params(self):
         """Checks that involve more than one parameter (none by default)."""
 
+    def _batch_size(self, n_train):
+        """Rows per minibatch: ``batch_size`` ("auto": 200, as in scikit-learn),
+        at most ``n_train``."""
+        size = 200 if self.batch_size == "auto" else int(self.batch_size)
+        return max(1, min(size, n_train))
+
     def _resolve_max_iter(self, n_train):
         if self.max_iter != "auto":
             return int(self.max_iter)
-        n_batches = math.ceil(n_train / min(self.batch_size, n_train))
-        epochs = math.ceil(AUTO_UPDATES / n_batches)
-        return int(min(AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, epochs)))
+        n_batches = math.ceil(n_train / self._batch_size(n_train))
+        epochs = math.ceil(self._auto_updates / n_batches)
+        return int(min(self._auto_max_epochs, max(self._auto_min_epochs, epochs)))
+
+    def _model_dtype(self, X):
+        """dtype the model trains in, given the validated ``X``."""
+        return X.dtype
+
+    def _fit_dtypes(self):
+        """dtypes ``X`` may keep on validation (the first is used otherwise)."""
+        return (np.float64, np.float32)
+
+    def _check_warm_layout(self, n_features, n_outputs):
+        """Raise when the kept weights cannot continue (architecture changed)."""
 
     def _epoch_rates(self, epoch, n_epochs):
         """Learning rate at the start and at the end of epoch ``epoch``."""
@@ -128,6 +151,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
             return rate, rate
         if self.learning_rate == "adaptive":
             return self._adaptive_lr, self._adaptive_lr
+        if self.learning_rate == "step":
+            rate = lr * self.lr_gamma ** (epoch // self.lr_step_size)
+            return rate, rate
         return lr, lr
 
     # ------------------------------------------------------------------
@@ -202,8 +228,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         first_pass = not hasattr(self, "_theta") or (
             not incremental and not self.warm_start
         )
-        X, y = validate_fit_data(self, X, y, reset=first_pass)
-        dtype = X.dtype
+        X, y = validate_fit_data(self, X, y, reset=first_pass,
+                                 dtypes=self._fit_dtypes())
+        dtype = np.dtype(self._model_dtype(X))
         if first_pass:
             self.classes_ = np.unique(y if classes is None else classes)
             if classes is not None:
@@ -238,8 +265,10 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
             self._reset_curves(n_classes)
             self.n_iter_ = 0
             self.t_ = 0
-        elif self._theta.dtype != dtype:
-            self._theta = self._theta.astype(dtype)
+        else:
+            self._check_warm_layout(n_features, n_outputs)
+            if self._theta.dtype != dtype:
+                self._theta = self._theta.astype(dtype)
         self._n_outputs = n_outputs
         self._loss_code = loss_code
         if first_pass or not incremental or self._opt_state[0].dtype != dtype:
@@ -249,27 +278,29 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
             self._adaptive_lr = float(self.learning_rate_init)
             self._no_improvement_count = 0
 
-        # validation split (fit with early stopping only)
-        X_val = y_val = w_val = None
+        # validation split (fit with early stopping only), as row indices: the
+        # data is never copied
+        train_idx = np.arange(X.shape[0], dtype=np.int64)
+        val_idx = None
         if self.early_stopping and not incremental:
-            X, X_val, y_idx, y_val, w, w_val = self._split_validation(
-                X, y_idx, w, rng)
+            train_idx, val_idx = self._split_validation(X.shape[0], y_idx, rng)
             if self.validation_scores_ is None:  # warm start after a fit without
                 self.validation_scores_ = []     # early stopping
                 self.validation_loss_curve_ = []
                 self.validation_loss_curve_per_class_ = np.empty((0, n_classes))
                 self.best_validation_score_ = -np.inf
-        n_epochs = 1 if incremental else self._resolve_max_iter(X.shape[0])
-        self._train(X, y_idx, w, X_val, y_val, w_val, n_epochs, incremental)
+        n_epochs = 1 if incremental else self._resolve_max_iter(len(train_idx))
+        self._train(X, y_idx, w, train_idx, val_idx, n_epochs, incremental)
         return self
 
-    def _split_validation(self, X, y_idx, w, rng):
-        n_val = math.ceil(self.validation_fraction * X.shape[0])
-        if X.shape[0] - n_val < 1:
+    def _split_validation(self, n_samples, y_idx, rng):
+        """Stratified (where possible) train/validation row indices."""
+        n_val = math.ceil(self.validation_fraction * n_samples)
+        if n_samples - n_val < 1:
             raise ValueError(
                 "The validation set is too small: increase `validation_fraction` "
                 f"(now {self.validation_fraction}) or the number of samples "
-                f"(now {X.shape[0]}), or set early_stopping=False."
+                f"(now {n_samples}), or set early_stopping=False."
             )
         stratify = y_idx
         counts = np.bincount(y_idx)
@@ -277,10 +308,10 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         if present.min() < 2 or n_val < len(present):
             stratify = None
         seed = rng.randint(np.iinfo(np.int32).max)
-        X_tr, X_val, y_tr, y_val, w_tr, w_val = train_test_split(
-            X, y_idx, w, test_size=n_val, random_state=seed, stratify=stratify)
-        return (np.ascontiguousarray(X_tr), np.ascontiguousarray(X_val),
-                y_tr, y_val, w_tr, w_val)
+        train_idx, val_idx = train_test_split(
+            np.arange(n_samples, dtype=np.int64), test_size=n_val,
+            random_state=seed, stratify=stratify)
+        return train_idx, val_idx
 
     def _reset_curves(self, n_classes):
         self.loss_curve_ = []
@@ -303,14 +334,20 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
     def _penalty(self, theta):
         return 0.0
 
-    def _train(self, X, y, w, X_val, y_val, w_val, n_epochs, incremental):
+    def _train(self, X, y, w, train_idx, val_idx, n_epochs, incremental):
         log = verbose_logger(type(self).__module__, self.verbose)
         n_classes = len(self.classes_)
-        order = np.arange(X.shape[0], dtype=np.int64)
-        ws = self._make_workspace(X.shape[1], X.dtype)
+        order = np.array(train_idx, dtype=np.int64)
+        n_train = len(order)
+        ws = self._make_workspace(X.shape[1], self._theta.dtype,
+                                  self._batch_size(n_train))
+        callbacks = self._callbacks()
         acc = dict(class_loss=np.zeros(n_classes), class_weight=np.zeros(n_classes),
                    col_loss=np.zeros(self._n_outputs), stats=np.zeros(3))
-        early = X_val is not None
+        early = val_idx is not None
+        # validation rows that all weigh zero would give 0/0 figures: measure
+        # them unweighted instead
+        w_val = w if not early or w[val_idx].sum() > 0 else np.ones_like(w)
         best_theta = None
         if early and self.n_iter_ > 0 and len(self.validation_scores_):
             best_theta = self._theta.copy()
@@ -347,13 +384,13 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 train_acc = float(acc["stats"][2] / acc["stats"][1])
                 info = {"loss": float(loss), "accuracy": train_acc, "lr": lr1}
                 if early:
-                    val_loss, val_acc, val_pc = self._evaluate(X_val, y_val, w_val)
+                    val_loss, val_acc, val_pc = self._evaluate(X, y, w_val, val_idx)
                     info.update(val_loss=val_loss, val_accuracy=val_acc)
                 # record the epoch only once all its figures exist, so an
                 # interrupt never leaves the curves out of step with n_iter_
                 snapshot = self._theta.copy()
                 self.n_iter_ += 1
-                self.t_ += X.shape[0]
+                self.t_ += n_train
                 self.loss_curve_.append(float(loss))
                 self.accuracy_curve_.append(train_acc)
                 per_class_rows.append(self._per_class_from(acc))
@@ -368,10 +405,20 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 progress.update(**{k: v for k, v in info.items() if k != "lr"})
                 if incremental:
                     self.best_loss_ = min(self.best_loss_, float(loss))
+                else:
+                    improved = self._update_no_improvement(early)
+                    if early and improved:
+                        best_theta = self._theta.copy()
+                if callbacks and self._call_callbacks(callbacks, info, elapsed,
+                                                      per_class_rows[-1], early,
+                                                      val_rows):
+                    stopped_by = "callback"
+                    if self.verbose:
+                        log.info("Training stopped by a callback after %d epochs.",
+                                 self.n_iter_)
                     break
-                improved = self._update_no_improvement(early)
-                if early and improved:
-                    best_theta = self._theta.copy()
+                if incremental:
+                    break
                 if self._no_improvement_count > self.n_iter_no_change:
                     if self.learning_rate == "adaptive" and self.solver == "sgd" \
                             and self._adaptive_lr > 1e-6:
@@ -451,15 +498,42 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
             per_class = np.where(weight > 0, acc["class_loss"] / weight, np.nan)
         return per_class
 
-    def _evaluate(self, X, y, w):
-        """Loss (with penalty), accuracy and per-class loss on held-out data."""
+    def _callbacks(self):
+        cbs = self.callbacks
+        if cbs is None:
+            return []
+        if callable(cbs):
+            return [cbs]
+        for cb in cbs:
+            if not callable(cb):
+                raise TypeError(
+                    f"callbacks must be callables (or a list of them); got {cb!r}.")
+        return list(cbs)
+
+    def _call_callbacks(self, callbacks, info, elapsed, per_class, early, val_rows):
+        """Call each callback with this epoch's figures; True means stop."""
+        record = {"epoch": self.n_iter_, **info, "time": elapsed,
+                  "loss_per_class": np.array(per_class, copy=True)}
+        if early:
+            record["val_loss_per_class"] = np.array(val_rows[-1], copy=True)
+        stop = False
+        for cb in callbacks:
+            if cb(self, dict(record)):
+                stop = True
+        return stop
+
+    def _evaluate(self, X, y, w, rows):
+        """Loss (with penalty), accuracy and per-class loss on the rows
+        ``rows`` of the data (the held-out validation set)."""
         n_classes = len(self.classes_)
         acc = dict(class_loss=np.zeros(n_classes), class_weight=np.zeros(n_classes),
                    col_loss=np.zeros(self._n_outputs), stats=np.zeros(3))
-        for start in range(0, X.shape[0], PREDICT_BLOCK_ROWS):
-            stop = start + PREDICT_BLOCK_ROWS
-            Z = np.ascontiguousarray(self._forward(X[start:stop], self._theta))
-            loss_grad(Z, y[start:stop], w[start:stop], Z.shape[0], self._loss_code,
+        dtype = self._theta.dtype
+        for start in range(0, len(rows), PREDICT_BLOCK_ROWS):
+            idx = rows[start:start + PREDICT_BLOCK_ROWS]
+            block = np.ascontiguousarray(X[idx], dtype=dtype)
+            Z = np.ascontiguousarray(self._forward(block, self._theta))
+            loss_grad(Z, y[idx], w[idx], Z.shape[0], self._loss_code,
                       0.0, acc["class_loss"], acc["class_weight"], acc["col_loss"],
                       acc["stats"])
         loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)

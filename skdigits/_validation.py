@@ -8,14 +8,15 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 FIT_DTYPES = (np.float64, np.float32)
 
 
-def validate_fit_data(estimator, X, y, *, reset):
+def validate_fit_data(estimator, X, y, *, reset, dtypes=FIT_DTYPES):
     """Check ``X``/``y`` for training; returns C-contiguous float ``X`` and ``y``.
 
-    ``X`` keeps float32 or float64 and any other dtype becomes float64. NaN or
+    ``X`` keeps a dtype listed in ``dtypes`` (float32 or float64) and any
+    other dtype becomes ``dtypes[0]``; a conforming array is not copied. NaN or
     infinity, 1-D or empty ``X``, and a mismatch with ``n_features_in_`` (when
     ``reset`` is False) raise ``ValueError`` with scikit-learn's messages.
     """
-    X, y = validate_data(estimator, X, y, reset=reset, dtype=FIT_DTYPES,
+    X, y = validate_data(estimator, X, y, reset=reset, dtype=list(dtypes),
                          order="C", accept_sparse=False, multi_output=False)
     check_classification_targets(y)
     return X, y

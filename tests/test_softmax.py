@@ -413,7 +413,7 @@ def test_silent_by_default_and_progress_bar_on_request(digits, capsys):
     ({"batch_size": 0}, "batch_size"),
     ({"multi_class": "auto"}, "multi_class"),
     ({"solver": "lbfgs"}, "solver"),
-    ({"learning_rate": "step"}, "learning_rate"),
+    ({"learning_rate": "linear"}, "learning_rate"),
     ({"learning_rate_init": 0.0}, "learning_rate_init"),
     ({"alpha": -1.0}, "alpha"),
     ({"max_iter": 0}, "max_iter"),

@@ -33,6 +33,8 @@ def _linear_epoch_py(X, y, w, order, do_shuffle, rng_state, theta, grad, s1, s2,
                      class_weight, col_loss, stats):
     """Run one epoch of minibatch training; returns the updated step count.
 
+    The epoch visits the rows that ``order`` lists (all of ``X``, or its
+    training part when a validation set is held out), ``batch_size`` at a time.
     Updates in place: ``theta``, ``grad``, the solver state ``s1``/``s2``, the
     batch buffers ``Xb``/``Z``/``yb``/``wb``, ``order`` (shuffled when
     ``do_shuffle``), ``rng_state``, and the accumulators ``class_loss``,
@@ -41,7 +43,8 @@ def _linear_epoch_py(X, y, w, order, do_shuffle, rng_state, theta, grad, s1, s2,
     moves linearly from ``lr0`` to ``lr1`` over the epoch's batches. The L2
     penalty ``alpha / 2 * ||W||^2`` enters the gradient, not the accumulators.
     """
-    n_samples, n_features = X.shape
+    n_samples = order.shape[0]
+    n_features = X.shape[1]
     batch_size = Xb.shape[0]
     if do_shuffle:
         shuffle(order, rng_state)

@@ -32,15 +32,17 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     alpha : float, default=1e-5
         Strength of the L2 penalty ``alpha / 2 * ||coef_||^2`` added to the mean
         loss (the intercept is not penalised).
-    batch_size : int, default=256
-        Samples per minibatch.
-    learning_rate : {"cosine", "constant", "invscaling", "adaptive"}, \
+    batch_size : int or "auto", default=256
+        Samples per minibatch (at most the number of training samples);
+        ``"auto"`` means 200, as in scikit-learn.
+    learning_rate : {"cosine", "constant", "invscaling", "adaptive", "step"}, \
             default="cosine"
         Schedule of the step size. ``"cosine"`` anneals ``learning_rate_init``
         to zero over ``max_iter`` epochs (smoothly, batch by batch).
         ``"constant"`` keeps it. ``"invscaling"`` uses
         ``learning_rate_init / (epoch + 1) ** power_t``. ``"adaptive"`` (sgd
         only) divides it by 5 each time the loss stops improving (see ``tol``).
+        ``"step"`` multiplies it by ``lr_gamma`` every ``lr_step_size`` epochs.
         ``partial_fit`` uses ``learning_rate_init`` for ``"cosine"``.
     learning_rate_init : float, default=0.02
         Initial step size.
@@ -87,6 +89,17 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``.
         ``"balanced"`` uses ``n_samples / (n_classes * np.bincount(y))``.
+    lr_step_size : int, default=10
+        Epochs between two decays of the ``"step"`` schedule.
+    lr_gamma : float, default=0.1
+        Factor of each decay of the ``"step"`` schedule, in (0, 1].
+    callbacks : callable, list of callables or None, default=None
+        Called after each epoch as ``callback(estimator, info)``, where
+        ``info`` is a dict with ``epoch``, ``loss``, ``accuracy``, ``lr``,
+        ``time`` (seconds of training in the epoch) and ``loss_per_class``,
+        plus ``val_loss``, ``val_accuracy`` and ``val_loss_per_class`` with
+        ``early_stopping``. A callback that returns True stops training after
+        this epoch (the estimator stays usable). Exceptions propagate.
 
     Attributes
     ----------
@@ -179,6 +192,9 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         epsilon=1e-8,
         n_iter_no_change=10,
         class_weight=None,
+        lr_step_size=10,
+        lr_gamma=0.1,
+        callbacks=None,
     ):
         self.multi_class = multi_class
         self.solver = solver
@@ -202,6 +218,9 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.class_weight = class_weight
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.callbacks = callbacks
 
     # -- model hooks -----------------------------------------------------
     def _output_layout(self, n_classes):
@@ -213,9 +232,9 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         # the loss is convex: start from zero, like LogisticRegression
         return np.zeros(n_features * n_outputs + n_outputs, dtype=dtype)
 
-    def _make_workspace(self, n_features, dtype):
+    def _make_workspace(self, n_features, dtype, batch_size):
         n_out = self._n_outputs
-        bs = self.batch_size
+        bs = batch_size
         return dict(
             Xb=np.empty((bs, n_features), dtype=dtype),
             Z=np.empty((bs, n_out), dtype=dtype),
@@ -226,8 +245,6 @@ class SoftmaxRegression(BaseMinibatchClassifier):
 
     def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
         s1, s2 = self._opt_state
-        if ws["Xb"].shape[0] > X.shape[0]:
-            ws = {**ws, "Xb": ws["Xb"][: X.shape[0]], "Z": ws["Z"][: X.shape[0]]}
         return linear_epoch(
             X, y, w, order, self.shuffle, self._rng_state, self._theta,
             ws["grad"], s1, s2, ws["Xb"], ws["Z"], ws["yb"], ws["wb"],
