@@ -6,7 +6,8 @@ when used.
 """
 
 from .linear_model import SoftmaxRegression
+from .neural_network import MLPClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["SoftmaxRegression", "__version__"]
+__all__ = ["MLPClassifier", "SoftmaxRegression", "__version__"]

@@ -546,12 +546,17 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_predict_data(self, X)
         dtype = self._theta.dtype
-        out = np.empty((X.shape[0], self._n_outputs), dtype=dtype)
+        out = np.empty((X.shape[0], self._n_outputs),
+                       dtype=self._prediction_dtype())
         for start in range(0, X.shape[0], PREDICT_BLOCK_ROWS):
             stop = start + PREDICT_BLOCK_ROWS
             block = np.ascontiguousarray(X[start:stop], dtype=dtype)
             out[start:stop] = self._forward(block, self._theta)
         return out
+
+    def _prediction_dtype(self):
+        """dtype of the scores ``_forward`` returns."""
+        return self._theta.dtype
 
     def decision_function(self, X):
         """Raw scores (logits) for each class.

@@ -1,0 +1,400 @@
+"""MLPClassifier: a multilayer perceptron trained in Numba kernels."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._base import SOLVERS, BaseMinibatchClassifier
+from .._kernels._losses import LOGISTIC, SOFTMAX
+from .._kernels._mlp import ACTIVATIONS, act_layout, layout, mlp_epoch, mlp_forward
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class MLPClassifier(BaseMinibatchClassifier):
+    """Multilayer perceptron classifier trained by minibatch Adam or SGD, with
+    every epoch compiled by Numba.
+
+    A drop-in for :class:`sklearn.neural_network.MLPClassifier` (same
+    parameter names and fitted attributes) that also records the loss of each
+    class per epoch, the training accuracy and, with ``early_stopping``, the
+    validation loss; it takes ``sample_weight`` and ``class_weight``, offers
+    cosine and step learning-rate schedules, calls ``callbacks`` after each
+    epoch, and restores the best validation weights when early stopping ends
+    training.
+
+    The defaults train full MNIST (pixels scaled to [0, 1]) to about 0.98 test
+    accuracy and Fashion-MNIST to about 0.89: one hidden layer of 256 ReLU
+    units, Adam with a cosine-annealed learning rate, float32.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(256,)
+        Units of each hidden layer; ``(256, 128)`` gives two hidden layers.
+        Each must be a positive integer; at least one layer. (scikit-learn's
+        default is ``(100,)``.)
+    activation : {"relu", "leaky_relu", "tanh", "logistic", "identity"}, \
+            default="relu"
+        Activation of the hidden layers. ``"leaky_relu"`` is
+        ``max(x, 0.01 * x)``.
+    solver : {"adam", "sgd"}, default="adam"
+        ``"adam"`` or ``"sgd"`` (with ``momentum``, optionally Nesterov's).
+        scikit-learn's ``"lbfgs"`` is not offered: it is a full-batch method.
+    alpha : float, default=1e-4
+        Strength of the L2 penalty on the weights (not the intercepts), with
+        scikit-learn's scaling: each minibatch adds ``alpha / batch_size * W``
+        to the gradient.
+    batch_size : int or "auto", default=128
+        Samples per minibatch (at most the number of training samples).
+        ``"auto"`` means 200, as in scikit-learn.
+    learning_rate : {"cosine", "constant", "invscaling", "adaptive", "step"}, \
+            default="cosine"
+        Schedule of the step size. ``"cosine"`` anneals ``learning_rate_init``
+        to zero over ``max_iter`` epochs (smoothly, batch by batch).
+        ``"constant"`` keeps it. ``"invscaling"`` uses
+        ``learning_rate_init / (epoch + 1) ** power_t``. ``"adaptive"`` (sgd
+        only) divides it by 5 each time the loss stops improving (see
+        ``tol``). ``"step"`` multiplies it by ``lr_gamma`` every
+        ``lr_step_size`` epochs. ``partial_fit`` uses ``learning_rate_init``
+        for ``"cosine"``. (scikit-learn's default is ``"constant"``.)
+    learning_rate_init : float, default=3e-3
+        Initial step size.
+    power_t : float, default=0.5
+        Exponent of ``"invscaling"``.
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs. ``"auto"`` aims at about 6000 minibatch
+        updates: 13 epochs on MNIST with the default batch size, more on
+        small data (at least 5, at most 200).
+    shuffle : bool, default=True
+        Shuffle the samples before each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the shuffling and the validation split.
+        Pass an int for reproducible results.
+    tol : float, default=1e-4
+        Training stops when the loss (or the validation score, with
+        ``early_stopping``) has not improved by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+    verbose : int, default=0
+        ``1`` logs one line per epoch through :mod:`logging` (a stderr handler
+        is attached when the application configured none); ``2`` also shows a
+        progress bar.
+    warm_start : bool, default=False
+        Continue from the weights of the previous ``fit`` (new optimizer state
+        and schedule); curves and ``n_iter_`` keep accumulating. The layer
+        sizes must not change.
+    momentum : float, default=0.9
+        Momentum of ``"sgd"``.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum with ``"sgd"``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified),
+        record its loss and accuracy every epoch, stop when the accuracy stops
+        improving and keep the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training data held out with ``early_stopping``.
+    beta_1 : float, default=0.9
+        Decay of Adam's first-moment estimate.
+    beta_2 : float, default=0.999
+        Decay of Adam's second-moment estimate.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability term.
+    n_iter_no_change : int, default=10
+        Epochs without improvement of at least ``tol`` before stopping.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, multiplied into ``sample_weight``.
+        ``"balanced"`` uses ``n_samples / (n_classes * np.bincount(y))``.
+    dtype : {"float32", "float64"} or None, default="float32"
+        Precision of the weights and of all training arithmetic. float32 is
+        about twice as fast and half the memory; float64 input is not copied,
+        each minibatch is cast as it is gathered. ``None`` trains in the
+        input's precision (float32 or float64), as scikit-learn does.
+    lr_step_size : int, default=10
+        Epochs between two decays of the ``"step"`` schedule.
+    lr_gamma : float, default=0.1
+        Factor of each decay of the ``"step"`` schedule, in (0, 1].
+    callbacks : callable, list of callables or None, default=None
+        Called after each epoch as ``callback(estimator, info)``, where
+        ``info`` is a dict with ``epoch``, ``loss``, ``accuracy``, ``lr``,
+        ``time`` (seconds of training in the epoch) and ``loss_per_class``,
+        plus ``val_loss``, ``val_accuracy`` and ``val_loss_per_class`` with
+        ``early_stopping``. A callback that returns True stops training after
+        this epoch (the estimator stays usable). Exceptions propagate.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        Weights of each layer; ``coefs_[i]`` has shape
+        ``(n_units[i], n_units[i + 1])``.
+    intercepts_ : list of ndarray
+        Intercepts of each layer; ``intercepts_[i]`` has shape
+        ``(n_units[i + 1],)``.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Output units: ``n_classes``, or 1 for a binary problem.
+    out_activation_ : str
+        ``"softmax"``, or ``"logistic"`` for a binary problem.
+    loss_ : float
+        Training loss of the last epoch.
+    best_loss_ : float
+        Lowest value of ``loss_curve_``.
+    loss_curve_ : list of float
+        Mean training loss of each epoch (the running mean over its
+        minibatches, measured before each update, plus the L2 penalty).
+    loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
+        Mean loss of each class's samples in each epoch (no penalty term); NaN
+        for a class absent from an epoch's data.
+    accuracy_curve_ : list of float
+        Training accuracy of each epoch (same running measurement as the loss).
+    validation_scores_ : list of float or None
+        Validation accuracy of each epoch, with ``early_stopping``.
+    best_validation_score_ : float or None
+        Best validation accuracy, with ``early_stopping``.
+    validation_loss_curve_ : list of float
+        Validation loss (with the penalty) of each epoch, with
+        ``early_stopping`` only.
+    validation_loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
+        Validation loss of each class, with ``early_stopping`` only.
+    n_iter_ : int
+        Epochs run (accumulates over ``warm_start`` and ``partial_fit``).
+    t_ : int
+        Training samples seen.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` had string column names.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : The reference implementation.
+    skdigits.SoftmaxRegression : The linear model with the same training loop.
+
+    Notes
+    -----
+    Each epoch runs in one compiled call: shuffling, gathering minibatches,
+    the forward pass (matrix products in BLAS, bias and activation fused),
+    softmax cross-entropy with per-class accumulators, the backward pass and
+    the optimizer update. Buffers are allocated once per fit. Prediction runs
+    in blocks of 4096 rows. Multi-label targets are not supported.
+
+    Examples
+    --------
+    >>> from skdigits import MLPClassifier
+    >>> from skdigits.datasets import load_mnist
+    >>> X, y = load_mnist(sample=True, return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=20,
+    ...                     random_state=0).fit(X / 255.0, y)
+    >>> clf.loss_curve_per_class_.shape
+    (20, 10)
+    >>> clf.score(X / 255.0, y) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMinibatchClassifier._parameter_constraints,
+        # the values are checked by _hidden_sizes, with a clearer message
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
+                                                      closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dtype": [StrOptions(set(_DTYPES)), None],
+    }
+
+    _auto_updates = 6000
+    _auto_min_epochs = 5
+    _auto_max_epochs = 200
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(256,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=1e-4,
+        batch_size=128,
+        learning_rate="cosine",
+        learning_rate_init=3e-3,
+        power_t=0.5,
+        max_iter="auto",
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=0,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        class_weight=None,
+        dtype="float32",
+        lr_step_size=10,
+        lr_gamma=0.1,
+        callbacks=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
+        self.dtype = dtype
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.callbacks = callbacks
+
+    # -- parameters --------------------------------------------------------
+    def _hidden_sizes(self):
+        """``hidden_layer_sizes`` as a list of positive ints (or ValueError)."""
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, (Integral, np.integer)) and not isinstance(sizes, bool):
+            sizes = [sizes]
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            sizes = None
+        ok = bool(sizes) and all(
+            isinstance(s, (Integral, np.integer)) and not isinstance(s, bool)
+            and s > 0 for s in sizes)
+        if not ok:
+            raise ValueError(
+                "hidden_layer_sizes must be a non-empty sequence of positive "
+                f"integers, e.g. (256,) or (256, 128); got "
+                f"{self.hidden_layer_sizes!r}.")
+        return [int(s) for s in sizes]
+
+    def _more_validate_params(self):
+        self._hidden_sizes()
+
+    def _model_dtype(self, X):
+        return X.dtype if self.dtype is None else _DTYPES[self.dtype]
+
+    def _fit_dtypes(self):
+        # float input is never copied (minibatches are cast as they are
+        # gathered); anything else is converted once, to the model's dtype
+        if self.dtype == "float32":
+            return (np.float32, np.float64)
+        return (np.float64, np.float32)
+
+    # -- model hooks -------------------------------------------------------
+    def _output_layout(self, n_classes):
+        if n_classes == 2:
+            return 1, LOGISTIC
+        return n_classes, SOFTMAX
+
+    def _layer_sizes(self, n_features, n_outputs):
+        return np.array([n_features, *self._hidden_sizes(), n_outputs],
+                        dtype=np.int64)
+
+    def _init_theta(self, n_features, n_outputs, rng, dtype):
+        # Glorot/Xavier uniform for weights and intercepts, as scikit-learn
+        # (with its larger bound for the logistic activation)
+        sizes = self._layer_sizes(n_features, n_outputs)
+        self._sizes = sizes
+        self._w_off, self._b_off, n_params = layout(sizes)
+        theta = np.empty(n_params, dtype=dtype)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for l in range(len(sizes) - 1):
+            fan_in, fan_out = sizes[l], sizes[l + 1]
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            start = self._w_off[l]
+            stop = self._b_off[l] + fan_out
+            theta[start:stop] = rng.uniform(-bound, bound, stop - start)
+        return theta
+
+    def _check_warm_layout(self, n_features, n_outputs):
+        sizes = self._layer_sizes(n_features, n_outputs)
+        if not np.array_equal(sizes, self._sizes):
+            raise ValueError(
+                f"The layer sizes changed from {self._sizes[1:-1].tolist()} to "
+                f"{sizes[1:-1].tolist()} since the last fit, so its weights "
+                "cannot be continued: set warm_start=False (or call fit instead "
+                "of partial_fit) to train a new network.")
+
+    def _make_workspace(self, n_features, dtype, batch_size):
+        self._penalty_batch = batch_size
+        a_off, a_len = act_layout(self._sizes, batch_size)
+        hidden = self._sizes[1:-1]
+        return dict(
+            Xb=np.empty((batch_size, n_features), dtype=dtype),
+            yb=np.empty(batch_size, dtype=np.int64),
+            wb=np.empty(batch_size, dtype=dtype),
+            acts=np.empty(a_len, dtype=dtype),
+            a_off=a_off,
+            D=np.empty(batch_size * int(hidden.max()), dtype=dtype),
+            grad=np.empty_like(self._theta),
+        )
+
+    def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
+        s1, s2 = self._opt_state
+        return mlp_epoch(
+            X, y, w, order, self.shuffle, self._rng_state, self._sizes,
+            self._w_off, self._b_off, self._theta, ws["grad"], s1, s2,
+            ws["Xb"], ws["yb"], ws["wb"], ws["acts"], ws["a_off"], ws["D"],
+            ACTIVATIONS[self.activation], self._loss_code, float(self.alpha),
+            float(lr0), float(lr1), SOLVERS[self.solver],
+            float(self.momentum), self.nesterovs_momentum, float(self.beta_1),
+            float(self.beta_2), float(self.epsilon), t, acc["class_loss"],
+            acc["class_weight"], acc["col_loss"], acc["stats"])
+
+    def _forward(self, X_block, theta):
+        # predictions are computed in float64 whatever the training dtype: a
+        # float32 product rounds differently depending on how many rows BLAS
+        # gets, and a row's probabilities must not depend on its neighbours
+        theta = theta.astype(np.float64, copy=False)
+        X_block = np.ascontiguousarray(X_block, dtype=np.float64)
+        out = np.empty((X_block.shape[0], self._sizes[-1]), dtype=np.float64)
+        mlp_forward(X_block, theta, self._sizes, self._w_off, self._b_off,
+                    ACTIVATIONS[self.activation], out)
+        return out
+
+    def _prediction_dtype(self):
+        return np.float64
+
+    def _weights(self, theta):
+        sizes = self._sizes
+        for l in range(len(sizes) - 1):
+            W = theta[self._w_off[l]:self._b_off[l]].reshape(sizes[l], sizes[l + 1])
+            b = theta[self._b_off[l]:self._b_off[l] + sizes[l + 1]]
+            yield W, b
+
+    def _penalty(self, theta):
+        # the mean over minibatches of scikit-learn's alpha / (2 m) ||W||^2
+        # (the last, shorter batch is counted like the others)
+        total = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is
+            for W, _ in self._weights(theta):              # caught after
+                flat = W.ravel()
+                total += float(np.dot(flat, flat))
+        return 0.5 * self.alpha * total / self._penalty_batch
+
+    def _export_params(self, theta):
+        self.coefs_ = [W.copy() for W, _ in self._weights(theta)]
+        self.intercepts_ = [b.copy() for _, b in self._weights(theta)]
+        self.n_layers_ = len(self._sizes)
+        self.n_outputs_ = int(self._sizes[-1])
+        self.out_activation_ = "logistic" if self.n_outputs_ == 1 else "softmax"
+        if self.loss_curve_:
+            self.loss_ = self.loss_curve_[-1]
