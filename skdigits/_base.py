@@ -35,7 +35,7 @@ from ._validation import (
 SOLVERS = {"sgd": SGD, "adam": ADAM}
 
 #: Rows per block when predicting, so memory stays bounded on any input size.
-PREDICT_BLOCK_ROWS = 4096
+PREDICT_BLOCK_ROWS = 2048
 
 
 

@@ -178,7 +178,7 @@ class MLPClassifier(BaseMinibatchClassifier):
     the forward pass (matrix products in BLAS, bias and activation fused),
     softmax cross-entropy with per-class accumulators, the backward pass and
     the optimizer update. Buffers are allocated once per fit. Prediction runs
-    in blocks of 4096 rows. Multi-label targets are not supported.
+    in blocks of 2048 rows. Multi-label targets are not supported.
 
     Examples
     --------
