@@ -8,9 +8,13 @@ import pytest
 
 import skdigits
 import skdigits.linear_model._softmax
+import skdigits.neural_network._multilayer_perceptron
+
+ESTIMATOR_MODULES = [skdigits.linear_model._softmax,
+                     skdigits.neural_network._multilayer_perceptron]
 
 
-@pytest.mark.parametrize("module", [skdigits.linear_model._softmax], ids=str)
+@pytest.mark.parametrize("module", ESTIMATOR_MODULES, ids=str)
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
@@ -23,5 +27,6 @@ def test_every_parameter_is_documented(name):
     doc = cls.__doc__
     for param in inspect.signature(cls).parameters:
         assert f"\n    {param} : " in doc, f"{name}.{param} is not documented"
-    for attr in ("coef_", "loss_curve_per_class_", "accuracy_curve_"):
+    weights = "coefs_" if name == "MLPClassifier" else "coef_"
+    for attr in (weights, "loss_curve_per_class_", "accuracy_curve_"):
         assert f"\n    {attr} : " in doc

@@ -30,10 +30,16 @@ def test_user_choice_and_writable_install_are_left_alone(monkeypatch, tmp_path):
 
 
 def test_kernels_are_cached_and_not_fastmath():
-    from skdigits._kernels import _linear, _losses, _optim, _rng
+    from numba.core.registry import CPUDispatcher
 
-    kernels = [_linear.linear_epoch, _linear.gather, _losses.loss_grad,
-               _optim.step, _optim.adam_step, _optim.sgd_step, _rng.shuffle]
+    from skdigits._kernels import _linear, _losses, _mlp, _optim, _rng
+
+    kernels = [obj for mod in (_linear, _losses, _mlp, _optim, _rng)
+               for obj in vars(mod).values() if isinstance(obj, CPUDispatcher)]
+    assert {"mlp_epoch", "mlp_forward", "linear_epoch", "step"} <= {
+        k.py_func.__name__.removeprefix("_").removesuffix("_py") for k in kernels}
     for k in kernels:
         assert k._cache is not None and type(k._cache).__name__ == "FunctionCache"
         assert not k.targetoptions.get("fastmath")
+        # NumPy's error model: a division guard would stop vectorisation
+        assert k.targetoptions.get("error_model") == "numpy"
