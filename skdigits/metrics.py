@@ -12,6 +12,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.metrics import confusion_matrix
 from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils.validation import check_consistent_length
 
 __all__ = ["most_confused_pairs"]
 
@@ -113,10 +114,14 @@ def most_confused_pairs(y_true, y_pred, *, labels=None, k=5, symmetric=False):
     """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
-    cm = confusion_matrix(y_true, y_pred, labels=labels)
     if labels is None:
         labels = np.unique(np.concatenate([y_true.ravel(), y_pred.ravel()]))
     labels = np.asarray(labels)
+    if labels.size < 2:
+        # no pair to confuse (and sklearn warns about a 1x1 matrix)
+        check_consistent_length(y_true, y_pred)
+        return []
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
     counts = cm.astype(np.int64)
     np.fill_diagonal(counts, 0)
     if symmetric:

@@ -131,7 +131,7 @@ class DigitGridDisplay:
 
     >>> from skdigits import SoftmaxRegression
     >>> test = load_mnist("fashion", subset="test", sample=True)
-    >>> clf = SoftmaxRegression(max_iter=5, random_state=0)
+    >>> clf = SoftmaxRegression(max_iter=3, random_state=0)
     >>> clf = clf.fit(data.data / 255.0, data.target)
     >>> disp = DigitGridDisplay.from_estimator(
     ...     clf, test.data / 255.0, test.target, label_names=test.target_names,
@@ -533,9 +533,10 @@ class DigitGridDisplay:
         >>> model = make_pipeline(MinMaxScaler(),
         ...                       SoftmaxRegression(max_iter=3, random_state=0))
         >>> model = model.fit(X, y)
-        >>> disp = DigitGridDisplay.from_estimator(model, X, y, random_state=0)
-        >>> len(disp.titles_)
-        100
+        >>> disp = DigitGridDisplay.from_estimator(model, X, y, n_samples=16,
+        ...                                        random_state=0)
+        >>> disp.axes_.shape
+        (4, 4)
         """
         check_is_fitted(estimator)
         y_pred = estimator.predict(X)

@@ -98,12 +98,20 @@ def _new_axes(ax, figsize):
 
 
 def _set_log_scale(ax):
-    """Logarithmic y-axis with plain-number tick labels (0.05, not 5e-2)."""
-    from matplotlib.ticker import FormatStrFormatter
+    """Logarithmic y-axis with plain-number tick labels (0.05, not 5e-2).
+
+    matplotlib's log formatters still decide which ticks get a label (fewer
+    minor labels over several decades); only the text changes.
+    """
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainLogFormatter(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_major_formatter(PlainLogFormatter())
+    ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
 
 
 def _last_finite(curves):
@@ -200,7 +208,7 @@ class PerClassLossDisplay:
     >>> from skdigits.datasets import load_mnist
     >>> from skdigits.plotting import PerClassLossDisplay
     >>> data = load_mnist("fashion", sample=True)
-    >>> clf = SoftmaxRegression(multi_class="ovr", max_iter=10, random_state=0)
+    >>> clf = SoftmaxRegression(multi_class="ovr", max_iter=5, random_state=0)
     >>> clf = clf.fit(data.data / 255.0, data.target)
     >>> disp = PerClassLossDisplay.from_estimator(
     ...     clf, class_names=data.target_names, highlight=3)
@@ -520,14 +528,14 @@ class TrainingCurveDisplay:
     >>> from skdigits.datasets import load_mnist
     >>> from skdigits.plotting import TrainingCurveDisplay
     >>> X, y = load_mnist(sample=True, return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=8,
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=6,
     ...                     early_stopping=True, random_state=0)
     >>> clf = clf.fit(X / 255.0, y)
     >>> disp = TrainingCurveDisplay.from_estimator(clf, metric="accuracy")
     >>> [line.get_label() for line in disp.lines_]
     ['train', 'validation']
-    >>> zoom = TrainingCurveDisplay.from_estimator(clf, start=5)
-    >>> zoom.ax_.get_xlim() == (5.0, clf.n_iter_)
+    >>> zoom = TrainingCurveDisplay.from_estimator(clf, start=3)
+    >>> zoom.ax_.get_xlim() == (3.0, clf.n_iter_)
     True
     """
 
@@ -659,7 +667,7 @@ class TrainingCurveDisplay:
         >>> from skdigits.datasets import load_mnist
         >>> from skdigits.plotting import TrainingCurveDisplay
         >>> X, y = load_mnist(sample=True, return_X_y=True)
-        >>> search = GridSearchCV(SoftmaxRegression(max_iter=4, random_state=0),
+        >>> search = GridSearchCV(SoftmaxRegression(max_iter=2, random_state=0),
         ...                       {"alpha": [1e-5, 1e-3]}, cv=2)
         >>> search = search.fit(X / 255.0, y)
         >>> disp = TrainingCurveDisplay.from_estimator(search)
@@ -723,7 +731,7 @@ def plot_training_curves(estimator, *, zoom_start=None, figure=None,
     >>> from skdigits.datasets import load_mnist
     >>> from skdigits.plotting import plot_training_curves
     >>> X, y = load_mnist(sample=True, return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=8,
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=6,
     ...                     early_stopping=True, random_state=0)
     >>> clf = clf.fit(X / 255.0, y)
     >>> curves = plot_training_curves(clf, zoom_start=-4)

@@ -1,0 +1,541 @@
+"""skdigits.plotting: the displays, tested through the artists they build
+(Agg backend, the ``pyplot`` fixture)."""
+
+import doctest
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.dummy import DummyClassifier
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
+
+from skdigits import MLPClassifier, SoftmaxRegression
+from skdigits.datasets import load_mnist
+from skdigits.plotting import (
+    DigitGridDisplay,
+    PerClassLossDisplay,
+    TrainingCurveDisplay,
+    plot_training_curves,
+)
+
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def digits():
+    return load_mnist("digits", sample=True)
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return load_mnist("fashion", sample=True)
+
+
+@pytest.fixture(scope="module")
+def X_digits(digits):
+    return digits.data[:1000] / 255.0
+
+
+@pytest.fixture(scope="module")
+def ovr(digits, X_digits):
+    return SoftmaxRegression(multi_class="ovr", max_iter=8, random_state=0).fit(
+        X_digits, digits.target[:1000])
+
+
+@pytest.fixture(scope="module")
+def fashion_model(fashion):
+    return SoftmaxRegression(max_iter=6, random_state=0).fit(
+        fashion.data[:1000] / 255.0, fashion.target[:1000])
+
+
+@pytest.fixture(scope="module")
+def mlp(digits, X_digits):
+    return MLPClassifier(hidden_layer_sizes=(16,), max_iter=8, early_stopping=True,
+                         random_state=0).fit(X_digits, digits.target[:1000])
+
+
+@pytest.fixture(scope="module")
+def wrapped(digits):
+    """A fitted pipeline, and a grid and a randomized search over it."""
+    X, y = digits.data[:600], digits.target[:600]
+    pipe = make_pipeline(MinMaxScaler(),
+                         SoftmaxRegression(max_iter=3, random_state=0)).fit(X, y)
+    grid = {"softmaxregression__max_iter": [2, 4]}
+    searches = [GridSearchCV(pipe, grid, cv=2).fit(X, y),
+                RandomizedSearchCV(pipe, grid, n_iter=2, cv=2,
+                                   random_state=0).fit(X, y)]
+    return X, y, pipe, searches
+
+
+def _bold(lines):
+    return [line for line in lines if line.get_linewidth() > 2]
+
+
+# ------------------------------------------------------------------ package
+def test_importing_skdigits_does_not_import_matplotlib():
+    code = ("import sys, skdigits, skdigits.plotting, skdigits.metrics; "
+            "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("module", ["_digits", "_training"])
+def test_doctests(pyplot, module):
+    import importlib
+
+    mod = importlib.import_module(f"skdigits.plotting.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_constructors_do_no_work(pyplot):
+    for disp in (DigitGridDisplay(np.zeros((2, 3, 3)), [0, 1]),
+                 PerClassLossDisplay(np.ones((3, 2)), class_names=["a", "b"]),
+                 TrainingCurveDisplay([1.0, 0.5])):
+        assert not [k for k in vars(disp) if k.endswith("_")]
+    assert not pyplot.get_fignums()
+
+
+# ------------------------------------------------------------------ grid
+def test_grid_from_dataset_100_labels(pyplot, fashion):
+    disp = DigitGridDisplay.from_dataset(
+        fashion.data, fashion.target, label_names=fashion.target_names,
+        random_state=0)
+    assert disp.axes_.shape == (10, 10)
+    assert disp.ax_ is disp.axes_
+    assert len(disp.figure_.axes) == 100
+    assert len(disp.indices) == len(set(disp.indices)) == 100
+    titles = [ax.get_title() for ax in disp.axes_.ravel()]
+    assert titles == [FASHION_NAMES[fashion.target[i]] for i in disp.indices]
+    assert [t.get_text() for t in disp.titles_] == titles
+    assert disp.mistakes_ is None
+    assert {t.get_color() for t in disp.titles_} == {"black"}
+    np.testing.assert_array_equal(disp.images_[7].get_array(),
+                                  fashion.images[disp.indices[7]])
+    assert pyplot.get_fignums() == [disp.figure_.number]
+
+
+def test_grid_sample_is_seeded(pyplot, digits):
+    kw = dict(n_samples=8)
+    a = DigitGridDisplay.from_dataset(digits.data, digits.target, random_state=3, **kw)
+    b = DigitGridDisplay.from_dataset(digits.data, digits.target, random_state=3, **kw)
+    c = DigitGridDisplay.from_dataset(digits.data, digits.target, random_state=4, **kw)
+    d = DigitGridDisplay.from_predictions(digits.data, digits.target, digits.target,
+                                          random_state=3, **kw)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.indices, d.indices)
+    assert not np.array_equal(a.indices, c.indices)
+
+
+def test_grid_predictions_mark_mistakes_only(pyplot, digits):
+    X, y = digits.data[:36], digits.target[:36]
+    y_pred = y.copy()
+    wrong = np.array([3, 17, 22, 35])
+    y_pred[wrong] = (y[wrong] + 1) % 10
+    disp = DigitGridDisplay.from_predictions(X, y, y_pred, n_samples=None,
+                                             mistake_color="red")
+    np.testing.assert_array_equal(disp.indices, np.arange(36))
+    assert disp.axes_.shape == (6, 6)
+    np.testing.assert_array_equal(np.flatnonzero(disp.mistakes_), wrong)
+    for i, text in enumerate(disp.titles_):
+        if i in wrong:
+            assert text.get_text() == f"{y_pred[i]} ({y[i]})"
+            assert text.get_color() == "red"
+            assert all(s.get_visible() for s in disp.axes_.ravel()[i].spines.values())
+        else:
+            assert text.get_text() == str(y_pred[i])
+            assert text.get_color() == "black"
+            assert not any(s.get_visible()
+                           for s in disp.axes_.ravel()[i].spines.values())
+
+
+def test_grid_from_estimator_titles_are_predictions(pyplot, fashion, fashion_model):
+    test = load_mnist("fashion", subset="test", sample=True)
+    X = test.data / 255.0
+    disp = DigitGridDisplay.from_estimator(
+        fashion_model, X, test.target, label_names=test.target_names,
+        random_state=0, mistake_color="tab:red")
+    y_pred = fashion_model.predict(X)[disp.indices]
+    y_true = test.target[disp.indices]
+    assert len(disp.figure_.axes) == 100
+    np.testing.assert_array_equal(disp.mistakes_, y_pred != y_true)
+    assert disp.mistakes_.any() and not disp.mistakes_.all()
+    for text, p, t in zip(disp.titles_, y_pred, y_true):
+        if p == t:
+            assert text.get_text() == FASHION_NAMES[p]
+            assert text.get_color() == "black"
+        else:  # long names: "pred\n(true)"
+            assert text.get_text() == f"{FASHION_NAMES[p]}\n({FASHION_NAMES[t]})"
+            assert text.get_color() == "tab:red"
+
+
+def test_grid_pipeline_and_search(pyplot, wrapped):
+    X, y, pipe, (search, _) = wrapped
+    disp = DigitGridDisplay.from_estimator(pipe, X, y, n_samples=16, random_state=0)
+    assert [t.get_text().split(" ")[0] for t in disp.titles_] == [
+        str(p) for p in pipe.predict(X)[disp.indices]]
+    disp = DigitGridDisplay.from_estimator(search, X, y, n_samples=16,
+                                           random_state=0)
+    assert disp.axes_.shape == (4, 4)
+    assert [t.get_text().split(" ")[0] for t in disp.titles_] == [
+        str(p) for p in search.predict(X)[disp.indices]]
+
+
+def test_grid_string_classes_used_directly(pyplot, fashion):
+    names = np.asarray(FASHION_NAMES)
+    X, y = fashion.data[:500] / 255.0, names[fashion.target[:500]]
+    clf = SoftmaxRegression(max_iter=3, random_state=0).fit(X, y)
+    disp = DigitGridDisplay.from_estimator(clf, X, y, n_samples=9, random_state=0,
+                                           label_names=names)
+    pred = clf.predict(X)[disp.indices]
+    assert [t.get_text().split("\n")[0] for t in disp.titles_] == list(pred)
+
+
+def test_grid_label_names_dict_and_errors(pyplot):
+    images = np.zeros((3, 4, 4))
+    disp = DigitGridDisplay(images, [0, 1, 2],
+                            label_names={0: "zero", 1: "one"}).plot()
+    assert [t.get_text() for t in disp.titles_] == ["zero", "one", "2"]
+    with pytest.raises(ValueError, match="no name"):
+        DigitGridDisplay(images, [0, 1, 5], label_names=["a", "b", "c"]).plot()
+
+
+def test_grid_uses_given_axes(pyplot, digits):
+    fig, axes = pyplot.subplots(2, 3)
+    disp = DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=5,
+                                         random_state=0, ax=axes)
+    assert pyplot.get_fignums() == [fig.number]
+    assert disp.figure_ is fig and disp.axes_.ravel()[0] is axes[0, 0]
+    assert len(fig.axes) == 6
+    assert not axes[1, 2].axison and axes[1, 1].axison
+    assert [ax.get_title() for ax in axes.ravel()[:5]] == [
+        str(digits.target[i]) for i in disp.indices]
+
+
+def test_grid_in_given_figure(pyplot, digits):
+    fig = pyplot.figure()
+    left, right = fig.subfigures(1, 2)
+    disp = DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=12,
+                                         random_state=0, figure=right)
+    assert pyplot.get_fignums() == [fig.number]
+    assert disp.figure_ is right and disp.axes_.shape == (3, 4)
+    assert len(fig.axes) == 12
+
+
+def test_grid_layout_options(pyplot, digits):
+    disp = DigitGridDisplay.from_dataset(digits.data[:7], digits.target[:7],
+                                         n_cols=3)
+    assert disp.axes_.shape == (3, 3)
+    np.testing.assert_array_equal(disp.indices, np.arange(7))
+    assert sum(ax.axison for ax in disp.axes_.ravel()) == 7
+    disp = DigitGridDisplay.from_dataset(digits.images[:4], digits.target[:4])
+    assert disp.axes_.shape == (2, 2)
+
+
+def test_grid_errors(pyplot, digits):
+    with pytest.raises(ValueError, match="image_shape"):
+        DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=4,
+                                      image_shape=(20, 20))
+    with pytest.raises(ValueError, match="at least one axes per image"):
+        _, axes = pyplot.subplots(1, 2)
+        DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=4,
+                                      ax=axes)
+    with pytest.raises(ValueError, match="not both"):
+        DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=2,
+                                      ax=axes, figure=pyplot.figure())
+    with pytest.raises(ValueError):
+        DigitGridDisplay.from_dataset(digits.data, digits.target[:10])
+    with pytest.raises(NotFittedError):
+        DigitGridDisplay.from_estimator(SoftmaxRegression(), digits.data,
+                                        digits.target)
+
+
+# ------------------------------------------------------------------ per class
+def test_per_class_one_line_per_class_named(pyplot, fashion, fashion_model):
+    disp = PerClassLossDisplay.from_estimator(fashion_model,
+                                              class_names=fashion.target_names)
+    curves = fashion_model.loss_curve_per_class_
+    assert len(disp.lines_) == 10 == len(disp.ax_.get_lines())
+    assert [line.get_label() for line in disp.lines_] == FASHION_NAMES
+    assert [t.get_text() for t in disp.legend_.get_texts()] == FASHION_NAMES
+    assert disp.ax_.get_legend() is disp.legend_
+    for j, line in enumerate(disp.lines_):
+        np.testing.assert_array_equal(line.get_xdata(),
+                                      np.arange(1, fashion_model.n_iter_ + 1))
+        np.testing.assert_allclose(line.get_ydata(), curves[:, j])
+    assert disp.ax_.get_yscale() == "log"
+    assert disp.figure_ is disp.ax_.figure
+    assert disp.hardest_ == [FASHION_NAMES[j] for j in np.argsort(-curves[-1],
+                                                                  kind="stable")]
+    assert disp.validation_lines_ is None
+
+
+def test_per_class_default_names_are_classes(pyplot, ovr):
+    disp = PerClassLossDisplay.from_estimator(ovr)
+    assert [line.get_label() for line in disp.lines_] == [str(c) for c in range(10)]
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_per_class_highlight_k(pyplot, ovr, k):
+    disp = PerClassLossDisplay.from_estimator(ovr, highlight=k)
+    bold = _bold(disp.lines_)
+    assert len(bold) == k
+    assert [line.get_label() for line in bold] == sorted(
+        disp.hardest_[:k], key=lambda name: int(name))
+    assert disp.highlighted_ == disp.hardest_[:k]
+    final = ovr.loss_curve_per_class_[-1]
+    assert disp.hardest_[0] == str(int(np.argmax(final)))
+    faded = [line for line in disp.lines_ if line not in bold]
+    assert all(line.get_alpha() < 1 for line in faded)
+
+
+def test_per_class_highlight_names_and_none(pyplot, ovr):
+    disp = PerClassLossDisplay.from_estimator(ovr, highlight=["0", "1"])
+    assert [line.get_label() for line in _bold(disp.lines_)] == ["0", "1"]
+    disp = PerClassLossDisplay.from_estimator(ovr)
+    assert not _bold(disp.lines_) and disp.highlighted_ == []
+    with pytest.raises(ValueError, match="unknown classes"):
+        PerClassLossDisplay.from_estimator(ovr, highlight=["zero"])
+    with pytest.raises(ValueError, match="highlight"):
+        PerClassLossDisplay.from_estimator(ovr, highlight=11)
+
+
+@pytest.mark.parametrize("start", [4, -3])
+def test_per_class_start_zooms(pyplot, ovr, start):
+    n = ovr.n_iter_
+    first = start if start > 0 else n + start + 1
+    disp = PerClassLossDisplay.from_estimator(ovr, start=start)
+    assert disp.ax_.get_xlim() == (first, n)
+    window = ovr.loss_curve_per_class_[first - 1:]
+    lo, hi = disp.ax_.get_ylim()
+    assert lo < window.min() and hi > window.max()
+    # the margin is small (5% of the log range each side), not the full range
+    ratio = window.max() / window.min()
+    np.testing.assert_allclose([lo, hi], [window.min() / ratio ** 0.05,
+                                          window.max() * ratio ** 0.05])
+    assert hi < ovr.loss_curve_per_class_.max()
+    # the lines keep every epoch; only the view is zoomed
+    assert len(disp.lines_[0].get_xdata()) == n
+
+
+@pytest.mark.parametrize("start", [0, 99, -99, 1.5])
+def test_per_class_bad_start(pyplot, ovr, start):
+    with pytest.raises(ValueError, match="start"):
+        PerClassLossDisplay.from_estimator(ovr, start=start)
+
+
+def test_per_class_validation(pyplot, mlp, ovr):
+    disp = PerClassLossDisplay.from_estimator(mlp, validation=True)
+    assert len(disp.lines_) == len(disp.validation_lines_) == 10
+    for j, (line, vline) in enumerate(zip(disp.lines_, disp.validation_lines_)):
+        assert vline.get_linestyle() == "--"
+        assert vline.get_color() == line.get_color()
+        np.testing.assert_allclose(vline.get_ydata(),
+                                   mlp.validation_loss_curve_per_class_[:, j])
+    # the legend names the classes only
+    assert [t.get_text() for t in disp.legend_.get_texts()] == [
+        str(c) for c in range(10)]
+    with pytest.raises(ValueError, match="early_stopping"):
+        PerClassLossDisplay.from_estimator(ovr, validation=True)
+
+
+def test_per_class_convergence_ranking(pyplot):
+    # class "fast" gets below 0.2 at epoch 2, "slow" at epoch 4, "never" never
+    curves = np.array([[1.0, 1.0, 1.0],
+                       [0.1, 0.8, 0.9],
+                       [0.05, 0.5, 0.8],
+                       [0.04, 0.15, 0.7]])
+    disp = PerClassLossDisplay(curves, class_names=["fast", "slow", "never"]).plot(
+        convergence_threshold=0.2)
+    assert [line.get_label() for line in disp.lines_] == ["fast", "slow", "never"]
+    np.testing.assert_array_equal(disp.convergence_epoch_, [2, 4, np.inf])
+    assert disp.converged_first_ == ["fast", "slow", "never"]
+    assert disp.hardest_ == ["never", "slow", "fast"]
+    # default threshold: the mean of the final losses
+    disp = PerClassLossDisplay(curves, class_names=["a", "b", "c"]).plot()
+    assert disp.convergence_threshold_ == pytest.approx(np.mean([0.04, 0.15, 0.7]))
+    np.testing.assert_array_equal(disp.convergence_epoch_, [2, 4, np.inf])
+    assert disp.converged_first_ == ["a", "b", "c"]
+
+
+def test_per_class_converged_first_on_digits(pyplot, ovr):
+    disp = PerClassLossDisplay.from_estimator(ovr)
+    epochs = disp.convergence_epoch_
+    order = [int(c) for c in disp.converged_first_]
+    assert list(epochs[order]) == sorted(epochs)
+    # the easy digits converge before the hard ones
+    assert set(disp.converged_first_[:3]) & {"0", "1"}
+    assert set(disp.hardest_[:3]) & {"8", "9"}
+
+
+def test_per_class_class_names_mapping(pyplot, digits, fashion):
+    keep = np.isin(fashion.target, [3, 6, 8])
+    clf = SoftmaxRegression(max_iter=3, random_state=0).fit(
+        fashion.data[keep] / 255.0, fashion.target[keep])
+    # indexed by class value
+    disp = PerClassLossDisplay.from_estimator(clf, class_names=fashion.target_names)
+    assert [line.get_label() for line in disp.lines_] == ["Dress", "Shirt", "Bag"]
+    # one per class, and a dict
+    disp = PerClassLossDisplay.from_estimator(clf, class_names=["d", "s", "b"])
+    assert [line.get_label() for line in disp.lines_] == ["d", "s", "b"]
+    disp = PerClassLossDisplay.from_estimator(clf, class_names={6: "shirt"})
+    assert [line.get_label() for line in disp.lines_] == ["3", "shirt", "8"]
+    with pytest.raises(ValueError, match="class_names"):
+        PerClassLossDisplay.from_estimator(clf, class_names=["a", "b"])
+
+
+def test_per_class_string_classes(pyplot, fashion):
+    names = np.asarray(FASHION_NAMES)
+    clf = SoftmaxRegression(max_iter=3, random_state=0).fit(
+        fashion.data[:500] / 255.0, names[fashion.target[:500]])
+    disp = PerClassLossDisplay.from_estimator(clf)
+    assert [line.get_label() for line in disp.lines_] == list(clf.classes_)
+
+
+def test_per_class_uses_given_ax(pyplot, ovr):
+    fig, (ax1, ax2) = pyplot.subplots(1, 2)
+    disp = PerClassLossDisplay.from_estimator(ovr, ax=ax2, log_scale=False)
+    assert pyplot.get_fignums() == [fig.number]
+    assert disp.ax_ is ax2 and disp.figure_ is fig
+    assert len(ax2.get_lines()) == 10 and not ax1.get_lines()
+    assert ax2.get_yscale() == "linear"
+
+
+# ------------------------------------------------------------------ unwrapping
+@pytest.mark.parametrize("display", [PerClassLossDisplay, TrainingCurveDisplay])
+def test_unwraps_pipeline_and_searches(pyplot, wrapped, display):
+    X, y, pipe, searches = wrapped
+    disp = display.from_estimator(pipe)
+    np.testing.assert_allclose(
+        disp.lines_[0].get_ydata(),
+        pipe[-1].loss_curve_per_class_[:, 0] if display is PerClassLossDisplay
+        else pipe[-1].loss_curve_)
+
+    for search in searches:
+        best = search.best_estimator_[-1]
+        disp = display.from_estimator(search)
+        assert len(disp.lines_[0].get_xdata()) == best.n_iter_
+        np.testing.assert_allclose(
+            disp.lines_[0].get_ydata(),
+            best.loss_curve_per_class_[:, 0] if display is PerClassLossDisplay
+            else best.loss_curve_)
+
+
+@pytest.mark.parametrize("display", [PerClassLossDisplay, TrainingCurveDisplay])
+def test_unwrap_errors(pyplot, digits, display):
+    X, y = digits.data[:300] / 255.0, digits.target[:300]
+    with pytest.raises(NotFittedError, match="needs a fitted skdigits estimator"):
+        display.from_estimator(SoftmaxRegression())
+    with pytest.raises(NotFittedError, match="not fitted"):
+        display.from_estimator(make_pipeline(MinMaxScaler(), MLPClassifier()))
+    with pytest.raises(NotFittedError):
+        display.from_estimator(GridSearchCV(SoftmaxRegression(), {"alpha": [1.0]}))
+    no_refit = GridSearchCV(SoftmaxRegression(max_iter=2), {"alpha": [1e-5, 1e-3]},
+                            cv=2, refit=False).fit(X, y)
+    with pytest.raises(ValueError, match="refit=False"):
+        display.from_estimator(no_refit)
+    with pytest.raises(TypeError, match="DummyClassifier has no"):
+        display.from_estimator(DummyClassifier().fit(X, y))
+    with pytest.raises(TypeError, match="FunctionTransformer has no"):
+        display.from_estimator(make_pipeline(FunctionTransformer()).fit(X, y))
+
+
+# ------------------------------------------------------------------ curves
+@pytest.mark.parametrize("metric, train, val", [
+    ("loss", "loss_curve_", "validation_loss_curve_"),
+    ("accuracy", "accuracy_curve_", "validation_scores_"),
+])
+def test_training_curve_train_and_validation(pyplot, mlp, metric, train, val):
+    disp = TrainingCurveDisplay.from_estimator(mlp, metric=metric)
+    epochs = np.arange(1, mlp.n_iter_ + 1)
+    assert [line.get_label() for line in disp.lines_] == ["train", "validation"]
+    assert disp.lines_ == [disp.line_, disp.validation_line_]
+    for line, name in zip(disp.lines_, (train, val)):
+        np.testing.assert_array_equal(line.get_xdata(), epochs)
+        np.testing.assert_allclose(line.get_ydata(), getattr(mlp, name))
+    assert disp.ax_.get_ylabel() == metric
+    assert disp.ax_.get_xlim() == (1, mlp.n_iter_)
+    assert [t.get_text() for t in disp.legend_.get_texts()] == ["train",
+                                                                "validation"]
+
+
+def test_training_curve_without_validation(pyplot, ovr):
+    for metric in ("loss", "accuracy"):
+        disp = TrainingCurveDisplay.from_estimator(ovr, metric=metric)
+        assert disp.validation_line_ is None and len(disp.lines_) == 1
+
+
+@pytest.mark.parametrize("metric", ["loss", "accuracy"])
+def test_training_curve_zoom(pyplot, mlp, metric):
+    n, start = mlp.n_iter_, 5
+    disp = TrainingCurveDisplay.from_estimator(mlp, metric=metric, start=start)
+    assert disp.ax_.get_xlim() == (start, n)
+    curves = (mlp.loss_curve_, mlp.validation_loss_curve_) if metric == "loss" \
+        else (mlp.accuracy_curve_, mlp.validation_scores_)
+    window = np.concatenate([np.asarray(c)[start - 1:] for c in curves])
+    lo, hi = window.min(), window.max()
+    margin = 0.05 * (hi - lo)
+    np.testing.assert_allclose(disp.ax_.get_ylim(), (lo - margin, hi + margin))
+    full = np.concatenate([np.asarray(c) for c in curves])
+    assert hi - lo < full.max() - full.min()
+
+
+def test_training_curve_single_epoch_and_log(pyplot):
+    disp = TrainingCurveDisplay([0.5]).plot()
+    assert disp.ax_.get_xlim() == (0.5, 1.5)
+    lo, hi = disp.ax_.get_ylim()
+    assert lo < 0.5 < hi
+    disp = TrainingCurveDisplay([1.0, 0.1, 0.01], validation=[1.0, 0.2, 0.1]).plot(
+        log_scale=True, start=2)
+    assert disp.ax_.get_yscale() == "log"
+    lo, hi = disp.ax_.get_ylim()
+    assert 0.005 < lo < 0.01 and 0.2 < hi < 0.3
+
+
+def test_training_curve_errors(pyplot, mlp):
+    with pytest.raises(ValueError, match="metric"):
+        TrainingCurveDisplay.from_estimator(mlp, metric="f1")
+    with pytest.raises(ValueError, match="metric"):
+        TrainingCurveDisplay([1.0], metric="f1").plot()
+    with pytest.raises(ValueError, match="validation"):
+        TrainingCurveDisplay([1.0, 2.0], validation=[1.0]).plot()
+
+
+def test_training_curve_sklearn_mlp_loss(pyplot, digits):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    with pytest.warns(ConvergenceWarning):
+        sk = SkMLP(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(
+            digits.data[:300] / 255.0, digits.target[:300])
+    disp = TrainingCurveDisplay.from_estimator(sk)
+    np.testing.assert_allclose(disp.line_.get_ydata(), sk.loss_curve_)
+    with pytest.raises(TypeError, match="accuracy_curve_"):
+        TrainingCurveDisplay.from_estimator(sk, metric="accuracy")
+
+
+def test_training_curve_uses_given_ax(pyplot, mlp):
+    fig, ax = pyplot.subplots()
+    disp = TrainingCurveDisplay.from_estimator(mlp, ax=ax)
+    assert disp.ax_ is ax and disp.figure_ is fig
+    assert pyplot.get_fignums() == [fig.number]
+
+
+def test_plot_training_curves(pyplot, mlp, ovr):
+    out = plot_training_curves(mlp, zoom_start=-3)
+    assert len(out.figure.axes) == 4
+    assert out.loss.ax_.get_xlim() == (1, mlp.n_iter_)
+    assert out.loss_zoom.ax_.get_xlim() == (mlp.n_iter_ - 2, mlp.n_iter_)
+    assert out.accuracy_zoom.ax_.get_xlim() == (mlp.n_iter_ - 2, mlp.n_iter_)
+    assert out.accuracy.ax_.get_ylabel() == "accuracy"
+    assert len(out.loss.lines_) == 2
+    out = plot_training_curves(ovr)
+    assert len(out.figure.axes) == 2 and out.loss_zoom is None
+    with pytest.raises(NotFittedError):
+        plot_training_curves(SoftmaxRegression())
