@@ -588,3 +588,23 @@ def test_full_dataset_accuracy_with_defaults(kind, floor, data_home):
     else:
         # Shirt (6) is the hardest Fashion class; Trouser (1) among the easiest
         assert last.argmax() == 6 and last[1] < np.median(last)
+
+
+def test_epochs_run_with_one_blas_thread_and_restore_the_setting(digits, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    X_tr, _, y_tr, _ = digits
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    during = []
+    original = MLPClassifier._run_epoch
+
+    def spy(self, *args):
+        during.append([p["num_threads"] for p in threadpool_info()
+                       if p["user_api"] == "blas"])
+        return original(self, *args)
+
+    monkeypatch.setattr(MLPClassifier, "_run_epoch", spy)
+    MLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X_tr, y_tr)
+    assert during and all(n == [1] * len(before) for n in during)
+    after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert after == before
