@@ -23,7 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._kernels._losses import loss_grad
 from ._kernels._optim import ADAM, SGD
-from ._kernels._rng import new_state
+from ._kernels._rng import new_state, shuffle
+from ._threads import BlasTuner
 from ._logging import Progress, verbose_logger
 from ._validation import (
     encode_labels,
@@ -33,26 +34,6 @@ from ._validation import (
 )
 
 SOLVERS = {"sgd": SGD, "adam": ADAM}
-
-#: BLAS threads while an epoch kernel runs. Its products are per minibatch
-#: (128 x 784 by 784 x 256 with the MLP defaults): too small for threads to
-#: pay off, and OpenBLAS threads that spin-wait for a busy core turn each
-#: product into a wait. Measured on 2 cores with one other busy process:
-#: 0.8 s per MNIST epoch with one thread, 16 s with two.
-EPOCH_BLAS_THREADS = 1
-
-_THREADPOOL_CONTROLLER = None
-
-
-def _blas_limit():
-    """A context manager holding BLAS at ``EPOCH_BLAS_THREADS`` threads."""
-    global _THREADPOOL_CONTROLLER
-    if _THREADPOOL_CONTROLLER is None:  # inspects the loaded libraries once
-        from threadpoolctl import ThreadpoolController
-
-        _THREADPOOL_CONTROLLER = ThreadpoolController()
-    return _THREADPOOL_CONTROLLER.limit(limits=EPOCH_BLAS_THREADS, user_api="blas")
-
 
 #: Rows per block when predicting, so memory stays bounded on any input size.
 PREDICT_BLOCK_ROWS = 2048
@@ -119,7 +100,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
 
     @abstractmethod
     def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
-        """Call the compiled epoch kernel; return the new step count."""
+        """Call the compiled epoch kernel on the rows ``order`` (already
+        shuffled: the kernel must not shuffle), with the learning rate moving
+        from ``lr0`` to ``lr1``; return the new step count."""
 
     @abstractmethod
     def _forward(self, X_block, theta):
@@ -359,8 +342,17 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         n_classes = len(self.classes_)
         order = np.array(train_idx, dtype=np.int64)
         n_train = len(order)
-        ws = self._make_workspace(X.shape[1], self._theta.dtype,
-                                  self._batch_size(n_train))
+        batch_size = self._batch_size(n_train)
+        ws = self._make_workspace(X.shape[1], self._theta.dtype, batch_size)
+        if getattr(self, "_blas_tuner", None) is None:
+            self._blas_tuner = BlasTuner()
+
+        def run_chunk(start, stop, lr_a, lr_b):
+            # rows order[start:stop], already shuffled; the learning rate moves
+            # from lr_a to lr_b over them
+            self._opt_t = self._run_epoch(X, y, w, order[start:stop], ws, lr_a,
+                                          lr_b, self._opt_t, acc)
+
         callbacks = self._callbacks()
         acc = dict(class_loss=np.zeros(n_classes), class_weight=np.zeros(n_classes),
                    col_loss=np.zeros(self._n_outputs), stats=np.zeros(3))
@@ -385,9 +377,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 for a in acc.values():
                     a[:] = 0.0
                 tic = time.perf_counter()
-                with _blas_limit():
-                    self._opt_t = self._run_epoch(X, y, w, order, ws, lr0, lr1,
-                                                  self._opt_t, acc)
+                if self.shuffle:
+                    shuffle(order, self._rng_state)
+                self._blas_tuner.run_epoch(run_chunk, n_train, batch_size, lr0, lr1)
                 elapsed = time.perf_counter() - tic
                 loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)
                 if not (np.isfinite(loss) and np.all(np.isfinite(self._theta))):

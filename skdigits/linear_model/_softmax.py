@@ -246,7 +246,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
         s1, s2 = self._opt_state
         return linear_epoch(
-            X, y, w, order, self.shuffle, self._rng_state, self._theta,
+            X, y, w, order, False, self._rng_state, self._theta,
             ws["grad"], s1, s2, ws["Xb"], ws["Z"], ws["yb"], ws["wb"],
             self._n_outputs, self._loss_code, float(self.alpha),
             float(lr0), float(lr1), SOLVERS[self.solver],

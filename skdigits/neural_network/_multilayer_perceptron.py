@@ -350,7 +350,7 @@ class MLPClassifier(BaseMinibatchClassifier):
     def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
         s1, s2 = self._opt_state
         return mlp_epoch(
-            X, y, w, order, self.shuffle, self._rng_state, self._sizes,
+            X, y, w, order, False, self._rng_state, self._sizes,
             self._w_off, self._b_off, self._theta, ws["grad"], s1, s2,
             ws["Xb"], ws["yb"], ws["wb"], ws["acts"], ws["a_off"], ws["D"],
             ACTIVATIONS[self.activation], self._loss_code, float(self.alpha),
