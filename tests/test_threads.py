@@ -84,3 +84,15 @@ def test_small_epochs_run_in_one_single_threaded_call(monkeypatch):
                         lambda s: calls.append(s) or __import__("contextlib").nullcontext())
     threads.BlasTuner().run_epoch(lambda *a: calls.append(a), 100, 10, 0.1, 0.1)
     assert calls == [threads.SINGLE, (0, 100, 0.1, 0.1)]
+
+
+def test_env_var_fixes_the_thread_count(monkeypatch):
+    seen = []
+    monkeypatch.setattr(threads, "blas_limit",
+                        lambda s: seen.append(s) or __import__("contextlib").nullcontext())
+    monkeypatch.setenv("SKDIGITS_BLAS_THREADS", "2")
+    threads.BlasTuner().run_epoch(lambda *a: seen.append(a), 100_000, 10, 0.1, 0.0)
+    assert seen == [2, (0, 100_000, 0.1, 0.0)]  # one call, no tuning
+    monkeypatch.setenv("SKDIGITS_BLAS_THREADS", "many")
+    with pytest.raises(ValueError, match="SKDIGITS_BLAS_THREADS"):
+        threads.BlasTuner().run_epoch(lambda *a: None, 100, 10, 0.1, 0.0)
