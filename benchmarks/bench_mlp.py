@@ -56,6 +56,7 @@ import numpy as np
 import pytest
 
 from skdigits import MLPClassifier
+from skdigits._peers import TorchMLP, fit_quietly, sklearn_mlp
 from skdigits.datasets import load_mnist
 
 EPOCHS = int(os.environ.get("SKDIGITS_BENCH_EPOCHS", "10"))
@@ -146,59 +147,25 @@ def _fit_skdigits_throughput(X, y, epochs):
 
 
 def _fit_sklearn_throughput(X, y, epochs):
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier as SkMLP
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return SkMLP(hidden_layer_sizes=(256,), batch_size=BATCH,
-                     learning_rate_init=LR, max_iter=epochs, tol=0,
-                     n_iter_no_change=10**6, alpha=1e-4, shuffle=True,
-                     random_state=0).fit(X, y)
+    model = sklearn_mlp((256,), batch_size=BATCH, learning_rate_init=LR,
+                        epochs=epochs)
+    fit_quietly(model, X, y)
+    return model
 
 
-def _torch_model(torch, n_in, hidden, n_out):
-    layers, prev = [], n_in
-    for h in hidden:
-        layers += [torch.nn.Linear(prev, h), torch.nn.ReLU()]
-        prev = h
-    layers.append(torch.nn.Linear(prev, n_out))
-    return torch.nn.Sequential(*layers)
-
-
-def _torch_epoch(torch, model, opt, loss_fn, X, y):
-    model.train()
-    perm = torch.randperm(X.shape[0])
-    for i in range(0, X.shape[0], BATCH):
-        idx = perm[i:i + BATCH]
-        opt.zero_grad()
-        loss = loss_fn(model(X[idx]), y[idx])
-        loss.backward()
-        opt.step()
-
-
-def _torch_accuracy(torch, model, Xt, yt):
-    model.eval()
-    with torch.no_grad():
-        return float((model(Xt).argmax(1) == yt).float().mean())
-
-
-def _torch_setup(torch, hidden, seed=0):
-    torch.manual_seed(seed)
-    model = _torch_model(torch, 784, hidden, 10)
-    opt = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=0)
-    return model, opt, torch.nn.CrossEntropyLoss()
+def _torch_net(torch, hidden, seed=0):
+    return TorchMLP(torch, 784, 10, hidden, batch_size=BATCH,
+                    learning_rate_init=LR, seed=seed)
 
 
 def _torch_warmup(torch, X, y, hidden):
-    model, opt, loss_fn = _torch_setup(torch, hidden, seed=1)
-    _torch_epoch(torch, model, opt, loss_fn, X[:WARMUP_ROWS], y[:WARMUP_ROWS])
+    _torch_net(torch, hidden, seed=1).epoch(X[:WARMUP_ROWS], y[:WARMUP_ROWS])
 
 
 def _torch_tensors(torch, mnist):
     X, y, Xt, yt = mnist
-    return (torch.from_numpy(X), torch.from_numpy(y.astype(np.int64)),
-            torch.from_numpy(Xt), torch.from_numpy(yt.astype(np.int64)))
+    net = _torch_net(torch, (8,))
+    return (*net.tensors(X, y), *net.tensors(Xt, yt))
 
 
 # ---------------------------------------------------------------------------
@@ -234,15 +201,15 @@ def test_throughput_torch(benchmark, mnist):
     torch = _torch()
     X, y, Xt, yt = _torch_tensors(torch, mnist)
     _torch_warmup(torch, X, y, (256,))
-    model, opt, loss_fn = _torch_setup(torch, (256,))
+    net = _torch_net(torch, (256,))
 
     def fit():
         for _ in range(EPOCHS):
-            _torch_epoch(torch, model, opt, loss_fn, X, y)
+            net.epoch(X, y)
 
     benchmark.pedantic(fit, rounds=1, iterations=1)
     sec = benchmark.stats.stats.median
-    acc = _torch_accuracy(torch, model, Xt, yt)
+    acc = net.accuracy(Xt, yt)
     RESULTS["tp torch"] = dict(epoch=sec / EPOCHS, acc=acc, n_iter=EPOCHS,
                                threads=torch.get_num_threads())
     _check_time(sec)
@@ -270,13 +237,11 @@ def test_time_to_accuracy_torch(benchmark, mnist):
     _torch_warmup(torch, X, y, hidden)
 
     def run():
-        model, opt, loss_fn = _torch_setup(torch, hidden)
+        net = _torch_net(torch, hidden)
         spent, curve = 0.0, []
         for _ in range(TORCH_MAX_EPOCHS):
-            tic = time.perf_counter()
-            _torch_epoch(torch, model, opt, loss_fn, X, y)
-            spent += time.perf_counter() - tic
-            curve.append(_torch_accuracy(torch, model, Xt, yt))  # not timed
+            spent += net.epoch(X, y)
+            curve.append(net.accuracy(Xt, yt))  # not timed
             if curve[-1] >= TARGET_ACC:
                 break
         return spent, curve

@@ -1,10 +1,16 @@
 """The ``skdigits`` command line (the one module that writes to stdout).
 
+Sub-commands: ``report`` (the whole study: PNGs and an HTML page), ``fit``
+(train one estimator, optionally save it), ``evaluate`` (score a saved model)
+and ``benchmark`` (speed against scikit-learn and, where installed, PyTorch).
+
 Exit codes: 0 success, 1 a runtime problem (data not found, training failed,
 unreadable file), 2 bad arguments (argparse's convention).
 """
 
 import argparse
+import ast
+import os
 import sys
 import time
 
@@ -12,9 +18,14 @@ import numpy as np
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
+MODELS = ("softmax", "mlp")
+
 
 class CLIError(Exception):
     """An error reported as one line on stderr."""
+
+
+# ---------------------------------------------------------------- helpers
 
 
 def _load(dataset, subset, args):
@@ -24,27 +35,75 @@ def _load(dataset, subset, args):
                       download_if_missing=args.download)
 
 
-def _cmd_fit(args):
-    from . import SoftmaxRegression
+def _pixels(bunch):
+    return bunch.data.astype(np.float32) / 255.0
 
-    train = _load(args.dataset, "train", args)
-    test = _load(args.dataset, "test", args)
-    X = train.data.astype(np.float32) / 255.0
-    Xt = test.data.astype(np.float32) / 255.0
-    names = np.asarray(train.target_names)
+
+def _describe(dataset, train, test, args):
     where = "bundled sample" if args.sample else train.get("source", "files")
-    print(f"{args.dataset}: {len(X)} train / {len(Xt)} test images ({where})")
-    params = dict(multi_class=args.multi_class, random_state=args.seed,
-                  verbose=2 if args.progress else 0)
+    print(f"{dataset}: {len(train.data)} train / {len(test.data)} test images ({where})")
+
+
+def _parse_params(pairs):
+    """``["alpha=1e-3", "hidden_layer_sizes=(64, 32)"]`` -> dict; values are
+    Python literals, or plain strings when they are not."""
+    params = {}
+    for pair in pairs or ():
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--param expects KEY=VALUE, got {pair!r}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        params[key.strip()] = value
+    return params
+
+
+def _make_model(args):
+    from . import MLPClassifier, SoftmaxRegression
+
+    params = {"random_state": args.seed, "verbose": 2 if args.progress else 0}
+    if args.model == "softmax":
+        cls = SoftmaxRegression
+        params["multi_class"] = args.multi_class
+    else:
+        cls = MLPClassifier
     if args.max_iter is not None:
         params["max_iter"] = args.max_iter
-    model = SoftmaxRegression(**params)
+    params.update(_parse_params(args.param))
+    valid = cls().get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise CLIError(f"{cls.__name__} has no parameter {', '.join(unknown)}; "
+                       f"valid: {', '.join(sorted(valid))}")
+    return cls(**params)
+
+
+def _estimator_label(model):
+    final = model
+    while hasattr(final, "best_estimator_") or hasattr(final, "steps"):
+        final = final.best_estimator_ if hasattr(final, "best_estimator_") else final[-1]
+    return type(final).__name__, final
+
+
+# ---------------------------------------------------------------- fit
+
+
+def _cmd_fit(args):
+    train = _load(args.dataset, "train", args)
+    test = _load(args.dataset, "test", args)
+    X, Xt = _pixels(train), _pixels(test)
+    names = np.asarray(train.target_names)
+    _describe(args.dataset, train, test, args)
+    model = _make_model(args)
     tic = time.perf_counter()
     model.fit(X, train.target)
     seconds = time.perf_counter() - tic
     acc = model.score(Xt, test.target)
-    print(f"SoftmaxRegression(multi_class={args.multi_class!r}): "
-          f"{model.n_iter_} epochs in {seconds:.2f} s, "
+    desc = (f"multi_class={args.multi_class!r}" if args.model == "softmax"
+            else f"hidden_layer_sizes={tuple(model.hidden_layer_sizes)!r}")
+    print(f"{type(model).__name__}({desc}): {model.n_iter_} epochs in {seconds:.2f} s, "
           f"train accuracy {model.accuracy_curve_[-1]:.4f}, test accuracy {acc:.4f}")
     last = model.loss_curve_per_class_[-1]
     order = np.argsort(last)
@@ -58,37 +117,156 @@ def _cmd_fit(args):
     return EXIT_OK
 
 
-def build_parser():
-    """The argument parser of the ``skdigits`` command."""
-    parser = argparse.ArgumentParser(
-        prog="skdigits",
-        description="Train and inspect skdigits classifiers on MNIST and "
-                    "Fashion-MNIST.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+# ---------------------------------------------------------------- evaluate
 
-    fit = sub.add_parser(
-        "fit", help="train SoftmaxRegression and report accuracy and per-class loss",
-        description="Train SoftmaxRegression on the train split, score it on the "
-                    "test split, print the per-class loss of the last epoch, and "
-                    "optionally save the model with joblib.")
-    fit.add_argument("--dataset", choices=["digits", "fashion"], default="digits")
-    fit.add_argument("--sample", action="store_true",
-                     help="use the sample bundled with the package (no files needed)")
-    fit.add_argument("--data-home", metavar="DIR", default=None,
-                     help="folder holding mnist/ and fashion-mnist/ (default: "
-                          "$SKDIGITS_DATA, then the per-user data folder)")
-    fit.add_argument("--download", action="store_true",
-                     help="download the files from OpenML when they are not found")
-    fit.add_argument("--multi-class", choices=["multinomial", "ovr"],
-                     default="multinomial")
-    fit.add_argument("--max-iter", type=_positive_int, default=None, metavar="N")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--progress", action="store_true", help="show a progress bar")
-    fit.add_argument("-o", "--output", metavar="FILE", default=None,
-                     help="save the fitted model here (joblib)")
-    fit.set_defaults(func=_cmd_fit)
-    return parser
+
+def _read_model(path):
+    import joblib
+
+    if not os.path.isfile(path):
+        raise CLIError(f"model file not found: {path}")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling raises many kinds of errors
+        raise CLIError(f"cannot read model file {path}: "
+                       f"{type(exc).__name__}: {exc}") from None
+    if not (hasattr(model, "predict") and hasattr(model, "classes_")):
+        raise CLIError(f"{path} does not hold a fitted classifier "
+                       f"(it holds a {type(model).__name__})")
+    return model
+
+
+def _cmd_evaluate(args):
+    from sklearn.metrics import classification_report
+
+    from .metrics import most_confused_pairs
+
+    model = _read_model(args.model_file)
+    data = _load(args.dataset, args.subset, args)
+    X = _pixels(data)
+    if getattr(model, "n_features_in_", X.shape[1]) != X.shape[1]:
+        raise CLIError(f"the model expects {model.n_features_in_} features, the "
+                       f"{args.dataset} images have {X.shape[1]}")
+    names = [str(n) for n in data.target_names]
+    where = "bundled sample" if args.sample else data.get("source", "files")
+    tic = time.perf_counter()
+    y_pred = model.predict(X)
+    seconds = time.perf_counter() - tic
+    name, _ = _estimator_label(model)
+    acc = float(np.mean(y_pred == data.target))
+    print(f"{name} from {args.model_file} on {args.dataset} {args.subset} "
+          f"({len(X)} images, {where}): accuracy {acc:.4f}, predicted in {seconds:.2f} s")
+    labels = np.arange(len(names))
+    print(classification_report(data.target, y_pred, labels=labels,
+                                target_names=names, digits=4, zero_division=0))
+    pairs = most_confused_pairs(data.target, y_pred, labels=labels, k=args.top)
+    print("most confused (true -> predicted: count): " + (", ".join(
+        f"{names[int(a)]} -> {names[int(b)]}: {n}" for a, b, n in pairs) or "none"))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- report
+
+
+def _cmd_report(args):
+    from ._report import build_report
+
+    datasets = ("digits", "fashion") if args.dataset == "both" else (args.dataset,)
+
+    def announce(result):
+        print(f"{result['title']}: {result['source']}, {result['n_train']} train / "
+              f"{result['n_test']} test images")
+        for m in result["models"].values():
+            print(f"  {m['model']}: {m['epochs']} epochs in {m['fit_seconds']:.2f} s, "
+                  f"test accuracy {m['test_accuracy']:.4f}")
+        for line in result["observations"][:3]:
+            print(f"  - {line}")
+
+    page, results = build_report(
+        args.out, datasets, data_home=args.data_home, sample=args.sample,
+        download=args.download, seed=args.seed, max_iter=args.max_iter,
+        progress=not args.quiet, on_dataset=announce)
+    n_png = sum(len(r["figures"]) for r in results)
+    print(f"report written: {page} ({n_png} PNG files beside it)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- benchmark
+
+
+def _cmd_benchmark(args):
+    from . import MLPClassifier, SoftmaxRegression
+    from ._peers import TorchMLP, fit_quietly, import_torch, sklearn_mlp
+
+    train = _load(args.dataset, "train", args)
+    test = _load(args.dataset, "test", args)
+    X, Xt = _pixels(train), _pixels(test)
+    y, yt = train.target, test.target
+    _describe(args.dataset, train, test, args)
+    rows = []  # (model, implementation, fit s, epochs, test acc)
+    # compile (or load from the cache) outside the timings
+    SoftmaxRegression(max_iter=1).fit(X[:256], y[:256])
+    MLPClassifier(hidden_layer_sizes=(8,), max_iter=1).fit(X[:256], y[:256])
+
+    if "softmax" in args.models:
+        from sklearn.linear_model import LogisticRegression
+
+        ours = SoftmaxRegression(random_state=args.seed)
+        sec = fit_quietly(ours, X, y)
+        rows.append(("softmax", "skdigits SoftmaxRegression()", sec, ours.n_iter_,
+                     ours.score(Xt, yt)))
+        peer = LogisticRegression()
+        sec = fit_quietly(peer, X, y)
+        rows.append(("softmax", "sklearn LogisticRegression()", sec,
+                     int(np.max(peer.n_iter_)), peer.score(Xt, yt)))
+    if "mlp" in args.models:
+        hidden = tuple(args.hidden)
+        ours = MLPClassifier(hidden_layer_sizes=hidden, batch_size=args.batch_size,
+                             learning_rate="constant", learning_rate_init=1e-3,
+                             max_iter=args.epochs, tol=0, n_iter_no_change=10**6,
+                             random_state=args.seed)
+        sec = fit_quietly(ours, X, y)
+        rows.append(("mlp", "skdigits MLPClassifier", sec, ours.n_iter_,
+                     ours.score(Xt, yt)))
+        peer = sklearn_mlp(hidden, batch_size=args.batch_size, learning_rate_init=1e-3,
+                           epochs=args.epochs, seed=args.seed)
+        sec = fit_quietly(peer, X, y)
+        rows.append(("mlp", "sklearn MLPClassifier", sec, peer.n_iter_,
+                     peer.score(Xt, yt)))
+        torch, why = import_torch()
+        if torch is None:
+            print(f"PyTorch column skipped: {why}")
+        else:
+            net = TorchMLP(torch, X.shape[1], len(train.target_names), hidden,
+                           batch_size=args.batch_size, seed=args.seed)
+            Xtr, ytr = net.tensors(X, y)
+            net.epoch(Xtr[:256], ytr[:256])  # warm-up
+            net = TorchMLP(torch, X.shape[1], len(train.target_names), hidden,
+                           batch_size=args.batch_size, seed=args.seed)
+            sec = sum(net.epoch(Xtr, ytr) for _ in range(args.epochs))
+            rows.append(("mlp", f"PyTorch {torch.__version__} "
+                         f"({torch.get_num_threads()} threads)", sec, args.epochs,
+                         net.accuracy(*net.tensors(Xt, yt))))
+    _print_benchmark(rows, args)
+    return EXIT_OK
+
+
+def _print_benchmark(rows, args):
+    head = f"{'model':<8} {'implementation':<34} {'fit s':>8} {'epochs':>6} " \
+           f"{'s/epoch':>8} {'test acc':>8} {'time ratio':>10}"
+    print(head)
+    print("-" * len(head))
+    for group in ("softmax", "mlp"):
+        ours = [r for r in rows if r[0] == group and r[1].startswith("skdigits")]
+        for model, impl, sec, epochs, acc in (r for r in rows if r[0] == group):
+            ratio = sec / ours[0][2] if ours else float("nan")
+            print(f"{model:<8} {impl:<34} {sec:>8.2f} {epochs:>6} "
+                  f"{sec / max(epochs, 1):>8.3f} {acc:>8.4f} {ratio:>9.2f}x")
+    print("time ratio: the implementation's fit time / skdigits' (above 1: "
+          "skdigits is faster). Compile time is excluded (warm-up fit first).")
+
+
+# ---------------------------------------------------------------- parser
 
 
 def _positive_int(text):
@@ -101,6 +279,107 @@ def _positive_int(text):
     return value
 
 
+def _model_list(text):
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in models if m not in MODELS]
+    if not models or bad:
+        raise argparse.ArgumentTypeError(
+            f"choose from {', '.join(MODELS)} (comma-separated), got {text!r}")
+    return models
+
+
+def _data_options(parser, *, both=False, default="digits"):
+    choices = ["digits", "fashion", "both"] if both else ["digits", "fashion"]
+    parser.add_argument("--dataset", choices=choices, default=default,
+                        help=f"which dataset (default: {default})")
+    parser.add_argument("--sample", action="store_true",
+                        help="use the sample bundled with the package (no files needed)")
+    parser.add_argument("--data-home", metavar="DIR", default=None,
+                        help="folder holding mnist/ and fashion-mnist/ (default: "
+                             "$SKDIGITS_DATA, then the per-user data folder)")
+    parser.add_argument("--download", action="store_true",
+                        help="download the files from OpenML when they are not found")
+
+
+def build_parser():
+    """The argument parser of the ``skdigits`` command."""
+    parser = argparse.ArgumentParser(
+        prog="skdigits",
+        description="Train, inspect and benchmark skdigits classifiers on MNIST "
+                    "and Fashion-MNIST.",
+        epilog="Exit codes: 0 success, 1 runtime error (message on one line), "
+               "2 bad arguments.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    rep = sub.add_parser(
+        "report", help="run the whole study and write PNGs and an HTML page",
+        description="Train a one-vs-rest SoftmaxRegression and an MLPClassifier "
+                    "on digits and on Fashion-MNIST, then write every plot of the "
+                    "study (samples, per-class loss, predictions with mistakes, "
+                    "loss and accuracy curves with a zoom, confusion matrix) as "
+                    "PNG and an index.html that shows them with the figures and "
+                    "observations of the run. Uses the full datasets when found, "
+                    "the bundled sample otherwise.")
+    _data_options(rep, both=True, default="both")
+    rep.add_argument("--out", metavar="DIR", default="skdigits-report",
+                     help="output folder (default: ./skdigits-report)")
+    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--max-iter", type=_positive_int, default=None, metavar="N",
+                     help="epochs per model (default: each model's 'auto')")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.set_defaults(func=_cmd_report)
+
+    fit = sub.add_parser(
+        "fit", help="train one estimator and report accuracy and per-class loss",
+        description="Train SoftmaxRegression or MLPClassifier on the train split, "
+                    "score it on the test split, print the per-class loss of the "
+                    "last epoch, and optionally save the model with joblib.")
+    _data_options(fit)
+    fit.add_argument("--model", choices=MODELS, default="softmax")
+    fit.add_argument("--multi-class", choices=["multinomial", "ovr"],
+                     default="multinomial", help="SoftmaxRegression only")
+    fit.add_argument("--param", action="append", metavar="KEY=VALUE",
+                     help="any estimator parameter, as a Python literal, e.g. "
+                          "--param 'hidden_layer_sizes=(128, 64)' (repeatable)")
+    fit.add_argument("--max-iter", type=_positive_int, default=None, metavar="N")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--progress", action="store_true", help="show a progress bar")
+    fit.add_argument("-o", "--output", metavar="FILE", default=None,
+                     help="save the fitted model here (joblib)")
+    fit.set_defaults(func=_cmd_fit)
+
+    ev = sub.add_parser(
+        "evaluate", help="score a saved model: accuracy, classification report, "
+                         "most confused pairs",
+        description="Load a model saved by `skdigits fit -o` (or any fitted "
+                    "classifier saved with joblib) and score it on a split.")
+    ev.add_argument("model_file", metavar="MODEL", help="joblib file")
+    _data_options(ev)
+    ev.add_argument("--subset", choices=["test", "train"], default="test")
+    ev.add_argument("--top", type=_positive_int, default=5, metavar="K",
+                    help="how many confused pairs to list (default: 5)")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    bench = sub.add_parser(
+        "benchmark", help="speed table against scikit-learn (and PyTorch)",
+        description="Fit skdigits and its peers on the same data in this process "
+                    "and print fit time, time per epoch, test accuracy and the "
+                    "time ratio. The MLP rows train the same network with Adam "
+                    "(lr 1e-3, constant) for the same number of epochs.")
+    _data_options(bench)
+    bench.add_argument("--models", type=_model_list, default=list(MODELS),
+                       metavar="LIST", help="softmax,mlp (default: both)")
+    bench.add_argument("--epochs", type=_positive_int, default=3, metavar="N",
+                       help="MLP epochs (default: 3)")
+    bench.add_argument("--hidden", type=_positive_int, nargs="+", default=[256],
+                       metavar="UNITS", help="MLP hidden layer sizes (default: 256)")
+    bench.add_argument("--batch-size", type=_positive_int, default=128, metavar="N")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.set_defaults(func=_cmd_benchmark)
+    return parser
+
+
 def main(argv=None):
     """Run the command line; returns the exit code."""
     parser = build_parser()
@@ -110,7 +389,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("skdigits: interrupted", file=sys.stderr)
         return EXIT_ERROR
-    except (OSError, ValueError, CLIError) as exc:
+    except (OSError, ValueError, TypeError, CLIError) as exc:
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         message = " ".join(lines) if lines else repr(exc)
         print(f"skdigits {args.command}: error: {message}", file=sys.stderr)
