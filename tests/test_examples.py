@@ -19,5 +19,5 @@ def test_example_runs(path, pyplot, monkeypatch):
     figures = [pyplot.figure(n) for n in pyplot.get_fignums()]
     assert figures, f"{path.name} drew no figure"
     assert all(fig.axes for fig in figures)
-    assert any(ax.lines or ax.images or ax.collections
+    assert any(ax.lines or ax.images or ax.collections or ax.patches
                for fig in figures for ax in fig.axes)

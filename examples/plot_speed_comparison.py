@@ -1,0 +1,54 @@
+"""
+Speed: skdigits against scikit-learn (and PyTorch, where installed)
+==================================================================
+
+The same network (784-128-10, ReLU), the same optimizer (Adam, learning rate
+1e-3, batches of 128) and the same number of epochs, fitted one after the
+other in this process on the bundled sample. Compile time is kept out by a
+warm-up fit. The full-data figures are in the README and ``benchmarks/``;
+``skdigits benchmark`` prints the same table on the full datasets.
+"""
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from skdigits import MLPClassifier
+from skdigits._peers import TorchMLP, fit_quietly, import_torch, sklearn_mlp
+from skdigits.datasets import load_mnist
+
+X, y = load_mnist("digits", "train", sample=True, return_X_y=True)
+Xt, yt = load_mnist("digits", "test", sample=True, return_X_y=True)
+X, Xt = X.astype(np.float32) / 255, Xt.astype(np.float32) / 255
+EPOCHS, HIDDEN = 10, (128,)
+
+MLPClassifier(hidden_layer_sizes=(8,), max_iter=1).fit(X[:200], y[:200])  # compile
+ours = MLPClassifier(hidden_layer_sizes=HIDDEN, learning_rate="constant",
+                     learning_rate_init=1e-3, max_iter=EPOCHS, tol=0,
+                     n_iter_no_change=10**6, random_state=0)
+results = {"skdigits": (fit_quietly(ours, X, y), ours.score(Xt, yt))}
+peer = sklearn_mlp(HIDDEN, batch_size=128, learning_rate_init=1e-3, epochs=EPOCHS)
+results["scikit-learn"] = (fit_quietly(peer, X, y), peer.score(Xt, yt))
+torch, why = import_torch()
+if torch is not None:
+    net = TorchMLP(torch, 784, 10, HIDDEN)
+    Xtr, ytr = net.tensors(X, y)
+    tic = time.perf_counter()
+    for _ in range(EPOCHS):
+        net.epoch(Xtr, ytr)
+    results["PyTorch"] = (time.perf_counter() - tic, net.accuracy(*net.tensors(Xt, yt)))
+else:
+    print("PyTorch left out:", why)
+
+for name, (sec, acc) in results.items():
+    print(f"{name:>12}: {sec:6.2f} s for {EPOCHS} epochs, test accuracy {acc:.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+names = list(results)
+ax.barh(names, [results[n][0] for n in names], color=["C2", "C0", "C1"][:len(names)])
+ax.set_xlabel(f"seconds for {EPOCHS} epochs ({len(X)} images)")
+ax.set_title("Same MLP, same training, one process")
+plt.show()
