@@ -81,6 +81,13 @@ def _fitted_final_estimator(estimator, required, caller):
     return est
 
 
+def _integer_epochs(ax):
+    """Epoch ticks on whole numbers only (a 3-epoch run shows 1, 2, 3)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _check_metric(metric):
     if metric not in _METRICS:
         raise ValueError(
@@ -347,6 +354,7 @@ class PerClassLossDisplay:
         drawn = [curves] if val is None else [curves, val]
         _zoom(ax, drawn, first, n_epochs, log_scale)
         ax.set_xlabel("epoch")
+        _integer_epochs(ax)
         ax.set_ylabel("loss per class" + (" (dashed: validation)"
                                           if val is not None else ""))
         title = "Training loss per class"
@@ -601,6 +609,7 @@ class TrainingCurveDisplay:
         _zoom(ax, [train] if val is None else [train, val], first, n_epochs,
               log_scale)
         ax.set_xlabel("epoch")
+        _integer_epochs(ax)
         ax.set_ylabel(self.metric)
         title = ("Training and validation " if val is not None
                  else "Training ") + self.metric
