@@ -172,7 +172,7 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
                + ".")
     if result["confused_pairs"]:
         obs.append("Most confused pairs on the test set (both directions): "
-                   + ", ".join(f"{a}/{b} ({n})" for a, b, n in result["confused_pairs"])
+                   + ", ".join(f"{a} vs {b} ({n})" for a, b, n in result["confused_pairs"])
                    + ".")
     m = result["models"]
     obs.append(
