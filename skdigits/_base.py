@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._kernels._losses import loss_grad
 from ._kernels._optim import ADAM, SGD
 from ._kernels._rng import new_state, shuffle
-from ._threads import BlasTuner
+from ._threads import BlasTuner, fixed_threads
 from ._logging import Progress, verbose_logger
 from ._validation import (
     encode_labels,
@@ -115,7 +115,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # parameters
     def _more_validate_params(self):
-        """Checks that involve more than one parameter (none by default)."""
+        """Checks beyond the constraints table, made before anything is set."""
+        self._callbacks()
+        fixed_threads()  # a bad SKDIGITS_BLAS_THREADS fails here, not mid-fit
 
     def _batch_size(self, n_train):
         """Rows per minibatch: ``batch_size`` ("auto": 200, as in scikit-learn),
@@ -168,8 +170,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data. float32 input is trained in float32, anything else
-            in float64.
+            Training data. SoftmaxRegression trains float32 input in float32
+            and anything else in float64; MLPClassifier trains in its
+            ``dtype`` (float32 by default) without copying float input.
         y : array-like of shape (n_samples,)
             Labels: integers, strings or any sortable values, two or more
             classes.
@@ -216,15 +219,22 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                          classes=classes)
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
-        fresh = not hasattr(self, "_theta") or (not incremental and not self.warm_start)
+        # a call that fails before finishing an epoch leaves the estimator as
+        # it was (unfitted, or the previous model), never half-set-up; the
+        # arrays that kernels update in place are copied
+        saved = dict(self.__dict__)
+        for name in ("_theta", "_rng_state"):
+            if name in saved:
+                saved[name] = saved[name].copy()
+        if "_opt_state" in saved:
+            saved["_opt_state"] = tuple(a.copy() for a in saved["_opt_state"])
+        self._epochs_this_call = 0
         try:
             return self._fit_checked(X, y, sample_weight, incremental, classes)
-        except Exception:
-            if fresh and not hasattr(self, "_theta"):
-                # nothing was trained: forget what the failed call set, so a
-                # corrected call starts from scratch
-                for name in ("classes_", "n_features_in_", "feature_names_in_"):
-                    self.__dict__.pop(name, None)
+        except BaseException:
+            if self.__dict__.get("_epochs_this_call", 0) == 0:
+                self.__dict__.clear()
+                self.__dict__.update(saved)
             raise
 
     def _fit_checked(self, X, y, sample_weight, incremental, classes):
@@ -233,7 +243,10 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         )
         X, y = validate_fit_data(self, X, y, reset=first_pass,
                                  dtypes=self._fit_dtypes())
-        dtype = np.dtype(self._model_dtype(X))
+        if first_pass or not incremental:
+            dtype = np.dtype(self._model_dtype(X))
+        else:  # partial_fit keeps the model's dtype; minibatches are cast
+            dtype = self._theta.dtype
         if first_pass:
             self.classes_ = np.unique(y if classes is None else classes)
             if classes is not None:
@@ -274,7 +287,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 self._theta = self._theta.astype(dtype)
         self._n_outputs = n_outputs
         self._loss_code = loss_code
-        if first_pass or not incremental or self._opt_state[0].dtype != dtype:
+        if not first_pass and incremental and self._opt_state[0].dtype != dtype:
+            self._opt_state = tuple(a.astype(dtype) for a in self._opt_state)
+        if first_pass or not incremental:
             self._opt_state = (np.zeros_like(self._theta),
                                np.zeros_like(self._theta))
             self._opt_t = 0
@@ -287,6 +302,12 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         val_idx = None
         if self.early_stopping and not incremental:
             train_idx, val_idx = self._split_validation(X.shape[0], y_idx, rng)
+            if not w[train_idx].sum() > 0:
+                raise ValueError(
+                    "Every sample with a positive weight fell into the validation "
+                    "split, so there is nothing to train on: give more samples a "
+                    "positive weight, lower validation_fraction, or set "
+                    "early_stopping=False.")
             if self.validation_scores_ is None:  # warm start after a fit without
                 self.validation_scores_ = []     # early stopping
                 self.validation_loss_curve_ = []
@@ -308,7 +329,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         stratify = y_idx
         counts = np.bincount(y_idx)
         present = counts[counts > 0]
-        if present.min() < 2 or n_val < len(present):
+        if (present.min() < 2 or n_val < len(present)
+                or n_samples - n_val < len(present)):
             stratify = None
         seed = rng.randint(np.iinfo(np.int32).max)
         train_idx, val_idx = train_test_split(
@@ -365,13 +387,13 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
             best_theta = self._theta.copy()
         progress = Progress(n_epochs, self.verbose >= 2, type(self).__name__)
         stopped_by = None
-        snapshot = self._theta.copy()
-        per_class_rows = []
-        val_rows = []
+        snapshot = self._snapshot()
         try:
             for epoch in range(n_epochs):
                 if self.learning_rate == "cosine" and incremental:
                     lr0 = lr1 = self.learning_rate_init
+                elif incremental:  # schedules count the epochs of all calls
+                    lr0, lr1 = self._epoch_rates(self.n_iter_, n_epochs)
                 else:
                     lr0, lr1 = self._epoch_rates(epoch, n_epochs)
                 for a in acc.values():
@@ -383,9 +405,10 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 elapsed = time.perf_counter() - tic
                 loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)
                 if not (np.isfinite(loss) and np.all(np.isfinite(self._theta))):
-                    self._theta = snapshot
-                    self._opt_state = (np.zeros_like(snapshot),
-                                       np.zeros_like(snapshot))
+                    self._theta = snapshot[0]
+                    # fresh moments, so that a later call can recover
+                    self._opt_state = (np.zeros_like(self._theta),
+                                       np.zeros_like(self._theta))
                     self._opt_t = 0
                     self._export_params(self._theta)
                     raise TrainingDivergedError(
@@ -401,36 +424,38 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                     info.update(val_loss=val_loss, val_accuracy=val_acc)
                 # record the epoch only once all its figures exist, so an
                 # interrupt never leaves the curves out of step with n_iter_
-                snapshot = self._theta.copy()
+                snapshot = self._snapshot()
+                per_class = self._per_class_from(acc)
                 self.n_iter_ += 1
+                self._epochs_this_call += 1
                 self.t_ += n_train
                 self.loss_curve_.append(float(loss))
                 self.accuracy_curve_.append(train_acc)
-                per_class_rows.append(self._per_class_from(acc))
+                self.loss_curve_per_class_ = np.vstack(
+                    [self.loss_curve_per_class_, per_class[None, :]])
                 if early:
                     self.validation_loss_curve_.append(val_loss)
                     self.validation_scores_.append(val_acc)
-                    val_rows.append(val_pc)
+                    self.validation_loss_curve_per_class_ = np.vstack(
+                        [self.validation_loss_curve_per_class_, val_pc[None, :]])
+                # the public weights follow every epoch, so callbacks (and an
+                # exception in one) see a consistent model
+                self._export_params(self._theta)
                 if self.verbose:
                     log.info("Epoch %d, %s, %.3fs", self.n_iter_,
                              ", ".join(f"{k} = {v:.6g}" for k, v in info.items()),
                              elapsed)
                 progress.update(**{k: v for k, v in info.items() if k != "lr"})
-                if incremental:
-                    self.best_loss_ = min(self.best_loss_, float(loss))
-                else:
-                    improved = self._update_no_improvement(early)
-                    if early and improved:
-                        best_theta = self._theta.copy()
-                if callbacks and self._call_callbacks(callbacks, info, elapsed,
-                                                      per_class_rows[-1], early,
-                                                      val_rows):
+                improved = self._update_no_improvement(early)
+                if early and improved:
+                    best_theta = self._theta.copy()
+                if callbacks and self._call_callbacks(
+                        callbacks, info, elapsed, per_class,
+                        val_pc if early else None):
                     stopped_by = "callback"
                     if self.verbose:
                         log.info("Training stopped by a callback after %d epochs.",
                                  self.n_iter_)
-                    break
-                if incremental:
                     break
                 if self._no_improvement_count > self.n_iter_no_change:
                     if self.learning_rate == "adaptive" and self.solver == "sgd" \
@@ -441,6 +466,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                             log.info("Setting learning rate to %f",
                                      self._adaptive_lr)
                         continue
+                    if incremental:  # partial_fit never stops by itself
+                        break
                     stopped_by = "tol"
                     if self.verbose:
                         log.info("Training stopped after %d epochs: %s did not "
@@ -448,6 +475,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                                  "epochs.", self.n_iter_,
                                  "validation score" if early else "training loss",
                                  self.tol, self.n_iter_no_change)
+                    break
+                if incremental:
                     break
             else:
                 if (not incremental and self.max_iter != "auto"
@@ -457,13 +486,14 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                         f"({self.max_iter}) reached and the optimization "
                         "hasn't converged yet.", ConvergenceWarning)
         except KeyboardInterrupt:
-            self._theta = snapshot
+            if self._epochs_this_call == 0:
+                raise  # nothing to keep: _fit puts the estimator back as it was
+            self._restore(snapshot)
             warnings.warn(
                 f"Training interrupted by the user after {self.n_iter_} epochs; "
                 "the model keeps the weights of the last finished epoch.")
         finally:
             progress.close()
-            self._append_rows(per_class_rows, val_rows)
         if early and best_theta is not None:
             # restore the weights of the best validation epoch
             self._theta = best_theta
@@ -471,15 +501,14 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         self._stopped_by = stopped_by
         return self
 
-    def _append_rows(self, per_class_rows, val_rows):
-        n_classes = len(self.classes_)
-        if per_class_rows:
-            self.loss_curve_per_class_ = np.vstack(
-                [self.loss_curve_per_class_, np.asarray(per_class_rows)])
-        if val_rows:
-            self.validation_loss_curve_per_class_ = np.vstack(
-                [getattr(self, "validation_loss_curve_per_class_",
-                         np.empty((0, n_classes))), np.asarray(val_rows)])
+    def _snapshot(self):
+        """Weights and optimizer state, to go back to the last whole epoch."""
+        s1, s2 = self._opt_state
+        return self._theta.copy(), s1.copy(), s2.copy(), self._opt_t
+
+    def _restore(self, snapshot):
+        theta, s1, s2, t = snapshot
+        self._theta, self._opt_state, self._opt_t = theta, (s1, s2), t
 
     def _update_no_improvement(self, early):
         """sklearn's MLP rule; returns True when this epoch is the best so far."""
@@ -523,12 +552,12 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                     f"callbacks must be callables (or a list of them); got {cb!r}.")
         return list(cbs)
 
-    def _call_callbacks(self, callbacks, info, elapsed, per_class, early, val_rows):
+    def _call_callbacks(self, callbacks, info, elapsed, per_class, val_per_class):
         """Call each callback with this epoch's figures; True means stop."""
         record = {"epoch": self.n_iter_, **info, "time": elapsed,
                   "loss_per_class": np.array(per_class, copy=True)}
-        if early:
-            record["val_loss_per_class"] = np.array(val_rows[-1], copy=True)
+        if val_per_class is not None:
+            record["val_loss_per_class"] = np.array(val_per_class, copy=True)
         stop = False
         for cb in callbacks:
             if cb(self, dict(record)):

@@ -14,15 +14,17 @@ Small epochs (fewer than ``MIN_BATCHES_TO_TUNE`` minibatches) run in one call
 with one BLAS thread: there is little to gain and nothing to measure.
 
 The minibatches are the same either way, but a float32 product can round its
-last bit differently with another thread count, so two tuned fits with the
-same ``random_state`` may differ at the rounding level (their accuracies by
-about 0.001 after 13 MNIST epochs). Setting the environment variable
+last bit differently with another thread count, and a learning rate
+interpolated within a chunk can differ from the whole-epoch one in its last
+bit, so two tuned fits with the same ``random_state`` may differ at the
+rounding level (their accuracies by about 0.001 after 13 MNIST epochs). Setting the environment variable
 ``SKDIGITS_BLAS_THREADS`` to a number fixes the thread count instead, which
 makes repeated fits bit-identical; ``auto`` (or unset) tunes.
 """
 
 import math
 import os
+import threading
 import time
 
 #: Minibatches per chunk while exploiting, and per exploratory chunk.
@@ -40,18 +42,47 @@ MIN_BATCHES_TO_TUNE = 4 * CHUNK_BATCHES
 SINGLE, DEFAULT = 1, None
 
 _CONTROLLER = None
+_LOCK = threading.Lock()
+_ACTIVE = 0          # epoch chunks running now, in all threads
+_ORIGINAL = None     # the limiter that knows the limits from before them
 
 
-def blas_limit(limit):
-    """Context manager: BLAS at ``limit`` threads (``None``: unchanged)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:  # inspects the loaded libraries once (~15 ms)
-        from threadpoolctl import ThreadpoolController
+class blas_limit:
+    """Context manager: BLAS at ``limit`` threads (``None``: the library's
+    default) while a chunk runs.
 
-        _CONTROLLER = ThreadpoolController()
-    if limit is None:
-        return _CONTROLLER.limit(limits=None, user_api="blas")
-    return _CONTROLLER.limit(limits=limit, user_api="blas")
+    The thread count is a process-wide setting, so concurrent fits (in
+    threads: the kernels release the GIL) share one bookkeeping: the first
+    chunk to start records the limits in force, chunks that overlap another
+    one run with a single thread each (two fits on two cores), and the last
+    to finish puts the recorded limits back.
+    """
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def __enter__(self):
+        global _CONTROLLER, _ACTIVE, _ORIGINAL
+        with _LOCK:
+            if _CONTROLLER is None:  # inspects the loaded libraries once
+                from threadpoolctl import ThreadpoolController
+
+                _CONTROLLER = ThreadpoolController()
+            _ACTIVE += 1
+            limit = self.limit if _ACTIVE == 1 else SINGLE
+            limiter = _CONTROLLER.limit(limits=limit, user_api="blas")
+            if _ACTIVE == 1:
+                _ORIGINAL = limiter
+        return self
+
+    def __exit__(self, *exc):
+        global _ACTIVE, _ORIGINAL
+        with _LOCK:
+            _ACTIVE -= 1
+            if _ACTIVE == 0 and _ORIGINAL is not None:
+                _ORIGINAL.restore_original_limits()
+                _ORIGINAL = None
+        return False
 
 
 ENV_VAR = "SKDIGITS_BLAS_THREADS"

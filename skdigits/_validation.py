@@ -54,7 +54,17 @@ def training_weights(sample_weight, class_weight, X, y_idx, classes, y, dtype):
     """
     sw = _check_sample_weight(sample_weight, X, dtype=np.float64,
                               ensure_non_negative=True)
-    if class_weight is not None:
+    if isinstance(class_weight, dict):
+        # over every class the model knows, so a partial_fit batch that
+        # lacks some classes is fine; unknown keys are an error
+        unknown = [k for k in class_weight if not np.isin(k, classes)]
+        if unknown:
+            raise ValueError(
+                f"class_weight names labels {unknown} that are not classes of "
+                f"the model ({np.asarray(classes).tolist()}).")
+        full = np.array([float(class_weight.get(c, 1.0)) for c in classes.tolist()])
+        sw = sw * full[y_idx]
+    elif class_weight is not None:  # "balanced": from the labels at hand
         present = np.unique(y)
         cw = compute_class_weight(class_weight, classes=present, y=y)
         full = np.ones(len(classes))

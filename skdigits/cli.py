@@ -5,7 +5,8 @@ Sub-commands: ``report`` (the whole study: PNGs and an HTML page), ``fit``
 and ``benchmark`` (speed against scikit-learn and, where installed, PyTorch).
 
 Exit codes: 0 success, 1 a runtime problem (data not found, training failed,
-unreadable file), 2 bad arguments (argparse's convention).
+unreadable file), 2 bad arguments (argparse's convention), 130 interrupted
+by Ctrl-C (the shell's convention).
 """
 
 import argparse
@@ -16,7 +17,7 @@ import time
 
 import numpy as np
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 MODELS = ("softmax", "mlp")
 
@@ -96,13 +97,17 @@ def _cmd_fit(args):
     X, Xt = _pixels(train), _pixels(test)
     names = np.asarray(train.target_names)
     _describe(args.dataset, train, test, args)
+    from ._report import fit_model
+
     model = _make_model(args)
-    tic = time.perf_counter()
-    model.fit(X, train.target)
-    seconds = time.perf_counter() - tic
+    seconds = fit_model(model, X, train.target)
+    if args.output:
+        import joblib
+
+        joblib.dump(model, args.output)
     acc = model.score(Xt, test.target)
-    desc = (f"multi_class={args.multi_class!r}" if args.model == "softmax"
-            else f"hidden_layer_sizes={tuple(model.hidden_layer_sizes)!r}")
+    desc = (f"multi_class={model.multi_class!r}" if args.model == "softmax"
+            else f"hidden_layer_sizes={tuple(model._hidden_sizes())!r}")
     print(f"{type(model).__name__}({desc}): {model.n_iter_} epochs in {seconds:.2f} s, "
           f"train accuracy {model.accuracy_curve_[-1]:.4f}, test accuracy {acc:.4f}")
     last = model.loss_curve_per_class_[-1]
@@ -110,9 +115,6 @@ def _cmd_fit(args):
     print("loss per class, last epoch (easiest first): " + ", ".join(
         f"{names[k]} {last[k]:.3f}" for k in order))
     if args.output:
-        import joblib
-
-        joblib.dump(model, args.output)
         print(f"model saved to {args.output}")
     return EXIT_OK
 
@@ -308,7 +310,7 @@ def build_parser():
         description="Train, inspect and benchmark skdigits classifiers on MNIST "
                     "and Fashion-MNIST.",
         epilog="Exit codes: 0 success, 1 runtime error (message on one line), "
-               "2 bad arguments.")
+               "2 bad arguments, 130 interrupted.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -387,8 +389,8 @@ def main(argv=None):
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("skdigits: interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        print(f"skdigits {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (OSError, ValueError, TypeError, CLIError) as exc:
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         message = " ".join(lines) if lines else repr(exc)

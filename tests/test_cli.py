@@ -190,3 +190,36 @@ def test_benchmark_bad_model_list_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["benchmark", "--models", "svm"])
     assert exc.value.code == 2
+
+
+def test_fit_summary_follows_the_model_params(tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    assert main(["fit", "--sample", "--model", "mlp", "--max-iter", "2",
+                 "--param", "hidden_layer_sizes=16", "-o", str(path)]) == 0
+    assert "MLPClassifier(hidden_layer_sizes=(16,))" in capsys.readouterr().out
+    assert joblib.load(path).coefs_[0].shape == (784, 16)
+    assert main(["fit", "--sample", "--max-iter", "2", "--param", "multi_class=ovr"]) == 0
+    assert "SoftmaxRegression(multi_class='ovr')" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["fit"], ["report", "--dataset", "digits"]])
+def test_ctrl_c_stops_the_command_with_exit_130(command, tmp_path, capsys, monkeypatch):
+    from skdigits import SoftmaxRegression
+
+    original = SoftmaxRegression._run_epoch
+    calls = []
+
+    def interrupt_in_second_epoch(self, *args):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(SoftmaxRegression, "_run_epoch", interrupt_in_second_epoch)
+    argv = [*command, "--sample", "--max-iter", "3"]
+    if command[0] == "report":
+        argv += ["--out", str(tmp_path / "r"), "--quiet"]
+    assert main(argv) == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip().endswith("interrupted")
+    assert not (tmp_path / "r" / "index.html").exists()

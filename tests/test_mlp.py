@@ -551,9 +551,20 @@ def test_divergence_raises_and_suggests_a_smaller_learning_rate(digits):
                         learning_rate_init=1e6, max_iter=5, random_state=0)
     with pytest.raises(TrainingDivergedError, match="smaller learning_rate_init"):
         clf.fit(X_tr * 100, y_tr)
-    # it is a ValueError too, and the model keeps finite weights
+    # it is a ValueError too; diverging in the first epoch leaves nothing
+    # half-fitted behind
     assert issubclass(TrainingDivergedError, ValueError)
-    assert all(np.isfinite(W).all() for W in clf.coefs_)
+    assert not hasattr(clf, "coefs_") and not hasattr(clf, "classes_")
+    # a warm refit that diverges keeps the previous model intact
+    good = MLPClassifier(hidden_layer_sizes=(32,), max_iter=3, warm_start=True,
+                         random_state=0).fit(X_tr, y_tr)
+    before = good.predict_proba(X_tr[:20])
+    good.set_params(solver="sgd", learning_rate="constant", learning_rate_init=1e6)
+    with pytest.raises(TrainingDivergedError):
+        good.fit(X_tr * 100, y_tr)
+    np.testing.assert_array_equal(good.predict_proba(X_tr[:20]), before)
+    assert good.n_iter_ == 3 and len(good.loss_curve_) == 3
+    assert all(np.isfinite(W).all() for W in good.coefs_)
 
 
 def test_unfitted_predict_raises(digits):
@@ -608,3 +619,116 @@ def test_epochs_run_with_one_blas_thread_and_restore_the_setting(digits, monkeyp
     assert during and all(n == [1] * len(before) for n in during)
     after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
     assert after == before
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+def test_a_failed_refit_keeps_the_previous_model(digits):
+    X_tr, X_te, y_tr, _ = digits
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X_tr, y_tr)
+    before = clf.predict_proba(X_te)
+    with pytest.raises(ValueError):
+        clf.fit(X_tr[:, :10], y_tr % 3, sample_weight=np.zeros(len(y_tr)))
+    with pytest.raises(ValueError, match="only one class"):
+        clf.fit(X_tr, np.zeros(len(y_tr)))
+    with pytest.raises(TypeError, match="callables"):
+        clf.set_params(callbacks=[1]).fit(X_tr, y_tr)
+    assert clf.n_features_in_ == 64 and len(clf.classes_) == 10
+    np.testing.assert_array_equal(clf.predict_proba(X_te), before)
+
+
+def test_a_bad_first_fit_leaves_the_estimator_unfitted(digits, monkeypatch):
+    from sklearn.exceptions import NotFittedError
+
+    X_tr, X_te, y_tr, _ = digits
+    clf = MLPClassifier(hidden_layer_sizes=(8,), callbacks=[1])
+    with pytest.raises(TypeError):
+        clf.fit(X_tr, y_tr)
+    monkeypatch.setenv("SKDIGITS_BLAS_THREADS", "zero")
+    with pytest.raises(ValueError, match="SKDIGITS_BLAS_THREADS"):
+        MLPClassifier(hidden_layer_sizes=(8,)).fit(X_tr, y_tr)
+    with pytest.raises(NotFittedError):
+        clf.predict(X_te)
+
+
+def test_callbacks_see_a_consistent_model_even_when_they_raise(digits):
+    X_tr, X_te, y_tr, _ = digits
+    seen = []
+
+    def check(est, info):
+        seen.append(est.predict_proba(X_te[:5]))
+        assert est.loss_curve_per_class_.shape == (info["epoch"], 10)
+        np.testing.assert_allclose(numpy_forward(est, X_te[:5], "relu"),
+                                   est.decision_function(X_te[:5]), rtol=1e-5,
+                                   atol=1e-6)
+        if info["epoch"] == 2:
+            raise RuntimeError("stop here")
+
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, callbacks=check,
+                        random_state=0)
+    with pytest.raises(RuntimeError, match="stop here"):
+        clf.fit(X_tr, y_tr)
+    # two finished epochs are kept, and every attribute says so
+    assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2
+    assert clf.loss_curve_per_class_.shape == (2, 10)
+    assert clf.loss_ == clf.loss_curve_[-1]
+    np.testing.assert_array_equal(clf.predict_proba(X_te[:5]), seen[-1])
+
+
+def test_class_weight_dict_works_with_partial_fit_batches_missing_classes(digits):
+    X_tr, _, y_tr, _ = digits
+    clf = MLPClassifier(hidden_layer_sizes=(8,), class_weight={0: 2.0})
+    clf.partial_fit(X_tr[y_tr != 0], y_tr[y_tr != 0], classes=np.arange(10))
+    clf.partial_fit(X_tr, y_tr)
+    assert clf.n_iter_ == 2
+    with pytest.raises(ValueError, match=r"not classes of the model"):
+        MLPClassifier(class_weight={42: 2.0}).fit(X_tr, y_tr)
+
+
+def test_partial_fit_schedules_count_epochs_across_calls(digits):
+    X_tr, _, y_tr, _ = digits
+    lrs = []
+    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate="invscaling",
+                        learning_rate_init=0.1, power_t=0.5,
+                        callbacks=lambda est, info: lrs.append(info["lr"]))
+    for _ in range(4):
+        clf.partial_fit(X_tr, y_tr, classes=np.arange(10))
+    np.testing.assert_allclose(lrs, 0.1 / np.sqrt(np.arange(1, 5)))
+
+
+def test_partial_fit_keeps_the_model_dtype(digits):
+    X_tr, _, y_tr, _ = digits
+    clf = MLPClassifier(hidden_layer_sizes=(8,), dtype=None, random_state=0)
+    clf.partial_fit(X_tr.astype(np.float64), y_tr, classes=np.arange(10))
+    clf.partial_fit(X_tr.astype(np.float32), y_tr)
+    assert clf.coefs_[0].dtype == np.float64
+    assert clf._opt_t == 2 * int(np.ceil(len(X_tr) / 128))  # Adam kept counting
+
+
+def test_early_stopping_with_all_weight_in_validation_is_a_clear_error():
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 3)
+    y = np.arange(40) % 2
+    w = np.zeros(40)
+    w[0] = 1.0
+    clf = MLPClassifier(hidden_layer_sizes=(4,), early_stopping=True,
+                        validation_fraction=0.5, random_state=0)
+    for seed in range(20):  # find a split that holds the weighted row out
+        clf.set_params(random_state=seed)
+        try:
+            clf.fit(X, y, sample_weight=w)
+        except ValueError as exc:
+            assert "validation split" in str(exc)
+            break
+    else:
+        pytest.fail("no split put the weighted row in the validation set")
+
+
+def test_tiny_stratified_validation_falls_back_to_a_plain_split():
+    rng = np.random.RandomState(0)
+    X = rng.rand(12, 3)
+    y = np.arange(12) % 3
+    clf = MLPClassifier(hidden_layer_sizes=(4,), early_stopping=True,
+                        validation_fraction=0.8, max_iter=3).fit(X, y)
+    assert clf.n_iter_ >= 1

@@ -503,6 +503,14 @@ def test_recovers_after_divergence_in_partial_fit():
     clf = SoftmaxRegression(solver="sgd", learning_rate_init=1e30)
     with pytest.raises(TrainingDivergedError):
         clf.partial_fit((X * 1e15).astype(np.float32), y, classes=[0, 1, 2])
+    # nothing half-fitted is left: the next call needs classes again
+    assert not hasattr(clf, "classes_")
+    clf.set_params(learning_rate_init=1e-2)
+    clf.partial_fit(X.astype(np.float32), y, classes=[0, 1, 2])
+    clf.set_params(learning_rate_init=1e30)
+    with pytest.raises(TrainingDivergedError):
+        clf.partial_fit((X * 1e15).astype(np.float32), y)
+    assert clf.n_iter_ == 1 and np.all(np.isfinite(clf.coef_))
     clf.set_params(learning_rate_init=1e-2)
     for _ in range(5):
         clf.partial_fit(X.astype(np.float32), y)

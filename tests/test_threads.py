@@ -96,3 +96,26 @@ def test_env_var_fixes_the_thread_count(monkeypatch):
     monkeypatch.setenv("SKDIGITS_BLAS_THREADS", "many")
     with pytest.raises(ValueError, match="SKDIGITS_BLAS_THREADS"):
         threads.BlasTuner().run_epoch(lambda *a: None, 100, 10, 0.1, 0.0)
+
+
+def test_concurrent_fits_leave_the_blas_threads_as_they_were(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    monkeypatch.setattr(threads, "MIN_BATCHES_TO_TUNE", 4)
+    monkeypatch.setattr(threads, "CHUNK_BATCHES", 3)
+    monkeypatch.setattr(threads, "PROBE_BATCHES", 1)
+
+    def blas():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    with threadpool_limits(2, "blas"):
+        before = blas()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda s: MLPClassifier(hidden_layer_sizes=(16,), batch_size=8,
+                                                  max_iter=3, random_state=s).fit(X, y),
+                          range(8)))
+        assert blas() == before

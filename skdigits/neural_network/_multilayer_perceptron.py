@@ -91,6 +91,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         Hold out ``validation_fraction`` of the training data (stratified),
         record its loss and accuracy every epoch, stop when the accuracy stops
         improving and keep the weights of the best epoch.
+        ``partial_fit`` ignores it, as in scikit-learn.
     validation_fraction : float, default=0.1
         Share of the training data held out with ``early_stopping``.
     beta_1 : float, default=0.9
@@ -142,8 +143,11 @@ class MLPClassifier(BaseMinibatchClassifier):
     best_loss_ : float
         Lowest value of ``loss_curve_``.
     loss_curve_ : list of float
-        Mean training loss of each epoch (the running mean over its
-        minibatches, measured before each update, plus the L2 penalty).
+        Mean training loss of each epoch: the running mean over its
+        minibatches, each measured before its update, plus the L2 penalty
+        ``alpha / (2 * batch_size) * ||W||^2`` of the weights at the end of
+        the epoch (scikit-learn adds each minibatch's penalty as it goes, so
+        its figure differs slightly for a large ``alpha``).
     loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
         Mean loss of each class's samples in each epoch (no penalty term); NaN
         for a class absent from an epoch's data.
@@ -286,6 +290,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         return [int(s) for s in sizes]
 
     def _more_validate_params(self):
+        super()._more_validate_params()
         self._hidden_sizes()
 
     def _model_dtype(self, X):
