@@ -309,9 +309,12 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                     "positive weight, lower validation_fraction, or set "
                     "early_stopping=False.")
             if self.validation_scores_ is None:  # warm start after a fit without
-                self.validation_scores_ = []     # early stopping
-                self.validation_loss_curve_ = []
-                self.validation_loss_curve_per_class_ = np.empty((0, n_classes))
+                # early stopping: the earlier epochs had no validation (NaN),
+                # so every curve keeps one entry per epoch
+                self.validation_scores_ = [np.nan] * self.n_iter_
+                self.validation_loss_curve_ = [np.nan] * self.n_iter_
+                self.validation_loss_curve_per_class_ = np.full(
+                    (self.n_iter_, n_classes), np.nan)
                 self.best_validation_score_ = -np.inf
         n_epochs = 1 if incremental else self._resolve_max_iter(len(train_idx))
         self._train(X, y_idx, w, train_idx, val_idx, n_epochs, incremental)
@@ -438,6 +441,14 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                     self.validation_scores_.append(val_acc)
                     self.validation_loss_curve_per_class_ = np.vstack(
                         [self.validation_loss_curve_per_class_, val_pc[None, :]])
+                elif self.validation_scores_ is not None:
+                    # a warm fit without early stopping after one with it
+                    # (or partial_fit): no validation this epoch
+                    self.validation_loss_curve_.append(np.nan)
+                    self.validation_scores_.append(np.nan)
+                    self.validation_loss_curve_per_class_ = np.vstack(
+                        [self.validation_loss_curve_per_class_,
+                         np.full((1, n_classes), np.nan)])
                 # the public weights follow every epoch, so callbacks (and an
                 # exception in one) see a consistent model
                 self._export_params(self._theta)

@@ -732,3 +732,20 @@ def test_tiny_stratified_validation_falls_back_to_a_plain_split():
     clf = MLPClassifier(hidden_layer_sizes=(4,), early_stopping=True,
                         validation_fraction=0.8, max_iter=3).fit(X, y)
     assert clf.n_iter_ >= 1
+
+
+@pytest.mark.parametrize("first,second", [(True, False), (False, True)])
+def test_warm_refit_toggling_early_stopping_keeps_curves_in_step(digits, first, second):
+    X_tr, _, y_tr, _ = digits
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, warm_start=True,
+                        early_stopping=first, random_state=0).fit(X_tr, y_tr)
+    clf.set_params(early_stopping=second, max_iter=2).fit(X_tr, y_tr)
+    assert clf.n_iter_ == 5
+    assert len(clf.validation_scores_) == len(clf.validation_loss_curve_) == 5
+    assert clf.validation_loss_curve_per_class_.shape == (5, 10)
+    with_val = slice(0, 3) if first else slice(3, 5)
+    without = slice(3, 5) if first else slice(0, 3)
+    assert np.isfinite(clf.validation_scores_[with_val]).all()
+    assert np.isnan(clf.validation_scores_[without]).all()
+    assert np.isnan(clf.validation_loss_curve_per_class_[without]).all()
+    assert clf.best_validation_score_ == np.nanmax(clf.validation_scores_)
