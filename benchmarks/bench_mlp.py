@@ -49,15 +49,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 
 import numpy as np
 import pytest
 
 from skdigits import MLPClassifier
-from skdigits._peers import TorchMLP, fit_quietly, sklearn_mlp
-from skdigits.datasets import load_mnist
+from skdigits._peers import TorchMLP, fit_quietly, skdigits_mlp, sklearn_mlp
+
+from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
 EPOCHS = int(os.environ.get("SKDIGITS_BENCH_EPOCHS", "10"))
 BATCH = 128
@@ -70,23 +70,9 @@ RESULTS = {}
 LOAD_AT_START = os.getloadavg()
 
 
-def _have_full_data(kind="digits"):
-    try:
-        load_mnist(kind, "test", download_if_missing=False)
-        return True
-    except OSError:
-        return False
-
-
 pytestmark = pytest.mark.skipif(
     not _have_full_data(),
     reason="full MNIST not found: set SKDIGITS_DATA (e.g. ../shared/data)")
-
-
-def _data(kind):
-    X, y = load_mnist(kind, "train", return_X_y=True, download_if_missing=False)
-    Xt, yt = load_mnist(kind, "test", return_X_y=True, download_if_missing=False)
-    return (X.astype(np.float32) / 255, y, Xt.astype(np.float32) / 255, yt)
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +122,10 @@ def _check_time(sec):
 # fits
 
 def _fit_skdigits_throughput(X, y, epochs):
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return MLPClassifier(
-            hidden_layer_sizes=(256,), batch_size=BATCH, learning_rate="constant",
-            learning_rate_init=LR, max_iter=epochs, tol=0,
-            n_iter_no_change=10**6, alpha=1e-4, random_state=0).fit(X, y)
+    model = skdigits_mlp((256,), batch_size=BATCH, learning_rate_init=LR,
+                         epochs=epochs)
+    fit_quietly(model, X, y)
+    return model
 
 
 def _fit_sklearn_throughput(X, y, epochs):

@@ -23,28 +23,15 @@ import numpy as np
 import pytest
 
 from skdigits import SoftmaxRegression
-from skdigits.datasets import load_mnist
+
+from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
 RESULTS = {}
-
-
-def _have_full_data():
-    try:
-        load_mnist("digits", "test", download_if_missing=False)
-        return True
-    except OSError:
-        return False
 
 
 pytestmark = pytest.mark.skipif(
     not _have_full_data(),
     reason="full MNIST not found: set SKDIGITS_DATA (e.g. ../shared/data)")
-
-
-def _data(kind):
-    X, y = load_mnist(kind, "train", return_X_y=True, download_if_missing=False)
-    Xt, yt = load_mnist(kind, "test", return_X_y=True, download_if_missing=False)
-    return (X.astype(np.float32) / 255, y, Xt.astype(np.float32) / 255, yt)
 
 
 @pytest.fixture(scope="module", params=["digits", "fashion"])

@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from skdigits import MLPClassifier
-from skdigits._peers import TorchMLP, fit_quietly, import_torch, sklearn_mlp
+from skdigits._peers import (TorchMLP, fit_quietly, import_torch, skdigits_mlp,
+                             sklearn_mlp)
 from skdigits.datasets import load_mnist
 
 X, y = load_mnist("digits", "train", sample=True, return_X_y=True)
@@ -25,9 +26,7 @@ X, Xt = X.astype(np.float32) / 255, Xt.astype(np.float32) / 255
 EPOCHS, HIDDEN = 10, (128,)
 
 MLPClassifier(hidden_layer_sizes=(8,), max_iter=1).fit(X[:200], y[:200])  # compile
-ours = MLPClassifier(hidden_layer_sizes=HIDDEN, learning_rate="constant",
-                     learning_rate_init=1e-3, max_iter=EPOCHS, tol=0,
-                     n_iter_no_change=10**6, random_state=0)
+ours = skdigits_mlp(HIDDEN, batch_size=128, learning_rate_init=1e-3, epochs=EPOCHS)
 results = {"skdigits": (fit_quietly(ours, X, y), ours.score(Xt, yt))}
 peer = sklearn_mlp(HIDDEN, batch_size=128, learning_rate_init=1e-3, epochs=EPOCHS)
 results["scikit-learn"] = (fit_quietly(peer, X, y), peer.score(Xt, yt))

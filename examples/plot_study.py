@@ -13,7 +13,6 @@ epochs, and the confusion matrix with the most confused pairs.
 # Data: the bundled sample, pixels scaled to [0, 1]
 # ---------------------------------------------------
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from skdigits import MLPClassifier, SoftmaxRegression

@@ -18,6 +18,19 @@ def import_torch():
     return torch, None
 
 
+def skdigits_mlp(hidden, *, batch_size, learning_rate_init, epochs, seed=0,
+                 alpha=1e-4):
+    """skdigits' MLPClassifier set like :func:`sklearn_mlp`: a constant
+    learning rate for exactly ``epochs`` epochs."""
+    from . import MLPClassifier
+
+    return MLPClassifier(hidden_layer_sizes=hidden, batch_size=batch_size,
+                         learning_rate="constant",
+                         learning_rate_init=learning_rate_init, max_iter=epochs,
+                         tol=0, n_iter_no_change=10**6, alpha=alpha,
+                         random_state=seed)
+
+
 def sklearn_mlp(hidden, *, batch_size, learning_rate_init, epochs, seed=0,
                 alpha=1e-4):
     """sklearn's MLPClassifier set to run exactly ``epochs`` epochs."""

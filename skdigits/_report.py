@@ -94,7 +94,7 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
 
     if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo"):
         matplotlib.use("Agg", force=True)
-    from sklearn.metrics import ConfusionMatrixDisplay
+    from sklearn.metrics import ConfusionMatrixDisplay, recall_score
 
     from . import MLPClassifier, SoftmaxRegression
     from .metrics import most_confused_pairs
@@ -172,7 +172,8 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     result["ovr_converged_first"] = [str(c) for c in per_class.converged_first_[:3]]
     result["ovr_hardest"] = [str(c) for c in per_class.hardest_[:3]]
     result["mlp_hardest"] = [str(c) for c in mlp_pc.hardest_[:3]]
-    recall = _per_class_recall(yt, y_pred, len(names))
+    recall = recall_score(yt, y_pred, labels=np.arange(len(names)), average=None,
+                          zero_division=0)
     result["mlp_lowest_recall"] = [(names[k], float(recall[k]))
                                    for k in np.argsort(recall)[:3]]
     obs = result["observations"]
@@ -199,14 +200,6 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
                    f"({mlp.best_validation_score_:.4f}); the model keeps those "
                    "weights.")
     return result
-
-
-def _per_class_recall(y_true, y_pred, n_classes):
-    y_true = np.asarray(y_true).astype(np.int64)
-    y_pred = np.asarray(y_pred).astype(np.int64)
-    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
-    totals = np.maximum(np.bincount(y_true, minlength=n_classes), 1)
-    return hits / totals
 
 
 def _join(items):

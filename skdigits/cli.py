@@ -81,13 +81,6 @@ def _make_model(args):
     return cls(**params)
 
 
-def _estimator_label(model):
-    final = model
-    while hasattr(final, "best_estimator_") or hasattr(final, "steps"):
-        final = final.best_estimator_ if hasattr(final, "best_estimator_") else final[-1]
-    return type(final).__name__, final
-
-
 # ---------------------------------------------------------------- fit
 
 
@@ -154,7 +147,9 @@ def _cmd_evaluate(args):
     tic = time.perf_counter()
     y_pred = model.predict(X)
     seconds = time.perf_counter() - tic
-    name, _ = _estimator_label(model)
+    from .plotting._training import _fitted_final_estimator
+
+    name = type(_fitted_final_estimator(model, (), "skdigits evaluate")).__name__
     acc = float(np.mean(y_pred == data.target))
     print(f"{name} from {args.model_file} on {args.dataset} {args.subset} "
           f"({len(X)} images, {where}): accuracy {acc:.4f}, predicted in {seconds:.2f} s")
@@ -198,7 +193,8 @@ def _cmd_report(args):
 
 def _cmd_benchmark(args):
     from . import MLPClassifier, SoftmaxRegression
-    from ._peers import TorchMLP, fit_quietly, import_torch, sklearn_mlp
+    from ._peers import (TorchMLP, fit_quietly, import_torch, skdigits_mlp,
+                         sklearn_mlp)
 
     train = _load(args.dataset, "train", args)
     test = _load(args.dataset, "test", args)
@@ -223,10 +219,9 @@ def _cmd_benchmark(args):
                      int(np.max(peer.n_iter_)), peer.score(Xt, yt)))
     if "mlp" in args.models:
         hidden = tuple(args.hidden)
-        ours = MLPClassifier(hidden_layer_sizes=hidden, batch_size=args.batch_size,
-                             learning_rate="constant", learning_rate_init=1e-3,
-                             max_iter=args.epochs, tol=0, n_iter_no_change=10**6,
-                             random_state=args.seed)
+        ours = skdigits_mlp(hidden, batch_size=args.batch_size,
+                            learning_rate_init=1e-3, epochs=args.epochs,
+                            seed=args.seed)
         sec = fit_quietly(ours, X, y)
         rows.append(("mlp", "skdigits MLPClassifier", sec, ours.n_iter_,
                      ours.score(Xt, yt)))

@@ -14,7 +14,6 @@ Loss codes (chosen in Python, never strings in a kernel):
 
 import math
 
-import numpy as np
 
 from ._numba import jit
 
