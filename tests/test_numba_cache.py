@@ -1,32 +1,200 @@
-"""The Numba cache falls back to a writable folder on read-only installs."""
+"""The kernels' Numba cache lives only where the current user alone can write.
+
+Numba unpickles the cache's index files, so a cache folder that another user
+can plant or write is a way to run code as whoever next fits a model. The
+attack tests plant folders owned by another uid, which needs root; they are
+skipped otherwise.
+"""
 
 import os
+import pickle
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
-import numba
+import pytest
 
+import skdigits
 from skdigits._kernels import _numba
 
-
-def test_read_only_install_moves_cache_to_temp(monkeypatch, tmp_path):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
-    monkeypatch.setattr(_numba.tempfile, "gettempdir", lambda: str(tmp_path))
-    monkeypatch.setattr(_numba.os, "access", lambda path, mode: False)
-    _numba._ensure_writable_cache()
-    assert numba.config.CACHE_DIR.startswith(str(tmp_path))
-    assert os.path.isdir(numba.config.CACHE_DIR)
+OTHER_UID = 65534  # nobody
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="planting a folder owned by another user needs root")
 
 
-def test_user_choice_and_writable_install_are_left_alone(monkeypatch, tmp_path):
-    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
-    monkeypatch.setattr(_numba.os, "access", lambda path, mode: False)
-    _numba._ensure_writable_cache()
-    assert numba.config.CACHE_DIR == ""
-    monkeypatch.delenv("NUMBA_CACHE_DIR")
-    monkeypatch.setattr(_numba.os, "access", lambda path, mode: True)
-    _numba._ensure_writable_cache()
-    assert numba.config.CACHE_DIR == ""
+def _env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path / "home"))
+    env.update(extra)
+    return env
+
+
+def _package(tmp_path, owner):
+    """A folder standing for an installed package, owned by ``owner``."""
+    pkg = tmp_path / "site" / "pkg"
+    pkg.mkdir(parents=True)
+    for folder in (pkg.parent, pkg):
+        os.chown(folder, owner, -1)
+        folder.chmod(0o755)
+    return str(pkg)
+
+
+def test_explicit_numba_cache_dir_is_left_to_numba(tmp_path):
+    kind, folder, _ = _numba.choose_cache(
+        str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "mine")))
+    assert (kind, folder) == ("numba", None)
+
+
+def test_own_package_folder_caches_in_tree(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir(mode=0o755)
+    kind, _, _ = _numba.choose_cache(str(pkg), _env(tmp_path))
+    assert kind == "in-tree"
+    assert (pkg / "__pycache__").is_dir()
+
+
+def test_group_writable_package_uses_the_private_user_folder(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    pkg.chmod(0o777)
+    kind, folder, _ = _numba.choose_cache(str(pkg), _env(tmp_path))
+    assert kind == "user"
+    assert folder == str(tmp_path / "xdg" / "skdigits" / "numba")
+    for path in (folder, os.path.dirname(folder)):
+        st = os.stat(path)
+        assert st.st_uid == os.getuid()
+        assert stat.S_IMODE(st.st_mode) == 0o700
+
+
+def test_xdg_rule_for_the_user_folder(tmp_path):
+    assert _numba.user_cache_dir({"XDG_CACHE_HOME": "/c", "HOME": "/h"}) == \
+        "/c/skdigits/numba"
+    for xdg in ("", "relative/path"):  # ignored, as the XDG spec says
+        assert _numba.user_cache_dir({"XDG_CACHE_HOME": xdg, "HOME": "/h"}) == \
+            "/h/.cache/skdigits/numba"
+
+
+def test_a_plain_file_in_the_way_turns_the_cache_off_not_the_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    pkg.chmod(0o777)
+    (tmp_path / "xdg" / "skdigits").mkdir(parents=True, mode=0o700)
+    (tmp_path / "xdg" / "skdigits" / "numba").write_text("in the way")
+    kind, folder, problem = _numba.choose_cache(str(pkg), _env(tmp_path))
+    assert (kind, folder) == ("none", None)
+    assert "not a folder" in problem
+
+
+def test_no_writable_home_turns_the_cache_off(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    pkg.chmod(0o777)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    env = _env(tmp_path, XDG_CACHE_HOME=str(blocker / "cache"))
+    kind, _, problem = _numba.choose_cache(str(pkg), env)
+    assert kind == "none" and "cannot create" in problem
+
+
+@needs_root
+def test_planted_user_folder_owned_by_another_user_is_refused(tmp_path):
+    pkg = _package(tmp_path, OTHER_UID)  # a system install: not ours
+    planted = tmp_path / "xdg" / "skdigits" / "numba"
+    planted.mkdir(parents=True)
+    for folder in (planted.parent, planted):
+        os.chown(folder, OTHER_UID, -1)
+        folder.chmod(0o777)
+    kind, folder, problem = _numba.choose_cache(pkg, _env(tmp_path))
+    assert (kind, folder) == ("none", None)
+    assert str(OTHER_UID) in problem
+
+
+@needs_root
+def test_a_folder_above_writable_by_another_user_is_refused(tmp_path):
+    pkg = _package(tmp_path, OTHER_UID)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, OTHER_UID, -1)
+    kind, _, problem = _numba.choose_cache(
+        pkg, _env(tmp_path, XDG_CACHE_HOME=str(shared / "cache")))
+    assert kind == "none" and "belongs to uid" in problem
+
+
+@needs_root
+def test_the_old_predictable_temp_folder_is_never_used(tmp_path, monkeypatch):
+    # the attack on the previous scheme: another user creates
+    # <tmp>/skdigits-numba-cache-<uid> first, world-writable
+    planted = tmp_path / f"skdigits-numba-cache-{os.getuid()}"
+    planted.mkdir()
+    os.chown(planted, OTHER_UID, -1)
+    planted.chmod(0o777)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    pkg = _package(tmp_path, OTHER_UID)
+    kind, folder, _ = _numba.choose_cache(pkg, _env(tmp_path))
+    assert folder is None or not folder.startswith(str(planted))
+    assert kind in ("user", "none")
+    assert not any(planted.iterdir())
+
+
+class _Exploit:
+    """Unpickling this creates ``marker``: what a planted index file could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+@needs_root
+def test_planted_cache_with_crafted_index_files_runs_nothing(tmp_path):
+    """End to end: a read-only install (owned by another user), and an
+    attacker's world-writable ``skdigits/numba`` folder in the victim's cache
+    home holding crafted index files under the very names Numba would read.
+    A fit must load none of them, and say that it runs uncached."""
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(skdigits.__file__).parent, site / "skdigits",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    planted = tmp_path / "xdg" / "skdigits" / "numba"
+    fit = textwrap.dedent("""
+        import warnings
+        warnings.simplefilter("always")
+        import numpy as np
+        from skdigits import SoftmaxRegression
+        rng = np.random.default_rng(0)
+        X = rng.random((64, 5)); y = np.arange(64) % 3
+        print(SoftmaxRegression(max_iter=2, random_state=0).fit(X, y).n_iter_)
+    """)
+    run = dict(capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    # the names Numba would use: a first run writes a real cache there
+    first = subprocess.run([sys.executable, "-c", fit], **run, env=_env(
+        tmp_path, PYTHONPATH=str(site), NUMBA_CACHE_DIR=str(planted)))
+    assert first.returncode == 0, first.stderr
+    index_files = list(planted.rglob("*.nbi"))
+    assert index_files
+    marker = tmp_path / "exploited"
+    for path in index_files:
+        path.write_bytes(pickle.dumps(_Exploit(str(marker))))
+    for path in [*planted.rglob("*"), planted, planted.parent]:
+        os.chown(path, OTHER_UID, -1)
+        path.chmod(0o777)
+    for path in [site, *site.rglob("*")]:  # installed by someone else
+        os.chown(path, OTHER_UID, -1)
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    victim = subprocess.run([sys.executable, "-c", fit], **run,
+                            env=_env(tmp_path, PYTHONPATH=str(site)))
+    assert victim.returncode == 0, victim.stderr
+    assert victim.stdout.strip() == "2"
+    assert not marker.exists(), "a planted index file was unpickled"
+    assert "without an on-disk cache" in victim.stderr
+    assert "belongs to uid 65534" in victim.stderr
 
 
 def test_kernels_are_cached_and_not_fastmath():
@@ -43,3 +211,9 @@ def test_kernels_are_cached_and_not_fastmath():
         assert not k.targetoptions.get("fastmath")
         # NumPy's error model: a division guard would stop vectorisation
         assert k.targetoptions.get("error_model") == "numpy"
+
+
+def test_the_chosen_folder_is_private():
+    if _numba.CACHE_KIND == "user":
+        assert _numba._private_dir_problem(_numba.CACHE_DIR, os.getuid()) is None
+    assert _numba.CACHE_KIND in ("numba", "in-tree", "user")

@@ -1,39 +1,162 @@
-"""Numba set-up shared by all kernels: the ``njit`` used everywhere and a cache
-folder that works on read-only installs."""
+"""Numba set-up shared by all kernels: the ``jit`` used everywhere and the
+folder its on-disk cache lives in.
+
+Numba's cache index files (``.nbi``) are pickles: whoever can write the cache
+folder can run code as whoever next loads a kernel from it. So the kernels are
+cached only in a folder that the current user alone can write, chosen once at
+import:
+
+1. ``NUMBA_CACHE_DIR``, when the user sets it: an explicit choice, left to
+   Numba (it applies to every Numba library in the process);
+2. the package's own ``__pycache__`` (Numba's default), when the package
+   folder and that ``__pycache__`` belong to the current user and no one else
+   can write them (an editable install, a virtual environment of one's own);
+3. ``$XDG_CACHE_HOME/skdigits/numba`` (by default ``~/.cache/skdigits/numba``),
+   created with mode 0700, used only when it and ``skdigits/`` above it belong
+   to the current user with no group or other write bits, and no folder above
+   them can be written by another user (sticky folders such as ``/tmp`` aside);
+4. otherwise no cache at all: the kernels compile in each process, and a
+   ``RuntimeWarning`` says why, once.
+
+A predictable folder in a shared place (``/tmp/...``) is never used.
+"""
 
 import os
-import tempfile
+import stat
+import warnings
 
 import numba
 
+#: Where the kernels' cache lives: ``"numba"`` (``NUMBA_CACHE_DIR``, left to
+#: Numba), ``"in-tree"``, ``"user"`` or ``"none"``; set at import.
+CACHE_KIND = None
+#: The cache folder for ``"user"`` (``None`` otherwise).
+CACHE_DIR = None
+#: Why the cache is off, for ``"none"``.
+CACHE_PROBLEM = None
 
-def _ensure_writable_cache():
-    """Point ``NUMBA_CACHE_DIR`` at a writable folder when the package is not.
 
-    Numba writes its cache beside the source (``__pycache__``). On a read-only
-    install (system site-packages, a container image) that fails with "cannot
-    cache function ... no locator available". When the user has not chosen a
-    cache folder and ours is not writable, use one in the temp folder.
+def _writable_by_others(st):
+    return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _private_dir_problem(path, uid):
+    """Why ``path`` is not a folder only ``uid`` can write (None when it is)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a folder"
+    if st.st_uid != uid:
+        return f"{path} belongs to uid {st.st_uid}, not to uid {uid}"
+    if _writable_by_others(st):
+        return f"{path} can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _ancestors_problem(path, uid):
+    """Why another user could swap ``path`` through one of the folders above
+    it (None when none can): each must belong to ``uid`` or root and be
+    writable by no one else, unless it is sticky (``/tmp``)."""
+    parent = os.path.dirname(path)
+    while True:
+        try:
+            st = os.stat(parent)
+        except OSError as exc:
+            return f"{parent}: {exc.strerror or exc}"
+        if st.st_uid not in (uid, 0):
+            return f"{parent} belongs to uid {st.st_uid}"
+        if _writable_by_others(st) and not st.st_mode & stat.S_ISVTX:
+            return f"{parent} can be written by other users"
+        up = os.path.dirname(parent)
+        if up == parent:
+            return None
+        parent = up
+
+
+def user_cache_dir(environ=None):
+    """``$XDG_CACHE_HOME/skdigits/numba``, or ``~/.cache/skdigits/numba`` when
+    ``XDG_CACHE_HOME`` is unset or not absolute (the XDG rule)."""
+    environ = os.environ if environ is None else environ
+    base = os.path.expanduser(environ.get("XDG_CACHE_HOME", ""))
+    if not os.path.isabs(base):
+        home = environ.get("HOME") or os.path.expanduser("~")
+        base = os.path.join(home, ".cache")
+    return os.path.join(os.path.abspath(base), "skdigits", "numba")
+
+
+def _make_private_dir(path, uid):
+    """Create ``path`` (mode 0700 for each new folder) and check that only
+    ``uid`` can write it; returns the problem, or None when it is fit to use."""
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+    except OSError as exc:
+        return f"cannot create {path}: {exc.strerror or exc}"
+    for folder in (path, parent):  # .../skdigits/numba and .../skdigits
+        problem = _private_dir_problem(folder, uid)
+        if problem:
+            return problem
+    return _ancestors_problem(parent, uid)
+
+
+def choose_cache(package_dir, environ=None, uid=None):
+    """Where to cache the kernels compiled from ``package_dir``.
+
+    Returns ``(kind, folder, problem)``: ``kind`` is ``"numba"`` (the user set
+    ``NUMBA_CACHE_DIR``), ``"in-tree"`` (``package_dir/__pycache__``),
+    ``"user"`` (``folder``) or ``"none"`` (``problem`` says why no folder
+    qualified). Creates the folder it chooses.
     """
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return
+    environ = os.environ if environ is None else environ
+    if environ.get("NUMBA_CACHE_DIR"):
+        return "numba", None, None
+    if uid is None:
+        if not hasattr(os, "getuid"):  # no POSIX owners to check (Windows)
+            return "numba", None, None
+        uid = os.getuid()
+    pycache = os.path.join(package_dir, "__pycache__")
+    if (_private_dir_problem(package_dir, uid) is None
+            and _ancestors_problem(package_dir, uid) is None):
+        try:
+            os.makedirs(pycache, mode=0o755, exist_ok=True)
+        except OSError:
+            pass
+        if (_private_dir_problem(pycache, uid) is None
+                and os.access(pycache, os.W_OK)):
+            return "in-tree", None, None
+    folder = user_cache_dir(environ)
+    problem = _make_private_dir(folder, uid)
+    if problem is None:
+        return "user", folder, None
+    return "none", None, problem
+
+
+def _configure():
+    global CACHE_KIND, CACHE_DIR, CACHE_PROBLEM
     here = os.path.dirname(os.path.abspath(__file__))
-    pycache = os.path.join(here, "__pycache__")
-    target = pycache if os.path.isdir(pycache) else here
-    if os.access(target, os.W_OK):
-        return
-    cache_dir = os.path.join(tempfile.gettempdir(), f"skdigits-numba-cache-{os.getuid()}"
-                             if hasattr(os, "getuid") else "skdigits-numba-cache")
-    os.makedirs(cache_dir, exist_ok=True)
-    numba.config.CACHE_DIR = cache_dir
+    CACHE_KIND, CACHE_DIR, CACHE_PROBLEM = choose_cache(here)
+    if CACHE_KIND == "none":
+        warnings.warn(
+            "skdigits compiles its kernels without an on-disk cache in this "
+            "process (each new process compiles them again, a few seconds): "
+            f"no folder only you can write was found ({CACHE_PROBLEM}). Set "
+            "NUMBA_CACHE_DIR to a folder of your own to cache them.",
+            RuntimeWarning, stacklevel=2)
 
 
-_ensure_writable_cache()
+_configure()
 
 
 def jit(func):
-    """Compile ``func`` serially with the project's settings: nopython, cached,
-    no fastmath (the kernels hold log/exp and epsilon guards).
+    """Compile ``func`` serially with the project's settings: nopython, cached
+    in the folder chosen above, no fastmath (the kernels hold log/exp and
+    epsilon guards).
 
     ``error_model="numpy"``: a float division by zero gives inf/nan, as in
     NumPy, instead of a Python ``ZeroDivisionError``. The per-element check
@@ -41,4 +164,15 @@ def jit(func):
     division (the Adam step runs about 6x slower with it); non-finite results
     are caught after each epoch instead.
     """
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(func)
+    options = dict(nogil=True, error_model="numpy", cache=CACHE_KIND != "none")
+    if CACHE_KIND != "user":
+        return numba.njit(**options)(func)
+    # Numba reads its cache folder when the dispatcher is made and keeps it,
+    # so it is set for this one call only: other Numba users in the process
+    # keep their own cache.
+    saved = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = CACHE_DIR
+    try:
+        return numba.njit(**options)(func)
+    finally:
+        numba.config.CACHE_DIR = saved
