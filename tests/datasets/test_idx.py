@@ -150,8 +150,13 @@ CORRUPT = {
                        "truncated header"),
     "truncated data": (header(U8, (2, 3)) + bytes(5), "truncated data"),
     "truncated float data": (header(0x0E, (2,)) + bytes(15), "truncated data"),
-    "trailing bytes": (header(U8, (2, 3)) + bytes(7), "1 trailing bytes"),
-    "huge header": (header(0x0E, (2**32 - 1,) * 4), "truncated data"),
+    "trailing bytes": (header(U8, (2, 3)) + bytes(7), "trailing bytes"),
+    # a raw file's size is known: too little data; a gzip stream's is not:
+    # more than read_idx accepts, before anything is allocated
+    "huge header": (header(0x0E, (2**32 - 1,) * 4),
+                    "truncated data|more than the 2147483648 bytes"),
+    "more dimensions than NumPy": (header(U8, (1,) * 65) + b"\x07",
+                                   "65 dimensions; NumPy arrays have at most"),
 }
 
 
@@ -186,6 +191,63 @@ def test_corrupt_gzip(tmp_path, case):
     with pytest.raises(ValueError, match="corrupt gzip stream") as info:
         read_idx(path)
     assert str(path) in str(info.value)
+
+
+def _zeros_gz(path, payload_header, n_zeros):
+    """``payload_header`` then ``n_zeros`` zero bytes, gzipped in chunks."""
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(payload_header)
+        chunk = bytes(1 << 24)
+        for _ in range(n_zeros // len(chunk)):
+            f.write(chunk)
+    return path
+
+
+def _peak_bytes(func):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        func()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    # 12 bytes declared, 256 MiB of zeros behind them: read 13 bytes, refuse
+    path = _zeros_gz(tmp_path / "bomb-idx2-ubyte.gz", header(U8, (3, 4)), 2**28)
+    assert path.stat().st_size < 2**21
+
+    def read():
+        with pytest.raises(ValueError, match="trailing bytes") as info:
+            read_idx(path)
+        assert str(path) in str(info.value)
+
+    assert _peak_bytes(read) < 2**23
+
+
+def test_declared_size_above_the_limit_fails_before_allocating(tmp_path):
+    path = put(tmp_path / "big-idx1-ubyte", header(U8, (2**31 + 1,)), gz=True)
+    with pytest.raises(ValueError, match="more than the") as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+    small = put(tmp_path / "small-idx1-ubyte", header(U8, (11,)) + bytes(11), gz=True)
+    with pytest.raises(ValueError, match="more than the 10 bytes"):
+        read_idx(small, max_bytes=10)
+    assert read_idx(small, max_bytes=11).shape == (11,)
+
+
+@pytest.mark.parametrize("code", [U8, 0x0E])
+def test_peak_memory_is_about_the_array(tmp_path, code):
+    dtype = IDX_DTYPES[code]
+    n = (2**25) // dtype.itemsize  # 32 MiB of data
+    path = _zeros_gz(tmp_path / "x-idx1.gz", header(code, (n,)), 2**25)
+    out = {}
+    peak = _peak_bytes(lambda: out.setdefault("a", read_idx(path)))
+    assert out["a"].shape == (n,) and not out["a"].any()
+    assert out["a"].dtype == dtype.newbyteorder("=")
+    assert peak < 1.1 * 2**25
 
 
 def test_missing_file(tmp_path):
