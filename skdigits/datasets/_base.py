@@ -141,14 +141,17 @@ def _candidate_folders(subfolder, data_home=None):
     Returns
     -------
     candidates : list of (Path or None, str)
-        ``(folder, origin)`` pairs. ``folder`` is None for an unset
+        ``(folder, origin)`` pairs: only ``data_home/subfolder`` and
+        ``data_home`` when ``data_home`` is given. ``folder`` is None for an unset
         environment variable, which is still reported in error messages.
     """
-    candidates = []
     if data_home is not None:
+        # an explicit folder is the only place searched: falling back on
+        # another would silently ignore what the user asked for
         root = Path(get_data_home(data_home))
-        candidates.append((root / subfolder, "data_home argument"))
-        candidates.append((root, "data_home argument"))
+        return [(root / subfolder, "data_home argument"),
+                (root, "data_home argument")]
+    candidates = []
     env = os.environ.get(DATA_ENV_VAR)
     if env:
         env_root = Path(os.path.abspath(os.path.expanduser(env)))

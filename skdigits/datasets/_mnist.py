@@ -306,7 +306,9 @@ def load_mnist(
     files the subset needs is used:
 
     1. ``data_home/<name>/``, then ``data_home/`` itself, when ``data_home``
-       is given;
+       is given, and nothing else: an explicit ``data_home`` is never
+       silently replaced by another folder, and one that does not exist is
+       an error;
     2. ``$SKDIGITS_DATA/<name>/``, when that environment variable is set;
     3. ``get_data_home()/<name>/``, the per-user data folder;
     4. ``/usr/share/datasets/<name>/`` (Debian's dataset packages).
@@ -328,8 +330,11 @@ def load_mnist(
         test split (70,000 rows for the full datasets).
 
     data_home : str or path-like, default=None
-        Folder searched first for the files and where downloads are stored.
-        By default, the per-user data folder from :func:`get_data_home`.
+        The folder to read the files from (``data_home/<name>/`` or
+        ``data_home/`` itself), and where downloads are stored. When given,
+        no other folder is searched, and it must exist. By default, the
+        search above, with downloads going to the per-user data folder from
+        :func:`get_data_home`.
 
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch object.
@@ -413,6 +418,13 @@ def load_mnist(
         folder, origin = None, "bundled sample"
         logger.debug("Loaded the bundled %s sample (subset=%r)", info["title"], subset)
     else:
+        if data_home is not None and not os.path.isdir(get_data_home(data_home)):
+            raise DataNotFoundError(
+                f"data_home {get_data_home(data_home)} does not exist (or is not "
+                "a folder): name the folder that holds "
+                f"{info['folder']}/ or the IDX files themselves.",
+                [get_data_home(data_home)],
+            )
         basenames = [n for s in splits for n in (_IMAGES[s], _LABELS[s])]
         paths, found_in, origin, report, searched = _search(
             info["folder"], basenames, data_home

@@ -251,15 +251,39 @@ def four_places(tmp_path, make_idx_folder, monkeypatch, isolated_env):
 def test_search_order(four_places):
     import shutil
 
-    data_home = four_places["data_home argument"].parent
-    for marker, (origin, folder) in enumerate(four_places.items(), start=1):
-        bunch = load_mnist(data_home=data_home, download_if_missing=False)
+    places = list(four_places.items())[1:]  # without data_home
+    for marker, (origin, folder) in enumerate(places, start=2):
+        bunch = load_mnist(download_if_missing=False)
         assert marker_of(bunch) == marker
         assert bunch.source == origin
         assert bunch.data_home == str(folder)
         shutil.rmtree(folder)  # next time, the next place wins
     with pytest.raises(DataNotFoundError):
+        load_mnist(download_if_missing=False)
+
+
+def test_explicit_data_home_is_the_only_place_searched(four_places, tmp_path):
+    data_home = four_places["data_home argument"].parent
+    bunch = load_mnist(data_home=data_home, download_if_missing=False)
+    assert (marker_of(bunch), bunch.source) == (1, "data_home argument")
+    import shutil
+
+    shutil.rmtree(data_home / "mnist")
+    # the files exist in $SKDIGITS_DATA and elsewhere, but the user named
+    # another folder: say it lacks them rather than read something else
+    with pytest.raises(DataNotFoundError) as info:
         load_mnist(data_home=data_home, download_if_missing=False)
+    assert info.value.searched == [str(data_home / "mnist"), str(data_home)]
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_missing_data_home_is_an_error_naming_it(four_places, tmp_path, download,
+                                                 monkeypatch):
+    monkeypatch.setattr("skdigits.datasets._mnist._download", None)  # never called
+    nowhere = tmp_path / "no" / "such" / "dir"
+    with pytest.raises(DataNotFoundError, match=f"{nowhere} does not exist"):
+        load_mnist(data_home=nowhere, download_if_missing=download)
+    assert not nowhere.exists()
 
 
 def test_without_data_home_env_var_comes_first(four_places):
@@ -297,13 +321,13 @@ def test_default_system_folder_is_debians(monkeypatch):
 
 
 def test_folder_counts_only_if_complete_for_the_subset(tmp_path, make_idx_folder,
-                                                       monkeypatch):
-    make_idx_folder(tmp_path / "arg" / "mnist", marker=1, splits=("train",))
-    make_idx_folder(tmp_path / "env" / "mnist", marker=2)
+                                                       monkeypatch, isolated_env):
+    make_idx_folder(tmp_path / "env" / "mnist", marker=1, splits=("train",))
+    make_idx_folder(isolated_env / "skdigits" / "mnist", marker=2)
     monkeypatch.setenv("SKDIGITS_DATA", str(tmp_path / "env"))
-    assert marker_of(load_mnist("digits", "train", data_home=tmp_path / "arg")) == 1
-    assert marker_of(load_mnist("digits", "test", data_home=tmp_path / "arg")) == 2
-    assert marker_of(load_mnist("digits", "all", data_home=tmp_path / "arg")) == 2
+    assert marker_of(load_mnist("digits", "train")) == 1
+    assert marker_of(load_mnist("digits", "test")) == 2
+    assert marker_of(load_mnist("digits", "all")) == 2
 
 
 def test_raw_and_gzipped_files_mixed(tmp_path, make_idx_folder):
@@ -347,14 +371,11 @@ def test_no_output_on_stdout(tmp_path, make_idx_folder, capsys):
 def test_not_found_lists_every_folder(tmp_path, monkeypatch, isolated_env, subset):
     monkeypatch.setenv("SKDIGITS_DATA", str(tmp_path / "env"))
     monkeypatch.setattr(_base, "SYSTEM_DATA_DIRS", ("/nonexistent/datasets",))
-    (tmp_path / "arg" / "fashion-mnist").mkdir(parents=True)
+    (tmp_path / "env" / "fashion-mnist").mkdir(parents=True)
     with pytest.raises(DataNotFoundError) as info:
-        load_mnist("fashion", subset, data_home=tmp_path / "arg",
-                   download_if_missing=False)
+        load_mnist("fashion", subset, download_if_missing=False)
     message = str(info.value)
     expected = [
-        tmp_path / "arg" / "fashion-mnist",
-        tmp_path / "arg",
         tmp_path / "env" / "fashion-mnist",
         isolated_env / "skdigits" / "fashion-mnist",
         "/nonexistent/datasets/fashion-mnist",
@@ -363,7 +384,7 @@ def test_not_found_lists_every_folder(tmp_path, monkeypatch, isolated_env, subse
     positions = [message.index(str(p) + " (") for p in expected]
     assert positions == sorted(positions)  # listed in search order
     missing_line = next(line for line in message.splitlines() if "missing" in line)
-    assert str(tmp_path / "arg" / "fashion-mnist") in missing_line  # empty folder
+    assert str(tmp_path / "env" / "fashion-mnist") in missing_line  # empty folder
     assert ("t10k-images-idx3-ubyte[.gz]" in missing_line) == (subset != "train")
     assert ("train-images-idx3-ubyte[.gz]" in missing_line) == (subset != "test")
     assert "no such folder" in message
@@ -371,6 +392,15 @@ def test_not_found_lists_every_folder(tmp_path, monkeypatch, isolated_env, subse
     assert "SKDIGITS_DATA" in message and "sample=True" in message
     assert "download_if_missing=True" in message  # how to get the files
     assert not (isolated_env / "skdigits").exists()  # nothing created
+
+
+def test_not_found_in_data_home_lists_only_it(tmp_path, isolated_env):
+    (tmp_path / "arg" / "fashion-mnist").mkdir(parents=True)
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist("fashion", data_home=tmp_path / "arg", download_if_missing=False)
+    assert info.value.searched == [str(tmp_path / "arg" / "fashion-mnist"),
+                                   str(tmp_path / "arg")]
+    assert "missing train-images-idx3-ubyte[.gz]" in str(info.value)
 
 
 def test_not_found_mentions_unset_env_var(isolated_env):
