@@ -14,10 +14,11 @@ bytes ``1f 8b``, never from the file name.
 import gzip
 import logging
 import os
-import secrets
 import zlib
 
 import numpy as np
+
+from .._fileio import atomic_write
 
 __all__ = ["read_idx", "write_idx"]
 
@@ -219,9 +220,10 @@ def _read_stream(stream, path, max_bytes, file_size):
 def write_idx(path, array, *, compresslevel=9):
     """Write an array to an IDX file, gzip-compressed if ``path`` ends in ``.gz``.
 
-    The file is written to a temporary file in the same folder and then
-    renamed, so an interrupted write never leaves a partial file under
-    ``path``. Compressed output is reproducible: the gzip header carries no
+    The file is written to a temporary file in the same folder, flushed to
+    disk and then renamed, so an interrupted write (even a kill) never leaves
+    a partial file under ``path``, and the file that was there stays intact
+    until the new one is complete. Compressed output is reproducible: the gzip header carries no
     file name and a zero modification time.
 
     Parameters
@@ -286,26 +288,18 @@ def write_idx(path, array, *, compresslevel=9):
 
     if not 0 <= compresslevel <= 9:
         raise ValueError(f"compresslevel must be in [0, 9], got {compresslevel!r}")
-    # Write beside the target, then rename: readers never see a partial file.
-    tmp = f"{path}.{secrets.token_hex(4)}.part"
-    try:
-        with open(tmp, "xb") as f:
-            if path.endswith(".gz"):
-                with gzip.GzipFile(
-                    filename="", mode="wb", fileobj=f, compresslevel=compresslevel,
-                    mtime=0,
-                ) as gz:
-                    gz.write(header)
-                    gz.write(data)
-            else:
-                f.write(header)
-                f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # Write beside the target, fsync, then rename: readers never see a
+    # partial file, and a kill leaves the previous file intact.
+    with atomic_write(path) as f:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(
+                filename="", mode="wb", fileobj=f, compresslevel=compresslevel,
+                mtime=0,
+            ) as gz:
+                gz.write(header)
+                gz.write(data)
+        else:
+            f.write(header)
+            f.write(data)
     logger.debug("Wrote IDX file %s (shape %s, %s)", path, array.shape, array.dtype)
 
