@@ -21,13 +21,18 @@ def test_chunked_epochs_train_exactly_like_one_call(cls, monkeypatch):
     monkeypatch.setattr(threads, "CHUNK_BATCHES", 5)
     monkeypatch.setattr(threads, "PROBE_BATCHES", 2)
     monkeypatch.setattr(threads, "EXPLORE_EVERY", 3)
+    tuners = []
+    monkeypatch.setattr(threads.BlasTuner, "__init__", lambda self: (
+        tuners.append(self), setattr(self, "cost", {threads.SINGLE: None,
+                                                    threads.DEFAULT: None}),
+        setattr(self, "chunks_since_explore", 0))[0] and None)
     chunked = cls(**params).fit(X, y)
     np.testing.assert_allclose(chunked.loss_curve_, whole.loss_curve_, rtol=1e-12)
     np.testing.assert_allclose(chunked.predict_proba(X), whole.predict_proba(X),
                                rtol=1e-10, atol=1e-12)
     assert chunked.t_ == whole.t_
-    assert chunked._blas_tuner.cost[threads.SINGLE] is not None
-    assert chunked._blas_tuner.cost[threads.DEFAULT] is not None
+    assert all(t.cost[threads.SINGLE] is not None for t in tuners)
+    assert all(t.cost[threads.DEFAULT] is not None for t in tuners)
 
 
 def _fake_epoch(monkeypatch, cost_of):
