@@ -144,22 +144,52 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         """Raise when the kept weights cannot continue (architecture changed)."""
 
     def _epoch_rates(self, epoch, n_epochs):
-        """Learning rate at the start and at the end of epoch ``epoch``."""
+        """Learning rate at the start and at the end of epoch ``epoch``;
+        ``ValueError`` naming the parameter when it is not a finite number."""
         lr = self.learning_rate_init
-        if self.learning_rate == "cosine":
-            def at(e):
-                return 0.5 * lr * (1.0 + math.cos(math.pi * min(e, n_epochs) / n_epochs))
+        try:
+            if self.learning_rate == "cosine":
+                def at(e):
+                    return 0.5 * lr * (1.0 + math.cos(math.pi * min(e, n_epochs)
+                                                      / n_epochs))
 
-            return at(epoch), at(epoch + 1)
-        if self.learning_rate == "invscaling":
-            rate = lr / (epoch + 1) ** self.power_t
-            return rate, rate
-        if self.learning_rate == "adaptive":
-            return self._adaptive_lr, self._adaptive_lr
-        if self.learning_rate == "step":
-            rate = lr * self.lr_gamma ** (epoch // self.lr_step_size)
-            return rate, rate
-        return lr, lr
+                rates = at(epoch), at(epoch + 1)
+            elif self.learning_rate == "invscaling":
+                rate = lr / (epoch + 1) ** self.power_t
+                rates = rate, rate
+            elif self.learning_rate == "adaptive":
+                rates = self._adaptive_lr, self._adaptive_lr
+            elif self.learning_rate == "step":
+                rate = lr * self.lr_gamma ** (epoch // self.lr_step_size)
+                rates = rate, rate
+            else:
+                rates = lr, lr
+        except OverflowError:
+            rates = (math.inf, math.inf)
+        if not all(math.isfinite(r) for r in rates):
+            culprit = ("power_t" if self.learning_rate == "invscaling"
+                       else "learning_rate_init")
+            raise ValueError(
+                f"The {self.learning_rate!r} learning-rate schedule overflows at "
+                f"epoch {epoch + 1} with learning_rate_init="
+                f"{self.learning_rate_init!r}, power_t={self.power_t!r}: use a "
+                f"smaller {culprit}.")
+        return rates
+
+    def _check_schedule(self, n_epochs, first_epoch):
+        """Fail before training when a learning rate of this call, or Adam's
+        bias-corrected first step, is not a finite number."""
+        for epoch in range(first_epoch, first_epoch + n_epochs):
+            self._epoch_rates(epoch, n_epochs)
+        if self.solver == "adam":
+            with np.errstate(over="ignore"):
+                first = (np.float64(self.learning_rate_init)
+                         * math.sqrt(1.0 - self.beta_2) / (1.0 - self.beta_1))
+            if not np.isfinite(first):
+                raise ValueError(
+                    f"learning_rate_init={self.learning_rate_init!r} overflows "
+                    f"Adam's first step (divided by 1 - beta_1 = "
+                    f"{1.0 - self.beta_1:g}): use a smaller learning_rate_init.")
 
     # ------------------------------------------------------------------
     # fitting
@@ -275,7 +305,6 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
 
         rng = check_random_state(self.random_state)
         if first_pass:
-            self._random_state = rng
             self._rng_state = new_state(rng)
             self._theta = self._init_theta(n_features, n_outputs, rng, dtype)
             self._reset_curves(n_classes)
@@ -317,6 +346,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                     (self.n_iter_, n_classes), np.nan)
                 self.best_validation_score_ = -np.inf
         n_epochs = 1 if incremental else self._resolve_max_iter(len(train_idx))
+        self._check_schedule(n_epochs, self.n_iter_ if incremental else 0)
         self._train(X, y_idx, w, train_idx, val_idx, n_epochs, incremental)
         return self
 
@@ -369,8 +399,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         n_train = len(order)
         batch_size = self._batch_size(n_train)
         ws = self._make_workspace(X.shape[1], self._theta.dtype, batch_size)
-        if getattr(self, "_blas_tuner", None) is None:
-            self._blas_tuner = BlasTuner()
+        # the tuner's measurements last for this call: a fitted estimator
+        # holds arrays and plain values only (pickle, skops, clone)
+        tuner = BlasTuner()
 
         def run_chunk(start, stop, lr_a, lr_b):
             # rows order[start:stop], already shuffled; the learning rate moves
@@ -404,7 +435,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 tic = time.perf_counter()
                 if self.shuffle:
                     shuffle(order, self._rng_state)
-                self._blas_tuner.run_epoch(run_chunk, n_train, batch_size, lr0, lr1)
+                tuner.run_epoch(run_chunk, n_train, batch_size, lr0, lr1)
                 elapsed = time.perf_counter() - tic
                 loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)
                 if not (np.isfinite(loss) and np.all(np.isfinite(self._theta))):
@@ -414,12 +445,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                                        np.zeros_like(self._theta))
                     self._opt_t = 0
                     self._export_params(self._theta)
-                    raise TrainingDivergedError(
-                        f"{type(self).__name__} diverged at epoch {self.n_iter_ + 1}: "
-                        f"the loss became {loss}. Use a smaller learning_rate_init "
-                        f"(now {self.learning_rate_init}), scale the features "
-                        "(e.g. pixels / 255 or StandardScaler), or a larger alpha."
-                    )
+                    raise TrainingDivergedError(self._diverged_message(loss, X))
                 train_acc = float(acc["stats"][2] / acc["stats"][1])
                 info = {"loss": float(loss), "accuracy": train_acc, "lr": lr1}
                 if early:
@@ -512,6 +538,19 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         self._stopped_by = stopped_by
         return self
 
+    def _diverged_message(self, loss, X):
+        message = (f"{type(self).__name__} diverged at epoch {self.n_iter_ + 1}: "
+                   f"the loss became {loss}.")
+        with np.errstate(over="ignore", invalid="ignore"):
+            top = float(np.max(np.abs(X))) if X.size else 0.0
+        if top > 1e6:
+            return (f"{message} The features reach magnitude {top:.3g}, too large "
+                    "to train on: scale them first (e.g. pixels / 255 or "
+                    "StandardScaler).")
+        return (f"{message} Use a smaller learning_rate_init (now "
+                f"{self.learning_rate_init}), scale the features (e.g. pixels / "
+                "255 or StandardScaler), or a larger alpha.")
+
     def _snapshot(self):
         """Weights and optimizer state, to go back to the last whole epoch."""
         s1, s2 = self._opt_state
@@ -595,21 +634,48 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------
     # prediction
-    def _decision_blocks(self, X):
+    def _blocks(self, X, transform):
+        """``transform(logits)`` of every row of ``X``, in float64 blocks of
+        ``PREDICT_BLOCK_ROWS`` rows, so a row's result never depends on its
+        neighbours, nor on the dtype the model was trained in.
+
+        A row whose float64 logits are not finite (huge but finite inputs)
+        is computed again in extended precision, ``transform`` included,
+        and only then rounded to float64.
+        """
         check_is_fitted(self)
         X = validate_predict_data(self, X)
-        dtype = self._theta.dtype
-        out = np.empty((X.shape[0], self._n_outputs),
-                       dtype=self._prediction_dtype())
-        for start in range(0, X.shape[0], PREDICT_BLOCK_ROWS):
-            stop = start + PREDICT_BLOCK_ROWS
-            block = np.ascontiguousarray(X[start:stop], dtype=dtype)
-            out[start:stop] = self._forward(block, self._theta)
+        out = None
+        for start in range(0, max(X.shape[0], 1), PREDICT_BLOCK_ROWS):
+            block = np.ascontiguousarray(X[start:start + PREDICT_BLOCK_ROWS],
+                                         dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                Z = self._forward(block, self._theta)
+                R = transform(Z)
+                bad = ~np.isfinite(Z).all(axis=1)
+                if bad.any():
+                    exact = self._forward_exact(block[bad].astype(np.longdouble))
+                    R[bad] = transform(exact)
+            if out is None:
+                out = np.empty((X.shape[0], R.shape[1]), dtype=np.float64)
+            out[start:start + len(R)] = R
         return out
 
-    def _prediction_dtype(self):
-        """dtype of the scores ``_forward`` returns."""
-        return self._theta.dtype
+    def _forward_exact(self, rows):
+        """Logits of ``rows`` (``np.longdouble``) computed by NumPy in their
+        dtype; used for the rare rows whose float64 logits overflow."""
+        raise NotImplementedError
+
+    def _log_proba_rows(self, Z):
+        """Log-probabilities from logits, in the dtype of ``Z``."""
+        if Z.shape[1] == 1:
+            z = Z[:, 0]
+            return np.column_stack([-np.logaddexp(0, z), -np.logaddexp(0, -z)])
+        if self._loss_code == 0:  # softmax
+            return Z - _logsumexp_rows(Z)
+        # one-vs-rest: normalise the per-label sigmoids, as sklearn does
+        log_p = -np.logaddexp(0, -Z)
+        return log_p - _logsumexp_rows(log_p)
 
     def decision_function(self, X):
         """Raw scores (logits) for each class.
@@ -622,9 +688,10 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            Logits; for two classes, the logit of ``classes_[1]``.
+            Logits; for two classes, the logit of ``classes_[1]``. Rows whose
+            logits exceed the float64 range hold ``inf``.
         """
-        Z = self._decision_blocks(X)
+        Z = self._blocks(X, lambda Z: Z.astype(np.float64))
         return Z[:, 0] if Z.shape[1] == 1 else Z
 
     def predict(self, X):
@@ -638,13 +705,10 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
-            Predicted labels, taken from ``classes_``.
+            Predicted labels, taken from ``classes_``: the most probable
+            class of each sample.
         """
-        Z = self._decision_blocks(X)
-        if Z.shape[1] == 1:
-            idx = (Z[:, 0] > 0).astype(np.intp)
-        else:
-            idx = Z.argmax(axis=1)
+        idx = self.predict_log_proba(X).argmax(axis=1)
         return self.classes_[idx]
 
     def predict_proba(self, X):
@@ -658,7 +722,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Class probabilities in the order of ``classes_``; rows sum to 1.
+            Class probabilities in the order of ``classes_``; rows sum to 1
+            and are finite for any finite input.
         """
         return np.exp(self.predict_log_proba(X))
 
@@ -675,15 +740,15 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Log-probabilities in the order of ``classes_``.
         """
-        Z = self._decision_blocks(X).astype(np.float64, copy=False)
-        if Z.shape[1] == 1:
-            z = Z[:, 0]
-            return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
-        if self._loss_code == 0:  # softmax
-            return Z - _logsumexp_rows(Z)
-        # one-vs-rest: normalise the per-label sigmoids, as sklearn does
-        log_p = -np.logaddexp(0.0, -Z)
-        return log_p - _logsumexp_rows(log_p)
+        log_p = self._blocks(X, lambda Z: self._log_proba_rows(Z).astype(np.float64))
+        nan_rows = np.isnan(log_p).any(axis=1)
+        if nan_rows.any():  # not even extended precision held them
+            warnings.warn(
+                f"{int(nan_rows.sum())} rows overflow the model even in extended "
+                "precision; their probabilities are set uniform. Scale the "
+                "features.", RuntimeWarning, stacklevel=2)
+            log_p[nan_rows] = -np.log(log_p.shape[1])
+        return log_p
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -694,4 +759,5 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
 
 def _logsumexp_rows(Z):
     m = Z.max(axis=1, keepdims=True)
+    m[~np.isfinite(m)] = 0  # all -inf (or +inf): no shift
     return m + np.log(np.exp(Z - m).sum(axis=1, keepdims=True))

@@ -16,10 +16,31 @@ def validate_fit_data(estimator, X, y, *, reset, dtypes=FIT_DTYPES):
     infinity, 1-D or empty ``X``, and a mismatch with ``n_features_in_`` (when
     ``reset`` is False) raise ``ValueError`` with scikit-learn's messages.
     """
-    X, y = validate_data(estimator, X, y, reset=reset, dtype=list(dtypes),
-                         order="C", accept_sparse=False, multi_output=False)
+    _refuse_complex(X, "X")
+    _refuse_complex(y, "y")
+    with np.errstate(over="ignore", invalid="ignore"):  # the finiteness check
+        # sums X first: huge but finite values must not warn
+        X, y = validate_data(estimator, X, y, reset=reset, dtype=list(dtypes),
+                             order="C", accept_sparse=False, multi_output=False)
     check_classification_targets(y)
     return X, y
+
+
+def _refuse_complex(a, name):
+    """A short error for complex input (scikit-learn's prints the whole array)."""
+    if hasattr(a, "dtype") and not hasattr(a, "columns"):
+        complex_ = np.issubdtype(a.dtype, np.complexfloating)
+    else:
+        try:
+            complex_ = np.iscomplexobj(np.asarray(a))
+        except (ValueError, TypeError):  # ragged or odd input: sklearn's errors
+            return
+    if complex_:
+        shape = getattr(a, "shape", None)
+        raise ValueError(
+            f"Complex data not supported: {name} has complex values"
+            + (f" (shape {tuple(shape)})" if shape is not None else "")
+            + "; pass real numbers (e.g. the magnitude or the real part).")
 
 
 def validate_predict_data(estimator, X):
@@ -28,8 +49,10 @@ def validate_predict_data(estimator, X):
     Numeric arrays keep their dtype (the chunks are cast one by one, so memory
     stays bounded); the feature count and names must match ``fit``.
     """
-    return validate_data(estimator, X, reset=False, dtype="numeric",
-                         accept_sparse=False)
+    _refuse_complex(X, "X")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return validate_data(estimator, X, reset=False, dtype="numeric",
+                             accept_sparse=False)
 
 
 def encode_labels(y, classes):
@@ -62,7 +85,8 @@ def training_weights(sample_weight, class_weight, X, y_idx, classes, y, dtype):
             raise ValueError(
                 f"class_weight names labels {unknown} that are not classes of "
                 f"the model ({np.asarray(classes).tolist()}).")
-        full = np.array([float(class_weight.get(c, 1.0)) for c in classes.tolist()])
+        full = np.array([_class_weight_value(class_weight, c)
+                         for c in classes.tolist()])
         sw = sw * full[y_idx]
     elif class_weight is not None:  # "balanced": from the labels at hand
         present = np.unique(y)
@@ -70,10 +94,27 @@ def training_weights(sample_weight, class_weight, X, y_idx, classes, y, dtype):
         full = np.ones(len(classes))
         full[np.searchsorted(classes, present)] = cw
         sw = sw * full[y_idx]
-    total = sw.mean()
+    # scale by the largest weight first: the mean of weights near the top of
+    # the float range would overflow
+    top = sw.max() if sw.size else 0.0
+    total = (sw / top).mean() if top > 0 else 0.0
     if not total > 0:
         raise ValueError(
             "The sample weights (times the class weights) sum to zero: there "
             "is nothing to learn from. Give some samples a positive weight."
         )
-    return (sw / total).astype(dtype)
+    return (sw / top / total).astype(dtype)
+
+
+def _class_weight_value(class_weight, label):
+    value = class_weight.get(label, 1.0)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"class_weight[{label!r}] must be a number, got {value!r}.") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"class_weight[{label!r}] is {value}: class weights must be finite "
+            "and non-negative (0 ignores the class).")
+    return value

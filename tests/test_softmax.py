@@ -288,12 +288,16 @@ def test_keyboard_interrupt_keeps_last_finished_epoch(digits, monkeypatch):
     assert clf.score(X_tr, y_tr) > 0.8
 
 
-def test_divergence_raises_and_suggests_smaller_learning_rate():
+@pytest.mark.parametrize("scale,lr,needle", [
+    (1.0, 1e30, "smaller learning_rate_init"),
+    (1e200, 1e-3, "features reach magnitude 4.52e"),  # the inputs, not the rate
+])
+def test_divergence_raises_and_says_why(scale, lr, needle):
     X, y = make_classification(300, 10, random_state=0)
-    X = X * 1e30
+    X = X * scale
     clf = SoftmaxRegression(solver="sgd", learning_rate="constant",
-                            learning_rate_init=1e10, momentum=0.0, random_state=0)
-    with pytest.raises(TrainingDivergedError, match="smaller learning_rate_init"):
+                            learning_rate_init=lr, momentum=0.0, random_state=0)
+    with pytest.raises(TrainingDivergedError, match=needle):
         clf.fit(X, y)
     assert isinstance(TrainingDivergedError("x"), ValueError)
 

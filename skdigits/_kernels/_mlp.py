@@ -269,3 +269,24 @@ def _mlp_forward_py(X, theta, sizes, w_off, b_off, activation, out):
 
 
 mlp_forward = jit(_mlp_forward_py)
+
+
+def forward_numpy(X, weights, activation):
+    """Logits of ``X`` by NumPy, in the dtype of ``X`` (``np.longdouble``
+    for the rows whose float64 logits overflow). ``weights`` is a list of
+    ``(W, b)`` per layer; hidden layers apply ``activation`` (a code)."""
+    dt = X.dtype.type
+    H = X
+    for l, (W, b) in enumerate(weights):
+        H = H @ W.astype(X.dtype) + b.astype(X.dtype)
+        if l == len(weights) - 1:
+            break
+        if activation == RELU:
+            H = np.maximum(H, dt(0))
+        elif activation == LEAKY_RELU:
+            H = np.where(H > 0, H, dt(LEAKY_SLOPE) * H)
+        elif activation == TANH:
+            H = np.tanh(H)
+        elif activation == LOGISTIC:
+            H = dt(1) / (dt(1) + np.exp(-H))
+    return H

@@ -6,10 +6,24 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import SOLVERS, BaseMinibatchClassifier
+from .._system import check_memory
 from .._kernels._losses import LOGISTIC, SOFTMAX
-from .._kernels._mlp import ACTIVATIONS, act_layout, layout, mlp_epoch, mlp_forward
+from .._kernels._mlp import (ACTIVATIONS, act_layout, forward_numpy, layout,
+                             mlp_epoch, mlp_forward)
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
+
+#: Weights drawn per call when initialising.
+_INIT_BLOCK = 1 << 20
+
+
+def _fit_bytes(sizes, n_params, itemsize, batch_size):
+    """Memory a fit needs beyond the data: the parameters and their
+    gradient, the optimizer's two moments, the copies kept to undo an epoch
+    or restore the best one, the exported ``coefs_``, and the minibatch
+    buffers."""
+    per_batch = batch_size * (int(sizes[0]) + 2 * int(np.sum(sizes[1:])))
+    return (9 * n_params + per_batch) * itemsize
 
 
 class MLPClassifier(BaseMinibatchClassifier):
@@ -317,16 +331,23 @@ class MLPClassifier(BaseMinibatchClassifier):
         # Glorot/Xavier uniform for weights and intercepts, as scikit-learn
         # (with its larger bound for the logistic activation)
         sizes = self._layer_sizes(n_features, n_outputs)
+        w_off, b_off, n_params = layout(sizes)
+        check_memory(_fit_bytes(sizes, n_params, np.dtype(dtype).itemsize,
+                                self._batch_size(10**9)),
+                     f"{type(self).__name__} with layer sizes {sizes.tolist()} "
+                     f"({n_params:,} parameters)")
         self._sizes = sizes
-        self._w_off, self._b_off, n_params = layout(sizes)
+        self._w_off, self._b_off = w_off, b_off
         theta = np.empty(n_params, dtype=dtype)
         factor = 2.0 if self.activation == "logistic" else 6.0
         for l in range(len(sizes) - 1):
             fan_in, fan_out = sizes[l], sizes[l + 1]
             bound = np.sqrt(factor / (fan_in + fan_out))
-            start = self._w_off[l]
-            stop = self._b_off[l] + fan_out
-            theta[start:stop] = rng.uniform(-bound, bound, stop - start)
+            # drawn in blocks and cast as they come: no float64 temporary of
+            # the whole layer (the same stream of draws as one call)
+            for start in range(w_off[l], b_off[l] + fan_out, _INIT_BLOCK):
+                stop = min(start + _INIT_BLOCK, b_off[l] + fan_out)
+                theta[start:stop] = rng.uniform(-bound, bound, stop - start)
         return theta
 
     def _check_warm_layout(self, n_features, n_outputs):
@@ -375,8 +396,9 @@ class MLPClassifier(BaseMinibatchClassifier):
                     ACTIVATIONS[self.activation], out)
         return out
 
-    def _prediction_dtype(self):
-        return np.float64
+    def _forward_exact(self, rows):
+        return forward_numpy(rows, list(self._weights(self._theta)),
+                             ACTIVATIONS[self.activation])
 
     def _weights(self, theta):
         sizes = self._sizes

@@ -1,0 +1,190 @@
+"""Values at the edges: weights, huge inputs, overflowing schedules, complex
+data and models too big for the machine get a clear error or a sane result,
+never a silently wrong model or a crash."""
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+import skdigits._system
+from skdigits import MLPClassifier, SoftmaxRegression
+
+X, y = load_digits(return_X_y=True)
+X = X[:300] / 16.0
+y = y[:300]
+
+ESTIMATORS = [
+    lambda **p: SoftmaxRegression(max_iter=3, random_state=0, **p),
+    lambda **p: MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0,
+                              **p),
+]
+IDS = ["softmax", "mlp"]
+
+
+def _fit(est, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- weights
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("value", [-1, np.nan, np.inf, -np.inf, "heavy"])
+def test_bad_class_weight_values_are_refused(make, value):
+    est = make(class_weight={0: value})
+    with pytest.raises(ValueError, match=r"class_weight\[0\]"):
+        est.fit(X, y)
+    assert not hasattr(est, "classes_")
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+def test_zero_class_weight_ignores_the_class(make):
+    est = _fit(make(class_weight={0: 0.0}), X, y)
+    assert np.isfinite(est.loss_curve_).all()
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("weight", [1e307, 1.7e308, 1e-300])
+def test_uniform_weights_of_any_size_train_like_no_weights(make, weight):
+    plain = _fit(make(), X, y)
+    weighted = _fit(make(), X, y, sample_weight=np.full(len(y), weight))
+    np.testing.assert_array_equal(weighted.loss_curve_, plain.loss_curve_)
+    np.testing.assert_array_equal(weighted.predict_proba(X), plain.predict_proba(X))
+
+
+# ---------------------------------------------------------------- huge inputs
+
+MODELS = {
+    "mlp float32": MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0),
+    "mlp float64 tanh": MLPClassifier(hidden_layer_sizes=(16, 8), activation="tanh",
+                                      dtype="float64", max_iter=3, random_state=0),
+    "softmax float32": SoftmaxRegression(max_iter=3, random_state=0),
+    "softmax ovr": SoftmaxRegression(multi_class="ovr", max_iter=3, random_state=0),
+}
+FITTED = {}
+
+
+def _model(name):
+    if name not in FITTED:
+        X32 = X.astype(np.float32)  # float32 models, float64 input below
+        FITTED[name] = _fit(MODELS[name], X32 if "float64" not in name else X, y)
+    return FITTED[name]
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(MODELS)),
+       exponent=st.integers(0, 308),
+       mantissa=st.floats(1.0, 1.79),
+       signs=st.lists(st.sampled_from([-1.0, 0.0, 1.0]), min_size=64, max_size=64))
+def test_finite_inputs_give_finite_probabilities(name, exponent, mantissa, signs):
+    model = _model(name)
+    Xb = np.outer(np.ones(3), np.resize(signs, 64)) * (mantissa * 10.0 ** exponent)
+    Xb[1] = X[0]  # an ordinary row beside huge ones
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings reach the user
+        proba = model.predict_proba(Xb)
+        log_proba = model.predict_log_proba(Xb)
+        pred = model.predict(Xb)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert not np.isnan(log_proba).any()
+    np.testing.assert_array_equal(pred, model.classes_[proba.argmax(axis=1)])
+    # the ordinary row is unaffected by its huge neighbours
+    np.testing.assert_allclose(proba[1], model.predict_proba(Xb[1:2])[0],
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_float32_model_predicts_float64_input_without_casting_it():
+    model = _model("softmax float32")
+    Xb = np.full((1, 64), 1e300)
+    # float32 would turn 1e300 into inf, and inf - inf into NaN
+    assert np.isfinite(model.predict_proba(Xb)).all()
+    np.testing.assert_allclose(model.decision_function(Xb),
+                               Xb @ model.coef_.T.astype(np.float64)
+                               + model.intercept_, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- schedules
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("params,culprit", [
+    (dict(learning_rate="invscaling", power_t=1e6), "power_t"),
+    (dict(learning_rate="invscaling", power_t=700.0), "epoch 3 .*power_t"),
+    # Adam's first step, lr / (1 - beta_1)
+    (dict(learning_rate_init=1e308, beta_1=0.999), "learning_rate_init"),
+    (dict(solver="sgd", learning_rate="adaptive", learning_rate_init=np.inf),
+     "learning_rate_init"),
+])
+def test_overflowing_schedules_are_refused_before_training(make, params, culprit):
+    est = make(**params)
+    with pytest.raises(ValueError, match=culprit) as info:
+        est.fit(X, y)
+    assert "diverged" not in str(info.value)
+    assert not hasattr(est, "n_iter_")
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+def test_a_huge_learning_rate_is_named_when_training_diverges(make):
+    with pytest.raises(ValueError, match="smaller learning_rate_init"):
+        make(learning_rate_init=1e308).fit(X, y)
+
+
+# ---------------------------------------------------------------- complex data
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+def test_complex_input_gets_a_short_message(make):
+    Xc = (X + 1j).astype(np.complex128)
+    with pytest.raises(ValueError, match="Complex data not supported") as info:
+        make().fit(Xc, y)
+    assert len(str(info.value)) < 200 and "(300, 64)" in str(info.value)
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        make().fit(Xc.tolist(), y)
+    est = _fit(make(), X, y)
+    with pytest.raises(ValueError, match="Complex data not supported") as info:
+        est.predict(Xc)
+    assert len(str(info.value)) < 200
+
+
+# ---------------------------------------------------------------- memory
+
+
+def test_a_model_larger_than_memory_is_refused_before_allocating(monkeypatch):
+    monkeypatch.setattr(skdigits._system, "available_memory", lambda: 2**30)
+    est = MLPClassifier(hidden_layer_sizes=(1_000_000,), max_iter=1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MemoryError,
+                           match=r"layer sizes \[64, 1000000, 10\]") as info:
+            est.fit(X[:20], y[:20])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "1.00 GiB of memory available" in str(info.value)
+    assert peak < 2**24
+    assert not hasattr(est, "classes_")
+
+
+def test_weights_are_initialised_in_the_model_dtype():
+    est = MLPClassifier(hidden_layer_sizes=(20_000,))
+    tracemalloc.start()
+    try:
+        theta = est._init_theta(784, 10, np.random.RandomState(0), np.float32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert theta.dtype == np.float32
+    assert peak < 1.2 * theta.nbytes  # no float64 temporary of the layer
+    # the same draws as one float64 call, cast
+    ref = MLPClassifier(hidden_layer_sizes=(20_000,))._init_theta(
+        784, 10, np.random.RandomState(0), np.float64)
+    np.testing.assert_array_equal(theta, ref.astype(np.float32))
