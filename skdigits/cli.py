@@ -84,7 +84,24 @@ def _make_model(args):
 # ---------------------------------------------------------------- fit
 
 
+def _check_output_file(path):
+    """Fail before any training when ``path`` cannot be written."""
+    from ._fileio import check_writable_folder
+
+    if os.path.isdir(path):
+        raise CLIError(f"the output {path} is a folder; name a file, e.g. "
+                       f"{os.path.join(path, 'model.skops')}")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)),
+                          what="folder of the output file")
+
+
 def _cmd_fit(args):
+    # everything that can be checked fails before the data loads and the
+    # training starts: parameters, then the output file
+    model = _make_model(args)
+    model._validate_params()
+    if args.output:
+        _check_output_file(args.output)
     train = _load(args.dataset, "train", args)
     test = _load(args.dataset, "test", args)
     X, Xt = _pixels(train), _pixels(test)
@@ -92,12 +109,13 @@ def _cmd_fit(args):
     _describe(args.dataset, train, test, args)
     from ._report import fit_model
 
-    model = _make_model(args)
     seconds = fit_model(model, X, train.target)
     if args.output:
-        import joblib
+        from .io import dump
 
-        joblib.dump(model, args.output)
+        dump(model, args.output, metadata={
+            "dataset": args.dataset, "n_train": int(len(X)),
+            "data": "bundled sample" if args.sample else train.get("source", "files")})
     acc = model.score(Xt, test.target)
     desc = (f"multi_class={model.multi_class!r}" if args.model == "softmax"
             else f"hidden_layer_sizes={tuple(model._hidden_sizes())!r}")
@@ -115,20 +133,51 @@ def _cmd_fit(args):
 # ---------------------------------------------------------------- evaluate
 
 
-def _read_model(path):
-    import joblib
+def _read_model(path, trust_pickle):
+    """The model in ``path`` and the metadata saved with it."""
+    from .io import UntrustedFileError, load
 
     if not os.path.isfile(path):
         raise CLIError(f"model file not found: {path}")
     try:
-        model = joblib.load(path)
+        model, meta = load(path, allow_pickle=trust_pickle, return_metadata=True)
+    except UntrustedFileError as exc:
+        if trust_pickle or "not a skops file" not in str(exc):
+            raise CLIError(str(exc)) from None
+        raise CLIError(
+            f"{path} is not a skops file: it is presumably a pickle or joblib "
+            "file, and loading one runs code from the file. skdigits saves "
+            "models as skops files (skdigits fit -o model.skops); pass "
+            "--trust-pickle only if you trust where this file comes from."
+        ) from None
     except Exception as exc:  # unpickling raises many kinds of errors
         raise CLIError(f"cannot read model file {path}: "
                        f"{type(exc).__name__}: {exc}") from None
     if not (hasattr(model, "predict") and hasattr(model, "classes_")):
         raise CLIError(f"{path} does not hold a fitted classifier "
                        f"(it holds a {type(model).__name__})")
-    return model
+    return model, meta
+
+
+def _check_model_fits_data(model, meta, data, args):
+    """Refuse to score a model on data it was not trained for."""
+    trained_on = meta.get("dataset")
+    if trained_on is not None and trained_on != args.dataset:
+        raise CLIError(
+            f"{args.model_file} was trained on {trained_on}, not on "
+            f"{args.dataset}: pass --dataset {trained_on}")
+    n_features = data.data.shape[1]
+    if getattr(model, "n_features_in_", n_features) != n_features:
+        raise CLIError(f"the model expects {model.n_features_in_} features, the "
+                       f"{args.dataset} images have {n_features}")
+    classes = np.asarray(model.classes_)
+    labels = np.unique(data.target)
+    same_kind = classes.dtype.kind in "iu" and labels.dtype.kind in "iu"
+    if not same_kind or not np.isin(labels, classes).all():
+        shown = classes.tolist()[:12]
+        raise CLIError(
+            f"the model's classes {shown} are not the {args.dataset} labels "
+            f"{labels.tolist()}: it was trained on other data")
 
 
 def _cmd_evaluate(args):
@@ -136,12 +185,12 @@ def _cmd_evaluate(args):
 
     from .metrics import most_confused_pairs
 
-    model = _read_model(args.model_file)
+    model, meta = _read_model(args.model_file, args.trust_pickle)
+    if args.dataset is None:  # the dataset the file says, else the digits
+        args.dataset = meta.get("dataset", "digits")
     data = _load(args.dataset, args.subset, args)
+    _check_model_fits_data(model, meta, data, args)
     X = _pixels(data)
-    if getattr(model, "n_features_in_", X.shape[1]) != X.shape[1]:
-        raise CLIError(f"the model expects {model.n_features_in_} features, the "
-                       f"{args.dataset} images have {X.shape[1]}")
     names = [str(n) for n in data.target_names]
     where = "bundled sample" if args.sample else data.get("source", "files")
     tic = time.perf_counter()
@@ -166,7 +215,16 @@ def _cmd_evaluate(args):
 
 
 def _cmd_report(args):
+    from ._fileio import check_writable_folder
     from ._report import build_report
+
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out} is a file, not a folder: name a folder "
+                       "for the report")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    check_writable_folder(args.out if os.path.isdir(args.out) else parent,
+                          what="report folder" if os.path.isdir(args.out)
+                          else "folder above --out")
 
     datasets = ("digits", "fashion") if args.dataset == "both" else (args.dataset,)
 
@@ -285,10 +343,10 @@ def _model_list(text):
     return models
 
 
-def _data_options(parser, *, both=False, default="digits"):
+def _data_options(parser, *, both=False, default="digits", default_help=None):
     choices = ["digits", "fashion", "both"] if both else ["digits", "fashion"]
     parser.add_argument("--dataset", choices=choices, default=default,
-                        help=f"which dataset (default: {default})")
+                        help=f"which dataset (default: {default_help or default})")
     parser.add_argument("--sample", action="store_true",
                         help="use the sample bundled with the package (no files needed)")
     parser.add_argument("--data-home", metavar="DIR", default=None,
@@ -331,7 +389,7 @@ def build_parser():
         "fit", help="train one estimator and report accuracy and per-class loss",
         description="Train SoftmaxRegression or MLPClassifier on the train split, "
                     "score it on the test split, print the per-class loss of the "
-                    "last epoch, and optionally save the model with joblib.")
+                    "last epoch, and optionally save the model (skops format).")
     _data_options(fit)
     fit.add_argument("--model", choices=MODELS, default="softmax")
     fit.add_argument("--multi-class", choices=["multinomial", "ovr"],
@@ -343,16 +401,24 @@ def build_parser():
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--progress", action="store_true", help="show a progress bar")
     fit.add_argument("-o", "--output", metavar="FILE", default=None,
-                     help="save the fitted model here (joblib)")
+                     help="save the fitted model here, in the skops format "
+                          "(e.g. model.skops); checked before training")
     fit.set_defaults(func=_cmd_fit)
 
     ev = sub.add_parser(
         "evaluate", help="score a saved model: accuracy, classification report, "
                          "most confused pairs",
-        description="Load a model saved by `skdigits fit -o` (or any fitted "
-                    "classifier saved with joblib) and score it on a split.")
-    ev.add_argument("model_file", metavar="MODEL", help="joblib file")
-    _data_options(ev)
+        description="Load a model saved by `skdigits fit -o` (a skops file, "
+                    "loaded without running code from it) and score it on a "
+                    "split of the dataset it was trained on. Pickle and joblib "
+                    "files run code when loaded: they are refused unless "
+                    "--trust-pickle is given.")
+    ev.add_argument("model_file", metavar="MODEL", help="skops file")
+    _data_options(ev, default=None,
+                  default_help="the one recorded in the model file, else digits")
+    ev.add_argument("--trust-pickle", action="store_true",
+                    help="load a pickle/joblib file: this runs code from the "
+                         "file, so only for files you trust")
     ev.add_argument("--subset", choices=["test", "train"], default="test")
     ev.add_argument("--top", type=_positive_int, default=5, metavar="K",
                     help="how many confused pairs to list (default: 5)")
@@ -374,7 +440,22 @@ def build_parser():
     bench.add_argument("--batch-size", type=_positive_int, default=128, metavar="N")
     bench.add_argument("--seed", type=int, default=0)
     bench.set_defaults(func=_cmd_benchmark)
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true",
+                             help="on an error, print the full traceback too")
     return parser
+
+
+def _one_line(exc):
+    """An exception as one line: its message, or its type when it has none."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    text = " ".join(lines)
+    if isinstance(exc, MemoryError):
+        return "out of memory" + (f": {text}" if text else
+                                  " (try a smaller model or less data)")
+    if isinstance(exc, (OSError, ValueError, TypeError, CLIError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def main(argv=None):
@@ -386,10 +467,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"skdigits {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (OSError, ValueError, TypeError, CLIError) as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        message = " ".join(lines) if lines else repr(exc)
-        print(f"skdigits {args.command}: error: {message}", file=sys.stderr)
+    except Exception as exc:  # every failure: one line, exit code 1
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"skdigits {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -1,20 +1,24 @@
 """The command line, end to end through main(argv)."""
 
+import os
+
 import joblib
 import numpy as np
 import pytest
 
 from skdigits.cli import main
+from skdigits.io import load
 
 
 def test_fit_on_sample_saves_a_working_model(tmp_path, capsys):
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.skops"
     assert main(["fit", "--sample", "--dataset", "fashion", "--multi-class", "ovr",
                  "--max-iter", "4", "-o", str(path)]) == 0
     out = capsys.readouterr().out
     assert "3000 train / 1000 test" in out and "4 epochs" in out
     assert "Shirt" in out  # class names in the per-class line
-    model = joblib.load(path)
+    model, meta = load(path, return_metadata=True)
+    assert meta["dataset"] == "fashion" and meta["data"] == "bundled sample"
     assert model.n_iter_ == 4 and model.multi_class == "ovr"
     assert model.predict(np.zeros((2, 784), np.float32)).shape == (2,)
 
@@ -116,13 +120,13 @@ def test_report_with_a_wrong_data_home_is_one_line(tmp_path, capsys, no_full_dat
 
 
 def test_fit_mlp_with_params_then_evaluate(tmp_path, capsys):
-    path = tmp_path / "mlp.joblib"
+    path = tmp_path / "mlp.skops"
     assert main(["fit", "--sample", "--model", "mlp", "--param",
                  "hidden_layer_sizes=(32, 16)", "--param", "activation=tanh",
                  "--max-iter", "5", "-o", str(path)]) == 0
     out = capsys.readouterr().out
     assert "MLPClassifier(hidden_layer_sizes=(32, 16)): 5 epochs" in out
-    model = joblib.load(path)
+    model = load(path)
     assert model.activation == "tanh" and [w.shape[1] for w in model.coefs_] == [32, 16, 10]
     assert main(["evaluate", str(path), "--sample", "--top", "3"]) == 0
     out = capsys.readouterr().out
@@ -149,17 +153,176 @@ def test_fit_bad_parameters_are_one_line(argv, needle, capsys):
     assert len(err) == 1 and needle in err[0] and err[0].startswith("skdigits fit: error:")
 
 
+def _one_error_line(capsys, command):
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1, captured.err
+    assert err[0].startswith(f"skdigits {command}: error:")
+    assert "Traceback" not in captured.err
+    return err[0]
+
+
 def test_evaluate_refuses_unreadable_files_in_one_line(tmp_path, capsys):
     garbage = tmp_path / "garbage.joblib"
     garbage.write_bytes(b"this is not a pickle")
     not_a_model = tmp_path / "list.joblib"
     joblib.dump([1, 2, 3], not_a_model)
-    for path, needle in [(garbage, "cannot read model file"),
-                         (not_a_model, "does not hold a fitted classifier"),
-                         (tmp_path / "missing.joblib", "model file not found")]:
-        assert main(["evaluate", str(path), "--sample"]) == 1
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and needle in err[0], err
+    for path, flags, needle in [
+            (garbage, [], "runs code from the file"),
+            (garbage, ["--trust-pickle"], "cannot read model file"),
+            (not_a_model, ["--trust-pickle"], "does not hold a fitted classifier"),
+            (tmp_path / "missing.skops", [], "model file not found")]:
+        assert main(["evaluate", str(path), "--sample", *flags]) == 1
+        assert needle in _one_error_line(capsys, "evaluate")
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_evaluate_runs_no_code_from_a_pickle_without_the_flag(tmp_path, capsys):
+    marker = tmp_path / "exploited"
+    evil = tmp_path / "evil.joblib"
+    joblib.dump(_Exploit(str(marker)), evil)
+    assert main(["evaluate", str(evil), "--sample"]) == 1
+    line = _one_error_line(capsys, "evaluate")
+    assert "runs code from the file" in line and "--trust-pickle" in line
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    """A SoftmaxRegression fitted on the digits sample, as skops and joblib."""
+    from skdigits import SoftmaxRegression
+    from skdigits.datasets import load_mnist
+    from skdigits.io import dump
+
+    X, y = load_mnist("digits", "train", sample=True, return_X_y=True)
+    model = SoftmaxRegression(max_iter=2, random_state=0).fit(X / 255.0, y)
+    folder = tmp_path_factory.mktemp("models")
+    dump(model, folder / "digits.skops", metadata={"dataset": "digits"})
+    joblib.dump(model, folder / "digits.joblib")
+    strings = SoftmaxRegression(max_iter=2, random_state=0).fit(
+        X / 255.0, np.array(list("abcdefghij"))[y])
+    dump(strings, folder / "letters.skops")
+    return folder
+
+
+def test_evaluate_loads_pickles_only_with_the_flag(digits_model, capsys):
+    path = str(digits_model / "digits.joblib")
+    assert main(["evaluate", path, "--sample"]) == 1
+    assert "--trust-pickle" in _one_error_line(capsys, "evaluate")
+    assert main(["evaluate", path, "--sample", "--trust-pickle"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_on_the_wrong_dataset_is_refused(digits_model, capsys):
+    path = str(digits_model / "digits.skops")
+    assert main(["evaluate", path, "--sample", "--dataset", "fashion"]) == 1
+    line = _one_error_line(capsys, "evaluate")
+    assert "trained on digits" in line and "--dataset digits" in line
+    # without --dataset the file's own dataset is used
+    assert main(["evaluate", path, "--sample"]) == 0
+    assert " on digits test " in capsys.readouterr().out
+
+
+def test_evaluate_with_other_classes_is_refused(digits_model, capsys):
+    assert main(["evaluate", str(digits_model / "letters.skops"), "--sample"]) == 1
+    line = _one_error_line(capsys, "evaluate")
+    assert "classes ['a', 'b'" in line and "not the digits labels" in line
+
+
+def test_fit_checks_the_output_before_training(tmp_path, capsys, monkeypatch):
+    import skdigits._report
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the output")
+
+    monkeypatch.setattr(skdigits._report, "fit_model", no_training)
+    (tmp_path / "a_file").write_text("")
+    for output, needle in [(tmp_path / "missing" / "m.skops", "does not exist"),
+                           (tmp_path / "a_file" / "m.skops", "is not a folder"),
+                           (tmp_path, "is a folder; name a file")]:
+        assert main(["fit", "--sample", "-o", str(output)]) == 1
+        line = _one_error_line(capsys, "fit")
+        assert needle in line and str(output.parent if needle != "is a folder; "
+                                      "name a file" else output) in line
+
+
+def test_report_out_naming_a_file_fails_before_training(tmp_path, capsys,
+                                                        monkeypatch):
+    import skdigits._report
+
+    monkeypatch.setattr(skdigits._report, "study", None)  # never reached
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    assert main(["report", "--sample", "--out", str(target)]) == 1
+    line = _one_error_line(capsys, "report")
+    assert f"--out {target} is a file" in line
+    assert target.read_text() == "mine"
+
+
+def test_report_never_ignores_an_explicit_data_home(tmp_path, capsys, monkeypatch):
+    # full-looking files in $SKDIGITS_DATA must not stand in for a wrong folder
+    from skdigits.datasets import write_idx
+
+    for sub in ("mnist", "fashion-mnist"):
+        (tmp_path / "env" / sub).mkdir(parents=True)
+        for split, n in (("train", 20), ("t10k", 10)):
+            write_idx(tmp_path / "env" / sub / f"{split}-images-idx3-ubyte.gz",
+                      np.zeros((n, 28, 28), np.uint8))
+            write_idx(tmp_path / "env" / sub / f"{split}-labels-idx1-ubyte.gz",
+                      (np.arange(n) % 10).astype(np.uint8))
+    monkeypatch.setenv("SKDIGITS_DATA", str(tmp_path / "env"))
+    nowhere = tmp_path / "no" / "such" / "dir"
+    assert main(["report", "--data-home", str(nowhere), "--quiet",
+                 "--out", str(tmp_path / "r")]) == 1
+    line = _one_error_line(capsys, "report")
+    assert f"{nowhere} does not exist" in line
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("kernel went away"),
+                                 OverflowError("(34, 'Numerical result out of "
+                                               "range')")])
+def test_any_failure_is_one_line_and_debug_shows_the_traceback(exc, capsys,
+                                                                monkeypatch):
+    import skdigits._report
+
+    def fail(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(skdigits._report, "fit_model", fail)
+    assert main(["fit", "--sample", "--max-iter", "1"]) == 1
+    line = _one_error_line(capsys, "fit")
+    assert type(exc).__name__ in line or "out of memory" in line
+    assert main(["fit", "--sample", "--max-iter", "1", "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith(
+        "skdigits fit: error:")
+
+
+@pytest.mark.parametrize("param,needle", [
+    ("hidden_layer_sizes=(1000000000,)", "memory"),
+    ("learning_rate_init=1e308", "learning_rate_init"),
+])
+def test_extreme_parameters_are_one_line(param, needle, capsys):
+    model = "softmax" if "learning" in param else "mlp"
+    argv = ["fit", "--sample", "--model", model, "--max-iter", "1", "--param", param]
+    if "power_t" in param or "1e308" in param:
+        argv += ["--param", "learning_rate=invscaling"]
+    assert main(argv) == 1
+    assert needle in _one_error_line(capsys, "fit")
+
+
+def test_overflowing_schedule_is_one_line(capsys):
+    assert main(["fit", "--sample", "--model", "softmax", "--max-iter", "3",
+                 "--param", "learning_rate=invscaling",
+                 "--param", "power_t=1e6"]) == 1
+    assert "power_t" in _one_error_line(capsys, "fit")
 
 
 # ---------------------------------------------------------------- benchmark
@@ -193,11 +356,11 @@ def test_benchmark_bad_model_list_exits_2(capsys):
 
 
 def test_fit_summary_follows_the_model_params(tmp_path, capsys):
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.skops"
     assert main(["fit", "--sample", "--model", "mlp", "--max-iter", "2",
                  "--param", "hidden_layer_sizes=16", "-o", str(path)]) == 0
     assert "MLPClassifier(hidden_layer_sizes=(16,))" in capsys.readouterr().out
-    assert joblib.load(path).coefs_[0].shape == (784, 16)
+    assert load(path).coefs_[0].shape == (784, 16)
     assert main(["fit", "--sample", "--max-iter", "2", "--param", "multi_class=ovr"]) == 0
     assert "SoftmaxRegression(multi_class='ovr')" in capsys.readouterr().out
 
