@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 
+from ._fileio import atomic_write
+
 logger = logging.getLogger(__name__)
 
 DATASETS = ("digits", "fashion")
@@ -47,7 +49,8 @@ def load_study_data(kind, *, data_home=None, sample=False, download=False):
 
 
 def _save(fig, path):
-    fig.savefig(path, dpi=90)
+    with atomic_write(path) as fh:
+        fig.savefig(fh, dpi=90, format="png")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -220,7 +223,8 @@ def write_report(results, out_dir, *, seed):
     """Write ``index.html`` and ``report.json`` for ``results``; returns the
     path of the page."""
     page = os.path.join(out_dir, "index.html")
-    with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as fh:
+    with atomic_write(os.path.join(out_dir, "report.json"), "w",
+                      encoding="utf-8") as fh:
         json.dump({"seed": seed, "datasets": results}, fh, indent=2)
     esc = html.escape
     parts = [
@@ -269,7 +273,7 @@ def write_report(results, out_dir, *, seed):
                          "</figure>")
     parts.append("<p>Fit times include the Numba compile or cache load of the "
                  "first fit in the process.</p></body></html>")
-    with open(page, "w", encoding="utf-8") as fh:
+    with atomic_write(page, "w", encoding="utf-8") as fh:
         fh.write("\n".join(parts) + "\n")
     return page
 

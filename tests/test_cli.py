@@ -100,9 +100,19 @@ def test_report_writes_every_plot_and_a_page_that_shows_them(tmp_path, capsys):
     assert set(digits["ovr_hardest"]) <= {str(d) for d in range(10)}
 
 
-def test_report_falls_back_to_the_sample_and_says_so(tmp_path, capsys, no_full_data):
+def test_report_falls_back_to_the_sample_and_says_so(tmp_path, capsys, no_full_data,
+                                                      monkeypatch):
+    import skdigits._fileio
+
+    replaced = []
+    real_replace = os.replace
+    monkeypatch.setattr(skdigits._fileio.os, "replace", lambda a, b: (
+        replaced.append(os.path.basename(b)), real_replace(a, b))[1])
     assert main(["report", "--dataset", "digits", "--out", str(tmp_path / "r"),
                  "--max-iter", "2", "--quiet"]) == 0
+    # every file is written atomically, and no temporary file is left
+    assert sorted(replaced) == sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert len(replaced) == 8
     out = capsys.readouterr().out
     assert "bundled sample (the full files were not found)" in out
     assert len(list((tmp_path / "r").glob("digits_*.png"))) == 6

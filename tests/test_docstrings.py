@@ -7,11 +7,13 @@ import inspect
 import pytest
 
 import skdigits
+import skdigits.io
 import skdigits.linear_model._softmax
 import skdigits.neural_network._multilayer_perceptron
 
 ESTIMATOR_MODULES = [skdigits.linear_model._softmax,
-                     skdigits.neural_network._multilayer_perceptron]
+                     skdigits.neural_network._multilayer_perceptron,
+                     skdigits.io]
 
 
 @pytest.mark.parametrize("module", ESTIMATOR_MODULES, ids=str)
