@@ -1,31 +1,30 @@
-"""The shared base of skdigits classifiers: parameters, the Python epoch loop,
-learning curves, early stopping and batched prediction.
+"""The shared base of skdigits classifiers: parameters, input handling, the
+glue from ``fit``/``partial_fit`` to the training engine, and prediction.
 
-Subclasses supply the model: its output layout, parameter initialisation, the
-compiled epoch kernel and the forward pass used for evaluation. Python owns the
-loop over epochs (schedules, curves, stopping, logging, progress, Ctrl-C); each
-epoch is one call into compiled code.
+The engine (``skdigits._engine``) runs the epochs; a model object
+(``_engine._models``) describes the parameters and calls the kernels.
+Subclasses say which model they build (``_model``), how its outputs map to
+the classes (``_output_layout``), how ``alpha`` scales (``_l2``) and which
+public attributes the weights become (``_export``).
 """
 
 import math
-import time
-import warnings
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._kernels._losses import loss_grad
+from ._engine._parallel import CoreShare, Team
+from ._engine._schedules import SCHEDULES, make_schedule
+from ._engine._train import TrainingDivergedError, train
 from ._kernels._optim import ADAM, SGD
-from ._kernels._rng import new_state, shuffle
-from ._threads import BlasTuner, fixed_threads
-from ._logging import Progress, verbose_logger
+from ._kernels._rng import new_state
+from ._system import check_memory
 from ._validation import (
     encode_labels,
     training_weights,
@@ -33,18 +32,12 @@ from ._validation import (
     validate_predict_data,
 )
 
+__all__ = ["BaseMinibatchClassifier", "TrainingDivergedError"]
+
 SOLVERS = {"sgd": SGD, "adam": ADAM}
 
-#: Rows per block when predicting, so memory stays bounded on any input size.
-PREDICT_BLOCK_ROWS = 2048
 
-
-
-class TrainingDivergedError(FloatingPointError, ValueError):
-    """Training produced a non-finite loss or non-finite weights."""
-
-
-class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
+class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the minibatch classifiers (not for direct use)."""
 
     #: Minibatch updates that ``max_iter="auto"`` aims for, and the bounds on
@@ -58,9 +51,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"),
                        StrOptions({"auto"})],
-        "learning_rate": [
-            StrOptions({"constant", "invscaling", "adaptive", "cosine", "step"})
-        ],
+        "learning_rate": [StrOptions(set(SCHEDULES))],
         "lr_step_size": [Interval(Integral, 1, None, closed="left")],
         "lr_gamma": [Interval(Real, 0, 1, closed="right")],
         "callbacks": [list, tuple, callable, None],
@@ -82,42 +73,38 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "n_jobs": [Integral, None],
     }
 
     # ------------------------------------------------------------------
-    # model hooks
+    # what a subclass says
     @abstractmethod
     def _output_layout(self, n_classes):
-        """Return ``(n_outputs, loss_code)`` for ``n_classes`` classes."""
+        """``(n_outputs, loss_code)`` for ``n_classes`` classes."""
 
     @abstractmethod
-    def _init_theta(self, n_features, n_outputs, rng, dtype):
-        """A new flat parameter vector."""
+    def _model(self, n_features=None, n_outputs=None, loss=None):
+        """The engine's model (``_engine._models``) for these sizes and loss
+        code, or the fitted one when None."""
 
     @abstractmethod
-    def _make_workspace(self, n_features, dtype, batch_size):
-        """Buffers for the epoch kernel, allocated once per fit."""
+    def _l2(self, batch_size):
+        """``(l2_fixed, l2_per_row, penalty_scale)``: the L2 gradient is
+        ``(l2_fixed + l2_per_row / m) * W`` for a minibatch of ``m`` rows, and
+        the objective adds ``penalty_scale * ||W||^2``."""
 
     @abstractmethod
-    def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
-        """Call the compiled epoch kernel on the rows ``order`` (already
-        shuffled: the kernel must not shuffle), with the learning rate moving
-        from ``lr0`` to ``lr1``; return the new step count."""
-
-    @abstractmethod
-    def _forward(self, X_block, theta):
-        """Logits of a block of rows (``n_rows, n_outputs``)."""
-
-    @abstractmethod
-    def _export_params(self, theta):
-        """Set the public fitted attributes (``coef_``...) from ``theta``."""
+    def _export(self, weights):
+        """Set the public fitted attributes from ``[(W, b), ...]``."""
 
     # ------------------------------------------------------------------
     # parameters
     def _more_validate_params(self):
         """Checks beyond the constraints table, made before anything is set."""
         self._callbacks()
-        fixed_threads()  # a bad SKDIGITS_BLAS_THREADS fails here, not mid-fit
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs == 0 has no meaning: use None (the cores the "
+                             "process may use), -1 (all cores) or a count.")
 
     def _batch_size(self, n_train):
         """Rows per minibatch: ``batch_size`` ("auto": 200, as in scikit-learn),
@@ -143,27 +130,28 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
     def _check_warm_layout(self, n_features, n_outputs):
         """Raise when the kept weights cannot continue (architecture changed)."""
 
-    def _epoch_rates(self, epoch, n_epochs):
-        """Learning rate at the start and at the end of epoch ``epoch``;
-        ``ValueError`` naming the parameter when it is not a finite number."""
-        lr = self.learning_rate_init
-        try:
-            if self.learning_rate == "cosine":
-                def at(e):
-                    return 0.5 * lr * (1.0 + math.cos(math.pi * min(e, n_epochs)
-                                                      / n_epochs))
+    def _solver_code(self):
+        return SOLVERS[self.solver]
 
-                rates = at(epoch), at(epoch + 1)
-            elif self.learning_rate == "invscaling":
-                rate = lr / (epoch + 1) ** self.power_t
-                rates = rate, rate
-            elif self.learning_rate == "adaptive":
-                rates = self._adaptive_lr, self._adaptive_lr
-            elif self.learning_rate == "step":
-                rate = lr * self.lr_gamma ** (epoch // self.lr_step_size)
-                rates = rate, rate
-            else:
-                rates = lr, lr
+    def _schedule(self):
+        """This call's learning-rate schedule (``adaptive`` continues from the
+        rate it reached)."""
+        lr = (self._adaptive_lr if self.learning_rate == "adaptive"
+              else self.learning_rate_init)
+        return make_schedule(self.learning_rate, lr, power_t=self.power_t,
+                             step_size=self.lr_step_size, gamma=self.lr_gamma)
+
+    def _epoch_rates(self, schedule, epoch, n_epochs, incremental):
+        """Learning rates at the start and the end of this call's epoch
+        ``epoch``; ``ValueError`` naming the parameter when one overflows.
+        ``partial_fit`` counts the epochs of all calls, and keeps the cosine
+        schedule at ``learning_rate_init``."""
+        if incremental and self.learning_rate == "cosine":
+            return self.learning_rate_init, self.learning_rate_init
+        if incremental:
+            epoch = self.n_iter_ + epoch
+        try:
+            rates = schedule.rates(epoch, n_epochs)
         except OverflowError:
             rates = (math.inf, math.inf)
         if not all(math.isfinite(r) for r in rates):
@@ -176,11 +164,12 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 f"smaller {culprit}.")
         return rates
 
-    def _check_schedule(self, n_epochs, first_epoch):
+    def _check_schedule(self, n_epochs, incremental):
         """Fail before training when a learning rate of this call, or Adam's
         bias-corrected first step, is not a finite number."""
-        for epoch in range(first_epoch, first_epoch + n_epochs):
-            self._epoch_rates(epoch, n_epochs)
+        schedule = self._schedule()
+        for epoch in range(n_epochs):
+            self._epoch_rates(schedule, epoch, n_epochs, incremental)
         if self.solver == "adam":
             with np.errstate(over="ignore"):
                 first = (np.float64(self.learning_rate_init)
@@ -190,6 +179,10 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                     f"learning_rate_init={self.learning_rate_init!r} overflows "
                     f"Adam's first step (divided by 1 - beta_1 = "
                     f"{1.0 - self.beta_1:g}): use a smaller learning_rate_init.")
+
+    def _useful_threads(self, model):
+        """Most threads an epoch of ``model`` can keep busy."""
+        return model.max_threads()
 
     # ------------------------------------------------------------------
     # fitting
@@ -240,11 +233,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         """
         self._validate_params()
         self._more_validate_params()
-        if not hasattr(self, "classes_"):
-            if classes is None:
-                raise ValueError(
-                    "classes must be passed on the first call to partial_fit."
-                )
+        if not hasattr(self, "classes_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
         return self._fit(X, y, sample_weight=sample_weight, incremental=True,
                          classes=classes)
 
@@ -269,62 +259,47 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_checked(self, X, y, sample_weight, incremental, classes):
         first_pass = not hasattr(self, "_theta") or (
-            not incremental and not self.warm_start
-        )
+            not incremental and not self.warm_start)
         X, y = validate_fit_data(self, X, y, reset=first_pass,
                                  dtypes=self._fit_dtypes())
         if first_pass or not incremental:
             dtype = np.dtype(self._model_dtype(X))
         else:  # partial_fit keeps the model's dtype; minibatches are cast
             dtype = self._theta.dtype
-        if first_pass:
-            self.classes_ = np.unique(y if classes is None else classes)
-            if classes is not None:
-                classes = np.asarray(classes)
-                if len(np.unique(classes)) != len(classes):
-                    raise ValueError("classes must not contain duplicates.")
-        elif not incremental and not np.array_equal(np.unique(y), self.classes_):
-            # warm_start with other labels: sklearn's MLP refuses too
-            if not set(np.unique(y)).issubset(set(self.classes_)):
-                raise ValueError(
-                    "warm_start can only be used where `y` has the same classes "
-                    f"as in the previous call to fit. Previously got "
-                    f"{self.classes_}, `y` has {np.unique(y)}"
-                )
+        self._set_classes(y, classes, first_pass, incremental)
         n_classes = len(self.classes_)
-        if n_classes < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes, "
-                f"but the data contains only one class: {self.classes_[0]!r}."
-            )
         y_idx = encode_labels(y, self.classes_)
         w = training_weights(sample_weight, self.class_weight, X, y_idx,
                              self.classes_, y, dtype)
         n_outputs, loss_code = self._output_layout(n_classes)
-        n_features = X.shape[1]
-
+        model = self._model(X.shape[1], n_outputs, loss_code)
         rng = check_random_state(self.random_state)
         if first_pass:
+            check_memory(model.fit_bytes(self._batch_size(X.shape[0]),
+                                     dtype.itemsize), self._describe(model))
             self._rng_state = new_state(rng)
-            self._theta = self._init_theta(n_features, n_outputs, rng, dtype)
-            self._reset_curves(n_classes)
+            self._theta = self._init_params(model, rng, dtype)
             self.n_iter_ = 0
             self.t_ = 0
+            self.best_loss_ = np.inf
+            self.best_validation_score_ = None
+            for name in ("loss_curve_", "accuracy_curve_", "loss_curve_per_class_",
+                         "validation_scores_", "validation_loss_curve_",
+                         "validation_loss_curve_per_class_"):
+                self.__dict__.pop(name, None)
         else:
-            self._check_warm_layout(n_features, n_outputs)
+            self._check_warm_layout(X.shape[1], n_outputs)
             if self._theta.dtype != dtype:
                 self._theta = self._theta.astype(dtype)
         self._n_outputs = n_outputs
         self._loss_code = loss_code
-        if not first_pass and incremental and self._opt_state[0].dtype != dtype:
-            self._opt_state = tuple(a.astype(dtype) for a in self._opt_state)
         if first_pass or not incremental:
-            self._opt_state = (np.zeros_like(self._theta),
-                               np.zeros_like(self._theta))
+            self._opt_state = model.new_state(dtype)
             self._opt_t = 0
             self._adaptive_lr = float(self.learning_rate_init)
             self._no_improvement_count = 0
-
+        elif self._opt_state[0].dtype != dtype:
+            self._opt_state = tuple(a.astype(dtype) for a in self._opt_state)
         # validation split (fit with early stopping only), as row indices: the
         # data is never copied
         train_idx = np.arange(X.shape[0], dtype=np.int64)
@@ -337,18 +312,37 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                     "split, so there is nothing to train on: give more samples a "
                     "positive weight, lower validation_fraction, or set "
                     "early_stopping=False.")
-            if self.validation_scores_ is None:  # warm start after a fit without
-                # early stopping: the earlier epochs had no validation (NaN),
-                # so every curve keeps one entry per epoch
-                self.validation_scores_ = [np.nan] * self.n_iter_
-                self.validation_loss_curve_ = [np.nan] * self.n_iter_
-                self.validation_loss_curve_per_class_ = np.full(
-                    (self.n_iter_, n_classes), np.nan)
+            if self.best_validation_score_ is None:
                 self.best_validation_score_ = -np.inf
         n_epochs = 1 if incremental else self._resolve_max_iter(len(train_idx))
-        self._check_schedule(n_epochs, self.n_iter_ if incremental else 0)
-        self._train(X, y_idx, w, train_idx, val_idx, n_epochs, incremental)
+        self._check_schedule(n_epochs, incremental)
+        train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental)
         return self
+
+    def _set_classes(self, y, classes, first_pass, incremental):
+        if first_pass:
+            if classes is not None:
+                classes = np.asarray(classes)
+                if len(np.unique(classes)) != len(classes):
+                    raise ValueError("classes must not contain duplicates.")
+            self.classes_ = np.unique(y if classes is None else classes)
+        elif not incremental and not set(np.unique(y)).issubset(set(self.classes_)):
+            # warm_start with other labels: sklearn's MLP refuses too
+            raise ValueError(
+                "warm_start can only be used where `y` has the same classes as in "
+                f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                f"{np.unique(y)}")
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes, but "
+                f"the data contains only one class: {self.classes_[0]!r}.")
+
+    def _init_params(self, model, rng, dtype):
+        return model.init_params(rng, dtype)
+
+    def _describe(self, model):
+        """How the model is named in a memory error."""
+        return f"{type(self).__name__} ({model.n_params:,} parameters)"
 
     def _split_validation(self, n_samples, y_idx, rng):
         """Stratified (where possible) train/validation row indices."""
@@ -371,173 +365,6 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
             random_state=seed, stratify=stratify)
         return train_idx, val_idx
 
-    def _reset_curves(self, n_classes):
-        self.loss_curve_ = []
-        self.loss_curve_per_class_ = np.empty((0, n_classes))
-        self.accuracy_curve_ = []
-        self.best_loss_ = np.inf
-        if self.early_stopping:
-            self.validation_scores_ = []
-            self.validation_loss_curve_ = []
-            self.validation_loss_curve_per_class_ = np.empty((0, n_classes))
-            self.best_validation_score_ = -np.inf
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            for name in ("validation_loss_curve_",
-                         "validation_loss_curve_per_class_"):
-                if hasattr(self, name):
-                    delattr(self, name)
-
-    def _penalty(self, theta):
-        return 0.0
-
-    def _train(self, X, y, w, train_idx, val_idx, n_epochs, incremental):
-        log = verbose_logger(type(self).__module__, self.verbose)
-        n_classes = len(self.classes_)
-        order = np.array(train_idx, dtype=np.int64)
-        n_train = len(order)
-        batch_size = self._batch_size(n_train)
-        ws = self._make_workspace(X.shape[1], self._theta.dtype, batch_size)
-        # the tuner's measurements last for this call: a fitted estimator
-        # holds arrays and plain values only (pickle, skops, clone)
-        tuner = BlasTuner()
-
-        def run_chunk(start, stop, lr_a, lr_b):
-            # rows order[start:stop], already shuffled; the learning rate moves
-            # from lr_a to lr_b over them
-            self._opt_t = self._run_epoch(X, y, w, order[start:stop], ws, lr_a,
-                                          lr_b, self._opt_t, acc)
-
-        callbacks = self._callbacks()
-        acc = dict(class_loss=np.zeros(n_classes), class_weight=np.zeros(n_classes),
-                   col_loss=np.zeros(self._n_outputs), stats=np.zeros(3))
-        early = val_idx is not None
-        # validation rows that all weigh zero would give 0/0 figures: measure
-        # them unweighted instead
-        w_val = w if not early or w[val_idx].sum() > 0 else np.ones_like(w)
-        best_theta = None
-        if early and self.n_iter_ > 0 and len(self.validation_scores_):
-            best_theta = self._theta.copy()
-        progress = Progress(n_epochs, self.verbose >= 2, type(self).__name__)
-        stopped_by = None
-        snapshot = self._snapshot()
-        try:
-            for epoch in range(n_epochs):
-                if self.learning_rate == "cosine" and incremental:
-                    lr0 = lr1 = self.learning_rate_init
-                elif incremental:  # schedules count the epochs of all calls
-                    lr0, lr1 = self._epoch_rates(self.n_iter_, n_epochs)
-                else:
-                    lr0, lr1 = self._epoch_rates(epoch, n_epochs)
-                for a in acc.values():
-                    a[:] = 0.0
-                tic = time.perf_counter()
-                if self.shuffle:
-                    shuffle(order, self._rng_state)
-                tuner.run_epoch(run_chunk, n_train, batch_size, lr0, lr1)
-                elapsed = time.perf_counter() - tic
-                loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)
-                if not (np.isfinite(loss) and np.all(np.isfinite(self._theta))):
-                    self._theta = snapshot[0]
-                    # fresh moments, so that a later call can recover
-                    self._opt_state = (np.zeros_like(self._theta),
-                                       np.zeros_like(self._theta))
-                    self._opt_t = 0
-                    self._export_params(self._theta)
-                    raise TrainingDivergedError(self._diverged_message(loss, X))
-                train_acc = float(acc["stats"][2] / acc["stats"][1])
-                info = {"loss": float(loss), "accuracy": train_acc, "lr": lr1}
-                if early:
-                    val_loss, val_acc, val_pc = self._evaluate(X, y, w_val, val_idx)
-                    info.update(val_loss=val_loss, val_accuracy=val_acc)
-                # record the epoch only once all its figures exist, so an
-                # interrupt never leaves the curves out of step with n_iter_
-                snapshot = self._snapshot()
-                per_class = self._per_class_from(acc)
-                self.n_iter_ += 1
-                self._epochs_this_call += 1
-                self.t_ += n_train
-                self.loss_curve_.append(float(loss))
-                self.accuracy_curve_.append(train_acc)
-                self.loss_curve_per_class_ = np.vstack(
-                    [self.loss_curve_per_class_, per_class[None, :]])
-                if early:
-                    self.validation_loss_curve_.append(val_loss)
-                    self.validation_scores_.append(val_acc)
-                    self.validation_loss_curve_per_class_ = np.vstack(
-                        [self.validation_loss_curve_per_class_, val_pc[None, :]])
-                elif self.validation_scores_ is not None:
-                    # a warm fit without early stopping after one with it
-                    # (or partial_fit): no validation this epoch
-                    self.validation_loss_curve_.append(np.nan)
-                    self.validation_scores_.append(np.nan)
-                    self.validation_loss_curve_per_class_ = np.vstack(
-                        [self.validation_loss_curve_per_class_,
-                         np.full((1, n_classes), np.nan)])
-                # the public weights follow every epoch, so callbacks (and an
-                # exception in one) see a consistent model
-                self._export_params(self._theta)
-                if self.verbose:
-                    log.info("Epoch %d, %s, %.3fs", self.n_iter_,
-                             ", ".join(f"{k} = {v:.6g}" for k, v in info.items()),
-                             elapsed)
-                progress.update(**{k: v for k, v in info.items() if k != "lr"})
-                improved = self._update_no_improvement(early)
-                if early and improved:
-                    best_theta = self._theta.copy()
-                if callbacks and self._call_callbacks(
-                        callbacks, info, elapsed, per_class,
-                        val_pc if early else None):
-                    stopped_by = "callback"
-                    if self.verbose:
-                        log.info("Training stopped by a callback after %d epochs.",
-                                 self.n_iter_)
-                    break
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if self.learning_rate == "adaptive" and self.solver == "sgd" \
-                            and self._adaptive_lr > 1e-6:
-                        self._adaptive_lr /= 5.0
-                        self._no_improvement_count = 0
-                        if self.verbose:
-                            log.info("Setting learning rate to %f",
-                                     self._adaptive_lr)
-                        continue
-                    if incremental:  # partial_fit never stops by itself
-                        break
-                    stopped_by = "tol"
-                    if self.verbose:
-                        log.info("Training stopped after %d epochs: %s did not "
-                                 "improve by more than tol=%g for %d consecutive "
-                                 "epochs.", self.n_iter_,
-                                 "validation score" if early else "training loss",
-                                 self.tol, self.n_iter_no_change)
-                    break
-                if incremental:
-                    break
-            else:
-                if (not incremental and self.max_iter != "auto"
-                        and self.learning_rate != "cosine"):
-                    warnings.warn(
-                        f"{type(self).__name__}: maximum iterations "
-                        f"({self.max_iter}) reached and the optimization "
-                        "hasn't converged yet.", ConvergenceWarning)
-        except KeyboardInterrupt:
-            if self._epochs_this_call == 0:
-                raise  # nothing to keep: _fit puts the estimator back as it was
-            self._restore(snapshot)
-            warnings.warn(
-                f"Training interrupted by the user after {self.n_iter_} epochs; "
-                "the model keeps the weights of the last finished epoch.")
-        finally:
-            progress.close()
-        if early and best_theta is not None:
-            # restore the weights of the best validation epoch
-            self._theta = best_theta
-        self._export_params(self._theta)
-        self._stopped_by = stopped_by
-        return self
-
     def _diverged_message(self, loss, X):
         message = (f"{type(self).__name__} diverged at epoch {self.n_iter_ + 1}: "
                    f"the loss became {loss}.")
@@ -550,45 +377,6 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         return (f"{message} Use a smaller learning_rate_init (now "
                 f"{self.learning_rate_init}), scale the features (e.g. pixels / "
                 "255 or StandardScaler), or a larger alpha.")
-
-    def _snapshot(self):
-        """Weights and optimizer state, to go back to the last whole epoch."""
-        s1, s2 = self._opt_state
-        return self._theta.copy(), s1.copy(), s2.copy(), self._opt_t
-
-    def _restore(self, snapshot):
-        theta, s1, s2, t = snapshot
-        self._theta, self._opt_state, self._opt_t = theta, (s1, s2), t
-
-    def _update_no_improvement(self, early):
-        """sklearn's MLP rule; returns True when this epoch is the best so far."""
-        if early:
-            score = self.validation_scores_[-1]
-            improved = score > self.best_validation_score_
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if improved:
-                self.best_validation_score_ = score
-            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
-            return improved
-        loss = self.loss_curve_[-1]
-        if loss > self.best_loss_ - self.tol:
-            self._no_improvement_count += 1
-        else:
-            self._no_improvement_count = 0
-        improved = loss < self.best_loss_
-        if improved:
-            self.best_loss_ = loss
-        return improved
-
-    def _per_class_from(self, acc):
-        """Per-class loss of one epoch from the kernel's accumulators."""
-        weight = acc["class_weight"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_class = np.where(weight > 0, acc["class_loss"] / weight, np.nan)
-        return per_class
 
     def _callbacks(self):
         cbs = self.callbacks
@@ -614,30 +402,13 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
                 stop = True
         return stop
 
-    def _evaluate(self, X, y, w, rows):
-        """Loss (with penalty), accuracy and per-class loss on the rows
-        ``rows`` of the data (the held-out validation set)."""
-        n_classes = len(self.classes_)
-        acc = dict(class_loss=np.zeros(n_classes), class_weight=np.zeros(n_classes),
-                   col_loss=np.zeros(self._n_outputs), stats=np.zeros(3))
-        dtype = self._theta.dtype
-        for start in range(0, len(rows), PREDICT_BLOCK_ROWS):
-            idx = rows[start:start + PREDICT_BLOCK_ROWS]
-            block = np.ascontiguousarray(X[idx], dtype=dtype)
-            Z = np.ascontiguousarray(self._forward(block, self._theta))
-            loss_grad(Z, y[idx], w[idx], Z.shape[0], self._loss_code,
-                      0.0, acc["class_loss"], acc["class_weight"], acc["col_loss"],
-                      acc["stats"])
-        loss = acc["stats"][0] / acc["stats"][1] + self._penalty(self._theta)
-        return (float(loss), float(acc["stats"][2] / acc["stats"][1]),
-                self._per_class_from(acc))
-
     # ------------------------------------------------------------------
     # prediction
     def _blocks(self, X, transform):
-        """``transform(logits)`` of every row of ``X``, in float64 blocks of
-        ``PREDICT_BLOCK_ROWS`` rows, so a row's result never depends on its
-        neighbours, nor on the dtype the model was trained in.
+        """``transform(logits)`` of every row of ``X``. The logits are
+        computed in float64 by the kernels, each row on its own, so a row's
+        result never depends on its neighbours, the thread count or the
+        dtype the model was trained in.
 
         A row whose float64 logits are not finite (huge but finite inputs)
         is computed again in extended precision, ``transform`` included,
@@ -645,26 +416,18 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_predict_data(self, X)
-        out = None
-        for start in range(0, max(X.shape[0], 1), PREDICT_BLOCK_ROWS):
-            block = np.ascontiguousarray(X[start:start + PREDICT_BLOCK_ROWS],
-                                         dtype=np.float64)
+        model = self._model()
+        rows = np.arange(X.shape[0], dtype=np.int64)
+        with CoreShare(self.n_jobs) as share, Team() as team:
             with np.errstate(over="ignore", invalid="ignore"):
-                Z = self._forward(block, self._theta)
-                R = transform(Z)
-                bad = ~np.isfinite(Z).all(axis=1)
-                if bad.any():
-                    exact = self._forward_exact(block[bad].astype(np.longdouble))
-                    R[bad] = transform(exact)
-            if out is None:
-                out = np.empty((X.shape[0], R.shape[1]), dtype=np.float64)
-            out[start:start + len(R)] = R
+                Z = model.logits(team, share.threads(), X, rows, self._theta)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.asarray(transform(Z), dtype=np.float64)
+            bad = ~np.isfinite(Z).all(axis=1)
+            if bad.any():
+                exact = model.logits_exact(X[bad].astype(np.longdouble), self._theta)
+                out[bad] = transform(exact)
         return out
-
-    def _forward_exact(self, rows):
-        """Logits of ``rows`` (``np.longdouble``) computed by NumPy in their
-        dtype; used for the rare rows whose float64 logits overflow."""
-        raise NotImplementedError
 
     def _log_proba_rows(self, Z):
         """Log-probabilities from logits, in the dtype of ``Z``."""
@@ -740,6 +503,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Log-probabilities in the order of ``classes_``.
         """
+        import warnings
+
         log_p = self._blocks(X, lambda Z: self._log_proba_rows(Z).astype(np.float64))
         nan_rows = np.isnan(log_p).any(axis=1)
         if nan_rows.any():  # not even extended precision held them

@@ -377,9 +377,9 @@ def test_fit_summary_follows_the_model_params(tmp_path, capsys):
 
 @pytest.mark.parametrize("command", [["fit"], ["report", "--dataset", "digits"]])
 def test_ctrl_c_stops_the_command_with_exit_130(command, tmp_path, capsys, monkeypatch):
-    from skdigits import SoftmaxRegression
+    from skdigits._engine._models import LinearModel
 
-    original = SoftmaxRegression._run_epoch
+    original = LinearModel.run_epoch
     calls = []
 
     def interrupt_in_second_epoch(self, *args):
@@ -388,7 +388,7 @@ def test_ctrl_c_stops_the_command_with_exit_130(command, tmp_path, capsys, monke
             raise KeyboardInterrupt
         return original(self, *args)
 
-    monkeypatch.setattr(SoftmaxRegression, "_run_epoch", interrupt_in_second_epoch)
+    monkeypatch.setattr(LinearModel, "run_epoch", interrupt_in_second_epoch)
     argv = [*command, "--sample", "--max-iter", "3"]
     if command[0] == "report":
         argv += ["--out", str(tmp_path / "r"), "--quiet"]

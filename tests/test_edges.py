@@ -176,15 +176,15 @@ def test_a_model_larger_than_memory_is_refused_before_allocating(monkeypatch):
 
 def test_weights_are_initialised_in_the_model_dtype():
     est = MLPClassifier(hidden_layer_sizes=(20_000,))
+    model = est._model(784, 10, 0)
     tracemalloc.start()
     try:
-        theta = est._init_theta(784, 10, np.random.RandomState(0), np.float32)
+        theta = est._init_params(model, np.random.RandomState(0), np.float32)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert theta.dtype == np.float32
     assert peak < 1.2 * theta.nbytes  # no float64 temporary of the layer
     # the same draws as one float64 call, cast
-    ref = MLPClassifier(hidden_layer_sizes=(20_000,))._init_theta(
-        784, 10, np.random.RandomState(0), np.float64)
+    ref = est._init_params(model, np.random.RandomState(0), np.float64)
     np.testing.assert_array_equal(theta, ref.astype(np.float32))

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
-from skdigits._kernels import _linear, _losses, _optim, _rng
+from skdigits._engine._models import Accumulators, LinearModel
+from skdigits._engine._parallel import Team
+from skdigits._kernels import _batch, _gemm, _losses, _optim, _rng, _sync
 
 # ---------------------------------------------------------------- references
 
@@ -130,52 +133,37 @@ def test_scale_zero_leaves_logits_untouched(rng):
 # ---------------------------------------------------------------- optimizers
 
 
-def test_sgd_step_by_hand():
-    theta = np.array([1.0, -2.0])
-    grad = np.array([0.5, 1.0])
-    vel = np.array([0.1, 0.0])
-    _optim.sgd_step(theta, grad, vel, 0.1, 0.9, False)
-    # v = 0.9 * v - 0.1 * g
-    np.testing.assert_allclose(vel, [0.09 - 0.05, -0.1])
-    np.testing.assert_allclose(theta, [1.04, -2.1])
-    theta = np.array([1.0, -2.0])
-    vel = np.array([0.1, 0.0])
-    _optim.sgd_step(theta, grad, vel, 0.1, 0.9, True)
-    # Nesterov: theta += 0.9 * v_new - 0.1 * g
-    np.testing.assert_allclose(theta, [1.0 + 0.9 * 0.04 - 0.05, -2.0 - 0.09 - 0.1])
+def test_adam_rate_by_hand():
+    # lr * sqrt(1 - b2^t) / (1 - b1^t)
+    assert _optim.adam_rate(0.01, 0.9, 0.999, 1) == pytest.approx(
+        0.01 * np.sqrt(0.001) / 0.1, rel=1e-12)
+    assert _optim.adam_rate(0.01, 0.9, 0.999, 2) == pytest.approx(
+        0.01 * np.sqrt(1 - 0.999**2) / (1 - 0.81), rel=1e-12)
 
 
-def test_adam_step_by_hand():
-    theta = np.array([1.0, -1.0, 0.0])
-    grad = np.array([0.2, -0.4, 0.0])
-    m = np.zeros(3)
-    v = np.zeros(3)
+def test_adam_block_two_steps_by_hand():
+    theta = np.array([[1.0, -1.0, 0.0]])
+    grad = np.array([[0.2, -0.4, 0.0]])
+    g0 = grad.copy()
+    m = np.zeros((1, 3))
+    v = np.zeros((1, 3))
     lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
-    _optim.adam_step(theta, grad, m, v, lr, b1, b2, eps, 1)
-    np.testing.assert_allclose(m, 0.1 * grad)
-    np.testing.assert_allclose(v, 0.001 * grad**2)
-    # first step: lr * sqrt(1-b2)/(1-b1) * m / (sqrt(v) + eps) ~ lr * sign(g)
+    _optim.step_block(_optim.ADAM, theta, grad, m, v, 0, 1, 0, 3, 0.0, lr, 0.0, False,
+                      b1, b2, eps, 1)
+    np.testing.assert_allclose(m, 0.1 * g0)
+    np.testing.assert_allclose(v, 0.001 * g0**2)
     lr_t = lr * np.sqrt(1 - b2) / (1 - b1)
-    expected = np.array([1.0, -1.0, 0.0]) - lr_t * m / (np.sqrt(v) + eps)
+    expected = np.array([[1.0, -1.0, 0.0]]) - lr_t * m / (np.sqrt(v) + eps)
     np.testing.assert_allclose(theta, expected, rtol=1e-12)
-    np.testing.assert_allclose(theta[:2], [0.99, -0.99], rtol=1e-6)
-    # second step with the same gradient
-    _optim.adam_step(theta, grad, m, v, lr, b1, b2, eps, 2)
-    m2 = 0.9 * 0.1 * grad + 0.1 * grad
-    v2 = 0.999 * 0.001 * grad**2 + 0.001 * grad**2
+    # second step with the same gradient (the first one zeroed it)
+    assert not grad.any()
+    grad[:] = g0
+    _optim.step_block(_optim.ADAM, theta, grad, m, v, 0, 1, 0, 3, 0.0, lr, 0.0, False,
+                      b1, b2, eps, 2)
+    m2 = 0.9 * 0.1 * g0 + 0.1 * g0
+    v2 = 0.999 * 0.001 * g0**2 + 0.001 * g0**2
     lr_t2 = lr * np.sqrt(1 - b2**2) / (1 - b1**2)
     np.testing.assert_allclose(theta, expected - lr_t2 * m2 / (np.sqrt(v2) + eps))
-
-
-def test_step_dispatches_on_solver_code():
-    g = np.array([1.0])
-    a, b = np.array([0.0]), np.array([0.0])
-    _optim.step(_optim.SGD, a, g, np.zeros(1), np.zeros(1), 0.5, 0.0, False,
-                0.9, 0.999, 1e-8, 1)
-    _optim.step(_optim.ADAM, b, g, np.zeros(1), np.zeros(1), 0.5, 0.0, False,
-                0.9, 0.999, 1e-8, 1)
-    assert a[0] == pytest.approx(-0.5)
-    assert b[0] == pytest.approx(-0.5, rel=1e-6)
 
 
 # ---------------------------------------------------------------- rng
@@ -203,23 +191,182 @@ def test_randbelow_is_roughly_uniform():
     assert counts.min() > 1800 and counts.max() < 2200
 
 
+# ---------------------------------------------------------------- products
+
+
+def ref_group_lists(X, r0, m):
+    """Sorted non-zero columns of each group of 4 rows among rows r0..r0+m."""
+    return [np.flatnonzero(X[i:min(i + 4, r0 + m)].any(axis=0))
+            for i in range(r0, r0 + m, 4)]
+
+
+products = st.tuples(
+    st.integers(1, 21),  # rows
+    st.integers(1, 90),  # inner dimension
+    st.integers(1, 150),  # output columns
+    st.sampled_from([0.0, 0.5, 0.95]),  # share of exact zeros in A
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(0, 2**32 - 1),
+)
+
+
+def _product_problem(problem):
+    m, K, N, zeros, dtype, seed = problem
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(m, K)) * (rng.random((m, K)) >= zeros)
+    B = rng.normal(size=(K, N))
+    n_groups = -(-m // 4)
+    lists = np.full((n_groups, K), -1, dtype=np.int64)
+    counts = np.zeros(n_groups, dtype=np.int64)
+    _gemm.group_lists(A.astype(dtype), 0, m, lists, counts, 0)
+    return rng, A.astype(dtype), B.astype(dtype), lists, counts
+
+
+def _tol(dtype):
+    return dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else \
+        dict(rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(products)
+def test_group_lists_match_numpy(problem):
+    _, A, _, lists, counts = _product_problem(problem)
+    for g, ref in enumerate(ref_group_lists(A, 0, A.shape[0])):
+        assert counts[g] == len(ref)
+        np.testing.assert_array_equal(lists[g, :counts[g]], ref)
+
+
+@settings(max_examples=60, deadline=None)
+@given(products)
+def test_dot_rows_matches_numpy_and_skips_zeros_exactly(problem):
+    rng, A, B, lists, counts = _product_problem(problem)
+    m, K = A.shape
+    N = B.shape[1]
+    ref = A.astype(np.float64) @ B.astype(np.float64)
+    out = np.full((m + 2, N + 3), np.nan, dtype=A.dtype)
+    _gemm.dot_rows(out, 1, 2, A, 0, m, B, 0, N, lists, counts, 0, 1, 0, K)
+    np.testing.assert_allclose(out[1:1 + m, 2:2 + N], ref, **_tol(A.dtype))
+    assert np.isnan(out[0]).all() and np.isnan(out[:, :2]).all()  # nothing else
+    # the dense list gives the very same bits: skipped zeros change nothing
+    dense = np.arange(K, dtype=np.int64)[None, :]
+    full = np.full((m, N), np.nan, dtype=A.dtype)
+    _gemm.dot_rows(full, 0, 0, A, 0, m, B, 0, N, dense, np.array([K]), 0, 0, 0, K)
+    np.testing.assert_array_equal(full, out[1:1 + m, 2:2 + N])
+    # a range of columns of B, and a range of the inner dimension
+    c0 = int(rng.integers(0, N))
+    k0, k1 = sorted(int(v) for v in rng.integers(0, K + 1, 2))
+    part = np.full((m, N - c0), np.nan, dtype=A.dtype)
+    _gemm.dot_rows(part, 0, 0, A, 0, m, B, c0, N, lists, counts, 0, 1, k0, k1)
+    np.testing.assert_allclose(part, A[:, k0:k1].astype(np.float64)
+                               @ B[k0:k1, c0:].astype(np.float64), **_tol(A.dtype))
+    # each row's result is its own: the same bits computed alone
+    for i in {0, m - 1}:
+        one = np.full((1, N), np.nan, dtype=A.dtype)
+        _gemm.dot_rows(one, 0, 0, A, i, 1, B, 0, N, dense, np.array([K]), 0, 0, 0, K)
+        np.testing.assert_array_equal(one[0], full[i])
+
+
+@settings(max_examples=60, deadline=None)
+@given(products)
+def test_acc_rows_matches_numpy_and_skips_zeros_exactly(problem):
+    rng, A, B, lists, counts = _product_problem(problem)
+    m, K = A.shape
+    N = B.shape[1]
+    D = rng.normal(size=(m, N)).astype(A.dtype)
+    G0 = rng.normal(size=(K, N + 2)).astype(A.dtype)
+    G = G0.copy()
+    _gemm.acc_rows(G, 1, A, 0, m, D, 0, 0, N, lists, counts, 0, 1, 0, K)
+    np.testing.assert_allclose(G[:, 1:1 + N], G0[:, 1:1 + N] + A.T.astype(np.float64)
+                               @ D.astype(np.float64), **_tol(A.dtype))
+    np.testing.assert_array_equal(G[:, 0], G0[:, 0])
+    np.testing.assert_array_equal(G[:, -1], G0[:, -1])
+    dense = np.arange(K, dtype=np.int64)[None, :]
+    Gd = G0.copy()
+    _gemm.acc_rows(Gd, 1, A, 0, m, D, 0, 0, N, dense, np.array([K]), 0, 0, 0, K)
+    np.testing.assert_array_equal(Gd, G)
+
+
+def test_gather_rows_casts_in_order(rng):
+    X = rng.normal(size=(10, 5))
+    out = np.zeros((6, 5), dtype=np.float32)
+    order = np.array([9, 2, 2, 7], dtype=np.int64)
+    _gemm.gather_rows(X, order, 1, 3, out, 2)
+    np.testing.assert_array_equal(out[2:5], X[[2, 2, 7]].astype(np.float32))
+    assert not out[[0, 1, 5]].any()
+
+
+# ---------------------------------------------------------------- sync
+
+
+@njit(nogil=True)
+def _claim_every_item(tid, n, sync, seen, ok):
+    for phase in range(seen.shape[0]):
+        item = _sync.claim(sync)
+        while item < seen.shape[1]:
+            seen[phase, item] += 1
+            item = _sync.claim(sync)
+        _sync.barrier(sync, n)
+        # after the barrier, every item of the phase is done
+        for i in range(seen.shape[1]):
+            if seen[phase, i] != 1:
+                ok[tid] = 0
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 40), st.integers(1, 9))
+def test_team_claims_every_item_once_per_phase(n_threads, n_phases, n_items):
+    seen = np.zeros((n_phases, n_items), dtype=np.int64)
+    ok = np.ones(n_threads, dtype=np.int64)
+    with Team() as team:
+        team.run(n_threads, _claim_every_item, seen, ok)
+    np.testing.assert_array_equal(seen, 1)
+    assert ok.all()
+
+
 # ---------------------------------------------------------------- linear epoch
 
 
 def linear_epoch(X, y, w, theta, n_out, loss, batch_size, alpha=0.0, lr=0.1,
-                 solver=_optim.SGD, momentum=0.0, shuffle=False, n_classes=None):
+                 solver=_optim.SGD, momentum=0.0, shuffle=False, n_classes=None,
+                 n_threads=1):
+    """One epoch of ``LinearModel`` (weights ``theta`` in its padded layout),
+    L2 ``alpha * W`` per minibatch; returns ``(t, accumulators)``."""
     n, nf = X.shape
     n_classes = n_classes or max(n_out, 2)
-    dtype = X.dtype
-    s1, s2 = np.zeros_like(theta), np.zeros_like(theta)
-    acc = [np.zeros(n_classes), np.zeros(n_classes), np.zeros(n_out), np.zeros(3)]
-    t = _linear.linear_epoch(
-        X, y, w, np.arange(n), shuffle, _rng.new_state(np.random.RandomState(0)),
-        theta, np.empty_like(theta), s1, s2, np.empty((batch_size, nf), dtype),
-        np.empty((batch_size, n_out), dtype), np.empty(batch_size, np.int64),
-        np.empty(batch_size, dtype), n_out, loss, alpha, lr, lr, solver, momentum,
-        False, 0.9, 0.999, 1e-8, 0, *acc)
-    return t, acc
+    model = LinearModel(nf, n_out, loss)
+    order = np.arange(n, dtype=np.int64)
+    if shuffle:
+        _rng.shuffle(order, _rng.new_state(np.random.RandomState(0)))
+    acc = Accumulators(n_threads, n_classes, n_out)
+    iopt = np.zeros(_batch.N_IOPT, dtype=np.int64)
+    iopt[[_batch.I_LOSS, _batch.I_SOLVER, _batch.I_N_OUT]] = loss, solver, n_out
+    fopt = np.array([alpha, 0.0, lr, lr, momentum, 0.9, 0.999, 1e-8])
+    with Team() as team:
+        t = model.run_epoch(team, n_threads, X, y, w, order, theta,
+                            model.new_state(theta.dtype),
+                            model.workspace(batch_size, n_threads, theta.dtype), acc,
+                            iopt, fopt, 0)
+    return t, [acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], acc.stats[0]]
+
+
+def pack_linear(W, b):
+    """theta in the documented layout: W row-major with its columns padded to a
+    multiple of 16, then 16-padded intercepts."""
+    nf, k = W.shape
+    ld = -(-k // 16) * 16
+    Wp = np.zeros((nf, ld))
+    Wp[:, :k] = W
+    bp = np.zeros(ld)
+    bp[:k] = b
+    return np.concatenate([Wp.ravel(), bp])
+
+
+def unpack_linear(theta, nf, k):
+    ld = -(-k // 16) * 16
+    W = theta[:nf * ld].reshape(nf, ld)
+    b = theta[nf * ld:]
+    assert not W[:, k:].any() and not b[k:].any()  # the padding stays zero
+    return W[:, :k], b[:k]
 
 
 def ref_linear_objective_grad(X, y, w, W, b, loss, alpha):
@@ -236,22 +383,21 @@ def ref_linear_objective_grad(X, y, w, W, b, loss, alpha):
 @pytest.mark.parametrize("loss,n_out", [(_losses.SOFTMAX, 4), (_losses.LOGISTIC, 4),
                                         (_losses.LOGISTIC, 1)])
 def test_linear_full_batch_step_matches_numpy(loss, n_out, rng):
-    n, nf = 23, 6
+    n, nf = 23, 300  # three feature blocks
     n_classes = 2 if n_out == 1 else n_out
-    X = rng.normal(size=(n, nf))
+    X = rng.normal(size=(n, nf)) * (rng.random((n, nf)) < 0.4)
     y = rng.integers(0, n_classes, size=n)
     w = rng.uniform(0.5, 1.5, size=n)
-    theta = rng.normal(scale=0.3, size=nf * n_out + n_out)
-    W0 = theta[: nf * n_out].reshape(nf, n_out).copy()
-    b0 = theta[nf * n_out:].copy()
+    W0 = rng.normal(scale=0.3, size=(nf, n_out))
+    b0 = rng.normal(scale=0.3, size=n_out)
+    theta = pack_linear(W0, b0)
     obj, gW, gb = ref_linear_objective_grad(X, y, w, W0, b0, loss, alpha=0.01)
     t, acc = linear_epoch(X, y, w, theta, n_out, loss, batch_size=n, alpha=0.01,
                           lr=0.1, n_classes=n_classes)
     assert t == 1
-    np.testing.assert_allclose(theta[: nf * n_out].reshape(nf, n_out), W0 - 0.1 * gW,
-                               rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(theta[nf * n_out:], b0 - 0.1 * gb, rtol=1e-10,
-                               atol=1e-12)
+    W1, b1 = unpack_linear(theta, nf, n_out)
+    np.testing.assert_allclose(W1, W0 - 0.1 * gW, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b1, b0 - 0.1 * gb, rtol=1e-10, atol=1e-12)
     # the accumulated data loss is the objective without its penalty
     np.testing.assert_allclose(acc[3][0] / acc[3][1] * w.sum() / n,
                                obj - 0.005 * (W0**2).sum(), rtol=1e-10)
@@ -265,15 +411,17 @@ def test_linear_gradient_by_finite_differences(rng):
     W = rng.normal(size=(nf, k))
     b = rng.normal(size=k)
     _, gW, gb = ref_linear_objective_grad(X, y, w, W, b, _losses.SOFTMAX, 0.1)
-    theta = np.concatenate([W.ravel(), b])
+    theta = pack_linear(W, b)
     # the kernel's step with lr=1 and plain SGD moves theta by -gradient
     moved = theta.copy()
     linear_epoch(X, y, w, moved, k, _losses.SOFTMAX, batch_size=n, alpha=0.1, lr=1.0)
-    kernel_grad = theta - moved
+    kW, kb = unpack_linear(theta - moved, nf, k)
+    kernel_grad = np.concatenate([kW.ravel(), kb])
+    flat = np.concatenate([W.ravel(), b])
     eps = 1e-6
-    num = np.zeros_like(theta)
-    for i in range(theta.size):
-        tp, tm = theta.copy(), theta.copy()
+    num = np.zeros_like(flat)
+    for i in range(flat.size):
+        tp, tm = flat.copy(), flat.copy()
         tp[i] += eps
         tm[i] -= eps
         fp = ref_linear_objective_grad(X, y, w, tp[:nf * k].reshape(nf, k), tp[nf * k:],
@@ -292,7 +440,7 @@ def test_minibatches_cover_every_row_once(n, batch_size, seed):
     X = rng.normal(size=(n, 3))
     y = rng.integers(0, 3, size=n)
     w = rng.uniform(0.5, 2.0, size=n)
-    theta = np.zeros(3 * 3 + 3)
+    theta = pack_linear(np.zeros((3, 3)), np.zeros(3))
     bs = min(batch_size, n)
     t, acc = linear_epoch(X, y, w, theta, 3, _losses.SOFTMAX, batch_size=bs,
                           shuffle=True)
@@ -305,7 +453,7 @@ def test_float32_epoch_tracks_float64(rng):
     n, nf, k = 200, 20, 5
     X = rng.normal(size=(n, nf))
     y = rng.integers(0, k, size=n)
-    th64 = np.zeros(nf * k + k)
+    th64 = pack_linear(np.zeros((nf, k)), np.zeros(k))
     th32 = th64.astype(np.float32)
     linear_epoch(X, y, np.ones(n), th64, k, _losses.SOFTMAX, 32, lr=0.05,
                  solver=_optim.ADAM)
@@ -313,3 +461,20 @@ def test_float32_epoch_tracks_float64(rng):
                  _losses.SOFTMAX, 32, lr=0.05, solver=_optim.ADAM)
     assert th32.dtype == np.float32
     np.testing.assert_allclose(th32, th64, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_linear_any_thread_count_gives_the_same_bits(dtype, rng):
+    n, nf, k = 500, 700, 10  # six feature blocks
+    X = (rng.random((n, nf)) * (rng.random((n, nf)) < 0.2)).astype(dtype)
+    y = rng.integers(0, k, size=n)
+    w = np.ones(n, dtype=dtype)
+    start = pack_linear(np.zeros((nf, k)), np.zeros(k))
+    results = []
+    for n_threads in (1, 2, 3):
+        theta = start.astype(dtype)
+        linear_epoch(X, y, w, theta, k, _losses.SOFTMAX, 64, alpha=1e-4, lr=0.05,
+                     solver=_optim.ADAM, shuffle=True, n_threads=n_threads)
+        results.append(theta)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])

@@ -16,7 +16,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-import skdigits._base as base_mod
 from skdigits import MLPClassifier
 from skdigits._base import TrainingDivergedError
 from skdigits.neural_network import MLPClassifier as MLPFromSubpackage
@@ -437,13 +436,15 @@ def test_clone_gives_an_unfitted_copy_with_the_same_params(digits):
 
 
 def test_predict_in_blocks_matches_one_block(digits, monkeypatch):
+    import skdigits._engine._models as models
+
     X_tr, X_te, y_tr, _ = digits
     clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X_tr, y_tr)
     whole = clf.predict_proba(X_te)
-    monkeypatch.setattr(base_mod, "PREDICT_BLOCK_ROWS", 7)
-    # float64 products of other shapes may round in the last bit, no more
-    np.testing.assert_allclose(clf.predict_proba(X_te), whole, rtol=1e-12)
-    np.testing.assert_allclose(clf.predict_proba(X_te[:1]), whole[:1], rtol=1e-12)
+    monkeypatch.setattr(models, "PREDICT_BLOCK", 7)
+    # each row on its own: the same bits whatever the blocks
+    np.testing.assert_array_equal(clf.predict_proba(X_te), whole)
+    np.testing.assert_array_equal(clf.predict_proba(X_te[:1]), whole[:1])
 
 
 # ---------------------------------------------------------------- memory
@@ -601,24 +602,20 @@ def test_full_dataset_accuracy_with_defaults(kind, floor, data_home):
         assert last.argmax() == 6 and last[1] < np.median(last)
 
 
-def test_epochs_run_with_one_blas_thread_and_restore_the_setting(digits, monkeypatch):
+def test_a_fit_never_changes_the_blas_limits(digits):
     from threadpoolctl import threadpool_info
 
-    X_tr, _, y_tr, _ = digits
-    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    X_tr, X_te, y_tr, _ = digits
+    before = [p["num_threads"] for p in threadpool_info()]
     during = []
-    original = MLPClassifier._run_epoch
 
-    def spy(self, *args):
-        during.append([p["num_threads"] for p in threadpool_info()
-                       if p["user_api"] == "blas"])
-        return original(self, *args)
+    def spy(est, info):
+        during.append([p["num_threads"] for p in threadpool_info()])
 
-    monkeypatch.setattr(MLPClassifier, "_run_epoch", spy)
-    MLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X_tr, y_tr)
-    assert during and all(n == [1] * len(before) for n in during)
-    after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
-    assert after == before
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, callbacks=spy)
+    clf.fit(X_tr, y_tr).predict(X_te)
+    assert during == [before, before]
+    assert [p["num_threads"] for p in threadpool_info()] == before
 
 
 # ---------------------------------------------------------------- review fixes
@@ -645,9 +642,8 @@ def test_a_bad_first_fit_leaves_the_estimator_unfitted(digits, monkeypatch):
     clf = MLPClassifier(hidden_layer_sizes=(8,), callbacks=[1])
     with pytest.raises(TypeError):
         clf.fit(X_tr, y_tr)
-    monkeypatch.setenv("SKDIGITS_BLAS_THREADS", "zero")
-    with pytest.raises(ValueError, match="SKDIGITS_BLAS_THREADS"):
-        MLPClassifier(hidden_layer_sizes=(8,)).fit(X_tr, y_tr)
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        clf.set_params(callbacks=None, n_jobs=0).fit(X_tr, y_tr)
     with pytest.raises(NotFittedError):
         clf.predict(X_te)
 

@@ -18,7 +18,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-import skdigits._base as base_mod
 from skdigits import SoftmaxRegression
 from skdigits._base import TrainingDivergedError
 
@@ -163,13 +162,14 @@ def test_max_iter_auto_scales_with_data_size():
 
 def test_cosine_schedule_anneals_to_zero():
     est = SoftmaxRegression(learning_rate_init=0.1)
-    rates = [est._epoch_rates(e, 4) for e in range(4)]
+    rates = [est._epoch_rates(est._schedule(), e, 4, False) for e in range(4)]
     assert rates[0][0] == pytest.approx(0.1)
     assert rates[-1][1] == pytest.approx(0.0, abs=1e-12)
     assert all(r0 >= r1 for r0, r1 in rates)
     est = SoftmaxRegression(learning_rate="invscaling", learning_rate_init=0.1,
                             power_t=0.5)
-    assert est._epoch_rates(3, 10) == (pytest.approx(0.05), pytest.approx(0.05))
+    assert est._epoch_rates(est._schedule(), 3, 10, False) == (
+        pytest.approx(0.05), pytest.approx(0.05))
 
 
 def test_sample_weight_and_class_weight_are_honoured():
@@ -265,20 +265,20 @@ def test_partial_fit_and_warm_start(digits):
 
 def test_keyboard_interrupt_keeps_last_finished_epoch(digits, monkeypatch):
     X_tr, _, y_tr, _ = digits
-    import skdigits.linear_model._softmax as mod
+    from skdigits._engine._models import LinearModel
 
-    real = mod.linear_epoch
+    real = LinearModel.run_epoch
     calls = {"n": 0}
 
-    def flaky(*args):
+    def flaky(self, team, n_threads, X, y, w, order, theta, *args):
         calls["n"] += 1
         if calls["n"] == 4:
             # corrupt the weights mid-epoch, then be interrupted
-            args[6][:] = np.nan
+            theta[:] = np.nan
             raise KeyboardInterrupt
-        return real(*args)
+        return real(self, team, n_threads, X, y, w, order, theta, *args)
 
-    monkeypatch.setattr(mod, "linear_epoch", flaky)
+    monkeypatch.setattr(LinearModel, "run_epoch", flaky)
     clf = SoftmaxRegression(max_iter=10, random_state=0)
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X_tr, y_tr)
@@ -306,21 +306,16 @@ def test_divergence_raises_and_says_why(scale, lr, needle):
 
 
 def test_predict_in_blocks_matches_one_block(digits, monkeypatch):
+    import skdigits._engine._models as models
+
     X_tr, X_te, y_tr, _ = digits
     clf = SoftmaxRegression(random_state=0).fit(X_tr, y_tr)
     full = clf.predict_proba(X_te)
-    monkeypatch.setattr(base_mod, "PREDICT_BLOCK_ROWS", 7)
-    seen = []
-    real_forward = clf._forward
-
-    def spy(block, theta):
-        seen.append(block.shape[0])
-        return real_forward(block, theta)
-
-    monkeypatch.setattr(clf, "_forward", spy)
-    np.testing.assert_allclose(clf.predict_proba(X_te), full)
-    assert max(seen) == 7 and sum(seen) == len(X_te)
-
+    monkeypatch.setattr(models, "PREDICT_BLOCK", 7)
+    # each row on its own: the same bits whatever the blocks
+    np.testing.assert_array_equal(clf.predict_proba(X_te), full)
+    for i in (0, 5, len(X_te) - 1):
+        np.testing.assert_array_equal(clf.predict_proba(X_te[i:i + 1])[0], full[i])
 
 def test_predict_keeps_integer_input_unconverted(digits):
     X_tr, _, y_tr, _ = digits
@@ -534,9 +529,11 @@ def test_binary_coef_is_a_copy_not_a_view():
 
 
 def test_interrupt_during_validation_keeps_curves_in_step(digits, monkeypatch):
+    import skdigits._engine._train as train_mod
+
     X_tr, _, y_tr, _ = digits
     clf = SoftmaxRegression(early_stopping=True, max_iter=10, random_state=0)
-    real = clf._evaluate
+    real = train_mod.evaluate
     calls = {"n": 0}
 
     def flaky(*args):
@@ -545,7 +542,7 @@ def test_interrupt_during_validation_keeps_curves_in_step(digits, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(clf, "_evaluate", flaky)
+    monkeypatch.setattr(train_mod, "evaluate", flaky)
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X_tr, y_tr)
     assert clf.n_iter_ == 2

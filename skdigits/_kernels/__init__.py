@@ -3,4 +3,8 @@
 Nothing here is public. Each module keeps the raw Python function of a kernel
 (``_name_py``) beside its compiled twin (``name``) so tests can run the Python
 version and benchmarks can compile variants. Serial kernels use ``cache=True``.
+
+Integer constants passed from one kernel to another go through ``np.int64``
+locals (``_I0 = np.int64(0)``): Numba compiles a separate version of the
+callee for each literal argument, which multiplies the compile time.
 """

@@ -1,86 +1,150 @@
-"""One training epoch of a linear classifier (softmax or one-vs-rest logistic).
+"""Training epoch and forward pass of a linear classifier (softmax or
+one-vs-rest logistic), run by a team of threads.
 
 Parameters live in one flat vector ``theta``: the weights ``W`` of shape
-(n_features, n_out), row-major, followed by the ``n_out`` intercepts. The
-logits of a block ``X`` are ``X @ W + b``.
+``(n_features, ld)``, row-major, followed by ``ld`` intercepts, where ``ld``
+is the number of outputs padded with zero columns to a multiple of
+``_mlp.PAD`` (so the products run on whole vectors; the padding stays zero).
+The logits of a block ``X`` are ``X @ W + b``.
+
+A minibatch takes two phases, split into items over blocks of
+``FEATURE_BLOCK`` features: item ``c`` computes the features' share of the
+logits; then every thread adds the shares up (in a fixed order) and computes
+the loss gradient, and item ``c`` computes the weights' gradient for its
+features and updates them; further items gather the next minibatch. The
+results do not depend on the number of threads (see ``_mlp``).
 """
 
 import numpy as np
 
+from ._batch import (
+    I_LOSS,
+    I_N_OUT,
+    add_row,
+    batch_rate,
+    column_sums,
+    gather_phase,
+    l2_of,
+    logits,
+    n_blocks,
+    update,
+)
+from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._losses import loss_grad
 from ._numba import jit
-from ._optim import step
-from ._rng import shuffle
+from ._sync import barrier, claim
+
+#: Features per work item.
+FEATURE_BLOCK = 128
 
 
-def _gather_py(X, y, w, order, start, m, Xb, yb, wb):
-    """Copy rows ``order[start:start + m]`` of ``X``/``y``/``w`` into the batch buffers."""
-    n_features = X.shape[1]
-    for i in range(m):
-        r = order[start + i]
-        for f in range(n_features):
-            Xb[i, f] = X[r, f]
-        yb[i] = y[r]
-        wb[i] = w[r]
+def _params_py(theta, n_features, ld):
+    """``(W, b)`` as views of ``theta``; ``b`` as one row."""
+    W = theta[:n_features * ld].reshape((n_features, ld))
+    b = theta[n_features * ld:n_features * ld + ld].reshape((1, ld))
+    return W, b
 
 
-gather = jit(_gather_py)
+params = jit(_params_py)
 
 
-def _linear_epoch_py(X, y, w, order, do_shuffle, rng_state, theta, grad, s1, s2,
-                     Xb, Z, yb, wb, n_out, loss, alpha, lr0, lr1, solver,
-                     momentum, nesterov, beta1, beta2, eps, t, class_loss,
-                     class_weight, col_loss, stats):
-    """Run one epoch of minibatch training; returns the updated step count.
+def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, ld, theta, grad, s1, s2,
+                     Xb, lists, counts, yb, wb, Zp, Zt, class_loss, class_weight,
+                     col_loss, stats, iopt, fopt, t):
+    """One epoch of minibatch training over the rows ``order`` (already
+    shuffled), as thread ``tid`` of ``n_threads``; returns the step count.
 
-    The epoch visits the rows that ``order`` lists (all of ``X``, or its
-    training part when a validation set is held out), ``batch_size`` at a time.
-    Updates in place: ``theta``, ``grad``, the solver state ``s1``/``s2``, the
-    batch buffers ``Xb``/``Z``/``yb``/``wb``, ``order`` (shuffled when
-    ``do_shuffle``), ``rng_state``, and the accumulators ``class_loss``,
-    ``class_weight``, ``col_loss`` and ``stats`` (see ``loss_grad``), which hold
-    the loss of each minibatch measured before its update. The learning rate
-    moves linearly from ``lr0`` to ``lr1`` over the epoch's batches. The L2
-    penalty ``alpha / 2 * ||W||^2`` enters the gradient, not the accumulators.
+    Buffers as in ``_mlp.mlp_epoch`` (``Zp`` has one part per feature
+    block). Options: ``iopt`` (loss, solver, nesterov, number of real
+    outputs) and ``fopt`` (see ``_batch``). Updates ``theta``, ``grad`` (left
+    at zero), ``s1``/``s2`` and the buffers in place; thread 0's
+    accumulators hold the epoch's figures.
     """
-    n_samples = order.shape[0]
+    _I0 = np.int64(0)
+    _I1 = np.int64(1)
     n_features = X.shape[1]
-    batch_size = Xb.shape[0]
-    if do_shuffle:
-        shuffle(order, rng_state)
-    n_w = n_features * n_out
-    W = theta[:n_w].reshape((n_features, n_out))
-    b = theta[n_w:]
-    gW = grad[:n_w].reshape((n_features, n_out))
-    gb = grad[n_w:]
-    n_batches = (n_samples + batch_size - 1) // batch_size
+    n_rows = order.shape[0]
+    batch = Xb.shape[1]
+    n_batches = (n_rows + batch - 1) // batch
+    n_items = n_blocks(n_features, FEATURE_BLOCK)
+    W, b = params(theta, n_features, ld)
+    G, gb = params(grad, n_features, ld)
+    M, mb = params(s1, n_features, ld)
+    V, vb = params(s2, n_features, ld)
+    Z = Zt[tid]
+
+    gather_phase(sync, X, y, w, order, _I0, min(batch, n_rows), Xb, lists, counts, yb,
+                 wb, _I0, claim(sync), _I0)
+    barrier(sync, n_threads)
     for k in range(n_batches):
-        start = k * batch_size
-        m = min(batch_size, n_samples - start)
-        gather(X, y, w, order, start, m, Xb, yb, wb)
-        Xv = Xb[:m]
-        Zv = Z[:m]
-        np.dot(Xv, W, Zv)
-        for i in range(m):
-            for j in range(n_out):
-                Zv[i, j] += b[j]
-        loss_grad(Zv, yb, wb, m, loss, 1.0 / m, class_loss, class_weight,
-                  col_loss, stats)
-        np.dot(Xv.T, Zv, gW)
-        if alpha != 0.0:
-            for f in range(n_features):
-                for j in range(n_out):
-                    gW[f, j] += alpha * W[f, j]
-        for j in range(n_out):
-            acc = 0.0
-            for i in range(m):
-                acc += Zv[i, j]
-            gb[j] = acc
-        lr = lr0 + (lr1 - lr0) * k / n_batches
+        cur = k % 2
+        m = min(batch, n_rows - k * batch)
+        lr = batch_rate(fopt, k, n_batches)
+        l2 = l2_of(fopt, m)
         t += 1
-        step(solver, theta, grad, s1, s2, lr, momentum, nesterov, beta1, beta2,
-             eps, t)
+        item = claim(sync)
+        while item < n_items:
+            c0 = item * FEATURE_BLOCK
+            dot_rows(Zp[item], _I0, _I0, Xb[cur], _I0, m, W, _I0, ld, lists[cur],
+                     counts[cur],
+                     _I0, _I1, c0, min(c0 + FEATURE_BLOCK, n_features))
+            if item == 0:
+                add_row(Zp[0], m, b)
+            item = claim(sync)
+        barrier(sync, n_threads)
+        logits(Zp, n_items, m, Z)
+        loss_grad(Z[:, :iopt[I_N_OUT]], yb[cur], wb[cur], m, iopt[I_LOSS], 1.0 / m,
+                  class_loss[tid], class_weight[tid], col_loss[tid], stats[tid])
+        item = claim(sync)
+        while item < n_items:
+            c0 = item * FEATURE_BLOCK
+            c1 = min(c0 + FEATURE_BLOCK, n_features)
+            acc_rows(G, _I0, Xb[cur], _I0, m, Z, _I0, _I0, ld, lists[cur], counts[cur],
+                     _I0, _I1,
+                     c0, c1)
+            update(W, G, M, V, c0, c1, _I0, ld, l2, lr, iopt, fopt, t)
+            if item == 0:
+                column_sums(Z, m, _I0, ld, gb)
+                update(b, gb, mb, vb, _I0, _I1, _I0, ld, 0.0, lr, iopt, fopt, t)
+            item = claim(sync)
+        if k + 1 < n_batches:
+            start = (k + 1) * batch
+            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start), Xb,
+                         lists, counts, yb, wb, 1 - cur, item, n_items)
+        barrier(sync, n_threads)
     return t
 
 
 linear_epoch = jit(_linear_epoch_py)
+
+
+def _linear_forward_py(tid, n_threads, sync, X, rows, ld, theta, Xb, lists, counts,
+                       Z, out):
+    """Logits of the rows ``rows`` of ``X`` into ``out`` (its real outputs),
+    in blocks of ``Xb.shape[1]`` rows claimed by the threads of a team;
+    ``Xb``, ``lists``, ``counts`` and ``Z`` hold one block per thread. A
+    row's logits depend on that row alone."""
+    _I0 = np.int64(0)
+    _I1 = np.int64(1)
+    n_features = X.shape[1]
+    W, b = params(theta, n_features, ld)
+    block = Xb.shape[1]
+    n_rows = rows.shape[0]
+    Xt = Xb[tid]
+    Zb = Z[tid]
+    item = claim(sync)
+    while item * block < n_rows:
+        r0 = item * block
+        m = min(block, n_rows - r0)
+        gather_rows(X, rows, r0, m, Xt, _I0)
+        group_lists(Xt, _I0, m, lists[tid], counts[tid], _I0)
+        dot_rows(Zb, _I0, _I0, Xt, _I0, m, W, _I0, ld, lists[tid], counts[tid], _I0,
+                 _I1, _I0,
+                 n_features)
+        for i in range(m):
+            for j in range(out.shape[1]):
+                out[r0 + i, j] = Zb[i, j] + b[0, j]
+        item = claim(sync)
+
+
+linear_forward = jit(_linear_forward_py)

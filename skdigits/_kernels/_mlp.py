@@ -1,24 +1,46 @@
-"""Forward pass, backward pass and training epoch of a multilayer perceptron.
+"""Training epoch and forward pass of a multilayer perceptron, run by a team
+of threads.
 
 Layout
 ------
-A network has ``L = len(sizes) - 1`` layers; layer ``l`` (1-based) maps
-``sizes[l - 1]`` inputs to ``sizes[l]`` outputs. All parameters live in one
-flat vector ``theta`` (so the optimizers of ``_optim`` serve it unchanged):
-layer ``l``'s weights ``W_l``, shape ``(sizes[l - 1], sizes[l])`` row-major,
-start at ``w_off[l - 1]`` and its intercepts at ``b_off[l - 1]``. The gradient
-``grad`` has the same layout.
+A network has ``L = len(sizes) - 1`` weight layers; layer ``l`` (0-based)
+maps ``sizes[l]`` inputs to ``sizes[l + 1]`` outputs. All parameters live in
+one flat vector ``theta``: layer ``l``'s weights start at ``w_off[l]`` and its
+intercepts at ``b_off[l]``. The gradient and the optimizer state have the
+same layout.
 
-Activations of a minibatch live in one flat buffer ``acts``: the output of
-layer ``l`` (after its activation function; the logits for the last layer)
-is ``acts[a_off[l - 1]:]`` viewed as ``(m, sizes[l])`` for a batch of ``m``
-rows. The backward pass overwrites each slot with the gradient of the loss
-with respect to that layer's pre-activation, so the only extra buffer is
-``D`` (one hidden layer's worth) for the product ``delta @ W.T``.
+- A hidden layer's weights are stored in panels of ``PANEL`` columns: panel
+  ``p`` holds columns ``[p * PANEL, p * PANEL + width)`` as one row-major
+  ``(sizes[l], width)`` matrix, the panels one after the other. A panel is
+  what one work item updates, in one contiguous sweep.
+- The output layer's weights are one row-major ``(sizes[L - 1], ld)`` matrix
+  (one row per hidden unit), with the outputs padded by zero columns to
+  ``ld``, a multiple of ``PAD``, so its products run on whole vectors. The
+  padding stays zero: its gradient is zero.
+- ``ld[l]`` is the stored number of outputs (``sizes[l + 1]`` for hidden
+  layers), which is also the number of intercepts.
 
-Matrix products go to BLAS through ``np.dot`` with preallocated outputs;
-bias, activation and its derivative are fused loops. Nothing is allocated per
-minibatch.
+Work split
+----------
+Each kernel is called once per thread of a team with the thread's index
+``tid`` and the team size; the threads share every buffer and split the work
+into items claimed one at a time (see ``_sync``): the panels of a layer, and
+chunks of rows to gather. Every value is computed by one item in a fixed
+order (see ``_gemm``), and the output layer's partial logits are added in a
+fixed order, so the results are bit-identical whatever the number of
+threads.
+
+For the usual one-hidden-layer network a minibatch takes two phases:
+
+1. item ``p``: the hidden units of panel ``p``, and their share of the
+   logits (their product with the matching rows of the output weights);
+2. every thread adds the shares up and computes the loss gradient (the same
+   bits in each thread); then item ``p`` computes the output weights'
+   gradient for the panel's rows, the panel's deltas, the panel's gradient,
+   and updates all three blocks; further items gather the next minibatch.
+
+Deeper networks add one phase per extra hidden layer, forward and backward,
+and update their hidden weights in a last phase.
 
 Activation codes are chosen in Python: ``IDENTITY`` (0), ``RELU`` (1),
 ``TANH`` (2), ``LOGISTIC`` (3), ``LEAKY_RELU`` (4, slope ``LEAKY_SLOPE`` for
@@ -27,11 +49,23 @@ negative inputs).
 
 import numpy as np
 
-from ._linear import gather
+from ._batch import (
+    I_ACTIVATION,
+    I_LOSS,
+    I_N_OUT,
+    add_row,
+    batch_rate,
+    column_sums,
+    gather_phase,
+    l2_of,
+    logits,
+    n_blocks,
+    update,
+)
+from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._losses import loss_grad
 from ._numba import jit
-from ._optim import step
-from ._rng import shuffle
+from ._sync import barrier, claim
 
 IDENTITY = 0
 RELU = 1
@@ -45,48 +79,137 @@ ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "tanh": TANH,
 #: Slope of ``"leaky_relu"`` for negative inputs (PyTorch's default).
 LEAKY_SLOPE = 0.01
 
+#: Columns per panel of a hidden layer (and per work item).
+PANEL = 64
+
+#: The output layer's width is padded to a multiple of this (16 float32 =
+#: one 64-byte vector, two float64 ones), whatever the dtype.
+PAD = 16
+
 
 def layout(sizes):
-    """Offsets of the weights and intercepts of each layer in ``theta``.
+    """Offsets of each layer in ``theta``.
 
-    Returns ``(w_off, b_off, n_params)`` with ``w_off``/``b_off`` int64 arrays
-    of length ``len(sizes) - 1``.
+    Returns ``(w_off, b_off, ld, n_params)``: int64 arrays of length
+    ``len(sizes) - 1`` (``ld``: the stored width of each layer) and the
+    length of ``theta``.
     """
     sizes = np.asarray(sizes, dtype=np.int64)
     n_layers = len(sizes) - 1
     w_off = np.empty(n_layers, dtype=np.int64)
     b_off = np.empty(n_layers, dtype=np.int64)
+    ld = sizes[1:].copy()
+    ld[-1] = -(-ld[-1] // PAD) * PAD
     pos = 0
     for l in range(n_layers):
         w_off[l] = pos
-        pos += sizes[l] * sizes[l + 1]
+        pos += sizes[l] * ld[l]
         b_off[l] = pos
-        pos += sizes[l + 1]
-    return w_off, b_off, int(pos)
+        pos += ld[l]
+    return w_off, b_off, ld, int(pos)
 
 
-def act_layout(sizes, n_rows):
-    """Offsets of each layer's output in an activation buffer for ``n_rows``
-    rows; returns ``(a_off, total_length)``."""
+def unpack(theta, sizes):
+    """The weights and intercepts of each layer, as row-major ``(n_in,
+    n_out)`` arrays and vectors (copies, without padding)."""
     sizes = np.asarray(sizes, dtype=np.int64)
-    a_off = np.empty(len(sizes) - 1, dtype=np.int64)
-    pos = 0
-    for l in range(1, len(sizes)):
-        a_off[l - 1] = pos
-        pos += n_rows * sizes[l]
-    return a_off, int(pos)
+    w_off, b_off, ld, _ = layout(sizes)
+    out = []
+    for l in range(len(sizes) - 1):
+        n_in, n_out = int(sizes[l]), int(sizes[l + 1])
+        if l == len(sizes) - 2:
+            W = theta[w_off[l]:w_off[l] + n_in * ld[l]].reshape(n_in, ld[l])[:, :n_out]
+        else:
+            W = np.empty((n_in, n_out), dtype=theta.dtype)
+            for c0 in range(0, n_out, PANEL):
+                width = min(PANEL, n_out - c0)
+                start = w_off[l] + n_in * c0
+                W[:, c0:c0 + width] = theta[start:start + n_in * width].reshape(
+                    n_in, width)
+        out.append((np.array(W), theta[b_off[l]:b_off[l] + n_out].copy()))
+    return out
 
 
-def _bias_activate_py(Z, b, activation):
-    """``Z = f(Z + b)`` in place, row by row."""
+def pack(weights, dtype):
+    """``theta`` from ``[(W, b), ...]`` (the inverse of ``unpack``)."""
+    sizes = [weights[0][0].shape[0]] + [W.shape[1] for W, _ in weights]
+    theta = np.zeros(layout(sizes)[3], dtype=dtype)
+    for l, (W, b) in enumerate(weights):
+        put_rows(theta, sizes, l, 0, W, b)
+    return theta
+
+
+def put_rows(theta, sizes, l, r0, W_rows, b=None):
+    """Store rows ``r0 ..`` of layer ``l``'s row-major weights (and, when
+    given, its intercepts) into ``theta`` in place."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    w_off, b_off, ld, _ = layout(sizes)
+    n_in, n_out = int(sizes[l]), int(sizes[l + 1])
+    r1 = r0 + W_rows.shape[0]
+    if l == len(sizes) - 2:
+        theta[w_off[l]:w_off[l] + n_in * ld[l]].reshape(n_in, ld[l])[
+            r0:r1, :n_out] = W_rows
+    else:
+        for c0 in range(0, n_out, PANEL):
+            width = min(PANEL, n_out - c0)
+            start = w_off[l] + n_in * c0
+            theta[start:start + n_in * width].reshape(n_in, width)[r0:r1] = \
+                W_rows[:, c0:c0 + width]
+    if b is not None:
+        theta[b_off[l]:b_off[l] + n_out] = b
+
+
+def _panel_py(theta, sizes, w_off, l, p):
+    """Panel ``p`` of hidden layer ``l``: a ``(sizes[l], width)`` view, with
+    its first column."""
+    c0 = p * PANEL
+    width = min(PANEL, sizes[l + 1] - c0)
+    start = w_off[l] + sizes[l] * c0
+    return theta[start:start + sizes[l] * width].reshape((sizes[l], width)), c0
+
+
+panel = jit(_panel_py)
+
+
+def _output_weights_py(theta, sizes, w_off, b_off, ld):
+    """The output layer's ``(sizes[L-1], ld)`` weights and ``(1, ld)``
+    intercepts, as views."""
+    l = sizes.shape[0] - 2
+    W = theta[w_off[l]:w_off[l] + sizes[l] * ld[l]].reshape((sizes[l], ld[l]))
+    b = theta[b_off[l]:b_off[l] + ld[l]].reshape((1, ld[l]))
+    return W, b
+
+
+output_weights = jit(_output_weights_py)
+
+
+def _intercepts_py(theta, b_off, ld, l):
+    """Layer ``l``'s intercepts as a ``(1, ld[l])`` view."""
+    return theta[b_off[l]:b_off[l] + ld[l]].reshape((1, ld[l]))
+
+
+intercepts = jit(_intercepts_py)
+
+
+def _layer_rows_py(buf, a_off, l, n_rows, width):
+    """Layer ``l``'s slot of an activation buffer as ``(n_rows, width)``."""
+    return buf[a_off[l]:a_off[l] + n_rows * width].reshape((n_rows, width))
+
+
+layer_rows = jit(_layer_rows_py)
+
+
+def _bias_activate_py(Z, b, m, c0, c1, activation):
+    """``Z[:m, c0:c1] = f(Z + b[c0:c1])`` in place (``b``: one row)."""
     dt = Z.dtype.type
     slope = dt(LEAKY_SLOPE)
     one = dt(1.0)
     zero = dt(0.0)
-    n, k = Z.shape
-    for i in range(n):
-        for j in range(k):
-            z = Z[i, j] + b[j]
+    bias = b[0, c0:c1]
+    for i in range(m):
+        row = Z[i, c0:c1]
+        for j in range(c1 - c0):
+            z = row[j] + bias[j]
             if activation == RELU:
                 z = z if z > zero else zero
             elif activation == LEAKY_RELU:
@@ -95,24 +218,25 @@ def _bias_activate_py(Z, b, activation):
                 z = np.tanh(z)
             elif activation == LOGISTIC:
                 z = one / (one + np.exp(-z))
-            Z[i, j] = z
+            row[j] = z
 
 
 bias_activate = jit(_bias_activate_py)
 
 
-def _activation_backward_py(A, D, activation):
-    """``A = D * f'(.)`` in place, where ``A`` holds the activation's output
-    ``f(z)`` (every derivative here is a function of it)."""
-    dt = A.dtype.type
+def _times_derivative_py(D, H, m, c0, c1, activation):
+    """``D[:m, c0:c1] *= f'(.)`` in place, where ``H`` holds the activation's
+    output ``f(z)`` (every derivative here is a function of it)."""
+    dt = D.dtype.type
     slope = dt(LEAKY_SLOPE)
     one = dt(1.0)
     zero = dt(0.0)
-    n, k = A.shape
-    for i in range(n):
-        for j in range(k):
-            a = A[i, j]
-            d = D[i, j]
+    for i in range(m):
+        drow = D[i, c0:c1]
+        hrow = H[i, c0:c1]
+        for j in range(c1 - c0):
+            a = hrow[j]
+            d = drow[j]
             if activation == RELU:
                 d = d if a > zero else zero
             elif activation == LEAKY_RELU:
@@ -121,151 +245,404 @@ def _activation_backward_py(A, D, activation):
                 d = d * (one - a * a)
             elif activation == LOGISTIC:
                 d = d * a * (one - a)
-            A[i, j] = d
+            drow[j] = d
 
 
-activation_backward = jit(_activation_backward_py)
+times_derivative = jit(_times_derivative_py)
 
 
-def _param_views_py(theta, sizes, w_off, b_off, l):
-    """Weights and intercepts of layer ``l`` (0-based) as views of ``theta``."""
-    n_in = sizes[l]
-    n_out = sizes[l + 1]
-    W = theta[w_off[l]:w_off[l] + n_in * n_out].reshape((n_in, n_out))
-    b = theta[b_off[l]:b_off[l] + n_out]
-    return W, b
+def _transpose_panel_py(P, c0, T):
+    """``T[c0 + j, f] = P[f, j]``: a panel of a hidden layer into the
+    layer's transpose."""
+    for f in range(P.shape[0]):
+        for j in range(P.shape[1]):
+            T[c0 + j, f] = P[f, j]
 
 
-param_views = jit(_param_views_py)
+transpose_panel = jit(_transpose_panel_py)
 
 
-def _act_view_py(acts, a_off, sizes, l, m):
-    """Output of layer ``l`` (0-based) for a batch of ``m`` rows."""
-    k = sizes[l + 1]
-    return acts[a_off[l]:a_off[l] + m * k].reshape((m, k))
+def _transpose_view_py(Wt, t_off, ld, sizes, l):
+    """Layer ``l``'s transpose, ``(ld[l], sizes[l])``."""
+    return Wt[t_off[l]:t_off[l] + ld[l] * sizes[l]].reshape((ld[l], sizes[l]))
 
 
-act_view = jit(_act_view_py)
+transpose_view = jit(_transpose_view_py)
 
 
-def _forward_batch_py(Xv, theta, sizes, w_off, b_off, acts, a_off, activation):
-    """Forward pass of the rows ``Xv``; the last slot of ``acts`` gets the
-    logits. Hidden layers apply ``activation``; the output layer none."""
-    m = Xv.shape[0]
-    n_layers = sizes.shape[0] - 1
-    W, b = param_views(theta, sizes, w_off, b_off, 0)
-    H = act_view(acts, a_off, sizes, 0, m)
-    np.dot(Xv, W, H)
-    bias_activate(H, b, activation if n_layers > 1 else IDENTITY)
-    for l in range(1, n_layers):
-        W, b = param_views(theta, sizes, w_off, b_off, l)
-        A = act_view(acts, a_off, sizes, l - 1, m)
-        H = act_view(acts, a_off, sizes, l, m)
-        np.dot(A, W, H)
-        bias_activate(H, b, activation if l < n_layers - 1 else IDENTITY)
+def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, m, lists, counts,
+                      gstep, H, a_off, batch, activation):
+    """Hidden units of panel ``p`` of layer ``l`` for the first ``m`` rows:
+    ``f(input @ W + b)``, the input being ``X`` (layer 0, its group lists) or
+    the previous layer's activations."""
+    _I0 = np.int64(0)
+    P, c0 = panel(theta, sizes, w_off, l, p)
+    c1 = c0 + P.shape[1]
+    Hl = layer_rows(H, a_off, l, batch, sizes[l + 1])
+    dot_rows(Hl, _I0, c0, X, _I0, m, P, _I0, P.shape[1], lists, counts, _I0, gstep, _I0,
+             sizes[l])
+    bias_activate(Hl, intercepts(theta, b_off, ld, l), m, c0, c1, activation)
+    return c0, c1
 
 
-forward_batch = jit(_forward_batch_py)
+forward_panel = jit(_forward_panel_py)
 
 
-def _layer_grad_py(A_in, delta, W, gW, gb, alpha):
-    """``gW = A_in.T @ delta + alpha * W`` and ``gb`` = column sums of ``delta``."""
-    np.dot(A_in.T, delta, gW)
-    if alpha != 0.0:
-        a = gW.dtype.type(alpha)
-        n_in, n_out = W.shape
-        for f in range(n_in):
-            for j in range(n_out):
-                gW[f, j] += a * W[f, j]
-    gb[:] = 0.0
-    m, n_out = delta.shape
-    for i in range(m):
-        for j in range(n_out):
-            gb[j] += delta[i, j]
+def _epoch_start_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
+                    theta, Wt, t_off, Xb, lists, counts, yb, wb):
+    """Before the first minibatch: the transposes of the weights (thread 0)
+    and the first minibatch (everyone)."""
+    _I0 = np.int64(0)
+    last = sizes.shape[0] - 2
+    if tid == 0:
+        W, _ = output_weights(theta, sizes, w_off, b_off, ld)
+        T = transpose_view(Wt, t_off, ld, sizes, last)
+        for f in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                T[j, f] = W[f, j]
+        for l in range(1, last):
+            for p in range(n_blocks(sizes[l + 1], PANEL)):
+                P, c0 = panel(theta, sizes, w_off, l, p)
+                transpose_panel(P, c0, transpose_view(Wt, t_off, ld, sizes, l))
+    gather_phase(sync, X, y, w, order, _I0, min(Xb.shape[1], order.shape[0]), Xb, lists,
+                 counts, yb, wb, _I0, claim(sync), _I0)
+    barrier(sync, n_threads)
 
 
-layer_grad = jit(_layer_grad_py)
+_epoch_start = jit(_epoch_start_py)
 
 
-def _backward_batch_py(Xv, theta, grad, sizes, w_off, b_off, acts, a_off, D,
-                       activation, alpha):
-    """Backward pass: the last slot of ``acts`` must hold dLoss/dlogits (from
-    ``loss_grad``). Fills ``grad`` (with ``alpha * W`` added to each weight
-    gradient) and overwrites the hidden slots of ``acts`` with their deltas."""
-    m = Xv.shape[0]
-    n_layers = sizes.shape[0] - 1
-    for l in range(n_layers - 1, 0, -1):
-        W, _ = param_views(theta, sizes, w_off, b_off, l)
-        gW, gb = param_views(grad, sizes, w_off, b_off, l)
-        delta = act_view(acts, a_off, sizes, l, m)
-        A = act_view(acts, a_off, sizes, l - 1, m)
-        layer_grad(A, delta, W, gW, gb, alpha)
-        Dv = D[:m * sizes[l]].reshape((m, sizes[l]))
-        np.dot(delta, W.T, Dv)
-        activation_backward(A, Dv, activation)
-    W, _ = param_views(theta, sizes, w_off, b_off, 0)
-    gW, gb = param_views(grad, sizes, w_off, b_off, 0)
-    layer_grad(Xv, act_view(acts, a_off, sizes, 0, m), W, gW, gb, alpha)
+def _forward_and_loss_py(tid, n_threads, sync, sizes, w_off, b_off, ld, theta, Xb,
+                         lists, counts, yb, wb, dense, dense_counts, H, a_off, Zp, Z,
+                         m, class_loss, class_weight, col_loss, stats, iopt):
+    """The forward phases of a minibatch (hidden layer by hidden layer, each
+    panel with its share of the logits), then, in every thread, the logits
+    and the loss gradient into ``Z``."""
+    _I0 = np.int64(0)
+    _I1 = np.int64(1)
+    activation = iopt[I_ACTIVATION]
+    last = sizes.shape[0] - 2
+    batch = Xb.shape[0]
+    for l in range(last):
+        item = claim(sync)
+        while item < n_blocks(sizes[l + 1], PANEL):
+            if l == 0:
+                c0, c1 = forward_panel(theta, sizes, w_off, b_off, ld, _I0, item, Xb, m,
+                                       lists, counts, _I1, H, a_off, batch, activation)
+            else:
+                c0, c1 = forward_panel(
+                    theta, sizes, w_off, b_off, ld, l, item,
+                    layer_rows(H, a_off, l - 1, batch, sizes[l]), m, dense,
+                    dense_counts, _I0, H, a_off, batch, activation)
+            if l == last - 1:  # this panel's share of the logits
+                Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
+                Hl = layer_rows(H, a_off, l, batch, sizes[l + 1])
+                dot_rows(Zp[item], _I0, _I0, Hl, _I0, m, Wo, _I0, ld[last], dense,
+                         dense_counts, _I0, _I0, c0, c1)
+                if item == 0:
+                    add_row(Zp[0], m, bo)
+            item = claim(sync)
+        barrier(sync, n_threads)
+    logits(Zp, n_blocks(sizes[last], PANEL), m, Z)
+    loss_grad(Z[:, :iopt[I_N_OUT]], yb, wb, m, iopt[I_LOSS], 1.0 / m, class_loss[tid],
+              class_weight[tid], col_loss[tid], stats[tid])
 
 
-backward_batch = jit(_backward_batch_py)
+_forward_and_loss = jit(_forward_and_loss_py)
 
 
-def _mlp_epoch_py(X, y, w, order, do_shuffle, rng_state, sizes, w_off, b_off,
-                  theta, grad, s1, s2, Xb, yb, wb, acts, a_off, D, activation,
-                  loss, alpha, lr0, lr1, solver, momentum, nesterov, beta1,
-                  beta2, eps, t, class_loss, class_weight, col_loss, stats):
-    """Run one epoch of minibatch training; returns the updated step count.
+def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
+                  theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
+                  dense_counts, H, D, a_off, Zp, Zt, class_loss, class_weight,
+                  col_loss, stats, iopt, fopt, t):
+    """One epoch of minibatch training of a one-hidden-layer network over the
+    rows ``order`` (already shuffled), as thread ``tid`` of ``n_threads``;
+    returns the step count.
 
-    Visits the rows that ``order`` lists, ``Xb.shape[0]`` at a time (shuffled
-    first when ``do_shuffle``). For each minibatch of ``m`` rows: gather (and
-    cast to the model's dtype), forward, loss and per-class loss (see
-    ``loss_grad``, measured before the update), backward with the L2 term
-    ``alpha / m * W`` (scikit-learn's scaling of ``alpha``), and one optimizer
-    step. The learning rate moves linearly from ``lr0`` to ``lr1`` over the
-    epoch. Updates ``theta``, ``grad``, ``s1``/``s2``, the buffers, ``order``,
-    ``rng_state`` and the accumulators in place.
+    Buffers (shared by the team, allocated once per fit; ``B`` = batch size):
+    ``Xb`` (2, B, n_features), ``lists`` (2, B/4, n_features), ``counts``
+    (2, B/4), ``yb`` and ``wb`` (2, B): two minibatches, the one in use and
+    the next one being gathered. ``H`` and ``D``: the hidden activations and
+    their deltas, layer ``l`` at ``a_off[l]`` as (B, sizes[l + 1]). ``Zp``
+    (n_panels, B, ld[-1]): partial logits; ``Zt`` (n_threads, B, ld[-1]):
+    each thread's logits, then loss gradient. ``Wt``: the transpose of each
+    layer ``l >= 1`` at ``t_off[l]`` as (ld[l], sizes[l]). ``dense``/
+    ``dense_counts``: the list ``0, 1, 2, ...`` (at least as long as the
+    widest layer) for dense inputs. The accumulators (``class_loss``... see
+    ``loss_grad``) have one row per thread; thread 0's hold the epoch's
+    figures (each minibatch's loss measured before its update).
+
+    Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2``, ``Wt`` and the
+    buffers in place. ``mlp_epoch_deep`` does the same for deeper networks.
     """
-    n_samples = order.shape[0]
-    batch_size = Xb.shape[0]
-    n_layers = sizes.shape[0] - 1
-    if do_shuffle:
-        shuffle(order, rng_state)
-    n_batches = (n_samples + batch_size - 1) // batch_size
+    n_rows = order.shape[0]
+    batch = Xb.shape[1]
+    n_batches = (n_rows + batch - 1) // batch
+    _epoch_start(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld, theta,
+                 Wt, t_off, Xb, lists, counts, yb, wb)
     for k in range(n_batches):
-        start = k * batch_size
-        m = min(batch_size, n_samples - start)
-        gather(X, y, w, order, start, m, Xb, yb, wb)
-        Xv = Xb[:m]
-        forward_batch(Xv, theta, sizes, w_off, b_off, acts, a_off, activation)
-        logits = act_view(acts, a_off, sizes, n_layers - 1, m)
-        loss_grad(logits, yb, wb, m, loss, 1.0 / m, class_loss, class_weight,
-                  col_loss, stats)
-        backward_batch(Xv, theta, grad, sizes, w_off, b_off, acts, a_off, D,
-                       activation, alpha / m)
-        lr = lr0 + (lr1 - lr0) * k / n_batches
+        cur = k % 2
+        m = min(batch, n_rows - k * batch)
         t += 1
-        step(solver, theta, grad, s1, s2, lr, momentum, nesterov, beta1, beta2,
-             eps, t)
+        _forward_and_loss(tid, n_threads, sync, sizes, w_off, b_off, ld, theta,
+                          Xb[cur], lists[cur], counts[cur], yb[cur], wb[cur], dense,
+                          dense_counts, H, a_off, Zp, Zt[tid], m, class_loss,
+                          class_weight, col_loss, stats, iopt)
+        item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
+                                 Wt, t_off, Xb[cur], lists[cur], counts[cur], dense,
+                                 dense_counts, H, D, a_off, Zt[tid], batch, m,
+                                 batch_rate(fopt, k, n_batches), l2_of(fopt, m), iopt,
+                                 fopt, t)
+        if k + 1 < n_batches:
+            start = (k + 1) * batch
+            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start), Xb,
+                         lists, counts, yb, wb, 1 - cur, item,
+                         n_blocks(sizes[1], PANEL))
+        barrier(sync, n_threads)
     return t
 
 
+def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
+                       theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb,
+                       dense, dense_counts, H, D, a_off, Zp, Zt, class_loss,
+                       class_weight, col_loss, stats, iopt, fopt, t):
+    """``mlp_epoch`` for a network with two or more hidden layers."""
+    n_rows = order.shape[0]
+    batch = Xb.shape[1]
+    n_batches = (n_rows + batch - 1) // batch
+    _epoch_start(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld, theta,
+                 Wt, t_off, Xb, lists, counts, yb, wb)
+    for k in range(n_batches):
+        cur = k % 2
+        m = min(batch, n_rows - k * batch)
+        t += 1
+        _forward_and_loss(tid, n_threads, sync, sizes, w_off, b_off, ld, theta,
+                          Xb[cur], lists[cur], counts[cur], yb[cur], wb[cur], dense,
+                          dense_counts, H, a_off, Zp, Zt[tid], m, class_loss,
+                          class_weight, col_loss, stats, iopt)
+        item = _backward_deep(tid, n_threads, sync, sizes, w_off, b_off, ld, theta,
+                              grad, s1, s2, Wt, t_off, Xb[cur], lists[cur],
+                              counts[cur], dense, dense_counts, H, D, a_off, Zt[tid],
+                              batch, m, batch_rate(fopt, k, n_batches), l2_of(fopt, m),
+                              iopt, fopt, t)
+        if k + 1 < n_batches:
+            start = (k + 1) * batch
+            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start), Xb,
+                         lists, counts, yb, wb, 1 - cur, item, _n_update_items(sizes))
+        barrier(sync, n_threads)
+    return t
+
+
+def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off,
+                         Xb, lists, counts, dense, dense_counts, H, D, a_off, Z, batch,
+                         m, lr, l2, iopt, fopt, t):
+    """The backward phase of a one-hidden-layer network: item ``p`` does
+    everything for the hidden units of panel ``p``. Returns the first item
+    claimed past them."""
+    _I0 = np.int64(0)
+    _I1 = np.int64(1)
+    activation = iopt[I_ACTIVATION]
+    n_out = iopt[I_N_OUT]
+    n_hidden = sizes[1]
+    Hl = layer_rows(H, a_off, _I0, batch, n_hidden)
+    Dl = layer_rows(D, a_off, _I0, batch, n_hidden)
+    Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
+    Go, gbo = output_weights(grad, sizes, w_off, b_off, ld)
+    Mo, mbo = output_weights(s1, sizes, w_off, b_off, ld)
+    Vo, vbo = output_weights(s2, sizes, w_off, b_off, ld)
+    T = transpose_view(Wt, t_off, ld, sizes, _I1)
+    b = intercepts(theta, b_off, ld, _I0)
+    gb = intercepts(grad, b_off, ld, _I0)
+    mb = intercepts(s1, b_off, ld, _I0)
+    vb = intercepts(s2, b_off, ld, _I0)
+    item = claim(sync)
+    while item < n_blocks(n_hidden, PANEL):
+        c0 = item * PANEL
+        c1 = min(c0 + PANEL, n_hidden)
+        # output weights' gradient (rows c0..c1) and the panel's deltas
+        acc_rows(Go, _I0, Hl, _I0, m, Z, _I0, _I0, ld[1], dense, dense_counts, _I0,
+                 _I0, c0, c1)
+        dot_rows(Dl, _I0, c0, Z, _I0, m, T, c0, c1, dense, dense_counts, _I0, _I0, _I0,
+                 n_out)
+        times_derivative(Dl, Hl, m, c0, c1, activation)
+        # the panel's gradient, from the minibatch
+        P, _ = panel(theta, sizes, w_off, _I0, item)
+        G, _ = panel(grad, sizes, w_off, _I0, item)
+        M, _ = panel(s1, sizes, w_off, _I0, item)
+        V, _ = panel(s2, sizes, w_off, _I0, item)
+        acc_rows(G, _I0, Xb, _I0, m, Dl, _I0, c0, c1 - c0, lists, counts, _I0, _I1,
+                 _I0, sizes[0])
+        column_sums(Dl, m, c0, c1, gb)
+        # updates: the panel (one sweep), its intercepts, the output rows
+        n = P.shape[0] * P.shape[1]
+        update(P.reshape((1, n)), G.reshape((1, n)), M.reshape((1, n)),
+               V.reshape((1, n)), _I0, _I1, _I0, n, l2, lr, iopt, fopt, t)
+        update(b, gb, mb, vb, _I0, _I1, c0, c1, 0.0, lr, iopt, fopt, t)
+        update(Wo, Go, Mo, Vo, c0, c1, _I0, ld[1], l2, lr, iopt, fopt, t)
+        for f in range(c0, c1):
+            for j in range(ld[1]):
+                T[j, f] = Wo[f, j]
+        if item == 0:
+            column_sums(Z, m, _I0, ld[1], gbo)
+            update(bo, gbo, mbo, vbo, _I0, _I1, _I0, ld[1], 0.0, lr, iopt, fopt, t)
+        item = claim(sync)
+    return item
+
+
+_backward_shallow = jit(_backward_shallow_py)
+
+
+def _n_update_items_py(sizes):
+    """Items of the last phase of a deep network: every hidden panel."""
+    n = 0
+    for l in range(sizes.shape[0] - 2):
+        n += n_blocks(sizes[l + 1], PANEL)
+    return n
+
+
+_n_update_items = jit(_n_update_items_py)
+
+
+def _backward_deep_py(tid, n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
+                      s2, Wt, t_off, Xb, lists, counts, dense, dense_counts, H, D,
+                      a_off, Z, batch, m, lr, l2, iopt, fopt, t):
+    """The backward phases of a network with two or more hidden layers.
+    Returns the first item claimed past the last phase's updates."""
+    _I0 = np.int64(0)
+    _I1 = np.int64(1)
+    activation = iopt[I_ACTIVATION]
+    n_out = iopt[I_N_OUT]
+    last = sizes.shape[0] - 2
+    # output layer: its gradient, the last hidden layer's deltas, its update
+    n_units = sizes[last]
+    Hl = layer_rows(H, a_off, last - 1, batch, n_units)
+    Dl = layer_rows(D, a_off, last - 1, batch, n_units)
+    Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
+    Go, gbo = output_weights(grad, sizes, w_off, b_off, ld)
+    Mo, mbo = output_weights(s1, sizes, w_off, b_off, ld)
+    Vo, vbo = output_weights(s2, sizes, w_off, b_off, ld)
+    T = transpose_view(Wt, t_off, ld, sizes, last)
+    item = claim(sync)
+    while item < n_blocks(n_units, PANEL):
+        c0 = item * PANEL
+        c1 = min(c0 + PANEL, n_units)
+        acc_rows(Go, _I0, Hl, _I0, m, Z, _I0, _I0, ld[last], dense, dense_counts, _I0,
+                 _I0, c0, c1)
+        dot_rows(Dl, _I0, c0, Z, _I0, m, T, c0, c1, dense, dense_counts, _I0, _I0, _I0,
+                 n_out)
+        times_derivative(Dl, Hl, m, c0, c1, activation)
+        update(Wo, Go, Mo, Vo, c0, c1, _I0, ld[last], l2, lr, iopt, fopt, t)
+        for f in range(c0, c1):
+            for j in range(ld[last]):
+                T[j, f] = Wo[f, j]
+        if item == 0:
+            column_sums(Z, m, _I0, ld[last], gbo)
+            update(bo, gbo, mbo, vbo, _I0, _I1, _I0, ld[last], 0.0, lr, iopt, fopt, t)
+        item = claim(sync)
+    barrier(sync, n_threads)
+    # hidden layers l >= 1: their gradients, and the deltas of layer l - 1
+    for l in range(last - 1, 0, -1):
+        n_grad = n_blocks(sizes[l + 1], PANEL)
+        n_prev = n_blocks(sizes[l], PANEL)
+        Dl = layer_rows(D, a_off, l, batch, sizes[l + 1])
+        Hp = layer_rows(H, a_off, l - 1, batch, sizes[l])
+        Dp = layer_rows(D, a_off, l - 1, batch, sizes[l])
+        gb = intercepts(grad, b_off, ld, l)
+        item = claim(sync)
+        while item < n_grad + n_prev:
+            if item < n_grad:
+                G, c0 = panel(grad, sizes, w_off, l, item)
+                acc_rows(G, _I0, Hp, _I0, m, Dl, _I0, c0, G.shape[1], dense,
+                         dense_counts,
+                         _I0, _I0, _I0, sizes[l])
+                column_sums(Dl, m, c0, c0 + G.shape[1], gb)
+            else:
+                c0 = (item - n_grad) * PANEL
+                c1 = min(c0 + PANEL, sizes[l])
+                dot_rows(Dp, _I0, c0, Dl, _I0, m, transpose_view(Wt, t_off, ld, sizes,
+                         l),
+                         c0, c1, dense, dense_counts, _I0, _I0, _I0, sizes[l + 1])
+                times_derivative(Dp, Hp, m, c0, c1, activation)
+            item = claim(sync)
+        barrier(sync, n_threads)
+    # the first layer's gradient, then every hidden panel's update
+    item = claim(sync)
+    while item < _n_update_items(sizes):
+        l = 0
+        p = item
+        while p >= n_blocks(sizes[l + 1], PANEL):
+            p -= n_blocks(sizes[l + 1], PANEL)
+            l += 1
+        P, c0 = panel(theta, sizes, w_off, l, p)
+        G, _ = panel(grad, sizes, w_off, l, p)
+        M, _ = panel(s1, sizes, w_off, l, p)
+        V, _ = panel(s2, sizes, w_off, l, p)
+        c1 = c0 + P.shape[1]
+        if l == 0:
+            D0 = layer_rows(D, a_off, _I0, batch, sizes[1])
+            acc_rows(G, _I0, Xb, _I0, m, D0, _I0, c0, c1 - c0, lists, counts, _I0, _I1,
+                     _I0,
+                     sizes[0])
+            column_sums(D0, m, c0, c1, intercepts(grad, b_off, ld, _I0))
+        n = P.shape[0] * P.shape[1]
+        update(P.reshape((1, n)), G.reshape((1, n)), M.reshape((1, n)),
+               V.reshape((1, n)), _I0, _I1, _I0, n, l2, lr, iopt, fopt, t)
+        update(intercepts(theta, b_off, ld, l), intercepts(grad, b_off, ld, l),
+               intercepts(s1, b_off, ld, l), intercepts(s2, b_off, ld, l), _I0, _I1, c0,
+               c1, 0.0, lr, iopt, fopt, t)
+        if l >= 1:
+            transpose_panel(P, c0, transpose_view(Wt, t_off, ld, sizes, l))
+        item = claim(sync)
+    return item
+
+
+_backward_deep = jit(_backward_deep_py)
 mlp_epoch = jit(_mlp_epoch_py)
+mlp_epoch_deep = jit(_mlp_epoch_deep_py)
 
 
-def _mlp_forward_py(X, theta, sizes, w_off, b_off, activation, out):
-    """Logits of the rows of ``X`` (already in the model's dtype) into
-    ``out``, shape ``(n_rows, sizes[-1])``; allocates one activation buffer
-    for the block."""
-    m = X.shape[0]
-    a_off = np.empty(sizes.shape[0] - 1, dtype=np.int64)
-    pos = 0
-    for l in range(1, sizes.shape[0]):
-        a_off[l - 1] = pos
-        pos += m * sizes[l]
-    acts = np.empty(pos, dtype=theta.dtype)
-    forward_batch(X, theta, sizes, w_off, b_off, acts, a_off, activation)
-    out[:, :] = act_view(acts, a_off, sizes, sizes.shape[0] - 2, m)
+def _mlp_forward_py(tid, n_threads, sync, X, rows, sizes, w_off, b_off, ld, theta,
+                    activation, Xb, lists, counts, H, a_off, dense, dense_counts, out):
+    """Logits of the rows ``rows`` of ``X`` into ``out`` (one row each, its
+    real outputs), in blocks of ``Xb.shape[1]`` rows claimed by the threads
+    of a team. ``Xb``, ``lists``, ``counts`` and ``H`` hold one block per
+    thread (first index ``tid``); ``H`` has a slot for every layer, the
+    output one included. Every buffer is in ``theta``'s dtype. A row's
+    logits depend on that row alone."""
+    _I0 = np.int64(0)
+    _I1 = np.int64(1)
+    last = sizes.shape[0] - 2
+    block = Xb.shape[1]
+    n_rows = rows.shape[0]
+    Xt = Xb[tid]
+    Ht = H[tid]
+    item = claim(sync)
+    while item * block < n_rows:
+        r0 = item * block
+        m = min(block, n_rows - r0)
+        gather_rows(X, rows, r0, m, Xt, _I0)
+        group_lists(Xt, _I0, m, lists[tid], counts[tid], _I0)
+        for l in range(last):
+            for p in range(n_blocks(sizes[l + 1], PANEL)):
+                if l == 0:
+                    forward_panel(theta, sizes, w_off, b_off, ld, _I0, p, Xt, m,
+                                  lists[tid], counts[tid], _I1, Ht, a_off, block,
+                                  activation)
+                else:
+                    forward_panel(theta, sizes, w_off, b_off, ld, l, p,
+                                  layer_rows(Ht, a_off, l - 1, block, sizes[l]), m,
+                                  dense, dense_counts, _I0, Ht, a_off, block,
+                                  activation)
+        Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
+        Zo = layer_rows(Ht, a_off, last, block, ld[last])
+        Hl = layer_rows(Ht, a_off, last - 1, block, sizes[last])
+        dot_rows(Zo, _I0, _I0, Hl, _I0, m, Wo, _I0, ld[last], dense, dense_counts, _I0,
+                 _I0, _I0,
+                 sizes[last])
+        for i in range(m):
+            for j in range(out.shape[1]):
+                out[r0 + i, j] = Zo[i, j] + bo[0, j]
+        item = claim(sync)
 
 
 mlp_forward = jit(_mlp_forward_py)
@@ -290,3 +667,4 @@ def forward_numpy(X, weights, activation):
         elif activation == LOGISTIC:
             H = dt(1) / (dt(1) + np.exp(-H))
     return H
+

@@ -51,7 +51,8 @@ def _private_dir_problem(path, uid):
     if st.st_uid != uid:
         return f"{path} belongs to uid {st.st_uid}, not to uid {uid}"
     if _writable_by_others(st):
-        return f"{path} can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+        mode = stat.S_IMODE(st.st_mode)
+        return f"{path} can be written by other users (mode {mode:o})"
     return None
 
 

@@ -1,13 +1,19 @@
-"""Optimizer steps on flat parameter buffers, in place.
+"""Optimizer steps on blocks of parameters, in place.
 
-Every model keeps its parameters in one contiguous vector ``theta`` with a
-gradient ``grad`` of the same shape, so one step function serves the linear
-models and the MLP. Solver codes: ``SGD`` (0, with momentum and optional
-Nesterov) and ``ADAM`` (1). ``t`` counts updates, starting at 1.
+Every model keeps its parameters in one flat vector ``theta``; the optimizer
+state (``s1``, ``s2``) and the gradient have the same layout. The epoch
+kernels update a model block by block (a layer's columns, its intercepts),
+each block by the thread that computed its gradient, through ``step_block``
+on 2-D views of those vectors. Solver codes: ``SGD`` (0, with momentum and
+optional Nesterov) and ``ADAM`` (1). ``t`` counts updates, starting at 1.
 
-The element-wise arithmetic runs in the dtype of ``theta``: the scalars are
-cast once per step, so a float32 model is updated in float32 (vectorised
-8 lanes wide) rather than promoted to float64 element by element.
+``step_block`` adds the L2 term ``l2 * P`` to the gradient, and sets the
+gradient back to zero once used, so the next minibatch can accumulate into
+it without a separate pass.
+
+The element-wise arithmetic runs in the dtype of the parameters: the scalars
+are cast once per block, so a float32 model is updated in float32
+(vectorised) rather than promoted to float64 element by element.
 """
 
 import math
@@ -20,60 +26,58 @@ SGD = 0
 ADAM = 1
 
 
-def _sgd_step_py(theta, grad, velocity, lr, momentum, nesterov):
-    """SGD with (Nesterov) momentum; updates ``theta`` and ``velocity`` in place."""
-    dt = theta.dtype.type
-    lr_ = dt(lr)
-    mu = dt(momentum)
-    if nesterov:
-        for i in range(theta.shape[0]):
-            g = grad[i]
-            v = mu * velocity[i] - lr_ * g
-            velocity[i] = v
-            theta[i] += mu * v - lr_ * g
-    else:
-        for i in range(theta.shape[0]):
-            v = mu * velocity[i] - lr_ * grad[i]
-            velocity[i] = v
-            theta[i] += v
+def _adam_rate_py(lr, beta1, beta2, t):
+    """Adam's step size at update ``t`` with the bias correction folded in."""
+    return lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
 
 
-sgd_step = jit(_sgd_step_py)
+adam_rate = jit(_adam_rate_py)
 
 
-def _adam_step_py(theta, grad, m, v, lr, beta1, beta2, eps, t):
-    """Adam (Kingma & Ba, 2015) with the bias correction folded into the step
-    size; updates ``theta``, ``m`` and ``v`` in place."""
-    dt = theta.dtype.type
-    lr_t = dt(lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t))
-    b1 = dt(beta1)
-    b2 = dt(beta2)
-    c1 = dt(1.0 - beta1)
-    c2 = dt(1.0 - beta2)
-    eps_ = dt(eps)
-    for i in range(theta.shape[0]):
-        g = grad[i]
-        mi = b1 * m[i] + c1 * g
-        vi = b2 * v[i] + c2 * g * g
-        m[i] = mi
-        v[i] = vi
-        theta[i] -= lr_t * mi / (np.sqrt(vi) + eps_)
-
-
-adam_step = jit(_adam_step_py)
-
-
-def _step_py(solver, theta, grad, s1, s2, lr, momentum, nesterov, beta1, beta2,
-             eps, t):
-    """One update of ``theta`` in place by the solver code ``solver``.
-
-    ``s1``/``s2`` are the solver's state buffers (velocity for SGD; first and
-    second moments for Adam), updated in place.
-    """
+def _step_block_py(solver, P, G, S1, S2, r0, r1, c0, c1, l2, lr, momentum,
+                   nesterov, beta1, beta2, eps, t):
+    """One update of the block ``P[r0:r1, c0:c1]`` with gradient ``G + l2 *
+    P``; updates ``P``, the state ``S1``/``S2`` (velocity for SGD; moments for
+    Adam) in place, and zeroes ``G``. All four are C-ordered 2-D arrays of
+    the same shape; the block's rows are processed as contiguous slices."""
+    dt = P.dtype.type
+    l2_ = dt(l2)
     if solver == ADAM:
-        adam_step(theta, grad, s1, s2, lr, beta1, beta2, eps, t)
+        lr_t = dt(adam_rate(lr, beta1, beta2, t))
+        b1 = dt(beta1)
+        b2 = dt(beta2)
+        c1_ = dt(1.0 - beta1)
+        c2_ = dt(1.0 - beta2)
+        eps_ = dt(eps)
+        for i in range(r0, r1):
+            p = P[i, c0:c1]
+            g = G[i, c0:c1]
+            m = S1[i, c0:c1]
+            v = S2[i, c0:c1]
+            for j in range(c1 - c0):
+                gj = g[j] + l2_ * p[j]
+                g[j] = 0
+                mj = b1 * m[j] + c1_ * gj
+                vj = b2 * v[j] + c2_ * gj * gj
+                m[j] = mj
+                v[j] = vj
+                p[j] -= lr_t * mj / (np.sqrt(vj) + eps_)
     else:
-        sgd_step(theta, grad, s1, lr, momentum, nesterov)
+        lr_ = dt(lr)
+        mu = dt(momentum)
+        for i in range(r0, r1):
+            p = P[i, c0:c1]
+            g = G[i, c0:c1]
+            vel = S1[i, c0:c1]
+            for j in range(c1 - c0):
+                gj = g[j] + l2_ * p[j]
+                g[j] = 0
+                v = mu * vel[j] - lr_ * gj
+                vel[j] = v
+                if nesterov:
+                    p[j] += mu * v - lr_ * gj
+                else:
+                    p[j] += v
 
 
-step = jit(_step_py)
+step_block = jit(_step_block_py)

@@ -3,8 +3,8 @@
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
-from .._base import SOLVERS, BaseMinibatchClassifier
-from .._kernels._linear import linear_epoch
+from .._base import BaseMinibatchClassifier
+from .._engine._models import LinearModel
 from .._kernels._losses import LOGISTIC, SOFTMAX
 
 
@@ -100,6 +100,15 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         plus ``val_loss``, ``val_accuracy`` and ``val_loss_per_class`` with
         ``early_stopping``. A callback that returns True stops training after
         this epoch (the estimator stays usable). Exceptions propagate.
+    n_jobs : int or None, default=None
+        Threads of the training and prediction kernels. ``None``: the cores
+        this process may use, within ``OMP_NUM_THREADS``, a
+        ``threadpoolctl.threadpool_limits`` block and a joblib worker's
+        share, less the cores other processes keep busy; ``-1``: all cores;
+        ``k``: ``k`` threads. Fits running at the same time in one process
+        share the cores. Unlike scikit-learn's ``n_jobs`` (joblib processes
+        for one-vs-rest), this counts threads inside one fit, as in
+        umap-learn. The results do not depend on it.
 
     Attributes
     ----------
@@ -195,6 +204,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         lr_step_size=10,
         lr_gamma=0.1,
         callbacks=None,
+        n_jobs=None,
     ):
         self.multi_class = multi_class
         self.solver = solver
@@ -221,6 +231,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         self.lr_step_size = lr_step_size
         self.lr_gamma = lr_gamma
         self.callbacks = callbacks
+        self.n_jobs = n_jobs
 
     # -- model hooks -----------------------------------------------------
     def _output_layout(self, n_classes):
@@ -228,56 +239,17 @@ class SoftmaxRegression(BaseMinibatchClassifier):
             return 1, LOGISTIC
         return n_classes, SOFTMAX if self.multi_class == "multinomial" else LOGISTIC
 
-    def _init_theta(self, n_features, n_outputs, rng, dtype):
-        # the loss is convex: start from zero, like LogisticRegression
-        return np.zeros(n_features * n_outputs + n_outputs, dtype=dtype)
+    def _model(self, n_features=None, n_outputs=None, loss=None):
+        if n_features is None:  # the fitted model
+            n_features, n_outputs, loss = (self.n_features_in_, self._n_outputs,
+                                           self._loss_code)
+        return LinearModel(n_features, n_outputs, loss)
 
-    def _make_workspace(self, n_features, dtype, batch_size):
-        n_out = self._n_outputs
-        bs = batch_size
-        return dict(
-            Xb=np.empty((bs, n_features), dtype=dtype),
-            Z=np.empty((bs, n_out), dtype=dtype),
-            yb=np.empty(bs, dtype=np.int64),
-            wb=np.empty(bs, dtype=dtype),
-            grad=np.empty_like(self._theta),
-        )
+    def _l2(self, batch_size):
+        # alpha * W in every minibatch's gradient; alpha / 2 ||W||^2 in the loss
+        return float(self.alpha), 0.0, 0.5 * float(self.alpha)
 
-    def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
-        s1, s2 = self._opt_state
-        return linear_epoch(
-            X, y, w, order, False, self._rng_state, self._theta,
-            ws["grad"], s1, s2, ws["Xb"], ws["Z"], ws["yb"], ws["wb"],
-            self._n_outputs, self._loss_code, float(self.alpha),
-            float(lr0), float(lr1), SOLVERS[self.solver],
-            float(self.momentum), self.nesterovs_momentum, float(self.beta_1),
-            float(self.beta_2), float(self.epsilon), t, acc["class_loss"],
-            acc["class_weight"], acc["col_loss"], acc["stats"])
-
-    def _split(self, theta):
-        n_out = self._n_outputs
-        n_w = theta.shape[0] - n_out
-        return theta[:n_w].reshape(-1, n_out), theta[n_w:]
-
-    def _forward(self, X_block, theta):
-        W, b = self._split(theta)
-        return X_block @ W + b
-
-    def _forward_exact(self, rows):
-        W, b = self._split(self._theta)
-        return rows @ W.astype(rows.dtype) + b.astype(rows.dtype)
-
-    def _penalty(self, theta):
-        W, _ = self._split(theta)
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is
-            return 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))  # caught
-
-    def _export_params(self, theta):
-        W, b = self._split(theta)
-        self.coef_ = W.T.copy(order="C")  # a copy: never a view of _theta
-        self.intercept_ = b.copy()
-
-    def _per_class_from(self, acc):
-        if self._loss_code == LOGISTIC and self._n_outputs > 1:
-            return acc["col_loss"] / acc["stats"][1]
-        return super()._per_class_from(acc)
+    def _export(self, weights):
+        ((W, b),) = weights
+        self.coef_ = np.ascontiguousarray(W.T)
+        self.intercept_ = b

@@ -5,25 +5,12 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._base import SOLVERS, BaseMinibatchClassifier
-from .._system import check_memory
+from .._base import BaseMinibatchClassifier
+from .._engine._models import MLPModel
 from .._kernels._losses import LOGISTIC, SOFTMAX
-from .._kernels._mlp import (ACTIVATIONS, act_layout, forward_numpy, layout,
-                             mlp_epoch, mlp_forward)
+from .._kernels._mlp import ACTIVATIONS
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
-
-#: Weights drawn per call when initialising.
-_INIT_BLOCK = 1 << 20
-
-
-def _fit_bytes(sizes, n_params, itemsize, batch_size):
-    """Memory a fit needs beyond the data: the parameters and their
-    gradient, the optimizer's two moments, the copies kept to undo an epoch
-    or restore the best one, the exported ``coefs_``, and the minibatch
-    buffers."""
-    per_batch = batch_size * (int(sizes[0]) + 2 * int(np.sum(sizes[1:])))
-    return (9 * n_params + per_batch) * itemsize
 
 
 class MLPClassifier(BaseMinibatchClassifier):
@@ -135,6 +122,16 @@ class MLPClassifier(BaseMinibatchClassifier):
         plus ``val_loss``, ``val_accuracy`` and ``val_loss_per_class`` with
         ``early_stopping``. A callback that returns True stops training after
         this epoch (the estimator stays usable). Exceptions propagate.
+
+    n_jobs : int or None, default=None
+        Threads of the training and prediction kernels. ``None``: the cores
+        this process may use, within ``OMP_NUM_THREADS``, a
+        ``threadpoolctl.threadpool_limits`` block and a joblib worker's
+        share, less the cores other processes keep busy; ``-1``: all cores;
+        ``k``: ``k`` threads. Fits running at the same time in one process
+        share the cores. Unlike scikit-learn's ``n_jobs`` (joblib
+        processes), this counts threads inside one fit, as in umap-learn.
+        The results do not depend on it.
 
     Attributes
     ----------
@@ -254,6 +251,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         lr_step_size=10,
         lr_gamma=0.1,
         callbacks=None,
+        n_jobs=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -282,6 +280,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         self.lr_step_size = lr_step_size
         self.lr_gamma = lr_gamma
         self.callbacks = callbacks
+        self.n_jobs = n_jobs
 
     # -- parameters --------------------------------------------------------
     def _hidden_sizes(self):
@@ -327,28 +326,23 @@ class MLPClassifier(BaseMinibatchClassifier):
         return np.array([n_features, *self._hidden_sizes(), n_outputs],
                         dtype=np.int64)
 
-    def _init_theta(self, n_features, n_outputs, rng, dtype):
+    def _model(self, n_features=None, n_outputs=None, loss=None):
+        if n_features is None:  # the fitted model
+            return MLPModel(self._sizes, ACTIVATIONS[self.activation],
+                            self._loss_code)
+        return MLPModel(self._layer_sizes(n_features, n_outputs),
+                        ACTIVATIONS[self.activation], loss)
+
+    def _init_params(self, model, rng, dtype):
         # Glorot/Xavier uniform for weights and intercepts, as scikit-learn
         # (with its larger bound for the logistic activation)
-        sizes = self._layer_sizes(n_features, n_outputs)
-        w_off, b_off, n_params = layout(sizes)
-        check_memory(_fit_bytes(sizes, n_params, np.dtype(dtype).itemsize,
-                                self._batch_size(10**9)),
-                     f"{type(self).__name__} with layer sizes {sizes.tolist()} "
-                     f"({n_params:,} parameters)")
-        self._sizes = sizes
-        self._w_off, self._b_off = w_off, b_off
-        theta = np.empty(n_params, dtype=dtype)
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        for l in range(len(sizes) - 1):
-            fan_in, fan_out = sizes[l], sizes[l + 1]
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            # drawn in blocks and cast as they come: no float64 temporary of
-            # the whole layer (the same stream of draws as one call)
-            for start in range(w_off[l], b_off[l] + fan_out, _INIT_BLOCK):
-                stop = min(start + _INIT_BLOCK, b_off[l] + fan_out)
-                theta[start:stop] = rng.uniform(-bound, bound, stop - start)
-        return theta
+        self._sizes = model.sizes.copy()
+        return model.init_params(rng, dtype, glorot_factor=(
+            2.0 if self.activation == "logistic" else 6.0))
+
+    def _describe(self, model):
+        return (f"{type(self).__name__} with layer sizes {model.sizes.tolist()} "
+                f"({model.n_params:,} parameters)")
 
     def _check_warm_layout(self, n_features, n_outputs):
         sizes = self._layer_sizes(n_features, n_outputs)
@@ -359,69 +353,17 @@ class MLPClassifier(BaseMinibatchClassifier):
                 "cannot be continued: set warm_start=False (or call fit instead "
                 "of partial_fit) to train a new network.")
 
-    def _make_workspace(self, n_features, dtype, batch_size):
-        self._penalty_batch = batch_size
-        a_off, a_len = act_layout(self._sizes, batch_size)
-        hidden = self._sizes[1:-1]
-        return dict(
-            Xb=np.empty((batch_size, n_features), dtype=dtype),
-            yb=np.empty(batch_size, dtype=np.int64),
-            wb=np.empty(batch_size, dtype=dtype),
-            acts=np.empty(a_len, dtype=dtype),
-            a_off=a_off,
-            D=np.empty(batch_size * int(hidden.max()), dtype=dtype),
-            grad=np.empty_like(self._theta),
-        )
+    def _l2(self, batch_size):
+        # scikit-learn's scaling: alpha / m * W in a minibatch of m rows, and
+        # the mean over minibatches of alpha / (2 m) ||W||^2 in the loss (the
+        # last, shorter minibatch counted like the others)
+        return 0.0, float(self.alpha), 0.5 * float(self.alpha) / batch_size
 
-    def _run_epoch(self, X, y, w, order, ws, lr0, lr1, t, acc):
-        s1, s2 = self._opt_state
-        return mlp_epoch(
-            X, y, w, order, False, self._rng_state, self._sizes,
-            self._w_off, self._b_off, self._theta, ws["grad"], s1, s2,
-            ws["Xb"], ws["yb"], ws["wb"], ws["acts"], ws["a_off"], ws["D"],
-            ACTIVATIONS[self.activation], self._loss_code, float(self.alpha),
-            float(lr0), float(lr1), SOLVERS[self.solver],
-            float(self.momentum), self.nesterovs_momentum, float(self.beta_1),
-            float(self.beta_2), float(self.epsilon), t, acc["class_loss"],
-            acc["class_weight"], acc["col_loss"], acc["stats"])
-
-    def _forward(self, X_block, theta):
-        # predictions are computed in float64 whatever the training dtype: a
-        # float32 product rounds differently depending on how many rows BLAS
-        # gets, and a row's probabilities must not depend on its neighbours
-        theta = theta.astype(np.float64, copy=False)
-        X_block = np.ascontiguousarray(X_block, dtype=np.float64)
-        out = np.empty((X_block.shape[0], self._sizes[-1]), dtype=np.float64)
-        mlp_forward(X_block, theta, self._sizes, self._w_off, self._b_off,
-                    ACTIVATIONS[self.activation], out)
-        return out
-
-    def _forward_exact(self, rows):
-        return forward_numpy(rows, list(self._weights(self._theta)),
-                             ACTIVATIONS[self.activation])
-
-    def _weights(self, theta):
-        sizes = self._sizes
-        for l in range(len(sizes) - 1):
-            W = theta[self._w_off[l]:self._b_off[l]].reshape(sizes[l], sizes[l + 1])
-            b = theta[self._b_off[l]:self._b_off[l] + sizes[l + 1]]
-            yield W, b
-
-    def _penalty(self, theta):
-        # the mean over minibatches of scikit-learn's alpha / (2 m) ||W||^2
-        # (the last, shorter batch is counted like the others)
-        total = 0.0
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is
-            for W, _ in self._weights(theta):              # caught after
-                flat = W.ravel()
-                total += float(np.dot(flat, flat))
-        return 0.5 * self.alpha * total / self._penalty_batch
-
-    def _export_params(self, theta):
-        self.coefs_ = [W.copy() for W, _ in self._weights(theta)]
-        self.intercepts_ = [b.copy() for _, b in self._weights(theta)]
+    def _export(self, weights):
+        self.coefs_ = [W for W, _ in weights]
+        self.intercepts_ = [b for _, b in weights]
         self.n_layers_ = len(self._sizes)
         self.n_outputs_ = int(self._sizes[-1])
         self.out_activation_ = "logistic" if self.n_outputs_ == 1 else "softmax"
-        if self.loss_curve_:
+        if getattr(self, "loss_curve_", None):
             self.loss_ = self.loss_curve_[-1]

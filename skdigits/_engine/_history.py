@@ -1,0 +1,86 @@
+"""The learning curves of a fit, one entry per epoch, kept in step.
+
+Six curves: the training loss (the objective), the training accuracy, the
+loss of each class, and with a validation split its accuracy
+(``validation_scores_``), its loss and the loss of each class. An epoch
+without validation (a fit without early stopping after one with it, or
+``partial_fit``) gets NaN in the validation curves, so every curve always
+has one entry per epoch.
+"""
+
+import numpy as np
+
+__all__ = ["History"]
+
+_LISTS = ("loss_curve_", "accuracy_curve_")
+_VALIDATION = ("validation_scores_", "validation_loss_curve_")
+
+
+class History:
+    """The curves of an estimator, continued from its fitted attributes.
+
+    Parameters
+    ----------
+    n_classes : int
+        Columns of the per-class curves.
+    estimator : object, default=None
+        A fitted estimator whose curves to continue (warm start,
+        ``partial_fit``); None starts empty.
+    validation : bool, default=False
+        Whether this call validates: the validation curves then exist (padded
+        with NaN for earlier epochs without validation).
+    """
+
+    def __init__(self, n_classes, estimator=None, validation=False):
+        self.n_classes = n_classes
+        self.loss = list(getattr(estimator, "loss_curve_", []) or [])
+        self.accuracy = list(getattr(estimator, "accuracy_curve_", []) or [])
+        per_class = getattr(estimator, "loss_curve_per_class_", None)
+        self.per_class = (np.empty((0, n_classes)) if per_class is None
+                          else np.array(per_class, dtype=float))
+        scores = getattr(estimator, "validation_scores_", None)
+        self.has_validation = scores is not None or validation
+        n_epochs = len(self.loss)
+        if scores is not None:
+            self.val_scores = list(scores)
+            self.val_loss = list(getattr(estimator, "validation_loss_curve_", []))
+            self.val_per_class = np.array(
+                getattr(estimator, "validation_loss_curve_per_class_"), dtype=float)
+        elif validation:  # earlier epochs had no validation
+            self.val_scores = [np.nan] * n_epochs
+            self.val_loss = [np.nan] * n_epochs
+            self.val_per_class = np.full((n_epochs, n_classes), np.nan)
+
+    @property
+    def n_epochs(self):
+        return len(self.loss)
+
+    def append(self, loss, accuracy, per_class, validation=None):
+        """Record one epoch; ``validation`` is ``(score, loss, per_class)`` or
+        None."""
+        self.loss.append(float(loss))
+        self.accuracy.append(float(accuracy))
+        self.per_class = np.vstack([self.per_class, np.asarray(per_class)[None, :]])
+        if not self.has_validation:
+            return
+        if validation is None:
+            validation = (np.nan, np.nan, np.full(self.n_classes, np.nan))
+        score, val_loss, val_per_class = validation
+        self.val_scores.append(float(score))
+        self.val_loss.append(float(val_loss))
+        self.val_per_class = np.vstack(
+            [self.val_per_class, np.asarray(val_per_class)[None, :]])
+
+    def export(self, estimator):
+        """Set the estimator's curve attributes (copies)."""
+        estimator.loss_curve_ = list(self.loss)
+        estimator.accuracy_curve_ = list(self.accuracy)
+        estimator.loss_curve_per_class_ = self.per_class.copy()
+        if self.has_validation:
+            estimator.validation_scores_ = list(self.val_scores)
+            estimator.validation_loss_curve_ = list(self.val_loss)
+            estimator.validation_loss_curve_per_class_ = self.val_per_class.copy()
+        else:
+            estimator.validation_scores_ = None
+            for name in ("validation_loss_curve_", "validation_loss_curve_per_class_"):
+                estimator.__dict__.pop(name, None)

@@ -1,0 +1,290 @@
+"""What the training loop needs to know about a model, kept apart from the
+estimators: the parameter layout, its initialisation, the buffers of a fit,
+one epoch, and the forward pass.
+
+A model object holds plain values (sizes, codes) and is rebuilt from the
+estimator's parameters and fitted arrays whenever needed, so an estimator
+never stores it. The kernels behind it (``_kernels._linear``,
+``_kernels._mlp``) know nothing of estimators; another implementation of the
+same methods (a GPU one, say) could take their place.
+"""
+
+import numpy as np
+
+from .._kernels import _linear, _mlp
+from .._kernels._simd import TILE_ROWS
+
+__all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK"]
+
+#: Rows per work item when predicting.
+PREDICT_BLOCK = 256
+
+#: Index lists of dense inputs: ``0, 1, 2, ...`` (grown on demand).
+_DENSE = {"list": np.arange(1024, dtype=np.int64)[None, :]}
+
+
+def _dense(n):
+    """The dense list (at least ``n`` long) and its count."""
+    dense = _DENSE["list"]
+    if dense.shape[1] < n:
+        dense = np.arange(max(n, 2 * dense.shape[1]), dtype=np.int64)[None, :]
+        _DENSE["list"] = dense
+    return dense, np.array([dense.shape[1]], dtype=np.int64)
+
+
+def _padded(n):
+    return -(-int(n) // _mlp.PAD) * _mlp.PAD
+
+
+class _Batches:
+    """The double-buffered minibatch shared by a team."""
+
+    def __init__(self, batch_size, n_features, dtype):
+        n_groups = -(-batch_size // TILE_ROWS)
+        self.Xb = np.zeros((2, batch_size, n_features), dtype=dtype)
+        self.lists = np.zeros((2, n_groups, n_features), dtype=np.int64)
+        self.counts = np.zeros((2, n_groups), dtype=np.int64)
+        self.yb = np.zeros((2, batch_size), dtype=np.int64)
+        self.wb = np.zeros((2, batch_size), dtype=dtype)
+
+    def args(self):
+        return self.Xb, self.lists, self.counts, self.yb, self.wb
+
+
+class Accumulators:
+    """Per-thread sums of an epoch (see ``_losses.loss_grad``); thread 0's
+    row holds the epoch's figures."""
+
+    def __init__(self, n_threads, n_classes, n_outputs):
+        self.class_loss = np.zeros((n_threads, n_classes))
+        self.class_weight = np.zeros((n_threads, n_classes))
+        self.col_loss = np.zeros((n_threads, n_outputs))
+        self.stats = np.zeros((n_threads, 3))
+
+    def reset(self):
+        for a in (self.class_loss, self.class_weight, self.col_loss, self.stats):
+            a[:] = 0.0
+
+    def args(self):
+        return self.class_loss, self.class_weight, self.col_loss, self.stats
+
+
+class _Model:
+    """What the two models share."""
+
+    n_outputs = None
+    loss = None
+
+    def new_state(self, dtype):
+        """Zeroed optimizer state (two vectors in the layout of ``theta``)."""
+        return (np.zeros(self.n_params, dtype=dtype),
+                np.zeros(self.n_params, dtype=dtype))
+
+    def _forward_buffers(self, n_threads, n_features, widths):
+        n_groups = -(-PREDICT_BLOCK // TILE_ROWS)
+        return (np.zeros((n_threads, PREDICT_BLOCK, n_features)),
+                np.zeros((n_threads, n_groups, n_features), dtype=np.int64),
+                np.zeros((n_threads, n_groups), dtype=np.int64),
+                np.zeros((n_threads, PREDICT_BLOCK * sum(widths))))
+
+
+class LinearModel(_Model):
+    """A linear classifier: ``n_features`` inputs, ``n_outputs`` logits.
+
+    Parameters
+    ----------
+    n_features, n_outputs : int
+        Sizes.
+    loss : int
+        ``_losses.SOFTMAX`` or ``_losses.LOGISTIC``.
+    """
+
+    def __init__(self, n_features, n_outputs, loss):
+        self.n_features = int(n_features)
+        self.n_outputs = int(n_outputs)
+        self.loss = loss
+        self.ld = _padded(n_outputs)
+        self.n_params = self.n_features * self.ld + self.ld
+
+    def max_threads(self):
+        """Most threads an epoch can keep busy: one per feature block."""
+        return -(-self.n_features // _linear.FEATURE_BLOCK)
+
+    def init_params(self, rng, dtype):
+        """Zeros (the loss is convex), like ``LogisticRegression``."""
+        return np.zeros(self.n_params, dtype=dtype)
+
+    def fit_bytes(self, batch_size, itemsize):
+        """Memory a fit needs beyond the data (parameters, gradient, optimizer
+        state, copies kept to undo an epoch, exports, buffers)."""
+        return (9 * self.n_params + 2 * batch_size * self.n_features) * itemsize
+
+    def unpack(self, theta):
+        """``[(W, b)]``: weights ``(n_features, n_outputs)`` and intercepts
+        (copies)."""
+        W, b = _linear.params(theta, self.n_features, self.ld)
+        return [(W[:, :self.n_outputs].copy(), b[0, :self.n_outputs].copy())]
+
+    def penalty_norm(self, theta):
+        """Sum of the squared weights (not the intercepts)."""
+        W = theta[:self.n_features * self.ld]
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.dot(W, W))
+
+    def workspace(self, batch_size, n_threads, dtype):
+        """The buffers of a fit, for up to ``n_threads`` threads."""
+        n_parts = -(-self.n_features // _linear.FEATURE_BLOCK)
+        return dict(grad=np.zeros(self.n_params, dtype=dtype),
+                    batches=_Batches(batch_size, self.n_features, dtype),
+                    Zp=np.zeros((n_parts, batch_size, self.ld), dtype=dtype),
+                    Zt=np.zeros((n_threads, batch_size, self.ld), dtype=dtype))
+
+    def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
+                  fopt, t):
+        """One epoch over the rows ``order``; returns the step count."""
+        return team.run(n_threads, _linear.linear_epoch, X, y, w, order,
+                        np.int64(self.ld), theta, ws["grad"], state[0], state[1],
+                        *ws["batches"].args(), ws["Zp"], ws["Zt"], *acc.args(), iopt,
+                        fopt, t)
+
+    def logits(self, team, n_threads, X, rows, theta):
+        """float64 logits of the rows ``rows`` of ``X``."""
+        theta = theta.astype(np.float64, copy=False)
+        Xb, lists, counts, Z = self._forward_buffers(n_threads, self.n_features,
+                                                     [self.ld])
+        out = np.empty((len(rows), self.n_outputs))
+        team.run(n_threads, _linear.linear_forward, X, rows, np.int64(self.ld), theta,
+                 Xb, lists, counts, Z.reshape(n_threads, PREDICT_BLOCK, self.ld), out)
+        return out
+
+    def logits_exact(self, X, theta):
+        """Logits by NumPy in ``X``'s dtype (extended precision for rows that
+        overflow float64)."""
+        ((W, b),) = self.unpack(theta)
+        return X @ W.astype(X.dtype) + b.astype(X.dtype)
+
+
+class MLPModel(_Model):
+    """A multilayer perceptron with layer sizes ``sizes`` (inputs, hidden
+    layers, outputs).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Units per layer, inputs first.
+    activation : int
+        Hidden activation code (``_mlp.ACTIVATIONS``).
+    loss : int
+        ``_losses.SOFTMAX`` or ``_losses.LOGISTIC``.
+    """
+
+    def __init__(self, sizes, activation, loss):
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.activation = activation
+        self.loss = loss
+        self.n_features = int(self.sizes[0])
+        self.n_outputs = int(self.sizes[-1])
+        self.w_off, self.b_off, self.ld, self.n_params = _mlp.layout(self.sizes)
+
+    def max_threads(self):
+        """Most threads an epoch can keep busy: one per panel of the first
+        hidden layer."""
+        return -(-int(self.sizes[1]) // _mlp.PANEL)
+
+    def init_params(self, rng, dtype, glorot_factor=6.0, block=1 << 20):
+        """Glorot/Xavier uniform weights and intercepts, drawn layer by layer
+        in scikit-learn's order (weights row by row, then intercepts), in
+        blocks cast as they come (no float64 copy of a large layer)."""
+        theta = np.zeros(self.n_params, dtype=dtype)
+        sizes = self.sizes
+        for l in range(len(sizes) - 1):
+            fan_in, fan_out = int(sizes[l]), int(sizes[l + 1])
+            bound = np.sqrt(glorot_factor / (fan_in + fan_out))
+            rows = max(1, block // fan_out)
+            for r0 in range(0, fan_in, rows):
+                r1 = min(fan_in, r0 + rows)
+                _mlp.put_rows(theta, sizes, l, r0, rng.uniform(
+                    -bound, bound, (r1 - r0, fan_out)).astype(dtype, copy=False))
+            b = rng.uniform(-bound, bound, fan_out)
+            theta[self.b_off[l]:self.b_off[l] + fan_out] = b
+        return theta
+
+    def fit_bytes(self, batch_size, itemsize):
+        """Memory a fit needs beyond the data (parameters, gradient, optimizer
+        state, copies kept to undo an epoch, exports, buffers)."""
+        per_batch = batch_size * (2 * int(self.sizes[0])
+                                  + 2 * int(np.sum(self.sizes[1:])))
+        return (9 * self.n_params + per_batch) * itemsize
+
+    def unpack(self, theta):
+        """``[(W, b), ...]`` per layer, row-major, without padding (copies)."""
+        return _mlp.unpack(theta, self.sizes)
+
+    def penalty_norm(self, theta):
+        """Sum of the squared weights (not the intercepts)."""
+        total = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for l in range(len(self.sizes) - 1):
+                n = int(self.b_off[l] - self.w_off[l])
+                W = theta[self.w_off[l]:self.w_off[l] + n]
+                total += float(np.dot(W, W))
+        return total
+
+    def _transposes(self):
+        t_off = np.zeros(len(self.sizes) - 1, dtype=np.int64)
+        pos = 0
+        for l in range(1, len(self.sizes) - 1):
+            t_off[l] = pos
+            pos += int(self.ld[l] * self.sizes[l])
+        return t_off, pos
+
+    def _slots(self, n_rows, widths):
+        a_off = np.zeros(len(widths), dtype=np.int64)
+        pos = 0
+        for l, width in enumerate(widths):
+            a_off[l] = pos
+            pos += n_rows * int(width)
+        return a_off, pos
+
+    def workspace(self, batch_size, n_threads, dtype):
+        """The buffers of a fit, for up to ``n_threads`` threads."""
+        t_off, n_t = self._transposes()
+        a_off, n_a = self._slots(batch_size, self.sizes[1:-1])
+        n_parts = -(-int(self.sizes[-2]) // _mlp.PANEL)
+        return dict(grad=np.zeros(self.n_params, dtype=dtype),
+                    Wt=np.zeros(max(n_t, 1), dtype=dtype), t_off=t_off,
+                    batches=_Batches(batch_size, self.n_features, dtype),
+                    H=np.zeros(max(n_a, 1), dtype=dtype),
+                    D=np.zeros(max(n_a, 1), dtype=dtype), a_off=a_off,
+                    Zp=np.zeros((n_parts, batch_size, self.ld[-1]), dtype=dtype),
+                    Zt=np.zeros((n_threads, batch_size, self.ld[-1]), dtype=dtype))
+
+    def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
+                  fopt, t):
+        """One epoch over the rows ``order``; returns the step count."""
+        dense, dense_counts = _dense(int(self.sizes.max()))
+        epoch = _mlp.mlp_epoch if len(self.sizes) == 3 else _mlp.mlp_epoch_deep
+        return team.run(n_threads, epoch, X, y, w, order, self.sizes,
+                        self.w_off, self.b_off, self.ld, theta, ws["grad"], state[0],
+                        state[1], ws["Wt"], ws["t_off"], *ws["batches"].args(), dense,
+                        dense_counts, ws["H"], ws["D"], ws["a_off"], ws["Zp"],
+                        ws["Zt"], *acc.args(), iopt, fopt, t)
+
+    def logits(self, team, n_threads, X, rows, theta):
+        """float64 logits of the rows ``rows`` of ``X``."""
+        theta = theta.astype(np.float64, copy=False)
+        widths = [*self.sizes[1:-1], self.ld[-1]]
+        a_off, _ = self._slots(PREDICT_BLOCK, widths)
+        Xb, lists, counts, H = self._forward_buffers(n_threads, self.n_features,
+                                                     widths)
+        dense, dense_counts = _dense(int(self.sizes.max()))
+        out = np.empty((len(rows), self.n_outputs))
+        team.run(n_threads, _mlp.mlp_forward, X, rows, self.sizes, self.w_off,
+                 self.b_off, self.ld, theta, np.int64(self.activation), Xb, lists,
+                 counts, H, a_off, dense, dense_counts, out)
+        return out
+
+    def logits_exact(self, X, theta):
+        """Logits by NumPy in ``X``'s dtype (extended precision for rows that
+        overflow float64)."""
+        return _mlp.forward_numpy(X, self.unpack(theta), self.activation)

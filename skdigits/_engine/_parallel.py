@@ -1,0 +1,224 @@
+"""Threads for the kernels: how many a fit may use, and the team that runs
+one kernel call on them.
+
+- ``n_jobs`` follows scikit-learn's OpenMP estimators (HistGradientBoosting):
+  ``None`` is every core the process may use, within ``OMP_NUM_THREADS``,
+  ``threadpool_limits`` in the calling thread and the share a joblib worker
+  gets (loky and dask's nanny set ``OMP_NUM_THREADS``); ``-1`` is all cores,
+  ``k`` is ``k`` threads, ``-2`` all but one.
+- Fits running at the same time in one process (threads: joblib's threading
+  backend, dask worker threads) share the process's cores: each gets
+  ``cores // fits`` threads (at least one), re-checked every epoch.
+- With ``n_jobs=None`` a fit also leaves alone the cores that other processes
+  keep busy, measured every epoch from the system's CPU counters.
+
+None of this changes the results: the kernels give the same bits for any
+number of threads. Nothing here changes a setting other code can see (no
+BLAS or OpenMP limits, no environment variables).
+"""
+
+import itertools
+import os
+import threading
+import time
+
+import numpy as np
+
+from .._kernels._sync import SYNC_SIZE
+
+__all__ = ["effective_n_threads", "CoreShare", "Team"]
+
+
+def effective_n_threads(n_jobs=None):
+    """Threads a fit with this ``n_jobs`` asks for, as scikit-learn's OpenMP
+    estimators count them (see the module docstring)."""
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    return max(1, int(_openmp_effective_n_threads(n_jobs)))
+
+
+def _process_cores():
+    """Physical cores this process may run on (affinity and cgroup quotas
+    included), as joblib counts them."""
+    from joblib import cpu_count
+
+    return max(1, cpu_count(only_physical_cores=True))
+
+
+class _CpuMeter:
+    """How many cores other processes keep busy, from ``/proc/stat``: the
+    machine's busy time minus this process's own, per second of wall time
+    since the last reading. Elsewhere (no ``/proc``) it reports none."""
+
+    def __init__(self):
+        self._last = self._read()
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat", encoding="ascii") as fh:
+                fields = fh.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu":
+            return None
+        ticks = [int(v) for v in fields[1:]]
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+        busy = sum(ticks[:8]) - idle  # up to steal; guest is inside user
+        return time.monotonic(), busy / _CLOCK_TICKS, time.process_time()
+
+    @staticmethod
+    def _running_now():
+        """Runnable tasks on the machine right now, less the calling thread."""
+        try:
+            with open("/proc/loadavg", encoding="ascii") as fh:
+                running = int(fh.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        return max(0.0, running - 1.0)
+
+    def others(self):
+        """Cores busy with other processes since the last call (on the
+        first call: the runnable tasks right now)."""
+        now = self._read()
+        last, self._last = self._last, now
+        if now is None or last is None:
+            return 0.0
+        wall = now[0] - last[0]
+        if wall < 0.02:  # too short to tell: what runs right now
+            return self._running_now()
+        busy = (now[1] - last[1]) - (now[2] - last[2])
+        return max(0.0, busy / wall)
+
+
+try:
+    _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+    _CLOCK_TICKS = 100
+
+_SHARE_LOCK = threading.Lock()
+_ACTIVE = {}
+_IDS = itertools.count()
+
+
+class CoreShare:
+    """A running fit's claim on the process's cores (a context manager).
+
+    ``threads()`` says how many threads the fit's next kernel call gets:
+    ``n_jobs``'s count, at most the fit's fair share of the cores among the
+    fits running now, and, for ``n_jobs=None``, at most the cores other
+    processes leave free.
+    """
+
+    def __init__(self, n_jobs):
+        self.n_jobs = n_jobs
+        self.wanted = effective_n_threads(n_jobs)
+        self._meter = _CpuMeter() if n_jobs is None else None
+        self._id = next(_IDS)
+
+    def __enter__(self):
+        with _SHARE_LOCK:
+            _ACTIVE[self._id] = self.wanted
+        return self
+
+    def __exit__(self, *exc):
+        with _SHARE_LOCK:
+            _ACTIVE.pop(self._id, None)
+        return False
+
+    def threads(self):
+        cores = _process_cores()
+        with _SHARE_LOCK:
+            n_fits = max(1, len(_ACTIVE))
+        n = min(self.wanted, max(1, cores // n_fits))
+        if self._meter is not None and n > 1:
+            free = cores - self._meter.others()
+            n = min(n, max(1, int(free + 0.5)))
+        return n
+
+
+class Team:
+    """Threads that run one kernel call together (a context manager).
+
+    ``run(n, kernel, *args)`` calls ``kernel(tid, n, sync, *args)`` in ``n``
+    threads at once, the calling thread being ``tid = 0``, with a fresh
+    ``sync`` array, and returns thread 0's result. The kernels release the
+    GIL (``nogil``). Helper threads are started when first needed and stop
+    when the team closes.
+    """
+
+    def __init__(self):
+        self._workers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _grow(self, n_helpers):
+        while len(self._workers) < n_helpers:
+            self._workers.append(_Worker())
+
+    def run(self, n, kernel, *args):
+        sync = np.zeros(SYNC_SIZE, dtype=np.int64)
+        if n <= 1:
+            return kernel(0, 1, sync, *args)
+        self._grow(n - 1)
+        helpers = self._workers[:n - 1]
+        for tid, worker in enumerate(helpers, start=1):
+            worker.submit(kernel, (tid, n, sync, *args))
+        try:
+            result = kernel(0, n, sync, *args)
+        finally:
+            errors = [e for e in (worker.wait() for worker in helpers) if e]
+        if errors:
+            raise errors[0]
+        return result
+
+    def close(self):
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
+
+
+class _Worker:
+    """One helper thread: runs submitted calls, one at a time."""
+
+    def __init__(self):
+        self._call = None
+        self._error = None
+        self._ready = threading.Semaphore(0)
+        self._done = threading.Semaphore(0)
+        self._thread = threading.Thread(target=self._loop, name="skdigits-worker",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            self._ready.acquire()
+            call = self._call
+            if call is None:
+                return
+            kernel, args = call
+            try:
+                kernel(*args)
+            except BaseException as exc:  # reported by the caller's wait()
+                self._error = exc
+            self._done.release()
+
+    def submit(self, kernel, args):
+        self._error = None
+        self._call = (kernel, args)
+        self._ready.release()
+
+    def wait(self):
+        self._done.acquire()
+        self._call = None
+        return self._error
+
+    def stop(self):
+        self._call = None
+        self._ready.release()
+        self._thread.join()

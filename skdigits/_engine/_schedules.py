@@ -1,0 +1,108 @@
+"""Learning-rate schedules: the rate at the start and at the end of an epoch.
+
+The epoch kernels move the rate linearly from the first to the second value
+over the epoch's minibatches, so a smooth schedule (cosine) changes at every
+minibatch, not by steps. ``n_epochs`` is the number of epochs the schedule
+spans (the fit's ``max_iter``).
+"""
+
+import math
+
+__all__ = ["SCHEDULES", "make_schedule"]
+
+
+class Constant:
+    """The same rate throughout."""
+
+    def __init__(self, lr):
+        self.lr = lr
+
+    def rates(self, epoch, n_epochs):
+        return self.lr, self.lr
+
+
+class InvScaling:
+    """``lr / (epoch + 1) ** power_t``, constant within an epoch."""
+
+    def __init__(self, lr, power_t):
+        self.lr = lr
+        self.power_t = power_t
+
+    def rates(self, epoch, n_epochs):
+        rate = self.lr / (epoch + 1) ** self.power_t
+        return rate, rate
+
+
+class Cosine:
+    """From ``lr`` down to zero over ``n_epochs`` along half a cosine."""
+
+    def __init__(self, lr):
+        self.lr = lr
+
+    def _at(self, e, n_epochs):
+        return 0.5 * self.lr * (1.0 + math.cos(math.pi * min(e, n_epochs) / n_epochs))
+
+    def rates(self, epoch, n_epochs):
+        return self._at(epoch, n_epochs), self._at(epoch + 1, n_epochs)
+
+
+class Step:
+    """``lr * gamma ** (epoch // step_size)``."""
+
+    def __init__(self, lr, step_size, gamma):
+        self.lr = lr
+        self.step_size = step_size
+        self.gamma = gamma
+
+    def rates(self, epoch, n_epochs):
+        rate = self.lr * self.gamma ** (epoch // self.step_size)
+        return rate, rate
+
+
+class Adaptive:
+    """scikit-learn's ``"adaptive"``: constant until the loss stops
+    improving, then divided by 5 (``plateau``), down to 1e-6."""
+
+    def __init__(self, lr):
+        self.lr = lr
+
+    def rates(self, epoch, n_epochs):
+        return self.lr, self.lr
+
+    def plateau(self):
+        """Divide the rate by 5 if it is still above 1e-6; returns whether it
+        was (False: the rate is spent, training should stop)."""
+        if self.lr <= 1e-6:
+            return False
+        self.lr /= 5.0
+        return True
+
+
+SCHEDULES = ("constant", "invscaling", "adaptive", "cosine", "step")
+
+
+def make_schedule(name, lr, *, power_t=0.5, step_size=10, gamma=0.1):
+    """The schedule called ``name`` starting from ``lr``."""
+    if name == "invscaling":
+        return InvScaling(lr, power_t)
+    if name == "cosine":
+        return Cosine(lr)
+    if name == "step":
+        return Step(lr, step_size, gamma)
+    if name == "adaptive":
+        return Adaptive(lr)
+    return Constant(lr)
+
+
+def checked_rates(schedule, epoch, n_epochs, names):
+    """``schedule.rates`` or ``ValueError`` when a rate overflows; ``names``
+    says which parameters to blame (``"power_t"``, ...)."""
+    try:
+        rates = schedule.rates(epoch, n_epochs)
+    except OverflowError:
+        rates = (math.inf, math.inf)
+    if not all(math.isfinite(r) for r in rates):
+        raise ValueError(
+            f"The learning-rate schedule overflows at epoch {epoch + 1}: use a "
+            f"smaller {names}.")
+    return rates

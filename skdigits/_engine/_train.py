@@ -1,0 +1,277 @@
+"""The epoch loop: Python runs it, one kernel call per epoch.
+
+``train`` runs the epochs of one ``fit`` or ``partial_fit`` call; ``_Run``
+holds what lives for that call only (the model's buffers, the threads, the
+curves, the stopping rule, the best weights), so the estimator keeps arrays
+and plain values only.
+"""
+
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from .._kernels._batch import (
+    F_BETA1,
+    F_BETA2,
+    F_EPS,
+    F_L2_FIXED,
+    F_L2_PER_ROW,
+    F_LR0,
+    F_LR1,
+    F_MOMENTUM,
+    I_ACTIVATION,
+    I_LOSS,
+    I_N_OUT,
+    I_NESTEROV,
+    I_SOLVER,
+    N_FOPT,
+    N_IOPT,
+)
+from .._kernels._losses import LOGISTIC, loss_grad
+from .._kernels._rng import shuffle
+from .._logging import Progress, verbose_logger
+from ._history import History
+from ._models import Accumulators
+from ._parallel import CoreShare, Team
+from ._stopping import NoImprovement
+
+__all__ = ["train", "TrainingDivergedError", "per_class_loss", "evaluate"]
+
+
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """Training produced a non-finite loss or non-finite weights."""
+
+
+def per_class_loss(acc_row, loss, n_outputs):
+    """Loss of each class from an epoch's sums (one row of ``Accumulators``):
+    the weighted mean loss of its samples, or for one-vs-rest models the
+    binary loss of each label's model."""
+    class_loss, class_weight, col_loss, stats = acc_row
+    if loss == LOGISTIC and n_outputs > 1:
+        return col_loss / stats[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(class_weight > 0, class_loss / class_weight, np.nan)
+
+
+def evaluate(model, team, n_threads, X, y, w, rows, theta, penalty, n_classes):
+    """Loss (with ``penalty``), accuracy and per-class loss of ``theta`` on
+    the rows ``rows`` (the validation split), in float64."""
+    Z = model.logits(team, n_threads, X, rows, theta)
+    acc = Accumulators(1, n_classes, model.n_outputs)
+    loss_grad(Z, y[rows], w[rows].astype(np.float64), len(rows), model.loss, 0.0,
+              acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], acc.stats[0])
+    stats = acc.stats[0]
+    row = (acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], stats)
+    return (float(stats[0] / stats[1] + penalty), float(stats[2] / stats[1]),
+            per_class_loss(row, model.loss, model.n_outputs))
+
+
+def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental):
+    """Run up to ``n_epochs`` epochs of ``est`` (its parameters and fitted
+    state: ``_theta``, ``_opt_state``, ``_opt_t``, ``_rng_state``...) on the
+    rows ``train_idx``, validating on ``val_idx`` (or None)."""
+    run = _Run(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental)
+    with CoreShare(est.n_jobs) as share, Team() as team:
+        run.start(share.wanted)
+        try:
+            for epoch in range(n_epochs):
+                figures = run.epoch(team, share.threads(), epoch)
+                run.record(figures)
+                if run.should_stop(figures):
+                    break
+            else:
+                run.max_iter_reached()
+        except KeyboardInterrupt:
+            if est._epochs_this_call == 0:
+                raise  # nothing to keep: the estimator goes back as it was
+            run.restore_last_epoch()
+            warnings.warn(
+                f"Training interrupted by the user after {est.n_iter_} epochs; "
+                "the model keeps the weights of the last finished epoch.")
+        finally:
+            run.close()
+    run.finish()
+
+
+class _Run:
+    """The state of one ``fit``/``partial_fit`` call."""
+
+    def __init__(self, est, model, X, y, w, train_idx, val_idx, n_epochs, incremental):
+        self.est, self.model = est, model
+        self.X, self.y, self.w = X, y, w
+        self.order = np.array(train_idx, dtype=np.int64)
+        self.val_idx = val_idx
+        self.n_epochs = n_epochs
+        self.incremental = incremental
+        self.n_classes = len(est.classes_)
+        self.batch_size = est._batch_size(len(self.order))
+        self.early = val_idx is not None
+        # validation rows that all weigh zero would give 0/0 figures: measure
+        # them unweighted instead
+        self.w_val = w if not self.early or w[val_idx].sum() > 0 else np.ones_like(w)
+        self.history = History(self.n_classes, est if est.n_iter_ else None,
+                               validation=self.early)
+        best_score = getattr(est, "best_validation_score_", None)
+        self.stopper = NoImprovement(
+            est.tol, est.n_iter_no_change, self.early, est.best_loss_,
+            -np.inf if best_score is None else best_score, est._no_improvement_count)
+        self.schedule = est._schedule()
+        self.l2_fixed, self.l2_per_row, self.penalty_scale = est._l2(self.batch_size)
+        self.callbacks = est._callbacks()
+        self.log = verbose_logger(type(est).__module__, est.verbose)
+        self.progress = Progress(n_epochs, est.verbose >= 2, type(est).__name__)
+        self.best_theta = None
+        if self.early and est.n_iter_ > 0 and getattr(est, "validation_scores_", None):
+            self.best_theta = est._theta.copy()  # continuing an early-stopped fit
+        self.snapshot = None
+        self.stopped_by = None
+
+    def start(self, max_threads):
+        dtype = self.est._theta.dtype
+        self.ws = self.model.workspace(self.batch_size, max_threads, dtype)
+        self.acc = Accumulators(max_threads, self.n_classes, self.model.n_outputs)
+        est = self.est
+        self.iopt = np.zeros(N_IOPT, dtype=np.int64)
+        self.iopt[[I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT]] = (
+            getattr(self.model, "activation", 0), self.model.loss, est._solver_code(),
+            int(est.nesterovs_momentum), self.model.n_outputs)
+        self.fopt = np.zeros(N_FOPT)
+        self.fopt[[F_L2_FIXED, F_L2_PER_ROW, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS]] = (
+            self.l2_fixed, self.l2_per_row, est.momentum, est.beta_1, est.beta_2,
+            est.epsilon)
+
+    def penalty(self, theta):
+        return self.penalty_scale * self.model.penalty_norm(theta)
+
+    def epoch(self, team, n_threads, epoch):
+        """Train one epoch; returns its figures, or raises
+        ``TrainingDivergedError`` (the weights back at the last good epoch)."""
+        est, model = self.est, self.model
+        lr0, lr1 = est._epoch_rates(self.schedule, epoch, self.n_epochs,
+                                    self.incremental)
+        self.snapshot = (est._theta.copy(), est._opt_state[0].copy(),
+                         est._opt_state[1].copy(), est._opt_t)
+        if est.shuffle:
+            shuffle(self.order, est._rng_state)
+        self.acc.reset()
+        self.fopt[F_LR0], self.fopt[F_LR1] = lr0, lr1
+        n_threads = min(n_threads, est._useful_threads(model))
+        tic = time.perf_counter()
+        t = model.run_epoch(team, n_threads, self.X, self.y, self.w, self.order,
+                            est._theta, est._opt_state, self.ws, self.acc, self.iopt,
+                            self.fopt, est._opt_t)
+        elapsed = time.perf_counter() - tic
+        stats = self.acc.stats[0]
+        loss = stats[0] / stats[1] + self.penalty(est._theta)
+        if not (np.isfinite(loss) and np.all(np.isfinite(est._theta))):
+            self.restore_last_epoch(fresh_moments=True)
+            est._export(model.unpack(est._theta))
+            raise TrainingDivergedError(est._diverged_message(loss, self.X))
+        est._opt_t = t
+        row = (self.acc.class_loss[0], self.acc.class_weight[0], self.acc.col_loss[0],
+               stats)
+        figures = {"loss": float(loss), "accuracy": float(stats[2] / stats[1]),
+                   "lr": lr1, "time": elapsed,
+                   "per_class": per_class_loss(row, model.loss, model.n_outputs)}
+        if self.early:
+            val_loss, val_acc, val_pc = evaluate(
+                model, team, n_threads, self.X, self.y, self.w_val, self.val_idx,
+                est._theta, self.penalty(est._theta), self.n_classes)
+            figures.update(val_loss=val_loss, val_accuracy=val_acc,
+                           val_per_class=val_pc)
+        return figures
+
+    def record(self, f):
+        """Add the epoch to the curves and the public attributes (so callbacks,
+        and an exception in one, see a consistent model); log, show progress,
+        call the callbacks."""
+        est = self.est
+        validation = ((f["val_accuracy"], f["val_loss"], f["val_per_class"])
+                      if self.early else None)
+        self.history.append(f["loss"], f["accuracy"], f["per_class"], validation)
+        est.n_iter_ += 1
+        est._epochs_this_call += 1
+        est.t_ += len(self.order)
+        self.history.export(est)
+        improved = self.stopper.update(f["loss"], f.get("val_accuracy"))
+        if self.early and improved:
+            self.best_theta = est._theta.copy()
+        est._no_improvement_count = self.stopper.count
+        est.best_loss_ = self.stopper.best_loss
+        if self.early:
+            est.best_validation_score_ = self.stopper.best_score
+        est._export(self.model.unpack(est._theta))
+        shown = {k: f[k] for k in ("loss", "accuracy", "lr", "val_loss", "val_accuracy")
+                 if k in f}
+        if est.verbose:
+            self.log.info("Epoch %d, %s, %.3fs", est.n_iter_,
+                          ", ".join(f"{k} = {v:.6g}" for k, v in shown.items()),
+                          f["time"])
+        self.progress.update(**{k: v for k, v in shown.items() if k != "lr"})
+        self.callback_stop = bool(self.callbacks) and est._call_callbacks(
+            self.callbacks, shown, f["time"], f["per_class"], f.get("val_per_class"))
+
+    def should_stop(self, f):
+        """Whether to end the call after this epoch (a callback asked, or no
+        improvement for ``n_iter_no_change`` epochs)."""
+        est = self.est
+        if self.callback_stop:
+            self.stopped_by = "callback"
+            if est.verbose:
+                self.log.info("Training stopped by a callback after %d epochs.",
+                              est.n_iter_)
+            return True
+        if self.stopper.exhausted:
+            if est.learning_rate == "adaptive" and est.solver == "sgd" \
+                    and self.schedule.plateau():
+                est._adaptive_lr = self.schedule.lr
+                self.stopper.count = est._no_improvement_count = 0
+                if est.verbose:
+                    self.log.info("Setting learning rate to %f", self.schedule.lr)
+                return False
+            if self.incremental:  # partial_fit never stops by itself
+                return True
+            self.stopped_by = "tol"
+            if est.verbose:
+                self.log.info(
+                    "Training stopped after %d epochs: %s did not improve by more "
+                    "than tol=%g for %d consecutive epochs.", est.n_iter_,
+                    "validation score" if self.early else "training loss", est.tol,
+                    est.n_iter_no_change)
+            return True
+        return self.incremental
+
+    def max_iter_reached(self):
+        est = self.est
+        if not self.incremental and est.max_iter != "auto" \
+                and est.learning_rate != "cosine":
+            warnings.warn(
+                f"{type(est).__name__}: maximum iterations ({est.max_iter}) reached "
+                "and the optimization hasn't converged yet.", ConvergenceWarning)
+
+    def restore_last_epoch(self, fresh_moments=False):
+        """Go back to the weights and optimizer state of the last recorded
+        epoch; ``fresh_moments`` also clears the optimizer state (after a
+        divergence, so that a later call can recover)."""
+        if self.snapshot is None:
+            return
+        est = self.est
+        theta, s1, s2, t = self.snapshot
+        est._theta = theta
+        est._opt_state = (s1, s2)
+        est._opt_t = t
+        if fresh_moments:
+            est._opt_state = self.model.new_state(theta.dtype)
+            est._opt_t = 0
+
+    def close(self):
+        self.progress.close()
+
+    def finish(self):
+        est = self.est
+        if self.early and self.best_theta is not None:
+            est._theta = self.best_theta  # the best validation epoch's weights
+        est._export(self.model.unpack(est._theta))
+        est._stopped_by = self.stopped_by

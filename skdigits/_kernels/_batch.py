@@ -1,0 +1,132 @@
+"""Pieces shared by the team-run epoch kernels: the option slots, gathering
+minibatches, adding up partial logits, and the optimizer call.
+
+A kernel's options come in two small arrays chosen in Python: ``iopt``
+(int64, slots ``I_*``) and ``fopt`` (float64, slots ``F_*``). The L2 term of a
+minibatch of ``m`` rows is ``fopt[F_L2_FIXED] + fopt[F_L2_PER_ROW] / m``
+times the weights: the estimator decides its convention (scikit-learn's MLP
+divides ``alpha`` by the minibatch size, a linear model does not).
+"""
+
+from ._gemm import gather_rows, group_lists
+from ._numba import jit
+from ._optim import step_block
+from ._simd import TILE_ROWS
+from ._sync import claim
+
+I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT = range(5)
+N_IOPT = 5
+(F_L2_FIXED, F_L2_PER_ROW, F_LR0, F_LR1, F_MOMENTUM, F_BETA1, F_BETA2,
+ F_EPS) = range(8)
+N_FOPT = 8
+
+#: Rows gathered per work item.
+GATHER_ROWS = 8 * TILE_ROWS
+
+
+def _n_blocks_py(n, width):
+    """Blocks of ``width`` needed to cover ``n``."""
+    return (n + width - 1) // width
+
+
+n_blocks = jit(_n_blocks_py)
+
+
+def _gather_item_py(X, y, w, order, start, r0, m, Xb, lists, counts, yb, wb, buf):
+    """Rows ``r0 .. r0 + m`` of the minibatch that starts at ``order[start]``:
+    copy (and cast) them into buffer ``buf`` and list their non-zero columns
+    by row group."""
+    gather_rows(X, order, start + r0, m, Xb[buf], r0)
+    group_lists(Xb[buf], r0, m, lists[buf], counts[buf], r0 // TILE_ROWS)
+    for i in range(m):
+        yb[buf, r0 + i] = y[order[start + r0 + i]]
+        wb[buf, r0 + i] = w[order[start + r0 + i]]
+
+
+gather_item = jit(_gather_item_py)
+
+
+def _gather_phase_py(sync, X, y, w, order, start, m, Xb, lists, counts, yb, wb, buf,
+                     item, first):
+    """Claim gather items, numbered from ``first`` in the current phase,
+    until none is left; ``item`` is one already claimed."""
+    n_gather = n_blocks(m, GATHER_ROWS)
+    while item - first < n_gather:
+        r0 = (item - first) * GATHER_ROWS
+        gather_item(X, y, w, order, start, r0, min(GATHER_ROWS, m - r0), Xb, lists,
+                    counts, yb, wb, buf)
+        item = claim(sync)
+
+
+gather_phase = jit(_gather_phase_py)
+
+
+def _logits_py(Zp, n_parts, m, Z):
+    """``Z[:m] = sum of the partial logits, in part order``. The intercepts
+    are in part 0 (added by the item that computed it): the threads read no
+    parameter here, since another thread may already be updating them."""
+    k = Z.shape[1]
+    for i in range(m):
+        z = Z[i]
+        z0 = Zp[0, i]
+        for j in range(k):
+            z[j] = z0[j]
+    for p in range(1, n_parts):
+        for i in range(m):
+            z = Z[i]
+            zp = Zp[p, i]
+            for j in range(k):
+                z[j] += zp[j]
+
+
+logits = jit(_logits_py)
+
+
+def _add_row_py(Z, m, b):
+    """``Z[:m] += b`` (``b``: one row)."""
+    for i in range(m):
+        z = Z[i]
+        for j in range(Z.shape[1]):
+            z[j] += b[0, j]
+
+
+add_row = jit(_add_row_py)
+
+
+def _column_sums_py(D, m, c0, c1, out):
+    """``out[0, c0:c1] += sum_i D[i, c0:c1]`` over the first ``m`` rows, in
+    row order."""
+    acc = out[0, c0:c1]
+    for i in range(m):
+        row = D[i, c0:c1]
+        for j in range(c1 - c0):
+            acc[j] += row[j]
+
+
+column_sums = jit(_column_sums_py)
+
+
+def _update_py(P, G, S1, S2, r0, r1, c0, c1, l2, lr, iopt, fopt, t):
+    """``step_block`` with the solver settings of ``iopt``/``fopt``."""
+    step_block(iopt[I_SOLVER], P, G, S1, S2, r0, r1, c0, c1, l2, lr,
+               fopt[F_MOMENTUM], iopt[I_NESTEROV] != 0, fopt[F_BETA1],
+               fopt[F_BETA2], fopt[F_EPS], t)
+
+
+update = jit(_update_py)
+
+
+def _batch_rate_py(fopt, k, n_batches):
+    """Learning rate of minibatch ``k``: linear from ``lr0`` to ``lr1``."""
+    return fopt[F_LR0] + (fopt[F_LR1] - fopt[F_LR0]) * k / n_batches
+
+
+batch_rate = jit(_batch_rate_py)
+
+
+def _l2_py(fopt, m):
+    """The L2 coefficient for a minibatch of ``m`` rows."""
+    return fopt[F_L2_FIXED] + fopt[F_L2_PER_ROW] / m
+
+
+l2_of = jit(_l2_py)

@@ -1,0 +1,337 @@
+"""Hand-vectorised building blocks, written as Numba intrinsics (LLVM IR).
+
+Numba's own loops vectorise element-wise work well, but a matrix product
+needs its accumulators held in vector registers across the reduction, which
+LLVM will not do from plain loops. These intrinsics spell that out with
+explicit vectors of ``LANES`` elements (64 bytes: 16 float32 or 8 float64;
+LLVM splits them into what the CPU has, so they run on any x86 or ARM CPU).
+
+Every product here accumulates each output element with fused multiply-adds
+(``llvm.fma``, correctly rounded on every target) in the order its index list
+gives, one term at a time. So an element's value depends only on its inputs
+and that order, never on which thread computes it, how the work is tiled, or
+whether terms whose input is exactly zero are skipped (``fma(0, w, acc)`` is
+``acc``): that is what makes skdigits' results bit-identical for any number of
+threads, and lets the kernels skip the zeros of MNIST exactly.
+
+Also here: atomics on int64 arrays and a yield, for the barrier that
+synchronises the threads of a team (``_sync``).
+
+All functions take arrays and offsets in elements; callers check bounds.
+"""
+
+import sys
+
+import llvmlite.ir as ir
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+#: Bytes per vector register the kernels are written for.
+VECTOR_BYTES = 64
+
+_I64 = ir.IntType(64)
+_I32 = ir.IntType(32)
+
+
+def lanes(dtype):
+    """Elements per vector for ``dtype`` (float32: 16, float64: 8)."""
+    return VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def _float_type(numba_dtype):
+    return ir.FloatType() if numba_dtype == types.float32 else ir.DoubleType()
+
+
+def _fma(builder, a, b, c):
+    t = a.type
+    elem = t.element if isinstance(t, ir.VectorType) else t
+    suffix = "f32" if isinstance(elem, ir.FloatType) else "f64"
+    if isinstance(t, ir.VectorType):
+        suffix = f"v{t.count}{suffix}"
+    fn = cgutils.get_or_insert_function(builder.module,
+                                        ir.FunctionType(t, [t, t, t]),
+                                        f"llvm.fma.{suffix}")
+    return builder.call(fn, [a, b, c])
+
+
+def _splat(builder, scalar, vt):
+    undef = ir.Constant(vt, ir.Undefined)
+    one = builder.insert_element(undef, scalar, ir.Constant(_I32, 0))
+    mask = ir.Constant(ir.VectorType(_I32, vt.count), [0] * vt.count)
+    return builder.shuffle_vector(one, undef, mask)
+
+
+def _data(context, builder, aryty, value, elem):
+    ary = cgutils.create_struct_proxy(aryty)(context, builder, value=value)
+    return builder.bitcast(ary.data, elem.as_pointer())
+
+
+def _vload(builder, ptr, vt, align):
+    ld = builder.load(builder.bitcast(ptr, vt.as_pointer()))
+    ld.align = align
+    return ld
+
+
+def _vstore(builder, value, ptr, align):
+    st = builder.store(value, builder.bitcast(ptr, value.type.as_pointer()))
+    st.align = align
+
+
+def _const(n):
+    return ir.Constant(_I64, n)
+
+
+def _check_float_arrays(*arrays):
+    dtype = arrays[0].dtype
+    if dtype not in (types.float32, types.float64):
+        return None
+    for a in arrays:
+        if not isinstance(a, types.Array) or a.dtype != dtype:
+            return None
+    return dtype
+
+
+def _make_dot_tile(R, V):
+    """``out[r, v]``: ``R`` rows by ``V`` vectors of a product, from zero.
+
+    ``dot_tile(out, o, ldo, A, a, lda, B, b, ldb, idx, p, n)`` sets, for
+    ``r < R`` and ``j < V * lanes``::
+
+        out[o + r*ldo + j] = sum over q < n, in order, of
+                             A[a + r*lda + k] * B[b + k*ldb + j],  k = idx[p + q]
+
+    (flat element offsets into C-ordered buffers).
+    """
+
+    @intrinsic
+    def dot_tile(typingctx, out, o, ldo, A, a, lda, B, b, ldb, idx, p, n):
+        dtype = _check_float_arrays(out, A, B)
+        if dtype is None:
+            return None
+        sig = types.void(out, types.intp, types.intp, A, types.intp, types.intp,
+                         B, types.intp, types.intp, idx, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            (out_, o_, ldo_, A_, a_, lda_, B_, b_, ldb_, idx_, p_, n_) = args
+            T = _float_type(dtype)
+            L = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
+            VT = ir.VectorType(T, L)
+            align = 4 if dtype == types.float32 else 8
+            tys = signature.args
+            outp = builder.gep(_data(context, builder, tys[0], out_, T), [o_])
+            ap = builder.gep(_data(context, builder, tys[3], A_, T), [a_])
+            bp = builder.gep(_data(context, builder, tys[6], B_, T), [b_])
+            ip = builder.gep(_data(context, builder, tys[9], idx_, _I64), [p_])
+            zero = ir.Constant(VT, [0.0] * L)
+            entry = builder.block
+            loop = builder.append_basic_block("dot.loop")
+            done = builder.append_basic_block("dot.done")
+            builder.cbranch(builder.icmp_signed(">", n_, _const(0)), loop, done)
+            builder.position_at_end(loop)
+            q = builder.phi(_I64)
+            q.add_incoming(_const(0), entry)
+            acc = [[builder.phi(VT) for _ in range(V)] for _ in range(R)]
+            for row in acc:
+                for phi in row:
+                    phi.add_incoming(zero, entry)
+            k = builder.load(builder.gep(ip, [q]))
+            brow = builder.gep(bp, [builder.mul(k, ldb_)])
+            bv = [_vload(builder, builder.gep(brow, [_const(v * L)]), VT, align)
+                  for v in range(V)]
+            new = []
+            for r in range(R):
+                x = builder.load(builder.gep(ap, [builder.add(
+                    builder.mul(_const(r), lda_), k)]))
+                xs = _splat(builder, x, VT)
+                new.append([_fma(builder, xs, bv[v], acc[r][v]) for v in range(V)])
+            q1 = builder.add(q, _const(1))
+            end = builder.block
+            q.add_incoming(q1, end)
+            for r in range(R):
+                for v in range(V):
+                    acc[r][v].add_incoming(new[r][v], end)
+            builder.cbranch(builder.icmp_signed("<", q1, n_), loop, done)
+            builder.position_at_end(done)
+            final = []
+            for r in range(R):
+                row = []
+                for v in range(V):
+                    phi = builder.phi(VT)
+                    phi.add_incoming(zero, entry)
+                    phi.add_incoming(new[r][v], end)
+                    row.append(phi)
+                final.append(row)
+            for r in range(R):
+                orow = builder.gep(outp, [builder.mul(_const(r), ldo_)])
+                for v in range(V):
+                    _vstore(builder, final[r][v], builder.gep(orow, [_const(v * L)]),
+                            align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return dot_tile
+
+
+def _make_acc_tile(R, V):
+    """``G[k, v] += sum_r A[r, k] * D[r, v]`` for the ``k`` of an index list.
+
+    ``acc_tile(G, g, ldg, A, a, lda, D, d, ldd, idx, p, n)`` does, for each
+    ``k = idx[p + q]`` (``q < n``) and ``j < V * lanes``, the updates
+    ``G[g + k*ldg + j] = fma(A[a + r*lda + k], D[d + r*ldd + j], .)`` for
+    ``r = 0 .. R-1`` in order. The ``R x V`` vectors of ``D`` stay in
+    registers.
+    """
+
+    @intrinsic
+    def acc_tile(typingctx, G, g, ldg, A, a, lda, D, d, ldd, idx, p, n):
+        dtype = _check_float_arrays(G, A, D)
+        if dtype is None:
+            return None
+        sig = types.void(G, types.intp, types.intp, A, types.intp, types.intp,
+                         D, types.intp, types.intp, idx, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            (G_, g_, ldg_, A_, a_, lda_, D_, d_, ldd_, idx_, p_, n_) = args
+            T = _float_type(dtype)
+            L = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
+            VT = ir.VectorType(T, L)
+            align = 4 if dtype == types.float32 else 8
+            tys = signature.args
+            gp = builder.gep(_data(context, builder, tys[0], G_, T), [g_])
+            ap = builder.gep(_data(context, builder, tys[3], A_, T), [a_])
+            dp = builder.gep(_data(context, builder, tys[6], D_, T), [d_])
+            ip = builder.gep(_data(context, builder, tys[9], idx_, _I64), [p_])
+            dv = []
+            for r in range(R):
+                drow = builder.gep(dp, [builder.mul(_const(r), ldd_)])
+                dv.append([_vload(builder, builder.gep(drow, [_const(v * L)]), VT,
+                                  align) for v in range(V)])
+            entry = builder.block
+            loop = builder.append_basic_block("acc.loop")
+            done = builder.append_basic_block("acc.done")
+            builder.cbranch(builder.icmp_signed(">", n_, _const(0)), loop, done)
+            builder.position_at_end(loop)
+            q = builder.phi(_I64)
+            q.add_incoming(_const(0), entry)
+            k = builder.load(builder.gep(ip, [q]))
+            grow = builder.gep(gp, [builder.mul(k, ldg_)])
+            xs = [_splat(builder, builder.load(builder.gep(ap, [builder.add(
+                builder.mul(_const(r), lda_), k)])), VT) for r in range(R)]
+            for v in range(V):
+                ptr = builder.gep(grow, [_const(v * L)])
+                acc = _vload(builder, ptr, VT, align)
+                for r in range(R):
+                    acc = _fma(builder, xs[r], dv[r][v], acc)
+                _vstore(builder, acc, ptr, align)
+            q1 = builder.add(q, _const(1))
+            q.add_incoming(q1, builder.block)
+            builder.cbranch(builder.icmp_signed("<", q1, n_), loop, done)
+            builder.position_at_end(done)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return acc_tile
+
+
+#: Row-group height and the vector counts the tiles come in.
+TILE_ROWS = 4
+TILE_VECTORS = 4
+
+dot_tile_4x4 = _make_dot_tile(4, 4)
+dot_tile_4x1 = _make_dot_tile(4, 1)
+dot_tile_1x4 = _make_dot_tile(1, 4)
+dot_tile_1x1 = _make_dot_tile(1, 1)
+acc_tile_4x4 = _make_acc_tile(4, 4)
+acc_tile_4x1 = _make_acc_tile(4, 1)
+acc_tile_1x4 = _make_acc_tile(1, 4)
+acc_tile_1x1 = _make_acc_tile(1, 1)
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` with one rounding (the same operation as the tiles')."""
+    if not (a == b == c and a in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _fma(builder, *args)
+
+    return a(a, b, c), codegen
+
+
+# ---------------------------------------------------------------- atomics
+
+
+def _int64_slot(context, builder, aryty, ary, i):
+    return builder.gep(_data(context, builder, aryty, ary, _I64), [i])
+
+
+@intrinsic
+def atomic_add(typingctx, ary, i, value):
+    """``ary[i] += value`` atomically (sequentially consistent); returns the
+    old value. ``ary`` is an int64 array."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+    sig = types.int64(ary, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ary_, i_, value_ = args
+        ptr = _int64_slot(context, builder, signature.args[0], ary_, i_)
+        return builder.atomic_rmw("add", ptr, value_, "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_load(typingctx, ary, i):
+    """``ary[i]``, read atomically (sequentially consistent)."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+    sig = types.int64(ary, types.intp)
+
+    def codegen(context, builder, signature, args):
+        ary_, i_ = args
+        ptr = _int64_slot(context, builder, signature.args[0], ary_, i_)
+        return builder.load_atomic(ptr, "seq_cst", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_store(typingctx, ary, i, value):
+    """``ary[i] = value``, written atomically (sequentially consistent)."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+    sig = types.void(ary, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ary_, i_, value_ = args
+        ptr = _int64_slot(context, builder, signature.args[0], ary_, i_)
+        builder.store_atomic(value_, ptr, "seq_cst", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_HAS_SCHED_YIELD = sys.platform != "win32"
+
+
+@intrinsic
+def yield_cpu(typingctx):
+    """Let another runnable thread have this core (``sched_yield``), so a
+    thread that waits for its team never takes CPU time from the thread it
+    waits for, nor from other processes."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        if _HAS_SCHED_YIELD:
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_I32, []), "sched_yield")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
