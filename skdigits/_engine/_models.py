@@ -36,16 +36,39 @@ def _padded(n):
     return -(-int(n) // _mlp.PAD) * _mlp.PAD
 
 
+#: Alignment of every buffer the threads share: a cache line. A work item
+#: writes whole 64-byte blocks of them, so no line is written by two threads.
+ALIGN = 64
+
+
+def aligned_zeros(shape, dtype=np.float64):
+    """Zeros whose data starts on a cache line."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    raw = np.zeros(n * dtype.itemsize + ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def aligned(a):
+    """``a``, or an aligned copy of it when its data is not on a cache line."""
+    if a.ctypes.data % ALIGN == 0:
+        return a
+    out = aligned_zeros(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 class _Batches:
     """The double-buffered minibatch shared by a team."""
 
     def __init__(self, batch_size, n_features, dtype):
         n_groups = -(-batch_size // TILE_ROWS)
-        self.Xb = np.zeros((2, batch_size, n_features), dtype=dtype)
-        self.lists = np.zeros((2, n_groups, n_features), dtype=np.int64)
-        self.counts = np.zeros((2, n_groups), dtype=np.int64)
-        self.yb = np.zeros((2, batch_size), dtype=np.int64)
-        self.wb = np.zeros((2, batch_size), dtype=dtype)
+        self.Xb = aligned_zeros((2, batch_size, n_features), dtype)
+        self.lists = aligned_zeros((2, n_groups, n_features), np.int64)
+        self.counts = aligned_zeros((2, n_groups), np.int64)
+        self.yb = aligned_zeros((2, batch_size), np.int64)
+        self.wb = aligned_zeros((2, batch_size), dtype)
 
     def args(self):
         return self.Xb, self.lists, self.counts, self.yb, self.wb
@@ -53,13 +76,18 @@ class _Batches:
 
 class Accumulators:
     """Per-thread sums of an epoch (see ``_losses.loss_grad``); thread 0's
-    row holds the epoch's figures."""
+    row holds the epoch's figures. Each thread's row starts on a cache line
+    of its own (the threads write them at every minibatch)."""
 
     def __init__(self, n_threads, n_classes, n_outputs):
-        self.class_loss = np.zeros((n_threads, n_classes))
-        self.class_weight = np.zeros((n_threads, n_classes))
-        self.col_loss = np.zeros((n_threads, n_outputs))
-        self.stats = np.zeros((n_threads, 3))
+        def rows(n):
+            width = -(-n // 8) * 8  # whole cache lines of float64
+            return aligned_zeros((n_threads, width))[:, :n]
+
+        self.class_loss = rows(n_classes)
+        self.class_weight = rows(n_classes)
+        self.col_loss = rows(n_outputs)
+        self.stats = rows(3)
 
     def reset(self):
         for a in (self.class_loss, self.class_weight, self.col_loss, self.stats):
@@ -77,15 +105,15 @@ class _Model:
 
     def new_state(self, dtype):
         """Zeroed optimizer state (two vectors in the layout of ``theta``)."""
-        return (np.zeros(self.n_params, dtype=dtype),
-                np.zeros(self.n_params, dtype=dtype))
+        return (aligned_zeros(self.n_params, dtype),
+                aligned_zeros(self.n_params, dtype))
 
     def _forward_buffers(self, n_threads, n_features, widths):
         n_groups = -(-PREDICT_BLOCK // TILE_ROWS)
-        return (np.zeros((n_threads, PREDICT_BLOCK, n_features)),
-                np.zeros((n_threads, n_groups, n_features), dtype=np.int64),
-                np.zeros((n_threads, n_groups), dtype=np.int64),
-                np.zeros((n_threads, PREDICT_BLOCK * sum(widths))))
+        return (aligned_zeros((n_threads, PREDICT_BLOCK, n_features)),
+                aligned_zeros((n_threads, n_groups, n_features), np.int64),
+                aligned_zeros((n_threads, n_groups), np.int64),
+                aligned_zeros((n_threads, PREDICT_BLOCK * sum(widths))))
 
 
 class LinearModel(_Model):
@@ -112,7 +140,7 @@ class LinearModel(_Model):
 
     def init_params(self, rng, dtype):
         """Zeros (the loss is convex), like ``LogisticRegression``."""
-        return np.zeros(self.n_params, dtype=dtype)
+        return aligned_zeros(self.n_params, dtype)
 
     def fit_bytes(self, batch_size, itemsize):
         """Memory a fit needs beyond the data (parameters, gradient, optimizer
@@ -134,10 +162,10 @@ class LinearModel(_Model):
     def workspace(self, batch_size, n_threads, dtype):
         """The buffers of a fit, for up to ``n_threads`` threads."""
         n_parts = -(-self.n_features // _linear.FEATURE_BLOCK)
-        return dict(grad=np.zeros(self.n_params, dtype=dtype),
+        return dict(grad=aligned_zeros(self.n_params, dtype),
                     batches=_Batches(batch_size, self.n_features, dtype),
-                    Zp=np.zeros((n_parts, batch_size, self.ld), dtype=dtype),
-                    Zt=np.zeros((n_threads, batch_size, self.ld), dtype=dtype))
+                    Zp=aligned_zeros((n_parts, batch_size, self.ld), dtype),
+                    Zt=aligned_zeros((n_threads, batch_size, self.ld), dtype))
 
     def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
@@ -195,7 +223,7 @@ class MLPModel(_Model):
         """Glorot/Xavier uniform weights and intercepts, drawn layer by layer
         in scikit-learn's order (weights row by row, then intercepts), in
         blocks cast as they come (no float64 copy of a large layer)."""
-        theta = np.zeros(self.n_params, dtype=dtype)
+        theta = aligned_zeros(self.n_params, dtype)
         sizes = self.sizes
         for l in range(len(sizes) - 1):
             fan_in, fan_out = int(sizes[l]), int(sizes[l + 1])
@@ -251,13 +279,13 @@ class MLPModel(_Model):
         t_off, n_t = self._transposes()
         a_off, n_a = self._slots(batch_size, self.sizes[1:-1])
         n_parts = -(-int(self.sizes[-2]) // _mlp.PANEL)
-        return dict(grad=np.zeros(self.n_params, dtype=dtype),
-                    Wt=np.zeros(max(n_t, 1), dtype=dtype), t_off=t_off,
+        return dict(grad=aligned_zeros(self.n_params, dtype),
+                    Wt=aligned_zeros(max(n_t, 1), dtype), t_off=t_off,
                     batches=_Batches(batch_size, self.n_features, dtype),
-                    H=np.zeros(max(n_a, 1), dtype=dtype),
-                    D=np.zeros(max(n_a, 1), dtype=dtype), a_off=a_off,
-                    Zp=np.zeros((n_parts, batch_size, self.ld[-1]), dtype=dtype),
-                    Zt=np.zeros((n_threads, batch_size, self.ld[-1]), dtype=dtype))
+                    H=aligned_zeros(max(n_a, 1), dtype),
+                    D=aligned_zeros(max(n_a, 1), dtype), a_off=a_off,
+                    Zp=aligned_zeros((n_parts, batch_size, self.ld[-1]), dtype),
+                    Zt=aligned_zeros((n_threads, batch_size, self.ld[-1]), dtype))
 
     def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):

@@ -33,7 +33,7 @@ from .._kernels._losses import LOGISTIC, loss_grad
 from .._kernels._rng import shuffle
 from .._logging import Progress, verbose_logger
 from ._history import History
-from ._models import Accumulators
+from ._models import Accumulators, aligned
 from ._parallel import CoreShare, Team
 from ._stopping import NoImprovement
 
@@ -151,6 +151,9 @@ class _Run:
         est, model = self.est, self.model
         lr0, lr1 = est._epoch_rates(self.schedule, epoch, self.n_epochs,
                                     self.incremental)
+        # on cache lines, so that no line is written by two threads
+        est._theta = aligned(est._theta)
+        est._opt_state = tuple(aligned(a) for a in est._opt_state)
         self.snapshot = (est._theta.copy(), est._opt_state[0].copy(),
                          est._opt_state[1].copy(), est._opt_t)
         if est.shuffle:
