@@ -1,0 +1,189 @@
+"""The pieces of the training engine, each alone against hand-computed values:
+schedules, the curves, the stopping rule, the thread count, the team."""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from skdigits._engine import _parallel
+from skdigits._engine._history import History
+from skdigits._engine._parallel import CoreShare, Team, effective_n_threads
+from skdigits._engine._schedules import make_schedule
+from skdigits._engine._stopping import NoImprovement
+
+# ---------------------------------------------------------------- schedules
+
+
+def test_constant_and_step_schedules_by_hand():
+    assert make_schedule("constant", 0.1).rates(7, 10) == (0.1, 0.1)
+    step = make_schedule("step", 0.1, step_size=3, gamma=0.5)
+    assert [step.rates(e, 10)[0] for e in range(7)] == [0.1, 0.1, 0.1, 0.05, 0.05,
+                                                       0.05, 0.025]
+
+
+def test_invscaling_schedule_by_hand():
+    inv = make_schedule("invscaling", 0.1, power_t=0.5)
+    assert inv.rates(0, 10) == (0.1, 0.1)
+    assert inv.rates(3, 10) == pytest.approx((0.05, 0.05))  # 0.1 / sqrt(4)
+
+
+def test_cosine_schedule_by_hand():
+    cos = make_schedule("cosine", 0.2)
+    # half a cosine over 4 epochs: 0.2, 0.2 * (1 + cos(pi/4)) / 2, 0.1, ...
+    assert cos.rates(0, 4) == pytest.approx((0.2, 0.1 * (1 + math.cos(math.pi / 4))))
+    assert cos.rates(1, 4)[1] == pytest.approx(0.1)
+    assert cos.rates(3, 4)[1] == pytest.approx(0.0, abs=1e-15)
+    assert cos.rates(5, 4) == (0.0, 0.0)  # past the end: stays at zero
+
+
+def test_adaptive_schedule_divides_by_five_down_to_a_floor():
+    ada = make_schedule("adaptive", 1e-5)
+    assert ada.rates(3, 10) == (1e-5, 1e-5)
+    assert ada.plateau() and ada.lr == pytest.approx(2e-6)
+    assert ada.plateau() and ada.lr == pytest.approx(4e-7)
+    assert not ada.plateau()  # below 1e-6: spent
+    assert ada.lr == pytest.approx(4e-7)
+
+
+# ---------------------------------------------------------------- history
+
+
+class _Fitted:
+    pass
+
+
+def test_history_appends_and_exports_every_curve():
+    h = History(2, validation=True)
+    h.append(1.0, 0.5, [1.5, 0.5], validation=(0.6, 0.9, [1.2, 0.6]))
+    h.append(0.8, 0.7, [1.0, 0.6])  # an epoch without validation: NaN
+    est = _Fitted()
+    h.export(est)
+    assert est.loss_curve_ == [1.0, 0.8] and est.accuracy_curve_ == [0.5, 0.7]
+    np.testing.assert_array_equal(est.loss_curve_per_class_, [[1.5, 0.5], [1.0, 0.6]])
+    assert est.validation_scores_[0] == 0.6 and np.isnan(est.validation_scores_[1])
+    assert est.validation_loss_curve_[0] == 0.9
+    assert np.isnan(est.validation_loss_curve_per_class_[1]).all()
+    # every curve one entry per epoch
+    assert {len(est.loss_curve_), len(est.validation_scores_),
+            len(est.validation_loss_curve_per_class_)} == {2}
+
+
+def test_history_pads_earlier_epochs_when_validation_starts():
+    est = _Fitted()
+    History(3).export(est)
+    h = History(3, est)
+    h.append(1.0, 0.1, [1, 2, 3])
+    h.export(est)
+    assert est.validation_scores_ is None
+    assert not hasattr(est, "validation_loss_curve_")
+    h = History(3, est, validation=True)  # a warm fit with early stopping
+    h.append(0.5, 0.2, [1, 1, 1], validation=(0.3, 0.4, [0.1, 0.2, 0.3]))
+    h.export(est)
+    assert len(est.validation_scores_) == 2 and np.isnan(est.validation_scores_[0])
+    assert est.validation_loss_curve_per_class_.shape == (2, 3)
+    assert np.isnan(est.validation_loss_curve_per_class_[0]).all()
+    # and the curves are copies: the next epoch does not change them
+    kept = est.loss_curve_per_class_
+    h.append(0.4, 0.3, [0, 0, 0])
+    assert kept.shape == (2, 3)
+
+
+# ---------------------------------------------------------------- stopping
+
+
+def test_no_improvement_on_the_training_loss_by_hand():
+    rule = NoImprovement(tol=0.1, n_iter_no_change=2, validation=False)
+    improved = [rule.update(loss) for loss in (1.0, 0.95, 0.8, 0.75, 0.74, 0.7)]
+    # 0.95 > 1.0 - 0.1: no real improvement, but the best so far
+    assert improved == [True, True, True, True, True, True]
+    assert rule.count == 3 and rule.exhausted  # 0.75, 0.74, 0.7 within tol of best
+    assert rule.best_loss == 0.7
+
+
+def test_no_improvement_on_the_validation_score_by_hand():
+    rule = NoImprovement(tol=0.01, n_iter_no_change=1, validation=True)
+    assert rule.update(1.0, score=0.5)
+    assert rule.update(0.9, score=0.505) and rule.count == 1  # < 0.5 + tol
+    assert not rule.update(0.8, score=0.4) and rule.count == 2 and rule.exhausted
+    assert rule.best_score == 0.505 and rule.best_loss == 0.8
+    assert rule.update(0.7, score=0.6) and rule.count == 0
+
+
+# ---------------------------------------------------------------- threads
+
+
+def test_n_jobs_counts_like_sklearn(monkeypatch):
+    monkeypatch.setattr(_parallel, "_process_cores", lambda: 2)
+    assert effective_n_threads(3) == 3
+    assert effective_n_threads(1) == 1
+    assert effective_n_threads(-1) >= 1
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert effective_n_threads(None) == 1  # within threadpool_limits
+    with pytest.raises(ValueError):
+        effective_n_threads(0)
+
+
+def test_fits_running_together_share_the_cores(monkeypatch):
+    monkeypatch.setattr(_parallel, "_process_cores", lambda: 4)
+    with CoreShare(4) as a:
+        assert a.threads() == 4
+        with CoreShare(4) as b:
+            assert a.threads() == b.threads() == 2
+            with CoreShare(1) as c, CoreShare(8) as d:
+                assert c.threads() == 1 and d.threads() == 1  # 4 cores, 4 fits
+        assert a.threads() == 4  # the others ended
+
+
+def test_default_n_jobs_leaves_cores_busy_elsewhere(monkeypatch):
+    monkeypatch.setattr(_parallel, "_process_cores", lambda: 4)
+    monkeypatch.setattr(_parallel, "effective_n_threads", lambda n_jobs: 4)
+    busy = {"cores": 0.0}
+    monkeypatch.setattr(_parallel._CpuMeter, "others", lambda self: busy["cores"])
+    with CoreShare(None) as share:
+        assert share.threads() == 4
+        busy["cores"] = 1.0
+        assert share.threads() == 3
+        busy["cores"] = 3.7
+        assert share.threads() == 1
+    with CoreShare(4) as share:  # an explicit count is kept
+        assert share.threads() == 4
+
+
+def test_cpu_meter_counts_other_processes_only(monkeypatch):
+    readings = iter([(0.0, 10.0, 5.0), (1.0, 11.5, 5.5)])
+    monkeypatch.setattr(_parallel._CpuMeter, "_read", staticmethod(lambda: next(readings)))
+    meter = _parallel._CpuMeter()
+    # 1.5 core-seconds busy in one second, 0.5 of them ours: 1 core elsewhere
+    assert meter.others() == pytest.approx(1.0)
+
+
+def _kernel(tid, n, sync, out):
+    out[tid] = n * 10 + tid
+    return tid
+
+
+def test_team_runs_one_call_per_thread_and_returns_thread_0s_result():
+    out = np.zeros(4, dtype=np.int64)
+    with Team() as team:
+        assert team.run(3, _kernel, out) == 0
+        np.testing.assert_array_equal(out, [30, 31, 32, 0])
+        names = {t.name for t in threading.enumerate()}
+        assert "skdigits-worker" in names
+        assert team.run(1, _kernel, out) == 0 and out[0] == 10
+    assert "skdigits-worker" not in {t.name for t in threading.enumerate()}
+
+
+def test_team_reports_a_helpers_exception():
+    def failing(tid, n, sync):
+        if tid == 1:
+            raise RuntimeError("helper failed")
+
+    with Team() as team:
+        with pytest.raises(RuntimeError, match="helper failed"):
+            team.run(2, failing)
+        out = np.zeros(2, dtype=np.int64)
+        team.run(2, _kernel, out)  # still usable
+        np.testing.assert_array_equal(out, [20, 21])
