@@ -337,16 +337,16 @@ def linear_epoch(X, y, w, theta, n_out, loss, batch_size, alpha=0.0, lr=0.1,
     order = np.arange(n, dtype=np.int64)
     if shuffle:
         _rng.shuffle(order, _rng.new_state(np.random.RandomState(0)))
-    acc = Accumulators(n_threads, n_classes, n_out)
+    acc = Accumulators.for_batches(batch_size, n_classes, n_out)
     iopt = np.zeros(_batch.N_IOPT, dtype=np.int64)
     iopt[[_batch.I_LOSS, _batch.I_SOLVER, _batch.I_N_OUT]] = loss, solver, n_out
     fopt = np.array([alpha, 0.0, lr, lr, momentum, 0.9, 0.999, 1e-8])
     with Team() as team:
         t = model.run_epoch(team, n_threads, X, y, w, order, theta,
                             model.new_state(theta.dtype),
-                            model.workspace(batch_size, n_threads, theta.dtype), acc,
+                            model.workspace(batch_size, theta.dtype), acc,
                             iopt, fopt, 0)
-    return t, [acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], acc.stats[0]]
+    return t, list(acc.totals())
 
 
 def pack_linear(W, b):

@@ -211,19 +211,20 @@ def run_epoch(X, y, w, theta, sizes, code, loss, batch_size, *, order=None,
     if shuffle:
         _rng.shuffle(order, _rng.new_state(np.random.RandomState(seed)))
     state = state or model.new_state(theta.dtype)
-    acc = Accumulators(n_threads, n_classes, n_out)
+    acc = Accumulators.for_batches(batch_size, n_classes, n_out)
     iopt = np.zeros(_batch.N_IOPT, dtype=np.int64)
     iopt[[_batch.I_ACTIVATION, _batch.I_LOSS, _batch.I_SOLVER, _batch.I_NESTEROV,
           _batch.I_N_OUT]] = code, loss, solver, int(nesterov), n_out
     fopt = np.array([0.0, alpha, lr0, lr0 if lr1 is None else lr1, momentum, beta1,
                      beta2, eps])
-    ws = model.workspace(batch_size, n_threads, theta.dtype)
+    ws = model.workspace(batch_size, theta.dtype)
     with Team() as team:
         t = model.run_epoch(team, n_threads, X, y, w, order, theta, state, ws, acc,
                             iopt, fopt, t)
     assert not ws["grad"].any()  # the gradient is left at zero
-    return t, dict(class_loss=acc.class_loss[0], class_weight=acc.class_weight[0],
-                   col_loss=acc.col_loss[0], stats=acc.stats[0]), order, state
+    class_loss, class_weight, col_loss, stats = acc.totals()
+    return t, dict(class_loss=class_loss, class_weight=class_weight,
+                   col_loss=col_loss, stats=stats), order, state
 
 
 def tolerances(dtype):

@@ -12,6 +12,7 @@ same methods (a GPU one, say) could take their place.
 import numpy as np
 
 from .._kernels import _linear, _mlp
+from .._kernels._batch import LOSS_ROWS
 from .._kernels._simd import TILE_ROWS
 
 __all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK"]
@@ -75,14 +76,19 @@ class _Batches:
 
 
 class Accumulators:
-    """Per-thread sums of an epoch (see ``_losses.loss_grad``); thread 0's
-    row holds the epoch's figures. Each thread's row starts on a cache line
-    of its own (the threads write them at every minibatch)."""
+    """The sums of an epoch (see ``_losses.loss_grad``), one row per chunk of
+    rows of the loss phase (``_batch.LOSS_ROWS``); ``totals`` adds them up in
+    order. Each row starts on a cache line of its own (different threads
+    write them at every minibatch)."""
 
-    def __init__(self, n_threads, n_classes, n_outputs):
+    @classmethod
+    def for_batches(cls, batch_size, n_classes, n_outputs):
+        return cls(-(-batch_size // LOSS_ROWS), n_classes, n_outputs)
+
+    def __init__(self, n_rows, n_classes, n_outputs):
         def rows(n):
             width = -(-n // 8) * 8  # whole cache lines of float64
-            return aligned_zeros((n_threads, width))[:, :n]
+            return aligned_zeros((n_rows, width))[:, :n]
 
         self.class_loss = rows(n_classes)
         self.class_weight = rows(n_classes)
@@ -92,6 +98,10 @@ class Accumulators:
     def reset(self):
         for a in (self.class_loss, self.class_weight, self.col_loss, self.stats):
             a[:] = 0.0
+
+    def totals(self):
+        """``(class_loss, class_weight, col_loss, stats)`` of the epoch."""
+        return tuple(a.sum(axis=0) for a in self.args())
 
     def args(self):
         return self.class_loss, self.class_weight, self.col_loss, self.stats
@@ -159,21 +169,18 @@ class LinearModel(_Model):
         with np.errstate(over="ignore", invalid="ignore"):
             return float(np.dot(W, W))
 
-    def workspace(self, batch_size, n_threads, dtype):
-        """The buffers of a fit, for up to ``n_threads`` threads."""
-        n_parts = -(-self.n_features // _linear.FEATURE_BLOCK)
+    def workspace(self, batch_size, dtype):
+        """The buffers of a fit."""
         return dict(grad=aligned_zeros(self.n_params, dtype),
                     batches=_Batches(batch_size, self.n_features, dtype),
-                    Zp=aligned_zeros((n_parts, batch_size, self.ld), dtype),
-                    Zt=aligned_zeros((n_threads, batch_size, self.ld), dtype))
+                    Z=aligned_zeros((batch_size, self.ld), dtype))
 
     def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
         """One epoch over the rows ``order``; returns the step count."""
         return team.run(n_threads, _linear.linear_epoch, X, y, w, order,
                         np.int64(self.ld), theta, ws["grad"], state[0], state[1],
-                        *ws["batches"].args(), ws["Zp"], ws["Zt"], *acc.args(), iopt,
-                        fopt, t)
+                        *ws["batches"].args(), ws["Z"], *acc.args(), iopt, fopt, t)
 
     def logits(self, team, n_threads, X, rows, theta):
         """float64 logits of the rows ``rows`` of ``X``."""
@@ -274,8 +281,8 @@ class MLPModel(_Model):
             pos += n_rows * int(width)
         return a_off, pos
 
-    def workspace(self, batch_size, n_threads, dtype):
-        """The buffers of a fit, for up to ``n_threads`` threads."""
+    def workspace(self, batch_size, dtype):
+        """The buffers of a fit."""
         t_off, n_t = self._transposes()
         a_off, n_a = self._slots(batch_size, self.sizes[1:-1])
         n_parts = -(-int(self.sizes[-2]) // _mlp.PANEL)
@@ -285,7 +292,7 @@ class MLPModel(_Model):
                     H=aligned_zeros(max(n_a, 1), dtype),
                     D=aligned_zeros(max(n_a, 1), dtype), a_off=a_off,
                     Zp=aligned_zeros((n_parts, batch_size, self.ld[-1]), dtype),
-                    Zt=aligned_zeros((n_threads, batch_size, self.ld[-1]), dtype))
+                    Z=aligned_zeros((batch_size, self.ld[-1]), dtype))
 
     def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
@@ -296,7 +303,7 @@ class MLPModel(_Model):
                         self.w_off, self.b_off, self.ld, theta, ws["grad"], state[0],
                         state[1], ws["Wt"], ws["t_off"], *ws["batches"].args(), dense,
                         dense_counts, ws["H"], ws["D"], ws["a_off"], ws["Zp"],
-                        ws["Zt"], *acc.args(), iopt, fopt, t)
+                        ws["Z"], *acc.args(), iopt, fopt, t)
 
     def logits(self, team, n_threads, X, rows, theta):
         """float64 logits of the rows ``rows`` of ``X``."""

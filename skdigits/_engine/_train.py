@@ -44,11 +44,11 @@ class TrainingDivergedError(FloatingPointError, ValueError):
     """Training produced a non-finite loss or non-finite weights."""
 
 
-def per_class_loss(acc_row, loss, n_outputs):
-    """Loss of each class from an epoch's sums (one row of ``Accumulators``):
+def per_class_loss(totals, loss, n_outputs):
+    """Loss of each class from an epoch's sums (``Accumulators.totals``):
     the weighted mean loss of its samples, or for one-vs-rest models the
     binary loss of each label's model."""
-    class_loss, class_weight, col_loss, stats = acc_row
+    class_loss, class_weight, col_loss, stats = totals
     if loss == LOGISTIC and n_outputs > 1:
         return col_loss / stats[1]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -62,10 +62,10 @@ def evaluate(model, team, n_threads, X, y, w, rows, theta, penalty, n_classes):
     acc = Accumulators(1, n_classes, model.n_outputs)
     loss_grad(Z, y[rows], w[rows].astype(np.float64), len(rows), model.loss, 0.0,
               acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], acc.stats[0])
-    stats = acc.stats[0]
-    row = (acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], stats)
+    totals = acc.totals()
+    stats = totals[3]
     return (float(stats[0] / stats[1] + penalty), float(stats[2] / stats[1]),
-            per_class_loss(row, model.loss, model.n_outputs))
+            per_class_loss(totals, model.loss, model.n_outputs))
 
 
 def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental):
@@ -74,7 +74,7 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental):
     rows ``train_idx``, validating on ``val_idx`` (or None)."""
     run = _Run(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental)
     with CoreShare(est.n_jobs) as share, Team() as team:
-        run.start(share.wanted)
+        run.start()
         try:
             for epoch in range(n_epochs):
                 figures = run.epoch(team, share.threads(), epoch)
@@ -128,10 +128,11 @@ class _Run:
         self.snapshot = None
         self.stopped_by = None
 
-    def start(self, max_threads):
+    def start(self):
         dtype = self.est._theta.dtype
-        self.ws = self.model.workspace(self.batch_size, max_threads, dtype)
-        self.acc = Accumulators(max_threads, self.n_classes, self.model.n_outputs)
+        self.ws = self.model.workspace(self.batch_size, dtype)
+        self.acc = Accumulators.for_batches(self.batch_size, self.n_classes,
+                                            self.model.n_outputs)
         est = self.est
         self.iopt = np.zeros(N_IOPT, dtype=np.int64)
         self.iopt[[I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT]] = (
@@ -166,18 +167,17 @@ class _Run:
                             est._theta, est._opt_state, self.ws, self.acc, self.iopt,
                             self.fopt, est._opt_t)
         elapsed = time.perf_counter() - tic
-        stats = self.acc.stats[0]
+        totals = self.acc.totals()
+        stats = totals[3]
         loss = stats[0] / stats[1] + self.penalty(est._theta)
         if not (np.isfinite(loss) and np.all(np.isfinite(est._theta))):
             self.restore_last_epoch(fresh_moments=True)
             est._export(model.unpack(est._theta))
             raise TrainingDivergedError(est._diverged_message(loss, self.X))
         est._opt_t = t
-        row = (self.acc.class_loss[0], self.acc.class_weight[0], self.acc.col_loss[0],
-               stats)
         figures = {"loss": float(loss), "accuracy": float(stats[2] / stats[1]),
                    "lr": lr1, "time": elapsed,
-                   "per_class": per_class_loss(row, model.loss, model.n_outputs)}
+                   "per_class": per_class_loss(totals, model.loss, model.n_outputs)}
         if self.early:
             val_loss, val_acc, val_pc = evaluate(
                 model, team, n_threads, self.X, self.y, self.w_val, self.val_idx,

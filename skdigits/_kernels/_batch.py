@@ -9,6 +9,7 @@ divides ``alpha`` by the minibatch size, a linear model does not).
 """
 
 from ._gemm import gather_rows, group_lists
+from ._losses import loss_grad
 from ._numba import jit
 from ._optim import step_block
 from ._simd import TILE_ROWS
@@ -61,25 +62,44 @@ def _gather_phase_py(sync, X, y, w, order, start, m, Xb, lists, counts, yb, wb, 
 gather_phase = jit(_gather_phase_py)
 
 
-def _logits_py(Zp, n_parts, m, Z):
-    """``Z[:m] = sum of the partial logits, in part order``. The intercepts
-    are in part 0 (added by the item that computed it): the threads read no
-    parameter here, since another thread may already be updating them."""
+#: Rows per work item of the loss phase.
+LOSS_ROWS = 8 * TILE_ROWS
+
+
+def _loss_phase_py(sync, Zp, n_parts, Z, yb, wb, m, class_loss, class_weight,
+                   col_loss, stats, iopt):
+    """Claim chunks of ``LOSS_ROWS`` rows of the minibatch: add up the
+    chunk's partial logits into ``Z`` (in part order; none when ``n_parts`` is
+    0: ``Z`` holds the logits already), then compute their loss and its
+    gradient, which replaces them in ``Z``. Chunk ``c`` adds its sums to row
+    ``c`` of the accumulators, so the epoch's totals (the rows added up in
+    order) do not depend on the threads. The intercepts are in part 0 (added
+    by the item that computed it): no parameter is read here, since another
+    thread may already be updating them."""
     k = Z.shape[1]
-    for i in range(m):
-        z = Z[i]
-        z0 = Zp[0, i]
-        for j in range(k):
-            z[j] = z0[j]
-    for p in range(1, n_parts):
-        for i in range(m):
-            z = Z[i]
-            zp = Zp[p, i]
-            for j in range(k):
-                z[j] += zp[j]
+    item = claim(sync)
+    while item * LOSS_ROWS < m:
+        r0 = item * LOSS_ROWS
+        r1 = min(r0 + LOSS_ROWS, m)
+        if n_parts > 0:
+            for i in range(r0, r1):
+                z = Z[i]
+                z0 = Zp[0, i]
+                for j in range(k):
+                    z[j] = z0[j]
+            for p in range(1, n_parts):
+                for i in range(r0, r1):
+                    z = Z[i]
+                    zp = Zp[p, i]
+                    for j in range(k):
+                        z[j] += zp[j]
+        loss_grad(Z[r0:r1, :iopt[I_N_OUT]], yb[r0:r1], wb[r0:r1], r1 - r0,
+                  iopt[I_LOSS], 1.0 / m, class_loss[item], class_weight[item],
+                  col_loss[item], stats[item])
+        item = claim(sync)
 
 
-logits = jit(_logits_py)
+loss_phase = jit(_loss_phase_py)
 
 
 def _add_row_py(Z, m, b):

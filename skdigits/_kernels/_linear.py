@@ -7,12 +7,11 @@ is the number of outputs padded with zero columns to a multiple of
 ``_mlp.PAD`` (so the products run on whole vectors; the padding stays zero).
 The logits of a block ``X`` are ``X @ W + b``.
 
-A minibatch takes two phases, split into items over blocks of
-``FEATURE_BLOCK`` features: item ``c`` computes the features' share of the
-logits; then every thread adds the shares up (in a fixed order) and computes
-the loss gradient, and item ``c`` computes the weights' gradient for its
-features and updates them; further items gather the next minibatch. The
-results do not depend on the number of threads (see ``_mlp``).
+A minibatch takes two phases: chunks of rows compute their logits, their
+loss and its gradient; then item ``c`` computes the weights' gradient
+for block ``c`` of ``FEATURE_BLOCK`` features and updates them, and further
+items gather the next minibatch. The results do not depend on the number of
+threads (see ``_mlp``).
 """
 
 import numpy as np
@@ -20,18 +19,19 @@ import numpy as np
 from ._batch import (
     I_LOSS,
     I_N_OUT,
+    LOSS_ROWS,
     add_row,
     batch_rate,
     column_sums,
     gather_phase,
     l2_of,
-    logits,
     n_blocks,
     update,
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._losses import loss_grad
 from ._numba import jit
+from ._simd import TILE_ROWS
 from ._sync import barrier, claim
 
 #: Features per work item.
@@ -49,16 +49,16 @@ params = jit(_params_py)
 
 
 def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, ld, theta, grad, s1, s2,
-                     Xb, lists, counts, yb, wb, Zp, Zt, class_loss, class_weight,
+                     Xb, lists, counts, yb, wb, Z, class_loss, class_weight,
                      col_loss, stats, iopt, fopt, t):
     """One epoch of minibatch training over the rows ``order`` (already
     shuffled), as thread ``tid`` of ``n_threads``; returns the step count.
 
-    Buffers as in ``_mlp.mlp_epoch`` (``Zp`` has one part per feature
-    block). Options: ``iopt`` (loss, solver, nesterov, number of real
+    Buffers as in ``_mlp.mlp_epoch``; ``Z`` (B, ld): the logits, then the
+    loss gradient. Options: ``iopt`` (loss, solver, nesterov, number of real
     outputs) and ``fopt`` (see ``_batch``). Updates ``theta``, ``grad`` (left
-    at zero), ``s1``/``s2`` and the buffers in place; thread 0's
-    accumulators hold the epoch's figures.
+    at zero), ``s1``/``s2`` and the buffers in place; the accumulators have
+    one row per chunk of ``LOSS_ROWS`` rows (see ``_batch.loss_phase``).
     """
     _I0 = np.int64(0)
     _I1 = np.int64(1)
@@ -71,7 +71,6 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, ld, theta, grad, s1, 
     G, gb = params(grad, n_features, ld)
     M, mb = params(s1, n_features, ld)
     V, vb = params(s2, n_features, ld)
-    Z = Zt[tid]
 
     gather_phase(sync, X, y, w, order, _I0, min(batch, n_rows), Xb, lists, counts, yb,
                  wb, _I0, claim(sync), _I0)
@@ -82,26 +81,26 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, ld, theta, grad, s1, 
         lr = batch_rate(fopt, k, n_batches)
         l2 = l2_of(fopt, m)
         t += 1
+        # chunks of rows: their logits, then their loss and its gradient
         item = claim(sync)
-        while item < n_items:
-            c0 = item * FEATURE_BLOCK
-            dot_rows(Zp[item], _I0, _I0, Xb[cur], _I0, m, W, _I0, ld, lists[cur],
-                     counts[cur],
-                     _I0, _I1, c0, min(c0 + FEATURE_BLOCK, n_features))
-            if item == 0:
-                add_row(Zp[0], m, b)
+        while item * LOSS_ROWS < m:
+            r0 = item * LOSS_ROWS
+            rows = min(LOSS_ROWS, m - r0)
+            dot_rows(Z, r0, _I0, Xb[cur], r0, rows, W, _I0, ld, lists[cur],
+                     counts[cur], r0 // TILE_ROWS, _I1, _I0, n_features)
+            add_row(Z[r0:], rows, b)
+            loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[cur, r0:], wb[cur, r0:],
+                      rows, iopt[I_LOSS], 1.0 / m, class_loss[item],
+                      class_weight[item], col_loss[item], stats[item])
             item = claim(sync)
         barrier(sync, n_threads)
-        logits(Zp, n_items, m, Z)
-        loss_grad(Z[:, :iopt[I_N_OUT]], yb[cur], wb[cur], m, iopt[I_LOSS], 1.0 / m,
-                  class_loss[tid], class_weight[tid], col_loss[tid], stats[tid])
+        # the weights' gradient and update, block of features by block
         item = claim(sync)
         while item < n_items:
             c0 = item * FEATURE_BLOCK
             c1 = min(c0 + FEATURE_BLOCK, n_features)
             acc_rows(G, _I0, Xb[cur], _I0, m, Z, _I0, _I0, ld, lists[cur], counts[cur],
-                     _I0, _I1,
-                     c0, c1)
+                     _I0, _I1, c0, c1)
             update(W, G, M, V, c0, c1, _I0, ld, l2, lr, iopt, fopt, t)
             if item == 0:
                 column_sums(Z, m, _I0, ld, gb)

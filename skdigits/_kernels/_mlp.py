@@ -30,14 +30,15 @@ order (see ``_gemm``), and the output layer's partial logits are added in a
 fixed order, so the results are bit-identical whatever the number of
 threads.
 
-For the usual one-hidden-layer network a minibatch takes two phases:
+For the usual one-hidden-layer network a minibatch takes three phases:
 
 1. item ``p``: the hidden units of panel ``p``, and their share of the
    logits (their product with the matching rows of the output weights);
-2. every thread adds the shares up and computes the loss gradient (the same
-   bits in each thread); then item ``p`` computes the output weights'
-   gradient for the panel's rows, the panel's deltas, the panel's gradient,
-   and updates all three blocks; further items gather the next minibatch.
+2. chunks of rows: the shares added up (in a fixed order), the loss and its
+   gradient;
+3. item ``p`` computes the output weights' gradient for the panel's rows,
+   the panel's deltas, the panel's gradient, and updates all three blocks;
+   further items gather the next minibatch.
 
 Deeper networks add one phase per extra hidden layer, forward and backward,
 and update their hidden weights in a last phase.
@@ -58,12 +59,11 @@ from ._batch import (
     column_sums,
     gather_phase,
     l2_of,
-    logits,
+    loss_phase,
     n_blocks,
     update,
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
-from ._losses import loss_grad
 from ._numba import jit
 from ._sync import barrier, claim
 
@@ -312,11 +312,11 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, l
 _epoch_start = jit(_epoch_start_py)
 
 
-def _forward_and_loss_py(tid, n_threads, sync, sizes, w_off, b_off, ld, theta, Xb,
-                         lists, counts, yb, wb, dense, dense_counts, H, a_off, Zp, Z,
-                         m, class_loss, class_weight, col_loss, stats, iopt):
+def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, Xb, lists,
+                         counts, yb, wb, dense, dense_counts, H, a_off, Zp, Z, m,
+                         class_loss, class_weight, col_loss, stats, iopt):
     """The forward phases of a minibatch (hidden layer by hidden layer, each
-    panel with its share of the logits), then, in every thread, the logits
+    panel with its share of the logits), then the loss phase: the logits
     and the loss gradient into ``Z``."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
@@ -343,9 +343,9 @@ def _forward_and_loss_py(tid, n_threads, sync, sizes, w_off, b_off, ld, theta, X
                     add_row(Zp[0], m, bo)
             item = claim(sync)
         barrier(sync, n_threads)
-    logits(Zp, n_blocks(sizes[last], PANEL), m, Z)
-    loss_grad(Z[:, :iopt[I_N_OUT]], yb, wb, m, iopt[I_LOSS], 1.0 / m, class_loss[tid],
-              class_weight[tid], col_loss[tid], stats[tid])
+    loss_phase(sync, Zp, n_blocks(sizes[last], PANEL), Z, yb, wb, m, class_loss,
+               class_weight, col_loss, stats, iopt)
+    barrier(sync, n_threads)
 
 
 _forward_and_loss = jit(_forward_and_loss_py)
@@ -353,7 +353,7 @@ _forward_and_loss = jit(_forward_and_loss_py)
 
 def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
                   theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
-                  dense_counts, H, D, a_off, Zp, Zt, class_loss, class_weight,
+                  dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
                   col_loss, stats, iopt, fopt, t):
     """One epoch of minibatch training of a one-hidden-layer network over the
     rows ``order`` (already shuffled), as thread ``tid`` of ``n_threads``;
@@ -364,13 +364,14 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
     (2, B/4), ``yb`` and ``wb`` (2, B): two minibatches, the one in use and
     the next one being gathered. ``H`` and ``D``: the hidden activations and
     their deltas, layer ``l`` at ``a_off[l]`` as (B, sizes[l + 1]). ``Zp``
-    (n_panels, B, ld[-1]): partial logits; ``Zt`` (n_threads, B, ld[-1]):
-    each thread's logits, then loss gradient. ``Wt``: the transpose of each
+    (n_panels, B, ld[-1]): partial logits; ``Z`` (B, ld[-1]): the logits,
+    then the loss gradient. ``Wt``: the transpose of each
     layer ``l >= 1`` at ``t_off[l]`` as (ld[l], sizes[l]). ``dense``/
     ``dense_counts``: the list ``0, 1, 2, ...`` (at least as long as the
     widest layer) for dense inputs. The accumulators (``class_loss``... see
-    ``loss_grad``) have one row per thread; thread 0's hold the epoch's
-    figures (each minibatch's loss measured before its update).
+    ``loss_grad``) have one row per chunk of the loss phase (see ``_batch``);
+    added up, they give the epoch's figures (each minibatch's loss measured
+    before its update).
 
     Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2``, ``Wt`` and the
     buffers in place. ``mlp_epoch_deep`` does the same for deeper networks.
@@ -384,13 +385,13 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
         cur = k % 2
         m = min(batch, n_rows - k * batch)
         t += 1
-        _forward_and_loss(tid, n_threads, sync, sizes, w_off, b_off, ld, theta,
-                          Xb[cur], lists[cur], counts[cur], yb[cur], wb[cur], dense,
-                          dense_counts, H, a_off, Zp, Zt[tid], m, class_loss,
-                          class_weight, col_loss, stats, iopt)
+        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, Xb[cur],
+                          lists[cur], counts[cur], yb[cur], wb[cur], dense,
+                          dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
+                          col_loss, stats, iopt)
         item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
                                  Wt, t_off, Xb[cur], lists[cur], counts[cur], dense,
-                                 dense_counts, H, D, a_off, Zt[tid], batch, m,
+                                 dense_counts, H, D, a_off, Z, batch, m,
                                  batch_rate(fopt, k, n_batches), l2_of(fopt, m), iopt,
                                  fopt, t)
         if k + 1 < n_batches:
@@ -404,7 +405,7 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
 
 def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
                        theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb,
-                       dense, dense_counts, H, D, a_off, Zp, Zt, class_loss,
+                       dense, dense_counts, H, D, a_off, Zp, Z, class_loss,
                        class_weight, col_loss, stats, iopt, fopt, t):
     """``mlp_epoch`` for a network with two or more hidden layers."""
     n_rows = order.shape[0]
@@ -416,13 +417,13 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off
         cur = k % 2
         m = min(batch, n_rows - k * batch)
         t += 1
-        _forward_and_loss(tid, n_threads, sync, sizes, w_off, b_off, ld, theta,
-                          Xb[cur], lists[cur], counts[cur], yb[cur], wb[cur], dense,
-                          dense_counts, H, a_off, Zp, Zt[tid], m, class_loss,
-                          class_weight, col_loss, stats, iopt)
+        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, Xb[cur],
+                          lists[cur], counts[cur], yb[cur], wb[cur], dense,
+                          dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
+                          col_loss, stats, iopt)
         item = _backward_deep(tid, n_threads, sync, sizes, w_off, b_off, ld, theta,
                               grad, s1, s2, Wt, t_off, Xb[cur], lists[cur],
-                              counts[cur], dense, dense_counts, H, D, a_off, Zt[tid],
+                              counts[cur], dense, dense_counts, H, D, a_off, Z,
                               batch, m, batch_rate(fopt, k, n_batches), l2_of(fopt, m),
                               iopt, fopt, t)
         if k + 1 < n_batches:
