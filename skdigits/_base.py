@@ -180,10 +180,6 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                     f"Adam's first step (divided by 1 - beta_1 = "
                     f"{1.0 - self.beta_1:g}): use a smaller learning_rate_init.")
 
-    def _useful_threads(self, model):
-        """Most threads an epoch of ``model`` can keep busy."""
-        return model.max_threads()
-
     # ------------------------------------------------------------------
     # fitting
     @_fit_context(prefer_skip_nested_validation=True)

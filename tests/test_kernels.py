@@ -216,9 +216,9 @@ def _product_problem(problem):
     A = rng.normal(size=(m, K)) * (rng.random((m, K)) >= zeros)
     B = rng.normal(size=(K, N))
     n_groups = -(-m // 4)
-    lists = np.full((n_groups, K), -1, dtype=np.int64)
+    lists = np.full((n_groups, K), -1, dtype=np.int32)
     counts = np.zeros(n_groups, dtype=np.int64)
-    _gemm.group_lists(A.astype(dtype), 0, m, lists, counts, 0)
+    _gemm.group_lists(A.astype(dtype), np.arange(m), m, lists, counts, 0)
     return rng, A.astype(dtype), B.astype(dtype), lists, counts
 
 
@@ -243,27 +243,36 @@ def test_dot_rows_matches_numpy_and_skips_zeros_exactly(problem):
     m, K = A.shape
     N = B.shape[1]
     ref = A.astype(np.float64) @ B.astype(np.float64)
+    rows = np.arange(m)
     out = np.full((m + 2, N + 3), np.nan, dtype=A.dtype)
-    _gemm.dot_rows(out, 1, 2, A, 0, m, B, 0, N, lists, counts, 0, 1, 0, K)
+    _gemm.dot_rows(out, 1, 2, A, rows, m, B, 0, N, lists, counts, 0, 1, 0, K)
     np.testing.assert_allclose(out[1:1 + m, 2:2 + N], ref, **_tol(A.dtype))
     assert np.isnan(out[0]).all() and np.isnan(out[:, :2]).all()  # nothing else
     # the dense list gives the very same bits: skipped zeros change nothing
-    dense = np.arange(K, dtype=np.int64)[None, :]
+    dense = np.arange(K, dtype=np.int32)[None, :]
     full = np.full((m, N), np.nan, dtype=A.dtype)
-    _gemm.dot_rows(full, 0, 0, A, 0, m, B, 0, N, dense, np.array([K]), 0, 0, 0, K)
+    _gemm.dot_rows(full, 0, 0, A, rows, m, B, 0, N, dense, np.array([K]), 0, 0, 0, K)
     np.testing.assert_array_equal(full, out[1:1 + m, 2:2 + N])
     # a range of columns of B, and a range of the inner dimension
     c0 = int(rng.integers(0, N))
     k0, k1 = sorted(int(v) for v in rng.integers(0, K + 1, 2))
     part = np.full((m, N - c0), np.nan, dtype=A.dtype)
-    _gemm.dot_rows(part, 0, 0, A, 0, m, B, c0, N, lists, counts, 0, 1, k0, k1)
+    _gemm.dot_rows(part, 0, 0, A, rows, m, B, c0, N, lists, counts, 0, 1, k0, k1)
     np.testing.assert_allclose(part, A[:, k0:k1].astype(np.float64)
                                @ B[k0:k1, c0:].astype(np.float64), **_tol(A.dtype))
     # each row's result is its own: the same bits computed alone
     for i in {0, m - 1}:
         one = np.full((1, N), np.nan, dtype=A.dtype)
-        _gemm.dot_rows(one, 0, 0, A, i, 1, B, 0, N, dense, np.array([K]), 0, 0, 0, K)
+        _gemm.dot_rows(one, 0, 0, A, rows[i:], 1, B, 0, N, dense, np.array([K]), 0, 0,
+                       0, K)
         np.testing.assert_array_equal(one[0], full[i])
+    # rows picked by an index, in another order, as in place from the data
+    perm = rng.permutation(m)
+    picked = np.full((m, N), np.nan, dtype=A.dtype)
+    plists, pcounts = np.zeros_like(lists), np.zeros_like(counts)
+    _gemm.group_lists(A, perm, m, plists, pcounts, 0)
+    _gemm.dot_rows(picked, 0, 0, A, perm, m, B, 0, N, plists, pcounts, 0, 1, 0, K)
+    np.testing.assert_array_equal(picked, full[perm])
 
 
 @settings(max_examples=60, deadline=None)
@@ -274,16 +283,25 @@ def test_acc_rows_matches_numpy_and_skips_zeros_exactly(problem):
     N = B.shape[1]
     D = rng.normal(size=(m, N)).astype(A.dtype)
     G0 = rng.normal(size=(K, N + 2)).astype(A.dtype)
+    rows = np.arange(m)
     G = G0.copy()
-    _gemm.acc_rows(G, 1, A, 0, m, D, 0, 0, N, lists, counts, 0, 1, 0, K)
+    _gemm.acc_rows(G, 1, A, rows, m, D, 0, 0, N, lists, counts, 0, 1, 0, K)
     np.testing.assert_allclose(G[:, 1:1 + N], G0[:, 1:1 + N] + A.T.astype(np.float64)
                                @ D.astype(np.float64), **_tol(A.dtype))
     np.testing.assert_array_equal(G[:, 0], G0[:, 0])
     np.testing.assert_array_equal(G[:, -1], G0[:, -1])
-    dense = np.arange(K, dtype=np.int64)[None, :]
+    dense = np.arange(K, dtype=np.int32)[None, :]
     Gd = G0.copy()
-    _gemm.acc_rows(Gd, 1, A, 0, m, D, 0, 0, N, dense, np.array([K]), 0, 0, 0, K)
+    _gemm.acc_rows(Gd, 1, A, rows, m, D, 0, 0, N, dense, np.array([K]), 0, 0, 0, K)
     np.testing.assert_array_equal(Gd, G)
+    # rows of A picked by an index (D in the same order): the same sums
+    perm = rng.permutation(m)
+    plists, pcounts = np.zeros_like(lists), np.zeros_like(counts)
+    _gemm.group_lists(A, perm, m, plists, pcounts, 0)
+    Gp = G0.copy()
+    _gemm.acc_rows(Gp, 1, A, perm, m, np.ascontiguousarray(D[perm]), 0, 0, N, plists,
+                   pcounts, 0, 1, 0, K)
+    np.testing.assert_allclose(Gp, G, **_tol(A.dtype))
 
 
 def test_gather_rows_casts_in_order(rng):

@@ -20,17 +20,30 @@ __all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK"]
 #: Rows per work item when predicting.
 PREDICT_BLOCK = 256
 
+#: Multiply-adds of a minibatch that make one more thread worth its
+#: synchronisation (a few hundred microseconds of work per thread and phase).
+MIN_WORK = 1_000_000
+
 #: Index lists of dense inputs: ``0, 1, 2, ...`` (grown on demand).
-_DENSE = {"list": np.arange(1024, dtype=np.int64)[None, :]}
+_DENSE = {"list": np.arange(1024, dtype=np.int32)[None, :]}
 
 
 def _dense(n):
     """The dense list (at least ``n`` long) and its count."""
     dense = _DENSE["list"]
     if dense.shape[1] < n:
-        dense = np.arange(max(n, 2 * dense.shape[1]), dtype=np.int64)[None, :]
+        dense = np.arange(max(n, 2 * dense.shape[1]), dtype=np.int32)[None, :]
         _DENSE["list"] = dense
     return dense, np.array([dense.shape[1]], dtype=np.int64)
+
+
+def _direct(X, theta):
+    """``(Xsrc, direct)`` for the epoch kernels: the data itself, read in place,
+    when it is already a C-ordered array of the model's dtype; else an empty
+    array of that dtype (the kernels then copy and cast each minibatch)."""
+    if X.dtype == theta.dtype and X.flags.c_contiguous:
+        return X, True
+    return np.zeros((0, X.shape[1]), dtype=theta.dtype), False
 
 
 def _padded(n):
@@ -66,7 +79,7 @@ class _Batches:
     def __init__(self, batch_size, n_features, dtype):
         n_groups = -(-batch_size // TILE_ROWS)
         self.Xb = aligned_zeros((2, batch_size, n_features), dtype)
-        self.lists = aligned_zeros((2, n_groups, n_features), np.int64)
+        self.lists = aligned_zeros((2, n_groups, n_features), np.int32)
         self.counts = aligned_zeros((2, n_groups), np.int64)
         self.yb = aligned_zeros((2, batch_size), np.int64)
         self.wb = aligned_zeros((2, batch_size), dtype)
@@ -121,7 +134,7 @@ class _Model:
     def _forward_buffers(self, n_threads, n_features, widths):
         n_groups = -(-PREDICT_BLOCK // TILE_ROWS)
         return (aligned_zeros((n_threads, PREDICT_BLOCK, n_features)),
-                aligned_zeros((n_threads, n_groups, n_features), np.int64),
+                aligned_zeros((n_threads, n_groups, n_features), np.int32),
                 aligned_zeros((n_threads, n_groups), np.int64),
                 aligned_zeros((n_threads, PREDICT_BLOCK * sum(widths))))
 
@@ -144,9 +157,12 @@ class LinearModel(_Model):
         self.ld = _padded(n_outputs)
         self.n_params = self.n_features * self.ld + self.ld
 
-    def max_threads(self):
-        """Most threads an epoch can keep busy: one per feature block."""
-        return -(-self.n_features // _linear.FEATURE_BLOCK)
+    def max_threads(self, batch_size):
+        """Most threads an epoch can keep busy: one per feature block, and
+        one per ``MIN_WORK`` multiply-adds of a minibatch."""
+        work = batch_size * self.n_features * self.ld
+        return max(1, min(-(-self.n_features // _linear.FEATURE_BLOCK),
+                          work // MIN_WORK))
 
     def init_params(self, rng, dtype):
         """Zeros (the loss is convex), like ``LogisticRegression``."""
@@ -179,8 +195,9 @@ class LinearModel(_Model):
                   fopt, t):
         """One epoch over the rows ``order``; returns the step count."""
         return team.run(n_threads, _linear.linear_epoch, X, y, w, order,
-                        np.int64(self.ld), theta, ws["grad"], state[0], state[1],
-                        *ws["batches"].args(), ws["Z"], *acc.args(), iopt, fopt, t)
+                        *_direct(X, theta), np.int64(self.ld), theta, ws["grad"],
+                        state[0], state[1], *ws["batches"].args(), ws["Z"],
+                        *acc.args(), iopt, fopt, t)
 
     def logits(self, team, n_threads, X, rows, theta):
         """float64 logits of the rows ``rows`` of ``X``."""
@@ -221,10 +238,12 @@ class MLPModel(_Model):
         self.n_outputs = int(self.sizes[-1])
         self.w_off, self.b_off, self.ld, self.n_params = _mlp.layout(self.sizes)
 
-    def max_threads(self):
+    def max_threads(self, batch_size):
         """Most threads an epoch can keep busy: one per panel of the first
-        hidden layer."""
-        return -(-int(self.sizes[1]) // _mlp.PANEL)
+        hidden layer, and one per ``MIN_WORK`` multiply-adds of a
+        minibatch."""
+        work = batch_size * int(np.sum(self.sizes[:-1] * self.sizes[1:]))
+        return max(1, min(-(-int(self.sizes[1]) // _mlp.PANEL), work // MIN_WORK))
 
     def init_params(self, rng, dtype, glorot_factor=6.0, block=1 << 20):
         """Glorot/Xavier uniform weights and intercepts, drawn layer by layer
@@ -299,9 +318,9 @@ class MLPModel(_Model):
         """One epoch over the rows ``order``; returns the step count."""
         dense, dense_counts = _dense(int(self.sizes.max()))
         epoch = _mlp.mlp_epoch if len(self.sizes) == 3 else _mlp.mlp_epoch_deep
-        return team.run(n_threads, epoch, X, y, w, order, self.sizes,
-                        self.w_off, self.b_off, self.ld, theta, ws["grad"], state[0],
-                        state[1], ws["Wt"], ws["t_off"], *ws["batches"].args(), dense,
+        return team.run(n_threads, epoch, X, y, w, order, *_direct(X, theta),
+                        self.sizes, self.w_off, self.b_off, self.ld, theta, ws["grad"],
+                        state[0], state[1], ws["Wt"], ws["t_off"], *ws["batches"].args(), dense,
                         dense_counts, ws["H"], ws["D"], ws["a_off"], ws["Zp"],
                         ws["Z"], *acc.args(), iopt, fopt, t)
 

@@ -161,7 +161,7 @@ class _Run:
             shuffle(self.order, est._rng_state)
         self.acc.reset()
         self.fopt[F_LR0], self.fopt[F_LR1] = lr0, lr1
-        n_threads = min(n_threads, est._useful_threads(model))
+        n_threads = min(n_threads, model.max_threads(self.batch_size))
         tic = time.perf_counter()
         t = model.run_epoch(team, n_threads, self.X, self.y, self.w, self.order,
                             est._theta, est._opt_state, self.ws, self.acc, self.iopt,

@@ -33,12 +33,19 @@ def _n_blocks_py(n, width):
 n_blocks = jit(_n_blocks_py)
 
 
-def _gather_item_py(X, y, w, order, start, r0, m, Xb, lists, counts, yb, wb, buf):
-    """Rows ``r0 .. r0 + m`` of the minibatch that starts at ``order[start]``:
-    copy (and cast) them into buffer ``buf`` and list their non-zero columns
-    by row group."""
-    gather_rows(X, order, start + r0, m, Xb[buf], r0)
-    group_lists(Xb[buf], r0, m, lists[buf], counts[buf], r0 // TILE_ROWS)
+def _gather_item_py(X, y, w, order, start, r0, m, direct, Xb, ident, lists, counts,
+                    yb, wb, buf):
+    """Rows ``r0 .. r0 + m`` of the minibatch that starts at ``order[start]``,
+    into buffer ``buf``: their labels and weights, and the non-zero columns of
+    their row groups. Unless ``direct`` (the kernels then read the rows of
+    ``X`` in place: ``X`` is already in the model's dtype), the rows are
+    copied (and cast) into ``Xb[buf]`` first."""
+    if direct:
+        group_lists(X, order[start + r0:], m, lists[buf], counts[buf],
+                    r0 // TILE_ROWS)
+    else:
+        gather_rows(X, order, start + r0, m, Xb[buf], r0)
+        group_lists(Xb[buf], ident[r0:], m, lists[buf], counts[buf], r0 // TILE_ROWS)
     for i in range(m):
         yb[buf, r0 + i] = y[order[start + r0 + i]]
         wb[buf, r0 + i] = w[order[start + r0 + i]]
@@ -47,19 +54,31 @@ def _gather_item_py(X, y, w, order, start, r0, m, Xb, lists, counts, yb, wb, buf
 gather_item = jit(_gather_item_py)
 
 
-def _gather_phase_py(sync, X, y, w, order, start, m, Xb, lists, counts, yb, wb, buf,
-                     item, first):
+def _gather_phase_py(sync, X, y, w, order, start, m, direct, Xb, ident, lists, counts,
+                     yb, wb, buf, item, first):
     """Claim gather items, numbered from ``first`` in the current phase,
     until none is left; ``item`` is one already claimed."""
     n_gather = n_blocks(m, GATHER_ROWS)
     while item - first < n_gather:
         r0 = (item - first) * GATHER_ROWS
-        gather_item(X, y, w, order, start, r0, min(GATHER_ROWS, m - r0), Xb, lists,
-                    counts, yb, wb, buf)
+        gather_item(X, y, w, order, start, r0, min(GATHER_ROWS, m - r0), direct, Xb,
+                    ident, lists, counts, yb, wb, buf)
         item = claim(sync)
 
 
 gather_phase = jit(_gather_phase_py)
+
+
+def _batch_rows_py(Xsrc, Xb, order, ident, start, m, direct, buf):
+    """The matrix and the row index the kernels read minibatch ``buf`` from:
+    the data in place (``Xsrc``, rows ``order[start:]``) when ``direct``, else
+    the copied rows ``Xb[buf]``."""
+    if direct:
+        return Xsrc, order[start:start + m]
+    return Xb[buf], ident[:m]
+
+
+batch_rows = jit(_batch_rows_py)
 
 
 #: Rows per work item of the loss phase.

@@ -11,7 +11,7 @@ the group or the thread.
 
 Arrays are C-ordered 2-D; every function takes row and column offsets so a
 kernel can work on a block of a larger buffer in place. A list set is an
-int64 array ``lists`` of shape ``(n_groups, n_columns)`` with ``counts``;
+int32 array ``lists`` of shape ``(n_groups, n_columns)`` with ``counts``;
 group ``g`` of a call uses list ``g0 + gstep * g``. ``gstep=0`` means a dense
 input: every group uses list ``g0``, which must be ``0, 1, 2, ...``. Only the
 list entries in ``[k0, k1)`` are used (lists are sorted, so that is one range
@@ -44,11 +44,11 @@ def _lanes_py(a):
 lanes_of = jit(_lanes_py)
 
 
-def _group_lists_py(X, r0, m, lists, counts, g0):
-    """For each group of ``TILE_ROWS`` rows among rows ``r0 .. r0 + m`` of
-    ``X``: ``lists[g0 + g, :counts[g0 + g]]`` = the columns where one of the
-    group's rows is non-zero, in increasing order. Updates ``lists`` and
-    ``counts`` in place.
+def _group_lists_py(X, rows, m, lists, counts, g0):
+    """For each group of ``TILE_ROWS`` of the ``m`` rows ``X[rows[i]]``:
+    ``lists[g0 + g, :counts[g0 + g]]`` = the columns where one of the group's
+    rows is non-zero, in increasing order. Updates ``lists`` and ``counts``
+    in place.
 
     A vectorised pass marks the non-zero columns in bytes; the bytes are then
     read eight at a time, so a run of blank columns costs one test per eight.
@@ -58,20 +58,20 @@ def _group_lists_py(X, r0, m, lists, counts, g0):
     flags = np.zeros(8 * n_words, dtype=np.uint8)
     words = flags.view(np.uint64)
     for g in range((m + TILE_ROWS - 1) // TILE_ROWS):
-        i = r0 + g * TILE_ROWS
-        rows = min(TILE_ROWS, r0 + m - i)
-        if rows == TILE_ROWS:
-            x0 = X[i]
-            x1 = X[i + 1]
-            x2 = X[i + 2]
-            x3 = X[i + 3]
+        i = g * TILE_ROWS
+        n_rows = min(TILE_ROWS, m - i)
+        if n_rows == TILE_ROWS:
+            x0 = X[rows[i]]
+            x1 = X[rows[i + 1]]
+            x2 = X[rows[i + 2]]
+            x3 = X[rows[i + 3]]
             for k in range(n_cols):
                 flags[k] = (x0[k] != 0) | (x1[k] != 0) | (x2[k] != 0) | (x3[k] != 0)
         else:
             for k in range(n_cols):
                 nz = False
-                for r in range(rows):
-                    nz |= X[i + r, k] != 0
+                for r in range(n_rows):
+                    nz |= X[rows[i + r], k] != 0
                 flags[k] = nz
         out = lists[g0 + g]
         pos = 0
@@ -102,9 +102,22 @@ def _list_range_py(lists, counts, g, gstep, k0, k1):
 list_range = jit(_list_range_py)
 
 
-def _dot_rows_py(out, orow, ocol, A, arow, m, B, c0, c1, lists, counts, g0, gstep,
+def _row_offsets_py(arows, i, lda):
+    """Flat offsets of the (up to four) rows ``arows[i ..]`` of a matrix with
+    rows of ``lda`` elements."""
+    a0 = arows[i] * lda
+    a1 = arows[i + 1] * lda if i + 1 < arows.shape[0] else a0
+    a2 = arows[i + 2] * lda if i + 2 < arows.shape[0] else a0
+    a3 = arows[i + 3] * lda if i + 3 < arows.shape[0] else a0
+    return a0, a1, a2, a3
+
+
+row_offsets = jit(_row_offsets_py)
+
+
+def _dot_rows_py(out, orow, ocol, A, arows, m, B, c0, c1, lists, counts, g0, gstep,
                  k0, k1):
-    """``out[orow + i, ocol + j - c0] = sum_k A[arow + i, k] * B[k, j]`` for
+    """``out[orow + i, ocol + j - c0] = sum_k A[arows[i], k] * B[k, j]`` for
     ``i < m`` and ``c0 <= j < c1``, over the ``k`` of the row's group list
     within ``[k0, k1)``. Sets that block of ``out`` in place."""
     L = lanes_of(out)
@@ -122,28 +135,30 @@ def _dot_rows_py(out, orow, ocol, A, arow, m, B, c0, c1, lists, counts, g0, gste
         n = p1 - p0
         if rows == TILE_ROWS:
             o = (orow + i) * ldo + ocol
-            a = (arow + i) * lda
+            a0, a1, a2, a3 = row_offsets(arows, i, lda)
             j = c0
             while j + W <= c1:
-                dot_tile_4x4(out, o + j - c0, ldo, A, a, lda, B, j, ldb, lists, lp, n)
+                dot_tile_4x4(out, o + j - c0, ldo, A, a0, a1, a2, a3, B, j, ldb, lists,
+                             lp, n)
                 j += W
             while j + L <= c1:
-                dot_tile_4x1(out, o + j - c0, ldo, A, a, lda, B, j, ldb, lists, lp, n)
+                dot_tile_4x1(out, o + j - c0, ldo, A, a0, a1, a2, a3, B, j, ldb, lists,
+                             lp, n)
                 j += L
-            for r in range(TILE_ROWS):
-                _dot_tail(out, o + r * ldo - c0, A, a + r * lda, B, j, c1, lists,
-                          lp, n)
+            if j < c1:
+                for r, a in enumerate((a0, a1, a2, a3)):
+                    _dot_tail(out, o + r * ldo - c0, A, a, B, j, c1, lists, lp, n)
         else:
             for r in range(rows):
                 o = (orow + i + r) * ldo + ocol
-                a = (arow + i + r) * lda
+                a = arows[i + r] * lda
                 j = c0
                 while j + W <= c1:
-                    dot_tile_1x4(out, o + j - c0, ldo, A, a, lda, B, j, ldb, lists,
+                    dot_tile_1x4(out, o + j - c0, ldo, A, a, a, a, a, B, j, ldb, lists,
                                  lp, n)
                     j += W
                 while j + L <= c1:
-                    dot_tile_1x1(out, o + j - c0, ldo, A, a, lda, B, j, ldb, lists,
+                    dot_tile_1x1(out, o + j - c0, ldo, A, a, a, a, a, B, j, ldb, lists,
                                  lp, n)
                     j += L
                 _dot_tail(out, o - c0, A, a, B, j, c1, lists, lp, n)
@@ -170,12 +185,11 @@ _dot_tail = jit(_dot_tail_py)
 dot_rows = jit(_dot_rows_py)
 
 
-def _acc_rows_py(G, gcol, A, arow, m, D, drow, dcol, width, lists, counts, g0,
+def _acc_rows_py(G, gcol, A, arows, m, D, drow, dcol, width, lists, counts, g0,
                  gstep, k0, k1):
-    """``G[k, gcol + j] += sum_i A[arow + i, k] * D[drow + i, dcol + j]`` for
+    """``G[k, gcol + j] += sum_i A[arows[i], k] * D[drow + i, dcol + j]`` for
     ``j < width``, over the rows ``i < m`` (in order) and, for each, the ``k``
     of its group list within ``[k0, k1)``. Updates ``G`` in place."""
-    _I1 = np.int64(1)
     L = lanes_of(G)
     W = L * TILE_VECTORS
     ldg = G.shape[1]
@@ -190,37 +204,42 @@ def _acc_rows_py(G, gcol, A, arow, m, D, drow, dcol, width, lists, counts, g0,
         lp = gl * ldl + p0
         n = p1 - p0
         if rows == TILE_ROWS:
-            a = (arow + i) * lda
+            a0, a1, a2, a3 = row_offsets(arows, i, lda)
             d = (drow + i) * ldd + dcol
             j = 0
             while j + W <= width:
-                acc_tile_4x4(G, gcol + j, ldg, A, a, lda, D, d + j, ldd, lists, lp, n)
+                acc_tile_4x4(G, gcol + j, ldg, A, a0, a1, a2, a3, D, d + j, ldd, lists,
+                             lp, n)
                 j += W
             while j + L <= width:
-                acc_tile_4x1(G, gcol + j, ldg, A, a, lda, D, d + j, ldd, lists, lp, n)
+                acc_tile_4x1(G, gcol + j, ldg, A, a0, a1, a2, a3, D, d + j, ldd, lists,
+                             lp, n)
                 j += L
-            _acc_tail(G, gcol, A, a, lda, TILE_ROWS, D, d, ldd, j, width, lists,
-                      lp, n)
+            if j < width:
+                _acc_tail(G, gcol, A, arows, i, rows, D, d, ldd, j, width, lists, lp,
+                          n)
         else:
+            one = np.int64(1)  # not a literal: one compiled _acc_tail
             for r in range(rows):
-                a = (arow + i + r) * lda
+                a = arows[i + r] * lda
                 d = (drow + i + r) * ldd + dcol
                 j = 0
                 while j + W <= width:
-                    acc_tile_1x4(G, gcol + j, ldg, A, a, lda, D, d + j, ldd, lists,
+                    acc_tile_1x4(G, gcol + j, ldg, A, a, a, a, a, D, d + j, ldd, lists,
                                  lp, n)
                     j += W
                 while j + L <= width:
-                    acc_tile_1x1(G, gcol + j, ldg, A, a, lda, D, d + j, ldd, lists,
+                    acc_tile_1x1(G, gcol + j, ldg, A, a, a, a, a, D, d + j, ldd, lists,
                                  lp, n)
                     j += L
-                _acc_tail(G, gcol, A, a, lda, _I1, D, d, ldd, j, width, lists, lp, n)
+                _acc_tail(G, gcol, A, arows, i + r, one, D, d, ldd, j, width, lists,
+                          lp, n)
 
 
-def _acc_tail_py(G, gcol, A, a, lda, rows, D, d, ldd, j0, j1, lists, lp, n):
-    """Columns ``j0 .. j1`` left over by the vector tiles, element by element."""
+def _acc_tail_py(G, gcol, A, arows, i, rows, D, d, ldd, j0, j1, lists, lp, n):
+    """Columns ``j0 .. j1`` left over by the vector tiles, element by element,
+    for the ``rows`` rows ``arows[i ..]``."""
     flat_g = G.reshape(-1)
-    flat_a = A.reshape(-1)
     flat_d = D.reshape(-1)
     flat_l = lists.reshape(-1)
     ldg = G.shape[1]
@@ -229,7 +248,7 @@ def _acc_tail_py(G, gcol, A, a, lda, rows, D, d, ldd, j0, j1, lists, lp, n):
         for j in range(j0, j1):
             acc = flat_g[k * ldg + gcol + j]
             for r in range(rows):
-                acc = fma(flat_a[a + r * lda + k], flat_d[d + r * ldd + j], acc)
+                acc = fma(A[arows[i + r], k], flat_d[d + r * ldd + j], acc)
             flat_g[k * ldg + gcol + j] = acc
 
 

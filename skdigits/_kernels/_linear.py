@@ -22,8 +22,9 @@ from ._batch import (
     LOSS_ROWS,
     add_row,
     batch_rate,
+    batch_rows,
     column_sums,
-    gather_phase,
+    gather_item,
     l2_of,
     n_blocks,
     update,
@@ -48,17 +49,19 @@ def _params_py(theta, n_features, ld):
 params = jit(_params_py)
 
 
-def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, ld, theta, grad, s1, s2,
-                     Xb, lists, counts, yb, wb, Z, class_loss, class_weight,
-                     col_loss, stats, iopt, fopt, t):
+def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, ld, theta,
+                     grad, s1, s2, Xb, lists, counts, yb, wb, Z, class_loss,
+                     class_weight, col_loss, stats, iopt, fopt, t):
     """One epoch of minibatch training over the rows ``order`` (already
     shuffled), as thread ``tid`` of ``n_threads``; returns the step count.
 
-    Buffers as in ``_mlp.mlp_epoch``; ``Z`` (B, ld): the logits, then the
-    loss gradient. Options: ``iopt`` (loss, solver, nesterov, number of real
-    outputs) and ``fopt`` (see ``_batch``). Updates ``theta``, ``grad`` (left
-    at zero), ``s1``/``s2`` and the buffers in place; the accumulators have
-    one row per chunk of ``LOSS_ROWS`` rows (see ``_batch.loss_phase``).
+    Data and buffers as in ``_mlp.mlp_epoch``, but one minibatch at a time
+    (buffer 0): each chunk of rows is gathered by the item that uses it.
+    ``Z`` (B, ld): the logits, then the loss gradient. Options: ``iopt``
+    (loss, solver, nesterov, number of real outputs) and ``fopt`` (see
+    ``_batch``). Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2`` and
+    the buffers in place; the accumulators have one row per chunk of
+    ``LOSS_ROWS`` rows (see ``_batch.loss_phase``).
     """
     _I0 = np.int64(0)
     _I1 = np.int64(1)
@@ -71,27 +74,29 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, ld, theta, grad, s1, 
     G, gb = params(grad, n_features, ld)
     M, mb = params(s1, n_features, ld)
     V, vb = params(s2, n_features, ld)
-
-    gather_phase(sync, X, y, w, order, _I0, min(batch, n_rows), Xb, lists, counts, yb,
-                 wb, _I0, claim(sync), _I0)
-    barrier(sync, n_threads)
+    ident = np.arange(batch)
     for k in range(n_batches):
-        cur = k % 2
-        m = min(batch, n_rows - k * batch)
+        start = k * batch
+        m = min(batch, n_rows - start)
         lr = batch_rate(fopt, k, n_batches)
         l2 = l2_of(fopt, m)
         t += 1
-        # chunks of rows: their logits, then their loss and its gradient
+        A, arows = batch_rows(Xsrc, Xb, order, ident, start, m, direct, _I0)
+        # chunks of rows: gathered (their labels, weights and non-zero
+        # columns, and the rows themselves unless read in place), their
+        # logits, their loss and its gradient
         item = claim(sync)
         while item * LOSS_ROWS < m:
             r0 = item * LOSS_ROWS
             rows = min(LOSS_ROWS, m - r0)
-            dot_rows(Z, r0, _I0, Xb[cur], r0, rows, W, _I0, ld, lists[cur],
-                     counts[cur], r0 // TILE_ROWS, _I1, _I0, n_features)
+            gather_item(X, y, w, order, start, r0, rows, direct, Xb, ident, lists,
+                        counts, yb, wb, _I0)
+            dot_rows(Z, r0, _I0, A, arows[r0:], rows, W, _I0, ld, lists[0], counts[0],
+                     r0 // TILE_ROWS, _I1, _I0, n_features)
             add_row(Z[r0:], rows, b)
-            loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[cur, r0:], wb[cur, r0:],
-                      rows, iopt[I_LOSS], 1.0 / m, class_loss[item],
-                      class_weight[item], col_loss[item], stats[item])
+            loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[0, r0:], wb[0, r0:], rows,
+                      iopt[I_LOSS], 1.0 / m, class_loss[item], class_weight[item],
+                      col_loss[item], stats[item])
             item = claim(sync)
         barrier(sync, n_threads)
         # the weights' gradient and update, block of features by block
@@ -99,17 +104,13 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, ld, theta, grad, s1, 
         while item < n_items:
             c0 = item * FEATURE_BLOCK
             c1 = min(c0 + FEATURE_BLOCK, n_features)
-            acc_rows(G, _I0, Xb[cur], _I0, m, Z, _I0, _I0, ld, lists[cur], counts[cur],
-                     _I0, _I1, c0, c1)
+            acc_rows(G, _I0, A, arows, m, Z, _I0, _I0, ld, lists[0], counts[0], _I0,
+                     _I1, c0, c1)
             update(W, G, M, V, c0, c1, _I0, ld, l2, lr, iopt, fopt, t)
             if item == 0:
                 column_sums(Z, m, _I0, ld, gb)
                 update(b, gb, mb, vb, _I0, _I1, _I0, ld, 0.0, lr, iopt, fopt, t)
             item = claim(sync)
-        if k + 1 < n_batches:
-            start = (k + 1) * batch
-            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start), Xb,
-                         lists, counts, yb, wb, 1 - cur, item, n_items)
         barrier(sync, n_threads)
     return t
 
@@ -131,15 +132,15 @@ def _linear_forward_py(tid, n_threads, sync, X, rows, ld, theta, Xb, lists, coun
     n_rows = rows.shape[0]
     Xt = Xb[tid]
     Zb = Z[tid]
+    ident = np.arange(block)
     item = claim(sync)
     while item * block < n_rows:
         r0 = item * block
         m = min(block, n_rows - r0)
         gather_rows(X, rows, r0, m, Xt, _I0)
-        group_lists(Xt, _I0, m, lists[tid], counts[tid], _I0)
-        dot_rows(Zb, _I0, _I0, Xt, _I0, m, W, _I0, ld, lists[tid], counts[tid], _I0,
-                 _I1, _I0,
-                 n_features)
+        group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
+        dot_rows(Zb, _I0, _I0, Xt, ident, m, W, _I0, ld, lists[tid], counts[tid], _I0,
+                 _I1, _I0, n_features)
         for i in range(m):
             for j in range(out.shape[1]):
                 out[r0 + i, j] = Zb[i, j] + b[0, j]

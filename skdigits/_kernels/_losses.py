@@ -86,18 +86,26 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
         li = 0.0
         if loss == SOFTMAX:
             # log-sum-exp as zmax + log1p(sum of the other terms): exact for
-            # confident rows, where log(1 + tiny) would round to zero
+            # confident rows, where log(1 + tiny) would round to zero; each
+            # exp once (kept in the row for the gradient)
+            zy = row[yi]
             s = 0.0
-            for j in range(n_out):
-                if j != best:
-                    s += math.exp(row[j] - zmax)
-            logs = math.log1p(s)
-            li = zmax + logs - row[yi]
+            if scale != 0.0:
+                for j in range(n_out):
+                    e = math.exp(row[j] - zmax)
+                    row[j] = e
+                    if j != best:
+                        s += e
+            else:
+                for j in range(n_out):
+                    if j != best:
+                        s += math.exp(row[j] - zmax)
+            li = zmax + math.log1p(s) - zy
             if scale != 0.0:
                 g = scale * wi
+                inv = 1.0 / (1.0 + s)
                 for j in range(n_out):
-                    p = math.exp(row[j] - zmax - logs)
-                    row[j] = g * (p - (1.0 if j == yi else 0.0))
+                    row[j] = g * (row[j] * inv - (1.0 if j == yi else 0.0))
         else:
             g = scale * wi
             for j in range(n_out):

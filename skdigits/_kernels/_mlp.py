@@ -52,10 +52,10 @@ import numpy as np
 
 from ._batch import (
     I_ACTIVATION,
-    I_LOSS,
     I_N_OUT,
     add_row,
     batch_rate,
+    batch_rows,
     column_sums,
     gather_phase,
     l2_of,
@@ -270,8 +270,8 @@ def _transpose_view_py(Wt, t_off, ld, sizes, l):
 transpose_view = jit(_transpose_view_py)
 
 
-def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, m, lists, counts,
-                      gstep, H, a_off, batch, activation):
+def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, xrows, m, lists,
+                      counts, gstep, H, a_off, batch, activation):
     """Hidden units of panel ``p`` of layer ``l`` for the first ``m`` rows:
     ``f(input @ W + b)``, the input being ``X`` (layer 0, its group lists) or
     the previous layer's activations."""
@@ -279,8 +279,8 @@ def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, m, lists, counts,
     P, c0 = panel(theta, sizes, w_off, l, p)
     c1 = c0 + P.shape[1]
     Hl = layer_rows(H, a_off, l, batch, sizes[l + 1])
-    dot_rows(Hl, _I0, c0, X, _I0, m, P, _I0, P.shape[1], lists, counts, _I0, gstep, _I0,
-             sizes[l])
+    dot_rows(Hl, _I0, c0, X, xrows, m, P, _I0, P.shape[1], lists, counts, _I0, gstep,
+             _I0, sizes[l])
     bias_activate(Hl, intercepts(theta, b_off, ld, l), m, c0, c1, activation)
     return c0, c1
 
@@ -288,8 +288,8 @@ def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, m, lists, counts,
 forward_panel = jit(_forward_panel_py)
 
 
-def _epoch_start_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
-                    theta, Wt, t_off, Xb, lists, counts, yb, wb):
+def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, sizes, w_off, b_off,
+                    ld, theta, Wt, t_off, Xb, ident, lists, counts, yb, wb):
     """Before the first minibatch: the transposes of the weights (thread 0)
     and the first minibatch (everyone)."""
     _I0 = np.int64(0)
@@ -304,7 +304,8 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, l
             for p in range(n_blocks(sizes[l + 1], PANEL)):
                 P, c0 = panel(theta, sizes, w_off, l, p)
                 transpose_panel(P, c0, transpose_view(Wt, t_off, ld, sizes, l))
-    gather_phase(sync, X, y, w, order, _I0, min(Xb.shape[1], order.shape[0]), Xb, lists,
+    gather_phase(sync, X, y, w, order, _I0, min(Xb.shape[1], order.shape[0]), direct,
+                 Xb, ident, lists,
                  counts, yb, wb, _I0, claim(sync), _I0)
     barrier(sync, n_threads)
 
@@ -312,9 +313,9 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, l
 _epoch_start = jit(_epoch_start_py)
 
 
-def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, Xb, lists,
-                         counts, yb, wb, dense, dense_counts, H, a_off, Zp, Z, m,
-                         class_loss, class_weight, col_loss, stats, iopt):
+def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
+                         ident, lists, counts, yb, wb, dense, dense_counts, H, a_off,
+                         Zp, Z, m, class_loss, class_weight, col_loss, stats, iopt):
     """The forward phases of a minibatch (hidden layer by hidden layer, each
     panel with its share of the logits), then the loss phase: the logits
     and the loss gradient into ``Z``."""
@@ -322,22 +323,23 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, Xb, li
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
     last = sizes.shape[0] - 2
-    batch = Xb.shape[0]
+    batch = Z.shape[0]
     for l in range(last):
         item = claim(sync)
         while item < n_blocks(sizes[l + 1], PANEL):
             if l == 0:
-                c0, c1 = forward_panel(theta, sizes, w_off, b_off, ld, _I0, item, Xb, m,
-                                       lists, counts, _I1, H, a_off, batch, activation)
+                c0, c1 = forward_panel(theta, sizes, w_off, b_off, ld, _I0, item, A,
+                                       arows, m, lists, counts, _I1, H, a_off, batch,
+                                       activation)
             else:
                 c0, c1 = forward_panel(
                     theta, sizes, w_off, b_off, ld, l, item,
-                    layer_rows(H, a_off, l - 1, batch, sizes[l]), m, dense,
+                    layer_rows(H, a_off, l - 1, batch, sizes[l]), ident, m, dense,
                     dense_counts, _I0, H, a_off, batch, activation)
             if l == last - 1:  # this panel's share of the logits
                 Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
                 Hl = layer_rows(H, a_off, l, batch, sizes[l + 1])
-                dot_rows(Zp[item], _I0, _I0, Hl, _I0, m, Wo, _I0, ld[last], dense,
+                dot_rows(Zp[item], _I0, _I0, Hl, ident, m, Wo, _I0, ld[last], dense,
                          dense_counts, _I0, _I0, c0, c1)
                 if item == 0:
                     add_row(Zp[0], m, bo)
@@ -351,9 +353,9 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, Xb, li
 _forward_and_loss = jit(_forward_and_loss_py)
 
 
-def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
-                  theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
-                  dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
+def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes, w_off,
+                  b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb,
+                  dense, dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
                   col_loss, stats, iopt, fopt, t):
     """One epoch of minibatch training of a one-hidden-layer network over the
     rows ``order`` (already shuffled), as thread ``tid`` of ``n_threads``;
@@ -379,64 +381,70 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
     n_rows = order.shape[0]
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
-    _epoch_start(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld, theta,
-                 Wt, t_off, Xb, lists, counts, yb, wb)
+    ident = np.arange(batch)
+    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, sizes, w_off, b_off, ld,
+                 theta, Wt, t_off, Xb, ident, lists, counts, yb, wb)
     for k in range(n_batches):
         cur = k % 2
         m = min(batch, n_rows - k * batch)
         t += 1
-        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, Xb[cur],
-                          lists[cur], counts[cur], yb[cur], wb[cur], dense,
+        A, arows = batch_rows(Xsrc, Xb, order, ident, k * batch, m, direct, cur)
+        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
+                          ident, lists[cur], counts[cur], yb[cur], wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
                           col_loss, stats, iopt)
         item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
-                                 Wt, t_off, Xb[cur], lists[cur], counts[cur], dense,
+                                 Wt, t_off, A, arows, ident, lists[cur], counts[cur],
+                                 dense,
                                  dense_counts, H, D, a_off, Z, batch, m,
                                  batch_rate(fopt, k, n_batches), l2_of(fopt, m), iopt,
                                  fopt, t)
         if k + 1 < n_batches:
             start = (k + 1) * batch
-            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start), Xb,
-                         lists, counts, yb, wb, 1 - cur, item,
+            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
+                         direct, Xb, ident, lists, counts, yb, wb, 1 - cur, item,
                          n_blocks(sizes[1], PANEL))
         barrier(sync, n_threads)
     return t
 
 
-def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld,
-                       theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb,
-                       dense, dense_counts, H, D, a_off, Zp, Z, class_loss,
-                       class_weight, col_loss, stats, iopt, fopt, t):
+def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes,
+                       w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists,
+                       counts, yb, wb, dense, dense_counts, H, D, a_off, Zp, Z,
+                       class_loss, class_weight, col_loss, stats, iopt, fopt, t):
     """``mlp_epoch`` for a network with two or more hidden layers."""
     n_rows = order.shape[0]
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
-    _epoch_start(tid, n_threads, sync, X, y, w, order, sizes, w_off, b_off, ld, theta,
-                 Wt, t_off, Xb, lists, counts, yb, wb)
+    ident = np.arange(batch)
+    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, sizes, w_off, b_off, ld,
+                 theta, Wt, t_off, Xb, ident, lists, counts, yb, wb)
     for k in range(n_batches):
         cur = k % 2
         m = min(batch, n_rows - k * batch)
         t += 1
-        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, Xb[cur],
-                          lists[cur], counts[cur], yb[cur], wb[cur], dense,
+        A, arows = batch_rows(Xsrc, Xb, order, ident, k * batch, m, direct, cur)
+        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
+                          ident, lists[cur], counts[cur], yb[cur], wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
                           col_loss, stats, iopt)
-        item = _backward_deep(tid, n_threads, sync, sizes, w_off, b_off, ld, theta,
-                              grad, s1, s2, Wt, t_off, Xb[cur], lists[cur],
+        item = _backward_deep(n_threads, sync, sizes, w_off, b_off, ld, theta, grad,
+                              s1, s2, Wt, t_off, A, arows, ident, lists[cur],
                               counts[cur], dense, dense_counts, H, D, a_off, Z,
                               batch, m, batch_rate(fopt, k, n_batches), l2_of(fopt, m),
                               iopt, fopt, t)
         if k + 1 < n_batches:
             start = (k + 1) * batch
-            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start), Xb,
-                         lists, counts, yb, wb, 1 - cur, item, _n_update_items(sizes))
+            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
+                         direct, Xb, ident, lists, counts, yb, wb, 1 - cur, item,
+                         _n_update_items(sizes))
         barrier(sync, n_threads)
     return t
 
 
 def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off,
-                         Xb, lists, counts, dense, dense_counts, H, D, a_off, Z, batch,
-                         m, lr, l2, iopt, fopt, t):
+                         A, arows, ident, lists, counts, dense, dense_counts, H, D,
+                         a_off, Z, batch, m, lr, l2, iopt, fopt, t):
     """The backward phase of a one-hidden-layer network: item ``p`` does
     everything for the hidden units of panel ``p``. Returns the first item
     claimed past them."""
@@ -461,17 +469,17 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
         c0 = item * PANEL
         c1 = min(c0 + PANEL, n_hidden)
         # output weights' gradient (rows c0..c1) and the panel's deltas
-        acc_rows(Go, _I0, Hl, _I0, m, Z, _I0, _I0, ld[1], dense, dense_counts, _I0,
+        acc_rows(Go, _I0, Hl, ident, m, Z, _I0, _I0, ld[1], dense, dense_counts, _I0,
                  _I0, c0, c1)
-        dot_rows(Dl, _I0, c0, Z, _I0, m, T, c0, c1, dense, dense_counts, _I0, _I0, _I0,
-                 n_out)
+        dot_rows(Dl, _I0, c0, Z, ident, m, T, c0, c1, dense, dense_counts, _I0, _I0,
+                 _I0, n_out)
         times_derivative(Dl, Hl, m, c0, c1, activation)
         # the panel's gradient, from the minibatch
         P, _ = panel(theta, sizes, w_off, _I0, item)
         G, _ = panel(grad, sizes, w_off, _I0, item)
         M, _ = panel(s1, sizes, w_off, _I0, item)
         V, _ = panel(s2, sizes, w_off, _I0, item)
-        acc_rows(G, _I0, Xb, _I0, m, Dl, _I0, c0, c1 - c0, lists, counts, _I0, _I1,
+        acc_rows(G, _I0, A, arows, m, Dl, _I0, c0, c1 - c0, lists, counts, _I0, _I1,
                  _I0, sizes[0])
         column_sums(Dl, m, c0, c1, gb)
         # updates: the panel (one sweep), its intercepts, the output rows
@@ -504,9 +512,9 @@ def _n_update_items_py(sizes):
 _n_update_items = jit(_n_update_items_py)
 
 
-def _backward_deep_py(tid, n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
-                      s2, Wt, t_off, Xb, lists, counts, dense, dense_counts, H, D,
-                      a_off, Z, batch, m, lr, l2, iopt, fopt, t):
+def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
+                      Wt, t_off, A, arows, ident, lists, counts, dense, dense_counts, H,
+                      D, a_off, Z, batch, m, lr, l2, iopt, fopt, t):
     """The backward phases of a network with two or more hidden layers.
     Returns the first item claimed past the last phase's updates."""
     _I0 = np.int64(0)
@@ -527,9 +535,11 @@ def _backward_deep_py(tid, n_threads, sync, sizes, w_off, b_off, ld, theta, grad
     while item < n_blocks(n_units, PANEL):
         c0 = item * PANEL
         c1 = min(c0 + PANEL, n_units)
-        acc_rows(Go, _I0, Hl, _I0, m, Z, _I0, _I0, ld[last], dense, dense_counts, _I0,
+        acc_rows(Go, _I0, Hl, ident, m, Z, _I0, _I0, ld[last], dense, dense_counts,
+                 _I0,
                  _I0, c0, c1)
-        dot_rows(Dl, _I0, c0, Z, _I0, m, T, c0, c1, dense, dense_counts, _I0, _I0, _I0,
+        dot_rows(Dl, _I0, c0, Z, ident, m, T, c0, c1, dense, dense_counts, _I0, _I0,
+                 _I0,
                  n_out)
         times_derivative(Dl, Hl, m, c0, c1, activation)
         update(Wo, Go, Mo, Vo, c0, c1, _I0, ld[last], l2, lr, iopt, fopt, t)
@@ -553,16 +563,16 @@ def _backward_deep_py(tid, n_threads, sync, sizes, w_off, b_off, ld, theta, grad
         while item < n_grad + n_prev:
             if item < n_grad:
                 G, c0 = panel(grad, sizes, w_off, l, item)
-                acc_rows(G, _I0, Hp, _I0, m, Dl, _I0, c0, G.shape[1], dense,
+                acc_rows(G, _I0, Hp, ident, m, Dl, _I0, c0, G.shape[1], dense,
                          dense_counts,
                          _I0, _I0, _I0, sizes[l])
                 column_sums(Dl, m, c0, c0 + G.shape[1], gb)
             else:
                 c0 = (item - n_grad) * PANEL
                 c1 = min(c0 + PANEL, sizes[l])
-                dot_rows(Dp, _I0, c0, Dl, _I0, m, transpose_view(Wt, t_off, ld, sizes,
-                         l),
-                         c0, c1, dense, dense_counts, _I0, _I0, _I0, sizes[l + 1])
+                T = transpose_view(Wt, t_off, ld, sizes, l)
+                dot_rows(Dp, _I0, c0, Dl, ident, m, T, c0, c1, dense, dense_counts, _I0,
+                         _I0, _I0, sizes[l + 1])
                 times_derivative(Dp, Hp, m, c0, c1, activation)
             item = claim(sync)
         barrier(sync, n_threads)
@@ -581,7 +591,8 @@ def _backward_deep_py(tid, n_threads, sync, sizes, w_off, b_off, ld, theta, grad
         c1 = c0 + P.shape[1]
         if l == 0:
             D0 = layer_rows(D, a_off, _I0, batch, sizes[1])
-            acc_rows(G, _I0, Xb, _I0, m, D0, _I0, c0, c1 - c0, lists, counts, _I0, _I1,
+            acc_rows(G, _I0, A, arows, m, D0, _I0, c0, c1 - c0, lists, counts, _I0,
+                     _I1,
                      _I0,
                      sizes[0])
             column_sums(D0, m, c0, c1, intercepts(grad, b_off, ld, _I0))
@@ -617,27 +628,30 @@ def _mlp_forward_py(tid, n_threads, sync, X, rows, sizes, w_off, b_off, ld, thet
     n_rows = rows.shape[0]
     Xt = Xb[tid]
     Ht = H[tid]
+    ident = np.arange(block)
     item = claim(sync)
     while item * block < n_rows:
         r0 = item * block
         m = min(block, n_rows - r0)
         gather_rows(X, rows, r0, m, Xt, _I0)
-        group_lists(Xt, _I0, m, lists[tid], counts[tid], _I0)
+        group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
         for l in range(last):
             for p in range(n_blocks(sizes[l + 1], PANEL)):
                 if l == 0:
-                    forward_panel(theta, sizes, w_off, b_off, ld, _I0, p, Xt, m,
+                    forward_panel(theta, sizes, w_off, b_off, ld, _I0, p, Xt, ident, m,
                                   lists[tid], counts[tid], _I1, Ht, a_off, block,
                                   activation)
                 else:
                     forward_panel(theta, sizes, w_off, b_off, ld, l, p,
-                                  layer_rows(Ht, a_off, l - 1, block, sizes[l]), m,
+                                  layer_rows(Ht, a_off, l - 1, block, sizes[l]), ident,
+                                  m,
                                   dense, dense_counts, _I0, Ht, a_off, block,
                                   activation)
         Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
         Zo = layer_rows(Ht, a_off, last, block, ld[last])
         Hl = layer_rows(Ht, a_off, last - 1, block, sizes[last])
-        dot_rows(Zo, _I0, _I0, Hl, _I0, m, Wo, _I0, ld[last], dense, dense_counts, _I0,
+        dot_rows(Zo, _I0, _I0, Hl, ident, m, Wo, _I0, ld[last], dense, dense_counts,
+                 _I0,
                  _I0, _I0,
                  sizes[last])
         for i in range(m):

@@ -17,7 +17,8 @@ threads, and lets the kernels skip the zeros of MNIST exactly.
 Also here: atomics on int64 arrays and a yield, for the barrier that
 synchronises the threads of a team (``_sync``).
 
-All functions take arrays and offsets in elements; callers check bounds.
+All functions take arrays and offsets in elements, and int32 index lists;
+callers check bounds.
 """
 
 import sys
@@ -83,7 +84,10 @@ def _const(n):
     return ir.Constant(_I64, n)
 
 
-def _check_float_arrays(*arrays):
+def _check_float_arrays(*arrays, idx=None):
+    if idx is not None and not (isinstance(idx, types.Array)
+                                and idx.dtype == types.int32):
+        return None
     dtype = arrays[0].dtype
     if dtype not in (types.float32, types.float64):
         return None
@@ -96,34 +100,38 @@ def _check_float_arrays(*arrays):
 def _make_dot_tile(R, V):
     """``out[r, v]``: ``R`` rows by ``V`` vectors of a product, from zero.
 
-    ``dot_tile(out, o, ldo, A, a, lda, B, b, ldb, idx, p, n)`` sets, for
-    ``r < R`` and ``j < V * lanes``::
+    ``dot_tile(out, o, ldo, A, a0, a1, a2, a3, B, b, ldb, idx, p, n)`` sets,
+    for ``r < R`` and ``j < V * lanes``::
 
         out[o + r*ldo + j] = sum over q < n, in order, of
-                             A[a + r*lda + k] * B[b + k*ldb + j],  k = idx[p + q]
+                             A[a_r + k] * B[b + k*ldb + j],  k = idx[p + q]
 
-    (flat element offsets into C-ordered buffers).
+    (flat element offsets into C-ordered buffers; row ``r`` of ``A`` starts
+    at ``a_r``, so the rows can lie anywhere, e.g. rows of the data picked by
+    a minibatch's index).
     """
 
     @intrinsic
-    def dot_tile(typingctx, out, o, ldo, A, a, lda, B, b, ldb, idx, p, n):
-        dtype = _check_float_arrays(out, A, B)
+    def dot_tile(typingctx, out, o, ldo, A, a0, a1, a2, a3, B, b, ldb, idx, p, n):
+        dtype = _check_float_arrays(out, A, B, idx=idx)
         if dtype is None:
             return None
-        sig = types.void(out, types.intp, types.intp, A, types.intp, types.intp,
-                         B, types.intp, types.intp, idx, types.intp, types.intp)
+        ip = types.intp
+        sig = types.void(out, ip, ip, A, ip, ip, ip, ip, B, ip, ip, idx, ip, ip)
 
         def codegen(context, builder, signature, args):
-            (out_, o_, ldo_, A_, a_, lda_, B_, b_, ldb_, idx_, p_, n_) = args
+            (out_, o_, ldo_, A_, a0_, a1_, a2_, a3_, B_, b_, ldb_, idx_, p_,
+             n_) = args
             T = _float_type(dtype)
             L = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
             VT = ir.VectorType(T, L)
             align = 4 if dtype == types.float32 else 8
             tys = signature.args
             outp = builder.gep(_data(context, builder, tys[0], out_, T), [o_])
-            ap = builder.gep(_data(context, builder, tys[3], A_, T), [a_])
-            bp = builder.gep(_data(context, builder, tys[6], B_, T), [b_])
-            ip = builder.gep(_data(context, builder, tys[9], idx_, _I64), [p_])
+            abase = _data(context, builder, tys[3], A_, T)
+            arows = [builder.gep(abase, [a]) for a in (a0_, a1_, a2_, a3_)[:R]]
+            bp = builder.gep(_data(context, builder, tys[8], B_, T), [b_])
+            ip = builder.gep(_data(context, builder, tys[11], idx_, _I32), [p_])
             zero = ir.Constant(VT, [0.0] * L)
             entry = builder.block
             loop = builder.append_basic_block("dot.loop")
@@ -136,14 +144,13 @@ def _make_dot_tile(R, V):
             for row in acc:
                 for phi in row:
                     phi.add_incoming(zero, entry)
-            k = builder.load(builder.gep(ip, [q]))
+            k = builder.sext(builder.load(builder.gep(ip, [q])), _I64)
             brow = builder.gep(bp, [builder.mul(k, ldb_)])
             bv = [_vload(builder, builder.gep(brow, [_const(v * L)]), VT, align)
                   for v in range(V)]
             new = []
             for r in range(R):
-                x = builder.load(builder.gep(ap, [builder.add(
-                    builder.mul(_const(r), lda_), k)]))
+                x = builder.load(builder.gep(arows[r], [k]))
                 xs = _splat(builder, x, VT)
                 new.append([_fma(builder, xs, bv[v], acc[r][v]) for v in range(V)])
             q1 = builder.add(q, _const(1))
@@ -178,32 +185,34 @@ def _make_dot_tile(R, V):
 def _make_acc_tile(R, V):
     """``G[k, v] += sum_r A[r, k] * D[r, v]`` for the ``k`` of an index list.
 
-    ``acc_tile(G, g, ldg, A, a, lda, D, d, ldd, idx, p, n)`` does, for each
-    ``k = idx[p + q]`` (``q < n``) and ``j < V * lanes``, the updates
-    ``G[g + k*ldg + j] = fma(A[a + r*lda + k], D[d + r*ldd + j], .)`` for
-    ``r = 0 .. R-1`` in order. The ``R x V`` vectors of ``D`` stay in
-    registers.
+    ``acc_tile(G, g, ldg, A, a0, a1, a2, a3, D, d, ldd, idx, p, n)`` does,
+    for each ``k = idx[p + q]`` (``q < n``) and ``j < V * lanes``, the updates
+    ``G[g + k*ldg + j] = fma(A[a_r + k], D[d + r*ldd + j], .)`` for
+    ``r = 0 .. R-1`` in order (row ``r`` of ``A`` starts at ``a_r``). The
+    ``R x V`` vectors of ``D`` stay in registers.
     """
 
     @intrinsic
-    def acc_tile(typingctx, G, g, ldg, A, a, lda, D, d, ldd, idx, p, n):
-        dtype = _check_float_arrays(G, A, D)
+    def acc_tile(typingctx, G, g, ldg, A, a0, a1, a2, a3, D, d, ldd, idx, p, n):
+        dtype = _check_float_arrays(G, A, D, idx=idx)
         if dtype is None:
             return None
-        sig = types.void(G, types.intp, types.intp, A, types.intp, types.intp,
-                         D, types.intp, types.intp, idx, types.intp, types.intp)
+        ip = types.intp
+        sig = types.void(G, ip, ip, A, ip, ip, ip, ip, D, ip, ip, idx, ip, ip)
 
         def codegen(context, builder, signature, args):
-            (G_, g_, ldg_, A_, a_, lda_, D_, d_, ldd_, idx_, p_, n_) = args
+            (G_, g_, ldg_, A_, a0_, a1_, a2_, a3_, D_, d_, ldd_, idx_, p_,
+             n_) = args
             T = _float_type(dtype)
             L = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
             VT = ir.VectorType(T, L)
             align = 4 if dtype == types.float32 else 8
             tys = signature.args
             gp = builder.gep(_data(context, builder, tys[0], G_, T), [g_])
-            ap = builder.gep(_data(context, builder, tys[3], A_, T), [a_])
-            dp = builder.gep(_data(context, builder, tys[6], D_, T), [d_])
-            ip = builder.gep(_data(context, builder, tys[9], idx_, _I64), [p_])
+            abase = _data(context, builder, tys[3], A_, T)
+            arows = [builder.gep(abase, [a]) for a in (a0_, a1_, a2_, a3_)[:R]]
+            dp = builder.gep(_data(context, builder, tys[8], D_, T), [d_])
+            ip = builder.gep(_data(context, builder, tys[11], idx_, _I32), [p_])
             dv = []
             for r in range(R):
                 drow = builder.gep(dp, [builder.mul(_const(r), ldd_)])
@@ -216,10 +225,10 @@ def _make_acc_tile(R, V):
             builder.position_at_end(loop)
             q = builder.phi(_I64)
             q.add_incoming(_const(0), entry)
-            k = builder.load(builder.gep(ip, [q]))
+            k = builder.sext(builder.load(builder.gep(ip, [q])), _I64)
             grow = builder.gep(gp, [builder.mul(k, ldg_)])
-            xs = [_splat(builder, builder.load(builder.gep(ap, [builder.add(
-                builder.mul(_const(r), lda_), k)])), VT) for r in range(R)]
+            xs = [_splat(builder, builder.load(builder.gep(arows[r], [k])), VT)
+                  for r in range(R)]
             for v in range(V):
                 ptr = builder.gep(grow, [_const(v * L)])
                 acc = _vload(builder, ptr, VT, align)
