@@ -42,8 +42,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
 
     #: Minibatch updates that ``max_iter="auto"`` aims for, and the bounds on
     #: the number of epochs it may give.
-    _auto_updates = 700
-    _auto_min_epochs = 3
+    _auto_updates = 470
+    _auto_min_epochs = 2
     _auto_max_epochs = 200
 
     _parameter_constraints: dict = {

@@ -124,7 +124,7 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
 
     # 2. one-vs-rest logistic regression: loss of each label's model
     # at least 15 epochs (about 1.5 s on full MNIST), so each curve has points
-    # to show where the default's 3 epochs would give only three
+    # to show where the default's 2 epochs would give only two
     ovr = SoftmaxRegression(multi_class="ovr", random_state=seed,
                             max_iter=epochs if max_iter is not None else
                             max(15, SoftmaxRegression()._resolve_max_iter(len(X))),

@@ -154,8 +154,8 @@ def test_random_state_reproduces_and_varies(digits):
 
 def test_max_iter_auto_scales_with_data_size():
     est = SoftmaxRegression(batch_size=256)
-    assert est._resolve_max_iter(60000) == 3
-    assert est._resolve_max_iter(3000) == 59
+    assert est._resolve_max_iter(60000) == 2
+    assert est._resolve_max_iter(3000) == 40
     assert est._resolve_max_iter(100) == 200
     assert SoftmaxRegression(max_iter=5)._resolve_max_iter(60000) == 5
 

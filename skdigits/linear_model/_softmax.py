@@ -18,7 +18,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     scikit-learn's ``LogisticRegression``).
 
     The defaults train full MNIST (pixels scaled to [0, 1]) to about 0.927 test
-    accuracy in three epochs: Adam with a cosine-annealed learning rate.
+    accuracy in two epochs: Adam with a cosine-annealed learning rate.
 
     Parameters
     ----------
@@ -44,13 +44,13 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         only) divides it by 5 each time the loss stops improving (see ``tol``).
         ``"step"`` multiplies it by ``lr_gamma`` every ``lr_step_size`` epochs.
         ``partial_fit`` uses ``learning_rate_init`` for ``"cosine"``.
-    learning_rate_init : float, default=0.02
+    learning_rate_init : float, default=0.05
         Initial step size.
     power_t : float, default=0.5
         Exponent of ``"invscaling"``.
     max_iter : int or "auto", default="auto"
-        Maximum number of epochs. ``"auto"`` aims at about 700 minibatch
-        updates: 3 epochs on MNIST, more on small data (at least 3, at most
+        Maximum number of epochs. ``"auto"`` aims at about 470 minibatch
+        updates: 2 epochs on MNIST, more on small data (at least 2, at most
         200).
     shuffle : bool, default=True
         Shuffle the samples before each epoch.
@@ -184,7 +184,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         alpha=1e-5,
         batch_size=256,
         learning_rate="cosine",
-        learning_rate_init=0.02,
+        learning_rate_init=0.05,
         power_t=0.5,
         max_iter="auto",
         shuffle=True,

@@ -35,7 +35,7 @@ def full_env(data_home, monkeypatch):
 def test_full_dataset(full_env, kind, subset, n):
     bunch = load_mnist(kind, subset, download_if_missing=False)
     assert bunch.source == "$SKDIGITS_DATA"
-    assert bunch.data_home == str(full_env / FOLDER[kind])
+    assert Path(bunch.data_home).resolve() == (Path(full_env) / FOLDER[kind]).resolve()
     assert bunch.data.shape == (n, 784) and bunch.data.dtype == np.uint8
     assert bunch.images.shape == (n, 28, 28)
     assert bunch.target.shape == (n,) and bunch.target.dtype == np.int64
