@@ -1,16 +1,19 @@
 """MLPClassifier against PyTorch and scikit-learn's MLPClassifier, side by side.
 
-Run (full data needed; CI never runs benchmarks)::
+Run (full data needed; CI never runs benchmarks), with the BLAS kernel the
+processor supports (this project's environment forces an older one)::
 
-    SKDIGITS_DATA=../shared/data python -m pytest benchmarks/bench_mlp.py \
-        --benchmark-only -s
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE SKDIGITS_DATA=../shared/data \
+        python -m pytest benchmarks/bench_mlp.py --benchmark-only -s
 
 ``SKDIGITS_BENCH_EPOCHS`` (default 10) sets the epochs of the throughput part;
 ``-k`` picks parts (``-k throughput``, ``-k time_to_accuracy``, ``-k fashion``,
 ``-k memory``, ``-k compile``). All sides fit the same float32 data (pixels /
-255) in the same process, one after the other; the table printed at the end
+255) in the same process, one after the other, with the same thread budget
+(skdigits' default, given to scikit-learn's BLAS through ``threadpool_limits``
+and to PyTorch through ``torch.set_num_threads``); the table printed at the end
 (to stderr, so pass ``-s``) gives each figure beside the peer's from the same
-run, the ratio and the target. Timings are reported, never asserted; the
+run, the ratio and the target, after the machine line. Timings are reported, never asserted; the
 tests assert only that the results are sane (accuracies, finite positive
 times) and that skdigits reaches its accuracy targets.
 
@@ -55,7 +58,16 @@ import numpy as np
 import pytest
 
 from skdigits import MLPClassifier
-from skdigits._peers import TorchMLP, fit_quietly, skdigits_mlp, sklearn_mlp
+from skdigits._engine._parallel import effective_n_threads
+from skdigits._peers import (
+    TorchMLP,
+    equal_budget,
+    fit_quietly,
+    machine_line,
+    settle,
+    skdigits_mlp,
+    sklearn_mlp,
+)
 
 from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
@@ -67,6 +79,7 @@ TORCH_MAX_EPOCHS = 30
 WARMUP_ROWS = 512
 
 RESULTS = {}
+BUDGET = effective_n_threads(None)
 LOAD_AT_START = os.getloadavg()
 
 
@@ -155,6 +168,7 @@ def _torch_tensors(torch, mnist):
 
 def test_throughput_skdigits(benchmark, mnist, warm):
     X, y, Xt, yt = mnist
+    settle()
     model = benchmark.pedantic(_fit_skdigits_throughput, args=(X, y, EPOCHS),
                                rounds=1, iterations=1)
     sec = benchmark.stats.stats.median
@@ -168,8 +182,10 @@ def test_throughput_skdigits(benchmark, mnist, warm):
 
 def test_throughput_sklearn(benchmark, mnist):
     X, y, Xt, yt = mnist
-    model = benchmark.pedantic(_fit_sklearn_throughput, args=(X, y, EPOCHS),
-                               rounds=1, iterations=1)
+    with equal_budget(BUDGET):
+        settle()
+        model = benchmark.pedantic(_fit_sklearn_throughput, args=(X, y, EPOCHS),
+                                   rounds=1, iterations=1)
     sec = benchmark.stats.stats.median
     acc = model.score(Xt, yt)
     RESULTS["tp sklearn"] = dict(epoch=sec / model.n_iter_, acc=acc,
@@ -189,11 +205,14 @@ def test_throughput_torch(benchmark, mnist):
         for _ in range(EPOCHS):
             net.epoch(X, y)
 
-    benchmark.pedantic(fit, rounds=1, iterations=1)
+    with equal_budget(BUDGET):
+        settle()
+        benchmark.pedantic(fit, rounds=1, iterations=1)
+        threads = torch.get_num_threads()
     sec = benchmark.stats.stats.median
     acc = net.accuracy(Xt, yt)
     RESULTS["tp torch"] = dict(epoch=sec / EPOCHS, acc=acc, n_iter=EPOCHS,
-                               threads=torch.get_num_threads())
+                               threads=threads)
     _check_time(sec)
     assert acc > 0.95 if EPOCHS >= 2 else acc > 0.9
 
@@ -203,6 +222,7 @@ def test_throughput_torch(benchmark, mnist):
 
 def test_time_to_accuracy_skdigits(benchmark, mnist, warm):
     X, y, Xt, yt = mnist
+    settle()
     model = benchmark.pedantic(
         lambda: MLPClassifier(random_state=0).fit(X, y), rounds=1, iterations=1)
     sec = benchmark.stats.stats.median
@@ -228,7 +248,9 @@ def test_time_to_accuracy_torch(benchmark, mnist):
                 break
         return spent, curve
 
-    spent, curve = benchmark.pedantic(run, rounds=1, iterations=1)
+    with equal_budget(BUDGET):
+        settle()
+        spent, curve = benchmark.pedantic(run, rounds=1, iterations=1)
     reached = curve[-1] >= TARGET_ACC
     RESULTS["tta torch"] = dict(sec=spent, reached=reached, epochs=len(curve),
                                 acc=curve[-1], best=max(curve),
@@ -245,6 +267,7 @@ def test_fashion_skdigits(benchmark, warm):
         RESULTS["fashion missing"] = True
         pytest.skip("full Fashion-MNIST not found under SKDIGITS_DATA")
     X, y, Xt, yt = _data("fashion")
+    settle()
     model = benchmark.pedantic(
         lambda: MLPClassifier(random_state=0).fit(X, y), rounds=1, iterations=1)
     sec = benchmark.stats.stats.median
@@ -338,6 +361,7 @@ def _run_child(code, args, env=None):
 
 def test_memory_peak(benchmark, npy_dir):
     args = (os.path.join(npy_dir, "X.npy"), os.path.join(npy_dir, "y.npy"))
+    settle()
     r = benchmark.pedantic(_run_child, args=(_MEMORY_CHILD, args), rounds=1,
                            iterations=1)
     inc = r["peak"] - r["base"]
@@ -504,7 +528,8 @@ def teardown_module(module):
         return
     head = ("measure", "skdigits", "peer", "peer is", "ratio", "target", "met")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["", "MLPClassifier on full MNIST (pixels / 255, float32)"]
+    lines = ["", machine_line(BUDGET),
+             "MLPClassifier on full MNIST (pixels / 255, float32)"]
     for row in [head, *rows]:
         lines.append("  ".join(
             cell.ljust(w) if i in (0, 3) else cell.rjust(w)
