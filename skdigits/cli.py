@@ -251,14 +251,26 @@ def _cmd_report(args):
 
 def _cmd_benchmark(args):
     from . import MLPClassifier, SoftmaxRegression
-    from ._peers import (TorchMLP, fit_quietly, import_torch, skdigits_mlp,
-                         sklearn_mlp)
+    from ._engine._parallel import effective_n_threads
+    from ._peers import (
+        TorchMLP,
+        equal_budget,
+        fit_quietly,
+        import_torch,
+        machine_line,
+        skdigits_mlp,
+        sklearn_mlp,
+    )
 
     train = _load(args.dataset, "train", args)
     test = _load(args.dataset, "test", args)
     X, Xt = _pixels(train), _pixels(test)
     y, yt = train.target, test.target
     _describe(args.dataset, train, test, args)
+    # every side gets skdigits' thread budget: its n_jobs for skdigits, the
+    # same count for BLAS (scikit-learn) and PyTorch
+    budget = effective_n_threads(args.n_jobs)
+    print(machine_line(budget))
     rows = []  # (model, implementation, fit s, epochs, test acc)
     # compile (or load from the cache) outside the timings
     SoftmaxRegression(max_iter=1).fit(X[:256], y[:256])
@@ -267,41 +279,44 @@ def _cmd_benchmark(args):
     if "softmax" in args.models:
         from sklearn.linear_model import LogisticRegression
 
-        ours = SoftmaxRegression(random_state=args.seed)
+        ours = SoftmaxRegression(random_state=args.seed, n_jobs=args.n_jobs)
         sec = fit_quietly(ours, X, y)
         rows.append(("softmax", "skdigits SoftmaxRegression()", sec, ours.n_iter_,
                      ours.score(Xt, yt)))
         peer = LogisticRegression()
-        sec = fit_quietly(peer, X, y)
+        with equal_budget(budget):
+            sec = fit_quietly(peer, X, y)
         rows.append(("softmax", "sklearn LogisticRegression()", sec,
                      int(np.max(peer.n_iter_)), peer.score(Xt, yt)))
     if "mlp" in args.models:
         hidden = tuple(args.hidden)
         ours = skdigits_mlp(hidden, batch_size=args.batch_size,
                             learning_rate_init=1e-3, epochs=args.epochs,
-                            seed=args.seed)
+                            seed=args.seed).set_params(n_jobs=args.n_jobs)
         sec = fit_quietly(ours, X, y)
         rows.append(("mlp", "skdigits MLPClassifier", sec, ours.n_iter_,
                      ours.score(Xt, yt)))
         peer = sklearn_mlp(hidden, batch_size=args.batch_size, learning_rate_init=1e-3,
                            epochs=args.epochs, seed=args.seed)
-        sec = fit_quietly(peer, X, y)
+        with equal_budget(budget):
+            sec = fit_quietly(peer, X, y)
         rows.append(("mlp", "sklearn MLPClassifier", sec, peer.n_iter_,
                      peer.score(Xt, yt)))
         torch, why = import_torch()
         if torch is None:
             print(f"PyTorch column skipped: {why}")
         else:
-            net = TorchMLP(torch, X.shape[1], len(train.target_names), hidden,
-                           batch_size=args.batch_size, seed=args.seed)
-            Xtr, ytr = net.tensors(X, y)
-            net.epoch(Xtr[:256], ytr[:256])  # warm-up
-            net = TorchMLP(torch, X.shape[1], len(train.target_names), hidden,
-                           batch_size=args.batch_size, seed=args.seed)
-            sec = sum(net.epoch(Xtr, ytr) for _ in range(args.epochs))
-            rows.append(("mlp", f"PyTorch {torch.__version__} "
-                         f"({torch.get_num_threads()} threads)", sec, args.epochs,
-                         net.accuracy(*net.tensors(Xt, yt))))
+            with equal_budget(budget):
+                net = TorchMLP(torch, X.shape[1], len(train.target_names), hidden,
+                               batch_size=args.batch_size, seed=args.seed)
+                Xtr, ytr = net.tensors(X, y)
+                net.epoch(Xtr[:256], ytr[:256])  # warm-up
+                net = TorchMLP(torch, X.shape[1], len(train.target_names), hidden,
+                               batch_size=args.batch_size, seed=args.seed)
+                sec = sum(net.epoch(Xtr, ytr) for _ in range(args.epochs))
+                threads = torch.get_num_threads()
+            rows.append(("mlp", f"PyTorch {torch.__version__} ({threads} threads)",
+                         sec, args.epochs, net.accuracy(*net.tensors(Xt, yt))))
     _print_benchmark(rows, args)
     return EXIT_OK
 
@@ -318,7 +333,8 @@ def _print_benchmark(rows, args):
             print(f"{model:<8} {impl:<34} {sec:>8.2f} {epochs:>6} "
                   f"{sec / max(epochs, 1):>8.3f} {acc:>8.4f} {ratio:>9.2f}x")
     print("time ratio: the implementation's fit time / skdigits' (above 1: "
-          "skdigits is faster). Compile time is excluded (warm-up fit first).")
+          "skdigits is faster). Compile time is excluded (warm-up fit first). "
+          "Every side had the thread budget of the machine line.")
 
 
 # ---------------------------------------------------------------- parser
@@ -331,6 +347,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _n_jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 threads: give a positive count or -1")
     return value
 
 
@@ -439,6 +465,10 @@ def build_parser():
                        metavar="UNITS", help="MLP hidden layer sizes (default: 256)")
     bench.add_argument("--batch-size", type=_positive_int, default=128, metavar="N")
     bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N",
+                       help="threads for every side: skdigits' n_jobs, and the "
+                            "same count for scikit-learn's BLAS and PyTorch "
+                            "(default: the cores this process may use; -1 all)")
     bench.set_defaults(func=_cmd_benchmark)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true",

@@ -359,6 +359,39 @@ def test_benchmark_prints_the_side_by_side_table(capsys):
     assert all(r.split()[-1] == "1.00x" for r in rows if "skdigits" in r)
 
 
+def test_benchmark_gives_the_peers_skdigits_thread_budget(capsys, monkeypatch):
+    # the old benchmark let scikit-learn run with BLAS's default threads
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    before = blas_threads()
+    seen = []
+    fit = LogisticRegression.fit
+
+    def spy(self, X, y, *args, **kwargs):
+        seen.append(blas_threads())
+        return fit(self, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    assert main(["benchmark", "--sample", "--models", "softmax", "--n-jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert seen == [{1}]
+    assert blas_threads() == before  # the process's limits are restored
+    machine = [ln for ln in out.splitlines() if ln.startswith("machine: ")]
+    assert len(machine) == 1 and "thread budget 1 for every side" in machine[0]
+    assert "cores" in machine[0] and "BLAS" in machine[0]
+
+
+def test_benchmark_zero_threads_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--sample", "--n-jobs", "0"])
+    assert exc.value.code == 2
+    assert "0 threads" in capsys.readouterr().err
+
+
 def test_benchmark_bad_model_list_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["benchmark", "--models", "svm"])
