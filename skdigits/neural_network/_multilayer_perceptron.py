@@ -189,11 +189,13 @@ class MLPClassifier(BaseMinibatchClassifier):
 
     Notes
     -----
-    Each epoch runs in one compiled call: shuffling, gathering minibatches,
-    the forward pass (matrix products in BLAS, bias and activation fused),
-    softmax cross-entropy with per-class accumulators, the backward pass and
-    the optimizer update. Buffers are allocated once per fit. Prediction runs
-    in blocks of 2048 rows. Multi-label targets are not supported.
+    Each epoch runs in one compiled call, on ``n_jobs`` threads: gathering
+    minibatches, the forward pass (skdigits' own vector products, which skip
+    columns that are zero in a whole group of rows; bias and activation
+    fused), softmax cross-entropy with per-class accumulators, the backward
+    pass and the optimizer update. Buffers are allocated once per fit. The
+    result does not depend on the number of threads. Prediction runs in
+    float64, in blocks of rows. Multi-label targets are not supported.
 
     Examples
     --------
