@@ -103,3 +103,20 @@ def test_grid_search_in_parallel_gives_the_sequential_results(data, backend):
         par = GridSearchCV(base, grid, cv=2, n_jobs=2).fit(X, y)
     for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
         np.testing.assert_array_equal(par.cv_results_[key], seq.cv_results_[key])
+
+
+def _threads_in_worker():
+    from skdigits._engine._parallel import CoreShare, _process_cores
+
+    with CoreShare(None) as share:
+        return share.wanted, _process_cores()
+
+
+def test_a_loky_worker_takes_its_share_of_the_cores():
+    # loky gives each of n_jobs workers cores // n_jobs threads through
+    # OMP_NUM_THREADS; a fit in a worker must not take every core
+    out = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(_threads_in_worker)() for _ in range(2))
+    for wanted, cores in out:
+        assert wanted == max(1, joblib.cpu_count() // 2)
+        assert wanted <= cores
