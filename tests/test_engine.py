@@ -10,6 +10,8 @@ from threadpoolctl import threadpool_limits
 
 from skdigits._engine import _parallel
 from skdigits._engine._history import History
+from skdigits._engine._models import Accumulators
+from skdigits._kernels._losses import LOGISTIC, SOFTMAX
 from skdigits._engine._parallel import CoreShare, Team, effective_n_threads
 from skdigits._engine._schedules import make_schedule
 from skdigits._engine._stopping import NoImprovement
@@ -113,6 +115,24 @@ def test_no_improvement_on_the_validation_score_by_hand():
 
 
 # ---------------------------------------------------------------- threads
+
+
+def test_epoch_sums_add_the_chunks_and_give_the_figures_by_hand():
+    acc = Accumulators(2, 3, 3)  # two chunks, three classes
+    acc.class_loss[:] = [[1.0, 0.0, 2.0], [0.5, 0.0, 0.0]]
+    acc.class_weight[:] = [[2.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    acc.col_loss[:] = [[0.2, 0.4, 0.6], [0.4, 0.2, 0.0]]
+    acc.stats[:] = [[3.0, 3.0, 2.0], [0.5, 1.0, 1.0]]
+    sums = acc.totals()
+    assert sums.mean_loss() == 3.5 / 4.0
+    assert sums.accuracy() == 3.0 / 4.0
+    np.testing.assert_array_equal(sums.per_class(SOFTMAX, 3),
+                                  [1.5 / 3.0, np.nan, 2.0])  # class 1: no rows
+    np.testing.assert_allclose(sums.per_class(LOGISTIC, 3), [0.15, 0.15, 0.15])
+    class_loss, class_weight, col_loss, stats = sums
+    np.testing.assert_array_equal(stats, [3.5, 4.0, 3.0])
+    acc.reset()
+    assert not any(a.any() for a in acc.args())
 
 
 def test_n_jobs_counts_like_sklearn(monkeypatch):

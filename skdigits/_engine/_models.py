@@ -13,6 +13,13 @@ import numpy as np
 
 from .._kernels import _linear, _mlp
 from .._kernels._batch import LOSS_ROWS
+from .._kernels._losses import (
+    LOGISTIC,
+    N_STATS,
+    STAT_CORRECT,
+    STAT_LOSS,
+    STAT_WEIGHT,
+)
 from .._kernels._simd import TILE_ROWS
 
 __all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK"]
@@ -106,18 +113,52 @@ class Accumulators:
         self.class_loss = rows(n_classes)
         self.class_weight = rows(n_classes)
         self.col_loss = rows(n_outputs)
-        self.stats = rows(3)
+        self.stats = rows(N_STATS)
 
     def reset(self):
         for a in (self.class_loss, self.class_weight, self.col_loss, self.stats):
             a[:] = 0.0
 
     def totals(self):
-        """``(class_loss, class_weight, col_loss, stats)`` of the epoch."""
-        return tuple(a.sum(axis=0) for a in self.args())
+        """The epoch's :class:`EpochSums`."""
+        return EpochSums(*(a.sum(axis=0) for a in self.args()))
 
     def args(self):
         return self.class_loss, self.class_weight, self.col_loss, self.stats
+
+
+class EpochSums:
+    """An epoch's sums over its rows: per class (``class_loss``,
+    ``class_weight``), per output (``col_loss``, the one-vs-rest losses) and
+    in all (``loss``, ``weight``, ``correct``); unpacks as ``(class_loss,
+    class_weight, col_loss, stats)``."""
+
+    def __init__(self, class_loss, class_weight, col_loss, stats):
+        self.class_loss, self.class_weight, self.col_loss = (
+            class_loss, class_weight, col_loss)
+        self.stats = stats
+        self.loss = stats[STAT_LOSS]
+        self.weight = stats[STAT_WEIGHT]
+        self.correct = stats[STAT_CORRECT]
+
+    def __iter__(self):
+        return iter((self.class_loss, self.class_weight, self.col_loss, self.stats))
+
+    def mean_loss(self):
+        return float(self.loss / self.weight)
+
+    def accuracy(self):
+        return float(self.correct / self.weight)
+
+    def per_class(self, loss, n_outputs):
+        """Loss of each class: the weighted mean loss of its samples, or for
+        one-vs-rest models (``loss`` LOGISTIC, several outputs) the binary
+        loss of each label's model."""
+        if loss == LOGISTIC and n_outputs > 1:
+            return self.col_loss / self.weight
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.class_weight > 0,
+                            self.class_loss / self.class_weight, np.nan)
 
 
 class _Model:

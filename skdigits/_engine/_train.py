@@ -29,7 +29,7 @@ from .._kernels._batch import (
     N_FOPT,
     N_IOPT,
 )
-from .._kernels._losses import LOGISTIC, loss_grad
+from .._kernels._losses import loss_grad
 from .._kernels._rng import shuffle
 from .._logging import Progress, verbose_logger
 from ._history import History
@@ -37,22 +37,11 @@ from ._models import Accumulators, aligned
 from ._parallel import CoreShare, Team
 from ._stopping import NoImprovement
 
-__all__ = ["train", "TrainingDivergedError", "per_class_loss", "evaluate"]
+__all__ = ["train", "TrainingDivergedError", "evaluate"]
 
 
 class TrainingDivergedError(FloatingPointError, ValueError):
     """Training produced a non-finite loss or non-finite weights."""
-
-
-def per_class_loss(totals, loss, n_outputs):
-    """Loss of each class from an epoch's sums (``Accumulators.totals``):
-    the weighted mean loss of its samples, or for one-vs-rest models the
-    binary loss of each label's model."""
-    class_loss, class_weight, col_loss, stats = totals
-    if loss == LOGISTIC and n_outputs > 1:
-        return col_loss / stats[1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(class_weight > 0, class_loss / class_weight, np.nan)
 
 
 def evaluate(model, team, n_threads, X, y, w, rows, theta, penalty, n_classes):
@@ -62,10 +51,9 @@ def evaluate(model, team, n_threads, X, y, w, rows, theta, penalty, n_classes):
     acc = Accumulators(1, n_classes, model.n_outputs)
     loss_grad(Z, y[rows], w[rows].astype(np.float64), len(rows), model.loss, 0.0,
               acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], acc.stats[0])
-    totals = acc.totals()
-    stats = totals[3]
-    return (float(stats[0] / stats[1] + penalty), float(stats[2] / stats[1]),
-            per_class_loss(totals, model.loss, model.n_outputs))
+    sums = acc.totals()
+    return (float(sums.mean_loss() + penalty), sums.accuracy(),
+            sums.per_class(model.loss, model.n_outputs))
 
 
 def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental):
@@ -167,17 +155,16 @@ class _Run:
                             est._theta, est._opt_state, self.ws, self.acc, self.iopt,
                             self.fopt, est._opt_t)
         elapsed = time.perf_counter() - tic
-        totals = self.acc.totals()
-        stats = totals[3]
-        loss = stats[0] / stats[1] + self.penalty(est._theta)
+        sums = self.acc.totals()
+        loss = sums.mean_loss() + self.penalty(est._theta)
         if not (np.isfinite(loss) and np.all(np.isfinite(est._theta))):
             self.restore_last_epoch(fresh_moments=True)
             est._export(model.unpack(est._theta))
             raise TrainingDivergedError(est._diverged_message(loss, self.X))
         est._opt_t = t
-        figures = {"loss": float(loss), "accuracy": float(stats[2] / stats[1]),
+        figures = {"loss": float(loss), "accuracy": sums.accuracy(),
                    "lr": lr1, "time": elapsed,
-                   "per_class": per_class_loss(totals, model.loss, model.n_outputs)}
+                   "per_class": sums.per_class(model.loss, model.n_outputs)}
         if self.early:
             val_loss, val_acc, val_pc = evaluate(
                 model, team, n_threads, self.X, self.y, self.w_val, self.val_idx,

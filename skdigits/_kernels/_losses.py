@@ -20,6 +20,13 @@ from ._numba import jit
 SOFTMAX = 0
 LOGISTIC = 1
 
+#: Slots of the ``stats`` accumulator: the weighted loss, the weight and the
+#: weight of the correctly classified rows.
+STAT_LOSS = 0
+STAT_WEIGHT = 1
+STAT_CORRECT = 2
+N_STATS = 3
+
 
 def _log1pexp_py(x):
     """``log(1 + exp(x))`` without overflow."""
@@ -121,10 +128,10 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
                     row[j] = g * (sigmoid(z) - t)
         class_loss[yi] += wi * li
         class_weight[yi] += wi
-        stats[0] += wi * li
-        stats[1] += wi
+        stats[STAT_LOSS] += wi * li
+        stats[STAT_WEIGHT] += wi
         if best == yi:
-            stats[2] += wi
+            stats[STAT_CORRECT] += wi
 
 
 loss_grad = jit(_loss_grad_py)
