@@ -492,6 +492,10 @@ def main(argv=None):
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "sample", False) and getattr(args, "data_home", None):
+        # an explicit path is never ignored
+        parser.error("--sample and --data-home exclude each other: the bundled "
+                     "sample needs no data folder")
     try:
         return args.func(args)
     except KeyboardInterrupt:

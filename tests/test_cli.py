@@ -385,6 +385,18 @@ def test_benchmark_gives_the_peers_skdigits_thread_budget(capsys, monkeypatch):
     assert "cores" in machine[0] and "BLAS" in machine[0]
 
 
+@pytest.mark.parametrize("command", ["report", "fit", "evaluate", "benchmark"])
+def test_sample_with_a_data_home_exits_2(command, tmp_path, capsys):
+    # --sample silently ignored an explicit --data-home
+    args = [command, "--sample", "--data-home", str(tmp_path)]
+    if command == "evaluate":
+        args.insert(1, str(tmp_path / "model.skops"))
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert "--sample and --data-home" in capsys.readouterr().err
+
+
 def test_benchmark_zero_threads_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["benchmark", "--sample", "--n-jobs", "0"])
