@@ -220,3 +220,54 @@ def test_the_chosen_folder_is_private():
     if _numba.CACHE_KIND == "user":
         assert _numba._private_dir_problem(_numba.CACHE_DIR, os.getuid()) is None
     assert _numba.CACHE_KIND in ("numba", "in-tree", "user")
+
+
+def _toy_kernel(folder, name):
+    """Import (again) a module in ``folder`` holding one kernel made with
+    skdigits' ``jit``."""
+    import importlib.util
+
+    path = folder / "toy_kernel.py"
+    if not path.exists():
+        path.write_text("from skdigits._kernels._numba import jit\n\n"
+                        "def _add_one_py(x):\n    return x + 1\n\n"
+                        "add_one = jit(_add_one_py)\n")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.add_one
+
+
+def test_sources_digest_follows_every_kernel_file(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    before = _numba.sources_digest(tmp_path)
+    (tmp_path / "notes.txt").write_text("still ignored")
+    assert _numba.sources_digest(tmp_path) == before
+    (tmp_path / "b.py").write_text("y = 3\n")
+    assert _numba.sources_digest(tmp_path) != before
+
+
+@pytest.mark.skipif(_numba.CACHE_KIND == "none", reason="kernels are not cached here")
+def test_a_cached_kernel_goes_stale_when_another_kernel_source_changes(
+        tmp_path, monkeypatch):
+    # Numba alone reloads a kernel whose own file is unchanged even when a
+    # function compiled into it (another file) changed
+    monkeypatch.setattr(_numba, "CACHE_KIND", "in-tree")
+    first = _toy_kernel(tmp_path, "toy_a")
+    assert first(1) == 2
+    again = _toy_kernel(tmp_path, "toy_b")  # a new process, nothing changed
+    assert again(1) == 2 and again.stats.cache_hits
+    monkeypatch.setattr(_numba, "SOURCES_DIGEST", "another version of _kernels/")
+    changed = _toy_kernel(tmp_path, "toy_c")
+    assert changed(1) == 2
+    assert not changed.stats.cache_hits and changed.stats.cache_misses
+
+
+def test_every_kernel_is_keyed_by_the_kernel_sources():
+    from skdigits._kernels import _linear, _mlp, _sync
+
+    for kernel in (_linear.linear_epoch, _mlp.mlp_epoch, _sync.barrier):
+        stamp = kernel._cache._cache_file._source_stamp
+        assert stamp[1] == _numba.SOURCES_DIGEST

@@ -19,8 +19,15 @@ import:
    ``RuntimeWarning`` says why, once.
 
 A predictable folder in a shared place (``/tmp/...``) is never used.
+
+Numba marks a cached kernel stale only when the file of the kernel itself
+changes, not when a function it calls (and compiled into it) changes in
+another file: after ``git pull`` in an editable install a kernel could keep
+running an old barrier or loss. So every kernel's cache entry is also keyed
+by a digest of all the kernel sources (``SOURCES_DIGEST``).
 """
 
+import hashlib
 import os
 import stat
 import warnings
@@ -138,6 +145,33 @@ def choose_cache(package_dir, environ=None, uid=None):
     return "none", None, problem
 
 
+def sources_digest(folder):
+    """SHA-256 of the ``.py`` files of ``folder`` (names and contents, in
+    name order)."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            digest.update(name.encode())
+            with open(os.path.join(folder, name), "rb") as fh:
+                digest.update(hashlib.sha256(fh.read()).digest())
+    return digest.hexdigest()
+
+
+#: Digest of the kernel sources, part of every cache entry's key.
+SOURCES_DIGEST = sources_digest(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _key_by_sources(dispatcher):
+    """Make ``dispatcher``'s cache entries stale when any kernel source
+    changes (Numba checks only the kernel's own file). Uses Numba's cache
+    internals; without them (another Numba version) the default applies."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    stamp = getattr(cache_file, "_source_stamp", None)
+    if stamp is not None:
+        cache_file._source_stamp = (stamp, SOURCES_DIGEST)
+    return dispatcher
+
+
 def _configure():
     global CACHE_KIND, CACHE_DIR, CACHE_PROBLEM
     here = os.path.dirname(os.path.abspath(__file__))
@@ -167,13 +201,13 @@ def jit(func):
     """
     options = dict(nogil=True, error_model="numpy", cache=CACHE_KIND != "none")
     if CACHE_KIND != "user":
-        return numba.njit(**options)(func)
+        return _key_by_sources(numba.njit(**options)(func))
     # Numba reads its cache folder when the dispatcher is made and keeps it,
     # so it is set for this one call only: other Numba users in the process
     # keep their own cache.
     saved = numba.config.CACHE_DIR
     numba.config.CACHE_DIR = CACHE_DIR
     try:
-        return numba.njit(**options)(func)
+        return _key_by_sources(numba.njit(**options)(func))
     finally:
         numba.config.CACHE_DIR = saved
