@@ -3,6 +3,7 @@ schedules, the curves, the stopping rule, the thread count, the team."""
 
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -193,6 +194,101 @@ def test_team_runs_one_call_per_thread_and_returns_thread_0s_result():
         names = {t.name for t in threading.enumerate()}
         assert "skdigits-worker" in names
         assert team.run(1, _kernel, out) == 0 and out[0] == 10
+    assert "skdigits-worker" not in {t.name for t in threading.enumerate()}
+
+
+def _in_a_thread(fn, timeout=60):
+    """``fn()`` in a daemon thread; fails the test if it does not return."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # handed to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "deadlock: the call never returned"
+    return result
+
+
+def test_a_helper_that_raises_does_not_leave_thread_0_at_the_barrier():
+    from skdigits._kernels._sync import barrier
+
+    def kernel(tid, n, sync):
+        if tid == 1:
+            raise ValueError("helper failed before the barrier")
+        barrier(sync, n)  # would wait for thread 1 forever
+        return tid
+
+    def run():
+        with Team() as team:
+            return team.run(2, kernel)
+
+    result = _in_a_thread(run)
+    assert isinstance(result.get("error"), ValueError)
+
+
+def test_thread_0_interrupted_before_the_kernel_releases_the_helpers(monkeypatch):
+    # Ctrl-C between handing work to a helper and entering the kernel left the
+    # helper at the barrier and the fit's clean-up joining it forever
+    from skdigits._kernels._sync import barrier
+
+    entered = threading.Event()
+
+    def kernel(tid, n, sync):
+        if tid == 1:
+            entered.set()
+        barrier(sync, n)
+        return tid
+
+    submit = _parallel._Worker.submit
+
+    def interrupted_submit(self, kernel, args):
+        submit(self, kernel, args)
+        entered.wait(10)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_parallel._Worker, "submit", interrupted_submit)
+
+    def run():
+        with Team() as team:
+            return team.run(2, kernel)
+
+    result = _in_a_thread(run)
+    assert isinstance(result.get("error"), KeyboardInterrupt)
+    assert "skdigits-worker" not in {t.name for t in threading.enumerate()}
+
+
+def test_an_interrupted_fit_returns_and_leaves_no_thread(monkeypatch):
+    from skdigits import SoftmaxRegression
+    from skdigits._engine import _models
+
+    monkeypatch.setattr(_parallel, "_process_cores", lambda: 2)
+    monkeypatch.setattr(_parallel._CpuMeter, "others", lambda self: 0.0)
+    monkeypatch.setattr(_models, "MIN_WORK", 1)  # threads even on tiny data
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(40, 300), rng.randint(0, 3, 40)
+    submit, calls = _parallel._Worker.submit, []
+
+    def interrupted_submit(self, kernel, args):
+        submit(self, kernel, args)
+        calls.append(1)
+        time.sleep(0.01)  # the helper enters the kernel
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_parallel._Worker, "submit", interrupted_submit)
+
+    def fit():
+        with pytest.warns(UserWarning, match="interrupted"):
+            return SoftmaxRegression(max_iter=5, batch_size=10, n_jobs=2).fit(X, y)
+
+    result = _in_a_thread(fit)
+    assert "error" not in result, result.get("error")
+    assert result["value"].n_iter_ == 2  # the epochs before the interrupt
     assert "skdigits-worker" not in {t.name for t in threading.enumerate()}
 
 

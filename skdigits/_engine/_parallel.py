@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from .._kernels._sync import SYNC_SIZE
+from .._kernels._sync import SYNC_SIZE, abort
 
 __all__ = ["effective_n_threads", "CoreShare", "Team"]
 
@@ -166,25 +166,35 @@ class Team:
         if n <= 1:
             return kernel(0, 1, sync, *args)
         self._grow(n - 1)
-        helpers = self._workers[:n - 1]
-        for tid, worker in enumerate(helpers, start=1):
-            worker.submit(kernel, (tid, n, sync, *args))
+        started = []
         try:
+            for tid, worker in enumerate(self._workers[:n - 1], start=1):
+                worker.submit(kernel, (tid, n, sync, *args))
+                started.append(worker)
             result = kernel(0, n, sync, *args)
+        except BaseException:
+            # this thread will not reach the kernel's barriers (for example
+            # Ctrl-C arrived before it entered): release the helpers
+            abort(sync)
+            raise
         finally:
-            errors = [e for e in (worker.wait() for worker in helpers) if e]
+            errors = [e for e in (worker.wait() for worker in started) if e]
         if errors:
             raise errors[0]
         return result
 
     def close(self):
-        for worker in self._workers:
+        workers, self._workers = self._workers, []
+        for worker in workers:  # tell every helper first: none is left behind
             worker.stop()
-        self._workers = []
+        for worker in workers:
+            worker.join()
 
 
 class _Worker:
-    """One helper thread: runs submitted calls, one at a time."""
+    """One helper thread: runs submitted calls, one at a time. A call that
+    raises aborts its kernel call (its ``sync``, the third argument), so the
+    other threads do not wait for this one at a barrier."""
 
     def __init__(self):
         self._call = None
@@ -205,6 +215,7 @@ class _Worker:
             try:
                 kernel(*args)
             except BaseException as exc:  # reported by the caller's wait()
+                abort(args[2])
                 self._error = exc
             self._done.release()
 
@@ -219,6 +230,9 @@ class _Worker:
         return self._error
 
     def stop(self):
+        """Ask the thread to end once it is idle (does not wait)."""
         self._call = None
         self._ready.release()
+
+    def join(self):
         self._thread.join()
