@@ -47,12 +47,17 @@ def validate_predict_data(estimator, X):
     """Check ``X`` for prediction without converting it all at once.
 
     Numeric arrays keep their dtype (the chunks are cast one by one, so memory
-    stays bounded); the feature count and names must match ``fit``.
+    stays bounded), except floats other than float32 and float64 (float16,
+    long double), which the kernels do not read: those become float64, as in
+    ``fit``. The feature count and names must match ``fit``.
     """
     _refuse_complex(X, "X")
     with np.errstate(over="ignore", invalid="ignore"):
-        return validate_data(estimator, X, reset=False, dtype="numeric",
-                             accept_sparse=False)
+        X = validate_data(estimator, X, reset=False, dtype="numeric",
+                          accept_sparse=False)
+    if X.dtype.kind == "f" and X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    return X
 
 
 def encode_labels(y, classes):

@@ -112,6 +112,19 @@ def test_float32_model_predicts_float64_input_without_casting_it():
                                + model.intercept_, rtol=1e-6)
 
 
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble, np.uint8, np.int64, bool])
+def test_any_real_dtype_that_fit_takes_predict_takes_too(make, dtype):
+    # float16 and long double X crashed inside Numba at predict time
+    Xd = np.round(X[:60] * 4).astype(dtype)
+    model = _fit(make(), Xd, y[:60])
+    ref = model.predict_proba(Xd.astype(np.float64))
+    proba = model.predict_proba(Xd)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba, ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(model.predict(Xd), model.predict(Xd.astype(float)))
+
+
 # ---------------------------------------------------------------- schedules
 
 
