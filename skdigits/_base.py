@@ -54,6 +54,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         "learning_rate": [StrOptions(set(SCHEDULES))],
         "lr_step_size": [Interval(Integral, 1, None, closed="left")],
         "lr_gamma": [Interval(Real, 0, 1, closed="right")],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "callbacks": [list, tuple, callable, None],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
@@ -92,6 +94,13 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         """``(l2_fixed, l2_per_row, penalty_scale)``: the L2 gradient is
         ``(l2_fixed + l2_per_row / m) * W`` for a minibatch of ``m`` rows, and
         the objective adds ``penalty_scale * ||W||^2``."""
+
+    def _fit_input_statistics(self, X, rows, w):
+        """Learn what the model needs to know of the training inputs (rows
+        ``rows`` of ``X``, weights ``w``) before the first epoch: the MLP's
+        standardisation. Returns whether there was anything to learn (the
+        model is then built again); nothing by default."""
+        return False
 
     @abstractmethod
     def _export(self, weights):
@@ -139,14 +148,17 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         lr = (self._adaptive_lr if self.learning_rate == "adaptive"
               else self.learning_rate_init)
         return make_schedule(self.learning_rate, lr, power_t=self.power_t,
-                             step_size=self.lr_step_size, gamma=self.lr_gamma)
+                             step_size=self.lr_step_size, gamma=self.lr_gamma,
+                             warmup_fraction=self.warmup_fraction)
 
     def _epoch_rates(self, schedule, epoch, n_epochs, incremental):
         """Learning rates at the start and the end of this call's epoch
         ``epoch``; ``ValueError`` naming the parameter when one overflows.
         ``partial_fit`` counts the epochs of all calls, and keeps the cosine
-        schedule at ``learning_rate_init``."""
-        if incremental and self.learning_rate == "cosine":
+        and one-cycle schedules at ``learning_rate_init`` (they need the
+        number of epochs to come). A schedule may add the rate at a corner
+        inside the epoch and its place (see ``_engine._schedules``)."""
+        if incremental and self.learning_rate in ("cosine", "onecycle"):
             return self.learning_rate_init, self.learning_rate_init
         if incremental:
             epoch = self.n_iter_ + epoch
@@ -310,6 +322,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                     "early_stopping=False.")
             if self.best_validation_score_ is None:
                 self.best_validation_score_ = -np.inf
+        if first_pass and self._fit_input_statistics(X, train_idx, w):
+            model = self._model(X.shape[1], n_outputs, loss_code)
         n_epochs = 1 if incremental else self._resolve_max_iter(len(train_idx))
         self._check_schedule(n_epochs, incremental)
         train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental)

@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from skdigits._engine import _parallel
@@ -40,6 +42,43 @@ def test_cosine_schedule_by_hand():
     assert cos.rates(1, 4)[1] == pytest.approx(0.1)
     assert cos.rates(3, 4)[1] == pytest.approx(0.0, abs=1e-15)
     assert cos.rates(5, 4) == (0.0, 0.0)  # past the end: stays at zero
+
+
+def test_onecycle_schedule_by_hand():
+    one = make_schedule("onecycle", 0.1, warmup_fraction=0.2)
+    # 10 epochs: up over epochs 0-2 (0 -> 0.1 at epoch 2), then down to 0 at 10
+    assert one.rates(0, 10) == pytest.approx((0.0, 0.05))
+    assert one.rates(1, 10) == pytest.approx((0.05, 0.1))
+    assert one.rates(2, 10) == pytest.approx((0.1, 0.0875))
+    assert one.rates(9, 10) == pytest.approx((0.0125, 0.0), abs=1e-15)
+    assert one.rates(12, 10) == (0.0, 0.0)  # past the end: stays at zero
+    # 2 epochs: the peak (at 0.2 of the run) falls inside epoch 0, at 0.4 of it
+    lr0, lr1, peak, knee = one.rates(0, 2)
+    assert (lr0, peak) == (0.0, 0.1)
+    assert lr1 == pytest.approx(0.1 * 0.5 / 0.8) and knee == pytest.approx(0.4)
+    assert one.rates(1, 2) == pytest.approx((0.0625, 0.0), abs=1e-15)
+    # no warm-up: a linear decay from the start
+    assert make_schedule("onecycle", 0.1, warmup_fraction=0.0).rates(0, 4) == \
+        pytest.approx((0.1, 0.075))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 30), st.floats(0.0, 0.95), st.integers(2, 40))
+def test_onecycle_rate_within_each_epoch_follows_the_cycle(n_epochs, warmup,
+                                                            n_batches):
+    """Batch by batch, the kernels' rate (``batch_rate`` of the epoch's
+    rates) equals the one-cycle curve at that point of the whole run."""
+    from skdigits._kernels._batch import batch_rate, float_options
+
+    one = make_schedule("onecycle", 0.3, warmup_fraction=warmup)
+    for epoch in range(n_epochs):
+        rates = one.rates(epoch, n_epochs)
+        fopt = float_options(*rates[:2], **(
+            dict(lr_knee=rates[2], knee=rates[3]) if len(rates) == 4 else {}))
+        for k in range(n_batches):
+            p = (epoch + k / n_batches) / n_epochs
+            want = 0.3 * (p / warmup if p < warmup else (1 - p) / (1 - warmup))
+            assert batch_rate(fopt, k, n_batches) == pytest.approx(want, abs=1e-12)
 
 
 def test_adaptive_schedule_divides_by_five_down_to_a_floor():

@@ -8,7 +8,7 @@ from numba import njit
 
 from skdigits._engine._models import Accumulators, LinearModel
 from skdigits._engine._parallel import Team
-from skdigits._kernels import _batch, _gemm, _losses, _optim, _rng, _sync
+from skdigits._kernels import _batch, _gemm, _losses, _optim, _rng, _stats, _sync
 
 # ---------------------------------------------------------------- references
 
@@ -35,10 +35,27 @@ def ref_logistic_loss(Z, y, w):
     return L.sum(axis=1), L, w[:, None] * (P - T)
 
 
-def run_loss_grad(Z, y, w, loss, scale, n_classes):
+def ref_smoothed_loss(Z, y, w, loss, smooth):
+    """Per-row objective against the smoothed targets and its weighted
+    gradient: ``(1 - smooth)`` times the one-hot labels plus ``smooth / K``
+    (softmax) or ``smooth / 2`` (each logistic output)."""
+    Z = Z.astype(np.float64)
+    n_out = Z.shape[1]
+    if loss == _losses.SOFTMAX:
+        T = (1 - smooth) * np.eye(n_out)[y] + smooth / n_out
+        m = Z.max(axis=1, keepdims=True)
+        logp = Z - m - np.log(np.exp(Z - m).sum(axis=1, keepdims=True))
+        return -(T * logp).sum(axis=1), w[:, None] * (np.exp(logp) - T)
+    T = (y == 1).astype(np.float64)[:, None] if n_out == 1 else np.eye(n_out)[y]
+    T = (1 - smooth) * T + smooth / 2
+    L = np.logaddexp(0.0, Z) - Z * T
+    return L.sum(axis=1), w[:, None] * (1.0 / (1.0 + np.exp(-Z)) - T)
+
+
+def run_loss_grad(Z, y, w, loss, scale, n_classes, smooth=0.0):
     Z = Z.copy()
     acc = [np.zeros(n_classes), np.zeros(n_classes), np.zeros(Z.shape[1]), np.zeros(3)]
-    _losses.loss_grad(Z, y, w, Z.shape[0], loss, scale, *acc)
+    _losses.loss_grad(Z, y, w, Z.shape[0], loss, scale, smooth, *acc)
     return Z, acc
 
 
@@ -128,6 +145,117 @@ def test_scale_zero_leaves_logits_untouched(rng):
     Z = rng.normal(size=(5, 3))
     G, _ = run_loss_grad(Z, rng.integers(0, 3, 5), np.ones(5), _losses.SOFTMAX, 0.0, 3)
     np.testing.assert_array_equal(G, Z)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems, st.sampled_from(["softmax", "logistic", "binary"]),
+       st.floats(0.0, 0.99))
+def test_label_smoothing_matches_numpy(problem, kind, smooth):
+    """The gradient and the objective (``stats``) are those of the smoothed
+    targets; the per-class and per-column sums stay the plain cross-entropy."""
+    n, k, seed, s = problem
+    rng = np.random.default_rng(seed)
+    loss = _losses.SOFTMAX if kind == "softmax" else _losses.LOGISTIC
+    n_out, n_classes = (1, 2) if kind == "binary" else (k, k)
+    Z = rng.normal(scale=s, size=(n, n_out))
+    y = rng.integers(0, n_classes, size=n)
+    w = rng.uniform(0.1, 2.0, size=n)
+    G, (cl, cw, col, stats) = run_loss_grad(Z, y, w, loss, 0.5, n_classes, smooth)
+    objective, grad = ref_smoothed_loss(Z, y, w, loss, smooth)
+    np.testing.assert_allclose(G, 0.5 * grad, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(stats[0], (w * objective).sum(), rtol=1e-9, atol=1e-12)
+    plain = (ref_softmax_loss(Z, y, w)[0] if loss == _losses.SOFTMAX
+             else ref_logistic_loss(Z, y, w)[0])
+    np.testing.assert_allclose(cl, np.bincount(y, w * plain, minlength=n_classes),
+                               rtol=1e-10, atol=1e-13)
+    if loss == _losses.LOGISTIC:
+        np.testing.assert_allclose(col, (w[:, None] * ref_logistic_loss(Z, y, w)[1])
+                                   .sum(axis=0), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("loss", [_losses.SOFTMAX, _losses.LOGISTIC])
+def test_smoothed_gradient_by_finite_differences(loss, rng):
+    n, k, smooth = 6, 5, 0.3
+    Z = rng.normal(size=(n, k))
+    y = rng.integers(0, k, size=n)
+    w = rng.uniform(0.5, 1.5, size=n)
+
+    def total(Zp):
+        return run_loss_grad(Zp, y, w, loss, 0.0, k, smooth)[1][3][0]
+
+    G, _ = run_loss_grad(Z, y, w, loss, 1.0, k, smooth)
+    eps = 1e-6
+    num = np.zeros_like(Z)
+    for idx in np.ndindex(Z.shape):
+        Zp, Zm = Z.copy(), Z.copy()
+        Zp[idx] += eps
+        Zm[idx] -= eps
+        num[idx] = (total(Zp) - total(Zm)) / (2 * eps)
+    np.testing.assert_allclose(G, num, rtol=1e-6, atol=1e-8)
+
+
+def test_smoothed_softmax_objective_is_smallest_at_the_smoothed_targets():
+    """Against smoothed targets, the best prediction keeps ``smooth / K`` on
+    the wrong classes: there the gradient vanishes and the objective is their
+    entropy."""
+    k, smooth = 4, 0.2
+    T = np.full(k, smooth / k)
+    T[2] += 1 - smooth
+    Z = np.log(T)[None, :]
+    G, (_, _, _, stats) = run_loss_grad(Z, np.array([2]), np.ones(1), _losses.SOFTMAX,
+                                        1.0, k, smooth)
+    np.testing.assert_allclose(G, 0.0, atol=1e-15)
+    np.testing.assert_allclose(stats[0], -(T * np.log(T)).sum(), rtol=1e-13)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0),
+       st.floats(0.01, 0.99), st.integers(1, 50))
+def test_batch_rate_with_a_knee_is_piecewise_linear(lr0, lr1, lrk, knee, n_batches):
+    fopt = _batch.float_options(lr0, lr1, lr_knee=lrk, knee=knee)
+    for k in range(n_batches):
+        x = k / n_batches
+        want = (lr0 + (lrk - lr0) * x / knee if x < knee
+                else lrk + (lr1 - lrk) * (x - knee) / (1 - knee))
+        assert _batch.batch_rate(fopt, k, n_batches) == pytest.approx(want, abs=1e-15)
+    # without a knee (1.0): linear from lr0 to lr1, whatever lrk holds
+    fopt = _batch.float_options(lr0, lr1, lr_knee=lrk, knee=1.0)
+    for k in range(n_batches):
+        assert _batch.batch_rate(fopt, k, n_batches) == pytest.approx(
+            lr0 + (lr1 - lr0) * k / n_batches, abs=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gather_rows_scaled_matches_numpy(dtype, rng):
+    X = rng.normal(size=(9, 7)) * (rng.random((9, 7)) < 0.5)
+    order = rng.permutation(9).astype(np.int64)
+    scale = rng.uniform(0.5, 3.0, size=7).astype(dtype)
+    out = np.full((6, 7), np.nan, dtype=dtype)
+    _gemm.gather_rows_scaled(X, order, 2, 4, out, 1, scale)
+    np.testing.assert_allclose(out[1:5], (X[order[2:6]] * scale).astype(dtype),
+                               rtol=1e-6 if dtype == np.float32 else 0)
+    assert np.isnan(out[[0, 5]]).all()  # nothing else written
+    assert (out[1:5][X[order[2:6]] == 0] == 0).all()  # zeros stay zeros
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 9), st.integers(0, 2**31 - 1),
+       st.sampled_from([np.float32, np.float64]))
+def test_column_moments_match_numpy(n, d, seed, dtype):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(loc=3.0, size=(n + 5, d)) * (rng.random((n + 5, d)) < 0.6)
+         ).astype(dtype)
+    rows = np.sort(rng.choice(n + 5, size=n, replace=False)).astype(np.int64)
+    w = rng.uniform(0.0, 2.0, size=n + 5).astype(dtype)
+    w[rows[0]] = 1.0  # a positive sum
+    w[rows[1:][rng.random(n - 1) < 0.2]] = 0.0  # rows that do not count
+    mean, var = np.empty(d), np.empty(d)
+    _stats.column_moments(X, rows, w, mean, var)
+    Xr, wr = X[rows].astype(np.float64), w[rows].astype(np.float64)
+    want = np.average(Xr, axis=0, weights=wr)
+    np.testing.assert_allclose(mean, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var, np.average((Xr - want) ** 2, axis=0, weights=wr),
+                               rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------- optimizers
@@ -358,7 +486,7 @@ def linear_epoch(X, y, w, theta, n_out, loss, batch_size, alpha=0.0, lr=0.1,
     acc = Accumulators.for_batches(batch_size, n_classes, n_out)
     iopt = np.zeros(_batch.N_IOPT, dtype=np.int64)
     iopt[[_batch.I_LOSS, _batch.I_SOLVER, _batch.I_N_OUT]] = loss, solver, n_out
-    fopt = np.array([alpha, 0.0, lr, lr, momentum, 0.9, 0.999, 1e-8])
+    fopt = _batch.float_options(lr, l2_fixed=alpha, momentum=momentum)
     with Team() as team:
         t = model.run_epoch(team, n_threads, X, y, w, order, theta,
                             model.new_state(theta.dtype),

@@ -119,7 +119,7 @@ def test_binary_problem_has_one_logistic_output():
 def test_per_class_loss_is_the_weighted_mean_of_the_total(digits):
     X_tr, _, y_tr, _ = digits
     clf = MLPClassifier(hidden_layer_sizes=(16,), alpha=0.0, max_iter=4,
-                        random_state=0).fit(X_tr, y_tr)
+                        label_smoothing=0.0, random_state=0).fit(X_tr, y_tr)
     counts = np.bincount(y_tr) / len(y_tr)
     np.testing.assert_allclose(clf.loss_curve_per_class_ @ counts, clf.loss_curve_,
                                rtol=1e-6)
@@ -517,6 +517,11 @@ def test_an_int_hidden_layer_size_means_one_layer(digits):
     ({"lr_step_size": 0}, "lr_step_size"),
     ({"alpha": -1.0}, "alpha"),
     ({"momentum": 1.5}, "momentum"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"label_smoothing": -0.1}, "label_smoothing"),
+    ({"warmup_fraction": 1.0}, "warmup_fraction"),
+    ({"standardize": "yes"}, "standardize"),
+    ({"learning_rate": "one-cycle"}, "learning_rate"),
 ])
 def test_bad_parameters_are_named(digits, params, match):
     X_tr, _, y_tr, _ = digits
@@ -575,12 +580,155 @@ def test_unfitted_predict_raises(digits):
         MLPClassifier().predict(digits[1])
 
 
+# ---------------------------------------------------------------- standardize
+
+
+def skdigits_standardisation(X, w=None):
+    mean = np.average(X, axis=0, weights=w)
+    std = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w))
+    return mean, std + 0.25 * std.max()
+
+
+def test_standardize_trains_as_on_standardised_inputs(digits):
+    """In float64, ``standardize=True`` is the same training as
+    ``standardize=False`` on ``(X - mean) / scale``, and the exported weights
+    act on the raw inputs."""
+    X_tr, X_te, y_tr, _ = digits
+    mean, scale = skdigits_standardisation(X_tr)
+    params = dict(hidden_layer_sizes=(70, 20), dtype="float64", max_iter=3,
+                  random_state=0)
+    inside = quiet_fit(MLPClassifier(**params), X_tr, y_tr)
+    outside = quiet_fit(MLPClassifier(standardize=False, **params),
+                        (X_tr - mean) / scale, y_tr)
+    np.testing.assert_allclose(inside.input_mean_, mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(inside.input_scale_, scale, rtol=1e-12)
+    np.testing.assert_allclose(inside.loss_curve_, outside.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(inside.predict_proba(X_te),
+                               outside.predict_proba((X_te - mean) / scale),
+                               rtol=1e-8, atol=1e-12)
+    # coefs_ and intercepts_ take X as it is
+    np.testing.assert_allclose(numpy_forward(inside, X_te, "relu"),
+                               inside.decision_function(X_te), rtol=1e-9, atol=1e-9)
+    assert outside.input_mean_ is None and outside.input_scale_ is None
+
+
+def test_standardisation_uses_the_training_rows_and_their_weights(digits):
+    X_tr, _, y_tr, _ = digits
+    sw = np.random.default_rng(0).uniform(0, 2, size=len(y_tr))
+    sw[:100] = 0.0  # rows with no weight do not count
+    clf = quiet_fit(MLPClassifier(max_iter=1, random_state=0), X_tr, y_tr,
+                    sample_weight=sw)
+    mean, scale = skdigits_standardisation(X_tr, sw)
+    # (the training weights are held in the model's dtype, float32)
+    np.testing.assert_allclose(clf.input_mean_, mean, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(clf.input_scale_, scale, rtol=1e-6)
+    # with early stopping, the validation rows are left out
+    es = quiet_fit(MLPClassifier(max_iter=1, early_stopping=True,
+                                 validation_fraction=0.5, random_state=0), X_tr, y_tr)
+    assert not np.allclose(es.input_mean_, skdigits_standardisation(X_tr)[0])
+
+
+def test_warm_start_and_partial_fit_keep_the_first_statistics(digits):
+    X_tr, _, y_tr, _ = digits
+    half = len(y_tr) // 2
+    pf = MLPClassifier(random_state=0)
+    pf.partial_fit(X_tr[:half], y_tr[:half], classes=np.unique(y_tr))
+    first = pf.input_mean_.copy(), pf.input_scale_.copy()
+    np.testing.assert_allclose(first[0], X_tr[:half].mean(axis=0), atol=1e-12)
+    pf.partial_fit(X_tr[half:] * 2, y_tr[half:])
+    np.testing.assert_array_equal(pf.input_mean_, first[0])
+    np.testing.assert_array_equal(pf.input_scale_, first[1])
+    ws = quiet_fit(MLPClassifier(max_iter=1, warm_start=True, random_state=0),
+                   X_tr[:half], y_tr[:half])
+    mean = ws.input_mean_.copy()
+    quiet_fit(ws, X_tr[half:] * 2, y_tr[half:])
+    np.testing.assert_array_equal(ws.input_mean_, mean)
+    # a fresh fit learns them again
+    fresh = quiet_fit(clone(ws).set_params(warm_start=False), X_tr[half:] * 2,
+                      y_tr[half:])
+    np.testing.assert_allclose(fresh.input_mean_, 2 * X_tr[half:].mean(axis=0),
+                               atol=1e-12)
+
+
+def test_features_in_different_units_take_a_scaler_in_front(digits):
+    """The floor (a quarter of the largest standard deviation) is made for
+    inputs in one unit, like pixels; features in different units get a
+    StandardScaler first, after which every feature has the same scale."""
+    X_tr, X_te, y_tr, y_te = digits
+    f = np.logspace(-3, 3, X_tr.shape[1])
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=10, random_state=0))
+    assert quiet_fit(pipe, X_tr * f, y_tr).score(X_te * f, y_te) > 0.95
+    scale = pipe[-1].input_scale_[X_tr.std(axis=0) > 0]
+    np.testing.assert_allclose(scale, 1.25, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- smoothing
+
+
+def numpy_losses(clf, X, y, smooth):
+    """Per-row smoothed objective and plain cross-entropy of the fitted
+    weights (float64)."""
+    Z = numpy_forward(clf, X, clf.activation)
+    logp = Z - Z.max(axis=1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    k = Z.shape[1]
+    T = (1 - smooth) * np.eye(k)[y] + smooth / k
+    return -(T * logp).sum(axis=1), -logp[np.arange(len(y)), y]
+
+
+def test_loss_curve_is_the_smoothed_objective_and_per_class_the_plain_loss(digits):
+    """One full-batch epoch at a negligible rate: the loss is measured at
+    (almost exactly) the weights that the model keeps."""
+    X_tr, _, y_tr, _ = digits
+    n = len(y_tr)
+    clf = quiet_fit(MLPClassifier(hidden_layer_sizes=(20,), label_smoothing=0.3,
+                                  alpha=0.0, batch_size=n, max_iter=1,
+                                  learning_rate="constant", learning_rate_init=1e-12,
+                                  dtype="float64", random_state=0), X_tr, y_tr)
+    objective, plain = numpy_losses(clf, X_tr, y_tr, 0.3)
+    np.testing.assert_allclose(clf.loss_curve_[0], objective.mean(), rtol=1e-8)
+    np.testing.assert_allclose(clf.loss_curve_per_class_[0],
+                               np.bincount(y_tr, plain) / np.bincount(y_tr),
+                               rtol=1e-8)
+    assert np.abs(objective - plain).mean() > 0.1  # they differ
+
+
+def test_validation_loss_is_the_plain_cross_entropy():
+    """No label smoothing and no penalty in the validation curves: with every
+    row of a class the same, each class's validation loss is the plain loss
+    of its row under the kept weights."""
+    rng = np.random.default_rng(0)
+    protos = rng.normal(size=(3, 6))
+    y = np.repeat(np.arange(3), 40)
+    X = protos[y]
+    clf = quiet_fit(MLPClassifier(hidden_layer_sizes=(8,), label_smoothing=0.4,
+                                  alpha=5.0, early_stopping=True, max_iter=1,
+                                  dtype="float64", random_state=0), X, y)
+    _, plain = numpy_losses(clf, protos, np.arange(3), 0.4)
+    np.testing.assert_allclose(clf.validation_loss_curve_per_class_[-1], plain,
+                               rtol=1e-9)
+    assert plain.min() - 1e-9 <= clf.validation_loss_curve_[-1] <= plain.max() + 1e-9
+
+
+def test_label_smoothing_calibrates_less_confident_probabilities(digits):
+    X_tr, X_te, y_tr, y_te = digits
+    sharp = quiet_fit(MLPClassifier(label_smoothing=0.0, random_state=0), X_tr, y_tr)
+    smooth = quiet_fit(MLPClassifier(label_smoothing=0.2, random_state=0), X_tr, y_tr)
+    # the largest probability is capped near 1 - 0.2 + 0.2 / 10
+    assert smooth.predict_proba(X_te).max(axis=1).mean() < \
+        sharp.predict_proba(X_te).max(axis=1).mean()
+    assert smooth.score(X_te, y_te) > 0.95
+
+
 # ---------------------------------------------------------------- full data
 
 
 @pytest.mark.full_data
-@pytest.mark.parametrize("kind,floor", [("digits", 0.975), ("fashion", 0.88)])
-def test_full_dataset_accuracy_with_defaults(kind, floor, data_home):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("kind,floor", [("digits", 0.980), ("fashion", 0.900)])
+def test_full_dataset_accuracy_with_defaults(kind, floor, seed, data_home):
+    """The defaults' promise (issue 10): at least 0.980 on MNIST and 0.900 on
+    Fashion-MNIST for each of seeds 0-2, pixels / 255 as float32."""
     from skdigits.datasets import load_mnist
 
     X, y = load_mnist(kind, "train", data_home=data_home, return_X_y=True,
@@ -589,7 +737,7 @@ def test_full_dataset_accuracy_with_defaults(kind, floor, data_home):
                         download_if_missing=False)
     X = X.astype(np.float32) / 255
     Xt = Xt.astype(np.float32) / 255
-    clf = MLPClassifier(random_state=0).fit(X, y)
+    clf = MLPClassifier(random_state=seed).fit(X, y)
     assert clf.score(Xt, yt) >= floor
     assert clf.loss_curve_per_class_.shape == (clf.n_iter_, 10)
     last = clf.loss_curve_per_class_[-1]

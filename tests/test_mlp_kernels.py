@@ -143,28 +143,30 @@ def ref_backward(X, Ws, bs, code, G, alpha):
     return gWs, gbs
 
 
-def ref_loss(Z, y, w, loss):
-    """Per-row loss and the weighted (unscaled) gradient ``w_i dloss_i/dZ_i``."""
+def ref_loss(Z, y, w, loss, smooth=0.0):
+    """Per-row loss and the weighted (unscaled) gradient ``w_i dloss_i/dZ_i``,
+    against targets smoothed by ``smooth`` (``(1 - smooth)`` times the one-hot
+    labels plus ``smooth / K``, or ``smooth / 2`` for a logistic output)."""
     Z = np.asarray(Z, dtype=np.float64)
     if loss == _losses.SOFTMAX:
+        k = Z.shape[1]
+        T = (1 - smooth) * np.eye(k)[y] + smooth / k
         zmax = Z.max(axis=1, keepdims=True)
-        lse = zmax[:, 0] + np.log(np.exp(Z - zmax).sum(axis=1))
-        per_row = lse - Z[np.arange(len(y)), y]
-        P = np.exp(Z - lse[:, None])
-        return per_row, w[:, None] * (P - np.eye(Z.shape[1])[y])
+        logp = Z - zmax - np.log(np.exp(Z - zmax).sum(axis=1, keepdims=True))
+        return -(T * logp).sum(axis=1), w[:, None] * (np.exp(logp) - T)
     assert Z.shape[1] == 1
-    t = (y == 1).astype(np.float64)[:, None]
+    t = (1 - smooth) * (y == 1).astype(np.float64)[:, None] + smooth / 2
     per_row = (np.logaddexp(0.0, Z) - Z * t)[:, 0]
     return per_row, w[:, None] * (1.0 / (1.0 + np.exp(-Z)) - t)
 
 
-def ref_objective_grad(X, y, w, theta, sizes, code, loss, alpha_m):
+def ref_objective_grad(X, y, w, theta, sizes, code, loss, alpha_m, smooth=0.0):
     """Minibatch objective ``sum_i w_i loss_i / m + alpha_m / 2 * sum ||W||^2``
     and its flat gradient (scikit-learn's scaling: ``alpha_m = alpha/m``)."""
     m = X.shape[0]
     Ws, bs = ref_unpack(theta, sizes)
     _, Hs = ref_forward(X, Ws, bs, code)
-    per_row, G = ref_loss(Hs[-1], y, w, loss)
+    per_row, G = ref_loss(Hs[-1], y, w, loss, smooth)
     gWs, gbs = ref_backward(X, Ws, bs, code, G / m, alpha_m)
     obj = (w * per_row).sum() / m + 0.5 * alpha_m * sum((W**2).sum() for W in Ws)
     return obj, ref_pack(gWs, gbs), per_row
@@ -200,11 +202,13 @@ def make_problem(rng, n, n_features, n_classes, dtype=np.float64, sparsity=0.0):
 def run_epoch(X, y, w, theta, sizes, code, loss, batch_size, *, order=None,
               shuffle=False, seed=0, alpha=0.0, lr0=0.1, lr1=None, solver=_optim.SGD,
               momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, t=0,
-              state=None, n_classes=None, n_threads=1):
+              state=None, n_classes=None, n_threads=1, smooth=0.0, mean=None,
+              scale=None):
     """One ``mlp_epoch`` call (in ``n_threads`` threads) with fresh buffers, the
     order shuffled first when ``shuffle``; returns ``(t, acc, order, state)``.
-    ``alpha`` follows scikit-learn's MLP: ``alpha / m`` per minibatch."""
-    model = MLPModel(sizes, code, loss)
+    ``alpha`` follows scikit-learn's MLP: ``alpha / m`` per minibatch. With
+    ``mean`` and ``scale`` the network sees ``(X - mean) / scale``."""
+    model = MLPModel(sizes, code, loss, mean, scale)
     n_out = int(sizes[-1])
     n_classes = n_classes or max(n_out, 2)
     order = np.arange(X.shape[0], dtype=np.int64) if order is None else order
@@ -215,8 +219,8 @@ def run_epoch(X, y, w, theta, sizes, code, loss, batch_size, *, order=None,
     iopt = np.zeros(_batch.N_IOPT, dtype=np.int64)
     iopt[[_batch.I_ACTIVATION, _batch.I_LOSS, _batch.I_SOLVER, _batch.I_NESTEROV,
           _batch.I_N_OUT]] = code, loss, solver, int(nesterov), n_out
-    fopt = np.array([0.0, alpha, lr0, lr0 if lr1 is None else lr1, momentum, beta1,
-                     beta2, eps])
+    fopt = _batch.float_options(lr0, lr1, l2_per_row=alpha, momentum=momentum,
+                                beta1=beta1, beta2=beta2, eps=eps, smooth=smooth)
     ws = model.workspace(batch_size, theta.dtype)
     with Team() as team:
         t = model.run_epoch(team, n_threads, X, y, w, order, theta, state, ws, acc,
@@ -352,6 +356,66 @@ def test_full_batch_sgd_epoch_is_one_gradient_step(code, loss, n_out, n_classes,
                                rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(acc["class_weight"],
                                np.bincount(y, w, minlength=n_classes), rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss,n_out,n_classes", LOSSES, ids=LOSS_IDS)
+@pytest.mark.parametrize("hidden", [[70], [70, 4]], ids=["shallow", "deep"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_standardised_smoothed_step_matches_numpy(loss, n_out, n_classes, hidden,
+                                                  dtype, rng):
+    """With ``mean`` and ``scale`` the kernels step the network on
+    ``(X - mean) / scale``, although they read only ``X / scale`` (zeros kept)
+    and centre through the first layer's intercepts and gradient; with label
+    smoothing the step is that of the smoothed objective, while the per-class
+    sums stay the plain cross-entropy."""
+    sizes = [9, *hidden, n_out]
+    n, alpha, lr, smooth = 17, 0.2, 0.3, 0.15
+    X, y, w = make_problem(rng, n, 9, n_classes, dtype, sparsity=0.4)
+    X += (X != 0) * dtype(2.0)  # far from centred
+    mean = rng.uniform(0.5, 2.5, size=9)
+    scale = rng.uniform(0.5, 3.0, size=9)
+    Xs = (X.astype(np.float64) - mean) / scale
+    theta = random_net(rng, sizes, dtype)
+    theta0 = theta.astype(np.float64)
+    w64 = w.astype(np.float64)
+    _, ref_grad, objective = ref_objective_grad(Xs, y, w64, theta0, sizes, _mlp.TANH,
+                                                loss, alpha / n, smooth)
+    _, _, plain = ref_objective_grad(Xs, y, w64, theta0, sizes, _mlp.TANH, loss,
+                                     alpha / n)
+    t, acc, _, _ = run_epoch(X, y, w, theta, sizes, _mlp.TANH, loss, n, alpha=alpha,
+                             lr0=lr, n_classes=n_classes, smooth=smooth, mean=mean,
+                             scale=scale)
+    assert t == 1
+    tol = tolerances(dtype)
+    np.testing.assert_allclose(theta, theta0 - lr * ref_grad, **tol)
+    np.testing.assert_allclose(acc["stats"][0], (w64 * objective).sum(), **tol)
+    np.testing.assert_allclose(acc["class_loss"],
+                               np.bincount(y, w64 * plain, minlength=n_classes), **tol)
+    assert not np.allclose(objective, plain, rtol=1e-3)  # smoothing did something
+
+
+@pytest.mark.parametrize("hidden", [[70], [70, 4]], ids=["shallow", "deep"])
+def test_standardisation_folds_into_the_first_layer(hidden, rng):
+    """``unpack`` and ``logits`` act on the raw inputs: the same outputs as the
+    network on ``(X - mean) / scale``."""
+    sizes = [9, *hidden, 4]
+    X, _, _ = make_problem(rng, 13, 9, 4, sparsity=0.4)
+    mean = rng.uniform(-1.0, 1.0, size=9)
+    scale = rng.uniform(0.5, 3.0, size=9)
+    theta = random_net(rng, sizes)
+    theta0 = theta.copy()
+    Ws, bs = ref_unpack(theta, sizes)
+    want = ref_forward((X - mean) / scale, Ws, bs, _mlp.RELU)[1][-1]
+    model = MLPModel(sizes, _mlp.RELU, _losses.SOFTMAX, mean, scale)
+    layers = model.unpack(theta)
+    got = ref_forward(X, [W for W, _ in layers], [b for _, b in layers],
+                      _mlp.RELU)[1][-1]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    with Team() as team:
+        Z = model.logits(team, 2, X, np.arange(13, dtype=np.int64), theta)
+    np.testing.assert_allclose(Z[:, :4], want, rtol=1e-10, atol=1e-12)
+    # theta itself is untouched: the model keeps training in its own space
+    np.testing.assert_array_equal(theta, theta0)
 
 
 def kink_free_problem(sizes, code, n, n_classes, margin=1e-3):

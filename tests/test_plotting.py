@@ -194,7 +194,9 @@ def test_grid_string_classes_used_directly(pyplot, fashion):
     disp = DigitGridDisplay.from_estimator(clf, X, y, n_samples=9, random_state=0,
                                            label_names=names)
     pred = clf.predict(X)[disp.indices]
-    assert [t.get_text().split("\n")[0] for t in disp.titles_] == list(pred)
+    # a mistake reads "predicted (true)" or "predicted\n(true)"
+    assert [t.get_text().split("\n")[0].split(" (")[0] for t in disp.titles_] == \
+        list(pred)
 
 
 def test_grid_label_names_dict_and_errors(pyplot):
@@ -454,15 +456,18 @@ def test_unwrap_errors(pyplot, digits, display):
 def test_training_curve_train_and_validation(pyplot, mlp, metric, train, val):
     disp = TrainingCurveDisplay.from_estimator(mlp, metric=metric)
     epochs = np.arange(1, mlp.n_iter_ + 1)
-    assert [line.get_label() for line in disp.lines_] == ["train", "validation"]
+    # the training loss is the objective, the validation loss the plain
+    # cross-entropy (they differ with label smoothing or a penalty)
+    labels = (["train (objective)", "validation (cross-entropy)"] if metric == "loss"
+              else ["train", "validation"])
+    assert [line.get_label() for line in disp.lines_] == labels
     assert disp.lines_ == [disp.line_, disp.validation_line_]
     for line, name in zip(disp.lines_, (train, val)):
         np.testing.assert_array_equal(line.get_xdata(), epochs)
         np.testing.assert_allclose(line.get_ydata(), getattr(mlp, name))
     assert disp.ax_.get_ylabel() == metric
     assert disp.ax_.get_xlim() == (1, mlp.n_iter_)
-    assert [t.get_text() for t in disp.legend_.get_texts()] == ["train",
-                                                                "validation"]
+    assert [t.get_text() for t in disp.legend_.get_texts()] == labels
 
 
 def test_training_curve_without_validation(pyplot, ovr):

@@ -161,7 +161,7 @@ def test_max_iter_auto_scales_with_data_size():
 
 
 def test_cosine_schedule_anneals_to_zero():
-    est = SoftmaxRegression(learning_rate_init=0.1)
+    est = SoftmaxRegression(learning_rate="cosine", learning_rate_init=0.1)
     rates = [est._epoch_rates(est._schedule(), e, 4, False) for e in range(4)]
     assert rates[0][0] == pytest.approx(0.1)
     assert rates[-1][1] == pytest.approx(0.0, abs=1e-12)
@@ -470,8 +470,11 @@ def test_unfitted_predict_raises(digits):
 
 
 @pytest.mark.full_data
-@pytest.mark.parametrize("kind,floor", [("digits", 0.92), ("fashion", 0.84)])
-def test_full_dataset_accuracy_with_defaults(kind, floor, data_home):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("kind,floor", [("digits", 0.925), ("fashion", 0.845)])
+def test_full_dataset_accuracy_with_defaults(kind, floor, seed, data_home):
+    """At least 0.925 on MNIST and 0.845 on Fashion-MNIST with the defaults,
+    for each of seeds 0-2 (issue 10)."""
     from skdigits.datasets import load_mnist
 
     X, y = load_mnist(kind, "train", data_home=data_home, return_X_y=True,
@@ -480,7 +483,7 @@ def test_full_dataset_accuracy_with_defaults(kind, floor, data_home):
                         download_if_missing=False)
     X = X.astype(np.float32) / 255
     Xt = Xt.astype(np.float32) / 255
-    clf = SoftmaxRegression(random_state=0).fit(X, y)
+    clf = SoftmaxRegression(random_state=seed).fit(X, y)
     assert clf.score(Xt, yt) >= floor
     assert clf.loss_curve_per_class_.shape == (clf.n_iter_, 10)
     # the per-class curves tell easy classes from hard ones

@@ -269,12 +269,22 @@ class MLPModel(_Model):
         Hidden activation code (``_mlp.ACTIVATIONS``).
     loss : int
         ``_losses.SOFTMAX`` or ``_losses.LOGISTIC``.
+    mean, scale : ndarray of shape (n_features,) or None
+        Standardised inputs: the network sees ``(X - mean) / scale``. The
+        kernels read ``X / scale`` (zeros stay zeros, so blank pixels are
+        still skipped) and fold the centring into the first layer's
+        intercepts and gradient. ``unpack`` and the forward passes fold both
+        into the first layer, so exported weights act on ``X`` itself.
     """
 
-    def __init__(self, sizes, activation, loss):
+    def __init__(self, sizes, activation, loss, mean=None, scale=None):
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.activation = activation
         self.loss = loss
+        self.standardize = mean is not None
+        if self.standardize:
+            self.inv_scale = 1.0 / np.asarray(scale, dtype=np.float64)
+            self.shift = np.asarray(mean, dtype=np.float64) * self.inv_scale
         self.n_features = int(self.sizes[0])
         self.n_outputs = int(self.sizes[-1])
         self.w_off, self.b_off, self.ld, self.n_params = _mlp.layout(self.sizes)
@@ -312,8 +322,28 @@ class MLPModel(_Model):
         return (9 * self.n_params + per_batch) * itemsize
 
     def unpack(self, theta):
-        """``[(W, b), ...]`` per layer, row-major, without padding (copies)."""
-        return _mlp.unpack(theta, self.sizes)
+        """``[(W, b), ...]`` per layer, row-major, without padding (copies),
+        acting on the raw inputs (the standardisation folded into the first
+        layer, in float64)."""
+        layers = _mlp.unpack(theta, self.sizes)
+        if self.standardize:
+            W, b = layers[0]
+            W64 = W.astype(np.float64)
+            # no BLAS: the same sums whatever the thread settings
+            b = (b - (self.shift[:, None] * W64).sum(axis=0)).astype(W.dtype)
+            layers[0] = ((self.inv_scale[:, None] * W64).astype(W.dtype), b)
+        return layers
+
+    def _folded(self, theta):
+        """float64 ``theta`` acting on the raw inputs."""
+        theta = theta.astype(np.float64, copy=False)
+        if not self.standardize:
+            return theta
+        layers = _mlp.unpack(theta, self.sizes)
+        W, b = layers[0]
+        layers[0] = (self.inv_scale[:, None] * W,
+                     b - (self.shift[:, None] * W).sum(axis=0))
+        return _mlp.pack(layers, np.float64)
 
     def penalty_norm(self, theta):
         """Sum of the squared weights (not the intercepts)."""
@@ -352,14 +382,20 @@ class MLPModel(_Model):
                     H=aligned_zeros(max(n_a, 1), dtype),
                     D=aligned_zeros(max(n_a, 1), dtype), a_off=a_off,
                     Zp=aligned_zeros((n_parts, batch_size, self.ld[-1]), dtype),
-                    Z=aligned_zeros((batch_size, self.ld[-1]), dtype))
+                    Z=aligned_zeros((batch_size, self.ld[-1]), dtype),
+                    beff=aligned_zeros((1, int(self.ld[0])), dtype))
 
     def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
         """One epoch over the rows ``order``; returns the step count."""
         dense, dense_counts = _dense(int(self.sizes.max()))
         epoch = _mlp.mlp_epoch if len(self.sizes) == 3 else _mlp.mlp_epoch_deep
-        return team.run(n_threads, epoch, X, y, w, order, *_direct(X, theta),
+        if self.standardize:  # rows copied and scaled; centring in the kernel
+            source = (np.zeros((0, X.shape[1]), dtype=theta.dtype), False,
+                      self.inv_scale.astype(theta.dtype), self.shift.astype(theta.dtype))
+        else:
+            source = (*_direct(X, theta), theta[:0], theta[:0])
+        return team.run(n_threads, epoch, X, y, w, order, *source, ws["beff"],
                         self.sizes, self.w_off, self.b_off, self.ld, theta, ws["grad"],
                         state[0], state[1], ws["Wt"], ws["t_off"], *ws["batches"].args(), dense,
                         dense_counts, ws["H"], ws["D"], ws["a_off"], ws["Zp"],
@@ -367,7 +403,7 @@ class MLPModel(_Model):
 
     def logits(self, team, n_threads, X, rows, theta):
         """float64 logits of the rows ``rows`` of ``X``."""
-        theta = theta.astype(np.float64, copy=False)
+        theta = self._folded(theta)
         widths = [*self.sizes[1:-1], self.ld[-1]]
         a_off, _ = self._slots(PREDICT_BLOCK, widths)
         Xb, lists, counts, H = self._forward_buffers(n_threads, self.n_features,

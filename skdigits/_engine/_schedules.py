@@ -2,8 +2,11 @@
 
 The epoch kernels move the rate linearly from the first to the second value
 over the epoch's minibatches, so a smooth schedule (cosine) changes at every
-minibatch, not by steps. ``n_epochs`` is the number of epochs the schedule
-spans (the fit's ``max_iter``).
+minibatch, not by steps. A schedule with a corner inside an epoch (the end
+of the one-cycle warm-up) returns two more values, the rate at the corner
+and where it falls (a fraction of the epoch): ``(lr0, lr1, lr_knee, knee)``.
+``n_epochs`` is the number of epochs the schedule spans (the fit's
+``max_iter``).
 """
 
 import math
@@ -46,6 +49,28 @@ class Cosine:
         return self._at(epoch, n_epochs), self._at(epoch + 1, n_epochs)
 
 
+class OneCycle:
+    """Linear warm-up from zero to ``lr`` over the first ``warmup_fraction``
+    of the ``n_epochs``, then linear decay to zero (a one-cycle schedule)."""
+
+    def __init__(self, lr, warmup_fraction):
+        self.lr = lr
+        self.warmup = warmup_fraction
+
+    def _at(self, e, n_epochs):
+        p = min(e, n_epochs) / n_epochs
+        if p < self.warmup:
+            return self.lr * (p / self.warmup)
+        return self.lr * ((1.0 - p) / (1.0 - self.warmup))
+
+    def rates(self, epoch, n_epochs):
+        lr0, lr1 = self._at(epoch, n_epochs), self._at(epoch + 1, n_epochs)
+        p0, p1 = epoch / n_epochs, (epoch + 1) / n_epochs
+        if p0 < self.warmup < p1:  # the peak falls inside this epoch
+            return lr0, lr1, self.lr, (self.warmup - p0) / (p1 - p0)
+        return lr0, lr1
+
+
 class Step:
     """``lr * gamma ** (epoch // step_size)``."""
 
@@ -78,11 +103,14 @@ class Adaptive:
         return True
 
 
-SCHEDULES = ("constant", "invscaling", "adaptive", "cosine", "step")
+SCHEDULES = ("constant", "invscaling", "adaptive", "cosine", "step", "onecycle")
 
 
-def make_schedule(name, lr, *, power_t=0.5, step_size=10, gamma=0.1):
-    """The schedule called ``name`` starting from ``lr``."""
+def make_schedule(name, lr, *, power_t=0.5, step_size=10, gamma=0.1,
+                  warmup_fraction=0.2):
+    """The schedule called ``name`` starting from (peaking at) ``lr``."""
+    if name == "onecycle":
+        return OneCycle(lr, warmup_fraction)
     if name == "invscaling":
         return InvScaling(lr, power_t)
     if name == "cosine":

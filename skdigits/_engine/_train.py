@@ -13,21 +13,17 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .._kernels._batch import (
-    F_BETA1,
-    F_BETA2,
-    F_EPS,
-    F_L2_FIXED,
-    F_L2_PER_ROW,
+    F_KNEE,
     F_LR0,
     F_LR1,
-    F_MOMENTUM,
+    F_LRK,
     I_ACTIVATION,
     I_LOSS,
     I_N_OUT,
     I_NESTEROV,
     I_SOLVER,
-    N_FOPT,
     N_IOPT,
+    float_options,
 )
 from .._kernels._losses import loss_grad
 from .._kernels._rng import shuffle
@@ -44,15 +40,16 @@ class TrainingDivergedError(FloatingPointError, ValueError):
     """Training produced a non-finite loss or non-finite weights."""
 
 
-def evaluate(model, team, n_threads, X, y, w, rows, theta, penalty, n_classes):
-    """Loss (with ``penalty``), accuracy and per-class loss of ``theta`` on
-    the rows ``rows`` (the validation split), in float64."""
+def evaluate(model, team, n_threads, X, y, w, rows, theta, n_classes):
+    """Plain cross-entropy (no penalty, no label smoothing), accuracy and
+    per-class loss of ``theta`` on the rows ``rows`` (the validation split),
+    in float64."""
     Z = model.logits(team, n_threads, X, rows, theta)
     acc = Accumulators(1, n_classes, model.n_outputs)
-    loss_grad(Z, y[rows], w[rows].astype(np.float64), len(rows), model.loss, 0.0,
+    loss_grad(Z, y[rows], w[rows].astype(np.float64), len(rows), model.loss, 0.0, 0.0,
               acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], acc.stats[0])
     sums = acc.totals()
-    return (float(sums.mean_loss() + penalty), sums.accuracy(),
+    return (sums.mean_loss(), sums.accuracy(),
             sums.per_class(model.loss, model.n_outputs))
 
 
@@ -126,10 +123,10 @@ class _Run:
         self.iopt[[I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT]] = (
             getattr(self.model, "activation", 0), self.model.loss, est._solver_code(),
             int(est.nesterovs_momentum), self.model.n_outputs)
-        self.fopt = np.zeros(N_FOPT)
-        self.fopt[[F_L2_FIXED, F_L2_PER_ROW, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS]] = (
-            self.l2_fixed, self.l2_per_row, est.momentum, est.beta_1, est.beta_2,
-            est.epsilon)
+        self.fopt = float_options(
+            0.0, l2_fixed=self.l2_fixed, l2_per_row=self.l2_per_row,
+            momentum=est.momentum, beta1=est.beta_1, beta2=est.beta_2,
+            eps=est.epsilon, smooth=est.label_smoothing)
 
     def penalty(self, theta):
         return self.penalty_scale * self.model.penalty_norm(theta)
@@ -138,8 +135,10 @@ class _Run:
         """Train one epoch; returns its figures, or raises
         ``TrainingDivergedError`` (the weights back at the last good epoch)."""
         est, model = self.est, self.model
-        lr0, lr1 = est._epoch_rates(self.schedule, epoch, self.n_epochs,
-                                    self.incremental)
+        rates = est._epoch_rates(self.schedule, epoch, self.n_epochs,
+                                 self.incremental)
+        lr0, lr1 = rates[:2]
+        lr_knee, knee = rates[2:] if len(rates) == 4 else (lr1, 1.0)
         # on cache lines, so that no line is written by two threads
         est._theta = aligned(est._theta)
         est._opt_state = tuple(aligned(a) for a in est._opt_state)
@@ -148,7 +147,7 @@ class _Run:
         if est.shuffle:
             shuffle(self.order, est._rng_state)
         self.acc.reset()
-        self.fopt[F_LR0], self.fopt[F_LR1] = lr0, lr1
+        self.fopt[[F_LR0, F_LR1, F_LRK, F_KNEE]] = lr0, lr1, lr_knee, knee
         n_threads = min(n_threads, model.max_threads(self.batch_size))
         tic = time.perf_counter()
         t = model.run_epoch(team, n_threads, self.X, self.y, self.w, self.order,
@@ -168,7 +167,7 @@ class _Run:
         if self.early:
             val_loss, val_acc, val_pc = evaluate(
                 model, team, n_threads, self.X, self.y, self.w_val, self.val_idx,
-                est._theta, self.penalty(est._theta), self.n_classes)
+                est._theta, self.n_classes)
             figures.update(val_loss=val_loss, val_accuracy=val_acc,
                            val_per_class=val_pc)
         return figures

@@ -8,7 +8,9 @@ times the weights: the estimator decides its convention (scikit-learn's MLP
 divides ``alpha`` by the minibatch size, a linear model does not).
 """
 
-from ._gemm import gather_rows, group_lists
+import numpy as np
+
+from ._gemm import gather_rows, gather_rows_scaled, group_lists
 from ._losses import loss_grad
 from ._numba import jit
 from ._optim import step_block
@@ -18,8 +20,22 @@ from ._sync import claim
 I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT = range(5)
 N_IOPT = 5
 (F_L2_FIXED, F_L2_PER_ROW, F_LR0, F_LR1, F_MOMENTUM, F_BETA1, F_BETA2,
- F_EPS) = range(8)
-N_FOPT = 8
+ F_EPS, F_SMOOTH, F_LRK, F_KNEE) = range(11)
+N_FOPT = 11
+
+
+def float_options(lr0, lr1=None, *, l2_fixed=0.0, l2_per_row=0.0, momentum=0.0,
+                  beta1=0.9, beta2=0.999, eps=1e-8, smooth=0.0, lr_knee=0.0,
+                  knee=1.0):
+    """The float options of the epoch kernels as an array (``F_*`` slots):
+    learning rate from ``lr0`` to ``lr1`` (``lr0`` when None) over the epoch,
+    through ``lr_knee`` at the fraction ``knee`` of it when ``knee < 1``."""
+    fopt = np.zeros(N_FOPT)
+    fopt[[F_L2_FIXED, F_L2_PER_ROW, F_LR0, F_LR1, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS,
+          F_SMOOTH, F_LRK, F_KNEE]] = (
+        l2_fixed, l2_per_row, lr0, lr0 if lr1 is None else lr1, momentum, beta1,
+        beta2, eps, smooth, lr_knee, knee)
+    return fopt
 
 #: Rows gathered per work item.
 GATHER_ROWS = 8 * TILE_ROWS
@@ -33,18 +49,22 @@ def _n_blocks_py(n, width):
 n_blocks = jit(_n_blocks_py)
 
 
-def _gather_item_py(X, y, w, order, start, r0, m, direct, Xb, ident, lists, counts,
-                    yb, wb, buf):
+def _gather_item_py(X, y, w, order, start, r0, m, direct, scale, Xb, ident, lists,
+                    counts, yb, wb, buf):
     """Rows ``r0 .. r0 + m`` of the minibatch that starts at ``order[start]``,
     into buffer ``buf``: their labels and weights, and the non-zero columns of
     their row groups. Unless ``direct`` (the kernels then read the rows of
     ``X`` in place: ``X`` is already in the model's dtype), the rows are
-    copied (and cast) into ``Xb[buf]`` first."""
+    copied (and cast) into ``Xb[buf]`` first, each column times its factor in
+    ``scale`` when that is not empty (standardised inputs)."""
     if direct:
         group_lists(X, order[start + r0:], m, lists[buf], counts[buf],
                     r0 // TILE_ROWS)
     else:
-        gather_rows(X, order, start + r0, m, Xb[buf], r0)
+        if scale.shape[0] > 0:
+            gather_rows_scaled(X, order, start + r0, m, Xb[buf], r0, scale)
+        else:
+            gather_rows(X, order, start + r0, m, Xb[buf], r0)
         group_lists(Xb[buf], ident[r0:], m, lists[buf], counts[buf], r0 // TILE_ROWS)
     for i in range(m):
         yb[buf, r0 + i] = y[order[start + r0 + i]]
@@ -54,15 +74,15 @@ def _gather_item_py(X, y, w, order, start, r0, m, direct, Xb, ident, lists, coun
 gather_item = jit(_gather_item_py)
 
 
-def _gather_phase_py(sync, X, y, w, order, start, m, direct, Xb, ident, lists, counts,
-                     yb, wb, buf, item, first):
+def _gather_phase_py(sync, X, y, w, order, start, m, direct, scale, Xb, ident, lists,
+                     counts, yb, wb, buf, item, first):
     """Claim gather items, numbered from ``first`` in the current phase,
     until none is left; ``item`` is one already claimed."""
     n_gather = n_blocks(m, GATHER_ROWS)
     while item - first < n_gather:
         r0 = (item - first) * GATHER_ROWS
-        gather_item(X, y, w, order, start, r0, min(GATHER_ROWS, m - r0), direct, Xb,
-                    ident, lists, counts, yb, wb, buf)
+        gather_item(X, y, w, order, start, r0, min(GATHER_ROWS, m - r0), direct,
+                    scale, Xb, ident, lists, counts, yb, wb, buf)
         item = claim(sync)
 
 
@@ -86,7 +106,7 @@ LOSS_ROWS = 8 * TILE_ROWS
 
 
 def _loss_phase_py(sync, Zp, n_parts, Z, yb, wb, m, class_loss, class_weight,
-                   col_loss, stats, iopt):
+                   col_loss, stats, iopt, fopt):
     """Claim chunks of ``LOSS_ROWS`` rows of the minibatch: add up the
     chunk's partial logits into ``Z`` (in part order; none when ``n_parts`` is
     0: ``Z`` holds the logits already), then compute their loss and its
@@ -113,8 +133,8 @@ def _loss_phase_py(sync, Zp, n_parts, Z, yb, wb, m, class_loss, class_weight,
                     for j in range(k):
                         z[j] += zp[j]
         loss_grad(Z[r0:r1, :iopt[I_N_OUT]], yb[r0:r1], wb[r0:r1], r1 - r0,
-                  iopt[I_LOSS], 1.0 / m, class_loss[item], class_weight[item],
-                  col_loss[item], stats[item])
+                  iopt[I_LOSS], 1.0 / m, fopt[F_SMOOTH], class_loss[item],
+                  class_weight[item], col_loss[item], stats[item])
         item = claim(sync)
 
 
@@ -156,8 +176,17 @@ update = jit(_update_py)
 
 
 def _batch_rate_py(fopt, k, n_batches):
-    """Learning rate of minibatch ``k``: linear from ``lr0`` to ``lr1``."""
-    return fopt[F_LR0] + (fopt[F_LR1] - fopt[F_LR0]) * k / n_batches
+    """Learning rate of minibatch ``k``: linear from ``lr0`` to ``lr1``, or,
+    with a knee at the fraction ``knee < 1`` of the epoch, linear from
+    ``lr0`` to ``lrk`` there and then to ``lr1`` (one-cycle warm-up ending
+    inside an epoch)."""
+    knee = fopt[F_KNEE]
+    if knee >= 1.0:
+        return fopt[F_LR0] + (fopt[F_LR1] - fopt[F_LR0]) * k / n_batches
+    x = k / n_batches
+    if x < knee:
+        return fopt[F_LR0] + (fopt[F_LRK] - fopt[F_LR0]) * (x / knee)
+    return fopt[F_LRK] + (fopt[F_LR1] - fopt[F_LRK]) * ((x - knee) / (1.0 - knee))
 
 
 batch_rate = jit(_batch_rate_py)

@@ -267,3 +267,16 @@ def _gather_rows_py(X, order, start, m, out, orow):
 
 
 gather_rows = jit(_gather_rows_py)
+
+
+def _gather_rows_scaled_py(X, order, start, m, out, orow, scale):
+    """``out[orow + i] = X[order[start + i]] * scale`` for ``i < m`` (each
+    column times its factor; zeros stay zeros), in ``out``'s dtype."""
+    for i in range(m):
+        src = X[order[start + i]]
+        dst = out[orow + i]
+        for f in range(X.shape[1]):
+            dst[f] = src[f] * scale[f]
+
+
+gather_rows_scaled = jit(_gather_rows_scaled_py)

@@ -17,6 +17,7 @@ threads (see ``_mlp``).
 import numpy as np
 
 from ._batch import (
+    F_SMOOTH,
     I_LOSS,
     I_N_OUT,
     LOSS_ROWS,
@@ -75,6 +76,7 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, ld, the
     M, mb = params(s1, n_features, ld)
     V, vb = params(s2, n_features, ld)
     ident = np.arange(batch)
+    no_scale = theta[:0]
     for k in range(n_batches):
         start = k * batch
         m = min(batch, n_rows - start)
@@ -89,14 +91,14 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, ld, the
         while item * LOSS_ROWS < m:
             r0 = item * LOSS_ROWS
             rows = min(LOSS_ROWS, m - r0)
-            gather_item(X, y, w, order, start, r0, rows, direct, Xb, ident, lists,
-                        counts, yb, wb, _I0)
+            gather_item(X, y, w, order, start, r0, rows, direct, no_scale, Xb, ident,
+                        lists, counts, yb, wb, _I0)
             dot_rows(Z, r0, _I0, A, arows[r0:], rows, W, _I0, ld, lists[0], counts[0],
                      r0 // TILE_ROWS, _I1, _I0, n_features)
             add_row(Z[r0:], rows, b)
             loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[0, r0:], wb[0, r0:], rows,
-                      iopt[I_LOSS], 1.0 / m, class_loss[item], class_weight[item],
-                      col_loss[item], stats[item])
+                      iopt[I_LOSS], 1.0 / m, fopt[F_SMOOTH], class_loss[item],
+                      class_weight[item], col_loss[item], stats[item])
             item = claim(sync)
         barrier(sync, n_threads)
         # the weights' gradient and update, block of features by block

@@ -48,9 +48,15 @@ def _sigmoid_py(x):
 sigmoid = jit(_sigmoid_py)
 
 
-def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
+def _loss_grad_py(Z, y, w, n_rows, loss, scale, smooth, class_loss, class_weight,
                   col_loss, stats):
     """Loss of ``Z[:n_rows]`` against labels ``y``; ``Z`` becomes dLoss/dZ.
+
+    With label smoothing ``smooth`` (``eps``) the targets are ``(1 - eps)``
+    times the one-hot labels plus ``eps / K`` (``K`` classes; ``eps / 2`` per
+    binary logistic output). The gradient and ``stats``' loss are those of
+    the smoothed objective; ``class_loss`` and ``col_loss`` stay the plain
+    cross-entropy, so per-class figures compare across settings.
 
     Parameters
     ----------
@@ -67,15 +73,20 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
     scale : float
         Factor of the gradient, usually ``1 / batch_size``. ``0`` skips the
         gradient and leaves ``Z`` unchanged (evaluation only).
+    smooth : float
+        Label smoothing, in ``[0, 1)``; ``0`` for plain cross-entropy.
     class_loss, class_weight : ndarray of shape (n_classes,), float64
         Accumulate ``sum w_i * loss_i`` and ``sum w_i`` by the class of the row.
     col_loss : ndarray of shape (n_out,), float64
         Accumulates ``sum w_i * loss_ij`` for each output column (``LOGISTIC``
         only: the binary loss of each label in one-vs-rest).
     stats : ndarray of shape (3,), float64
-        Accumulates total weighted loss, total weight, weighted correct count.
+        Accumulates total weighted loss (the objective), total weight,
+        weighted correct count (slots ``STAT_*``).
     """
     n_out = Z.shape[1]
+    keep = 1.0 - smooth
+    spread = smooth / n_out if loss == SOFTMAX else 0.5 * smooth
     for i in range(n_rows):
         yi = y[i]
         wi = w[i]
@@ -91,11 +102,16 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
         if n_out == 1:
             best = 1 if row[0] > 0.0 else 0
         li = 0.0
+        objective = 0.0
         if loss == SOFTMAX:
             # log-sum-exp as zmax + log1p(sum of the other terms): exact for
             # confident rows, where log(1 + tiny) would round to zero; each
             # exp once (kept in the row for the gradient)
             zy = row[yi]
+            zsum = 0.0
+            if smooth != 0.0:
+                for j in range(n_out):
+                    zsum += row[j]
             s = 0.0
             if scale != 0.0:
                 for j in range(n_out):
@@ -108,11 +124,15 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
                     if j != best:
                         s += math.exp(row[j] - zmax)
             li = zmax + math.log1p(s) - zy
+            objective = li
+            if smooth != 0.0:  # - sum_j t_j log p_j, with sum_j t_j = 1
+                objective = zmax + math.log1p(s) - keep * zy - spread * zsum
             if scale != 0.0:
                 g = scale * wi
                 inv = 1.0 / (1.0 + s)
                 for j in range(n_out):
-                    row[j] = g * (row[j] * inv - (1.0 if j == yi else 0.0))
+                    t = keep * (1.0 if j == yi else 0.0) + spread
+                    row[j] = g * (row[j] * inv - t)
         else:
             g = scale * wi
             for j in range(n_out):
@@ -121,14 +141,17 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, class_loss, class_weight,
                 else:
                     t = 1.0 if yi == j else 0.0
                 z = row[j]
-                lij = log1pexp(z) - z * t
+                softplus = log1pexp(z)
+                lij = softplus - z * t
                 li += lij
                 col_loss[j] += wi * lij
+                t = keep * t + spread
+                objective += softplus - z * t
                 if scale != 0.0:
                     row[j] = g * (sigmoid(z) - t)
         class_loss[yi] += wi * li
         class_weight[yi] += wi
-        stats[STAT_LOSS] += wi * li
+        stats[STAT_LOSS] += wi * objective
         stats[STAT_WEIGHT] += wi
         if best == yi:
             stats[STAT_CORRECT] += wi

