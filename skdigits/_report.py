@@ -154,7 +154,8 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     fig["mlp_curves"] = _save(curves.figure, f"{prefix}_mlp_curves.png")
     mlp_pc = PerClassLossDisplay.from_estimator(mlp, class_names=names, highlight=3,
                                                 validation=True)
-    mlp_pc.ax_.set_title(f"{TITLES[kind]}: MLP loss per class (dashed: validation)")
+    mlp_pc.ax_.set_title(
+        f"{TITLES[kind]}: MLP cross-entropy per class (dashed: validation)")
     fig["mlp_loss_per_class"] = _save(mlp_pc.figure_,
                                       f"{prefix}_mlp_loss_per_class.png")
 
@@ -241,6 +242,14 @@ def write_report(results, out_dir, *, seed):
         "and an MLPClassifier (10% of the training set held out for "
         "validation) and scores them on the test set. Every number and "
         "observation below comes from this run.</p>",
+        "<p>Both models use skdigits' defaults. SoftmaxRegression: Adam with "
+        "a one-cycle schedule peaking at 0.05 (here at least 15 epochs, so "
+        "that each label's curve has points). MLPClassifier: 784-256-10 "
+        "ReLU, inputs standardised inside the estimator, label smoothing "
+        "0.1, Adam on a cosine schedule from 3e-3, batch 128, about 6000 "
+        "updates (13 epochs on full MNIST). The training loss curve is the "
+        "objective minimised (label smoothing and L2 penalty included); the "
+        "per-class and validation curves are the plain cross-entropy.</p>",
     ]
     captions = {
         "samples": "100 random training images with their labels.",
@@ -248,9 +257,11 @@ def write_report(results, out_dir, *, seed):
                               "the epoch (the three hardest in bold).",
         "predictions": "100 random test images with the MLP's predictions; "
                        "mistakes in red as \"predicted (true)\".",
-        "mlp_curves": "MLP loss and accuracy against the epoch, training and "
-                      "validation; the lower row zooms on the late epochs.",
-        "mlp_loss_per_class": "MLP loss of each class against the epoch.",
+        "mlp_curves": "MLP loss (training: the objective; validation: the "
+                      "cross-entropy) and accuracy against the epoch; the lower "
+                      "row zooms on the late epochs.",
+        "mlp_loss_per_class": "MLP cross-entropy of each class against the "
+                              "epoch (dashed: validation).",
         "confusion": "MLP confusion matrix on the test set.",
     }
     for r in results:

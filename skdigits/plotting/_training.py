@@ -17,6 +17,11 @@ _METRICS = {
     "loss": ("loss_curve_", "validation_loss_curve_"),
     "accuracy": ("accuracy_curve_", "validation_scores_"),
 }
+#: Legend labels of the training and validation lines: ``loss_curve_`` is the
+#: objective minimised (label smoothing and L2 penalty included), the
+#: validation loss the plain cross-entropy.
+_CURVE_LABELS = {"loss": ("train (objective)", "validation (cross-entropy)"),
+                 "accuracy": ("train", "validation")}
 
 _ESTIMATORS = (
     "a fitted skdigits estimator (SoftmaxRegression, MLPClassifier), alone, as "
@@ -146,7 +151,9 @@ class PerClassLossDisplay:
     Parameters
     ----------
     loss_per_class : array-like of shape (n_epochs, n_classes)
-        The training loss of each class at each epoch.
+        The training loss of each class at each epoch: an estimator's
+        ``loss_curve_per_class_``, the plain cross-entropy (no label
+        smoothing, no penalty), so the curves compare across settings.
 
     class_names : array-like of str of shape (n_classes,)
         The name of each class (column), used as the label of its line.
@@ -355,9 +362,9 @@ class PerClassLossDisplay:
         _zoom(ax, drawn, first, n_epochs, log_scale)
         ax.set_xlabel("epoch")
         _integer_epochs(ax)
-        ax.set_ylabel("loss per class" + (" (dashed: validation)"
-                                          if val is not None else ""))
-        title = "Training loss per class"
+        ax.set_ylabel("cross-entropy per class" + (" (dashed: validation)"
+                                                   if val is not None else ""))
+        title = "Training cross-entropy per class"
         if first > 1:
             title += f", epochs {first} to {n_epochs}"
         if highlighted:
@@ -596,11 +603,12 @@ class TrainingCurveDisplay:
         ax, fig, _ = _new_axes(ax, (6, 4))
         epochs = np.arange(1, n_epochs + 1)
         marker = "o" if n_epochs <= 30 else None
-        (self.line_,) = ax.plot(epochs, train, label="train", marker=marker,
+        train_label, val_label = _CURVE_LABELS[self.metric]
+        (self.line_,) = ax.plot(epochs, train, label=train_label, marker=marker,
                                 markersize=3)
         self.validation_line_ = None
         if val is not None:
-            (self.validation_line_,) = ax.plot(epochs, val, label="validation",
+            (self.validation_line_,) = ax.plot(epochs, val, label=val_label,
                                                marker=marker, markersize=3)
         self.lines_ = [self.line_] + (
             [self.validation_line_] if val is not None else [])
