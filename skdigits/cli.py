@@ -123,7 +123,7 @@ def _cmd_fit(args):
           f"train accuracy {model.accuracy_curve_[-1]:.4f}, test accuracy {acc:.4f}")
     last = model.loss_curve_per_class_[-1]
     order = np.argsort(last)
-    print("loss per class, last epoch (easiest first): " + ", ".join(
+    print("cross-entropy per class, last epoch (easiest first): " + ", ".join(
         f"{names[k]} {last[k]:.3f}" for k in order))
     if args.output:
         print(f"model saved to {args.output}")
