@@ -7,7 +7,7 @@ processor supports (this project's environment forces an older one)::
         python -m pytest benchmarks/bench_mlp.py --benchmark-only -s
 
 ``SKDIGITS_BENCH_EPOCHS`` (default 10) sets the epochs of the throughput part;
-``-k`` picks parts (``-k throughput``, ``-k time_to_accuracy``, ``-k fashion``,
+``-k`` picks parts (``-k throughput``,
 ``-k memory``, ``-k compile``). All sides fit the same float32 data (pixels /
 255) in the same process, one after the other, with the same thread budget
 (skdigits' default, given to scikit-learn's BLAS through ``threadpool_limits``
@@ -23,13 +23,8 @@ times) and that skdigits reaches its accuracy targets.
    timed after a warm-up fit on a few rows (compile / cache load excluded,
    reported in part 5); torch gets a few warm-up batches as well.
    Targets: skdigits <= 1.0 x torch and <= 0.66 x sklearn.
-2. Time to accuracy: skdigits ``MLPClassifier(random_state=0)`` (its
-   defaults; warmed up as above) fit time and test accuracy (target >= 0.980)
-   against the time torch (same architecture, read from
-   ``MLPClassifier().hidden_layer_sizes``, Adam lr 1e-3, batch 128) needs
-   until its test accuracy, measured after each epoch and not timed, first
-   reaches 0.980 (at most 30 epochs). Target: skdigits <= 0.6 x torch.
-3. Fashion-MNIST: skdigits defaults, test accuracy (target >= 0.89), fit time.
+2-3. Time to accuracy and Fashion-MNIST with the defaults, over seeds 0-2:
+   ``bench_recipe.py``.
 4. Peak memory of a default ``MLPClassifier(max_iter=2)`` fit on full MNIST,
    in a fresh process that loaded the float32 training set from ``.npy`` and
    did a warm-up fit: RSS read from ``/proc/self/statm`` by a thread every
@@ -74,8 +69,6 @@ from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under
 EPOCHS = int(os.environ.get("SKDIGITS_BENCH_EPOCHS", "10"))
 BATCH = 128
 LR = 1e-3
-TARGET_ACC = 0.980
-TORCH_MAX_EPOCHS = 30
 WARMUP_ROWS = 512
 
 RESULTS = {}
@@ -215,66 +208,6 @@ def test_throughput_torch(benchmark, mnist):
                                threads=threads)
     _check_time(sec)
     assert acc > 0.95 if EPOCHS >= 2 else acc > 0.9
-
-
-# ---------------------------------------------------------------------------
-# 2. time to accuracy
-
-def test_time_to_accuracy_skdigits(benchmark, mnist, warm):
-    X, y, Xt, yt = mnist
-    settle()
-    model = benchmark.pedantic(
-        lambda: MLPClassifier(random_state=0).fit(X, y), rounds=1, iterations=1)
-    sec = benchmark.stats.stats.median
-    acc = model.score(Xt, yt)
-    RESULTS["tta skdigits"] = dict(sec=sec, acc=acc, n_iter=model.n_iter_)
-    _check_time(sec)
-    assert acc >= TARGET_ACC, f"skdigits defaults reach {acc:.4f} < {TARGET_ACC}"
-
-
-def test_time_to_accuracy_torch(benchmark, mnist):
-    torch = _torch()
-    X, y, Xt, yt = _torch_tensors(torch, mnist)
-    hidden = tuple(MLPClassifier().hidden_layer_sizes)
-    _torch_warmup(torch, X, y, hidden)
-
-    def run():
-        net = _torch_net(torch, hidden)
-        spent, curve = 0.0, []
-        for _ in range(TORCH_MAX_EPOCHS):
-            spent += net.epoch(X, y)
-            curve.append(net.accuracy(Xt, yt))  # not timed
-            if curve[-1] >= TARGET_ACC:
-                break
-        return spent, curve
-
-    with equal_budget(BUDGET):
-        settle()
-        spent, curve = benchmark.pedantic(run, rounds=1, iterations=1)
-    reached = curve[-1] >= TARGET_ACC
-    RESULTS["tta torch"] = dict(sec=spent, reached=reached, epochs=len(curve),
-                                acc=curve[-1], best=max(curve),
-                                hidden=hidden)
-    _check_time(spent)
-    assert max(curve) > 0.95
-
-
-# ---------------------------------------------------------------------------
-# 3. Fashion-MNIST
-
-def test_fashion_skdigits(benchmark, warm):
-    if not _have_full_data("fashion"):
-        RESULTS["fashion missing"] = True
-        pytest.skip("full Fashion-MNIST not found under SKDIGITS_DATA")
-    X, y, Xt, yt = _data("fashion")
-    settle()
-    model = benchmark.pedantic(
-        lambda: MLPClassifier(random_state=0).fit(X, y), rounds=1, iterations=1)
-    sec = benchmark.stats.stats.median
-    acc = model.score(Xt, yt)
-    RESULTS["fashion"] = dict(sec=sec, acc=acc, n_iter=model.n_iter_)
-    _check_time(sec)
-    assert acc >= 0.89, f"skdigits defaults reach {acc:.4f} < 0.89 on Fashion"
 
 
 # ---------------------------------------------------------------------------
@@ -461,40 +394,6 @@ def _rows():
             why = no_torch if name == "torch" and no_torch else "not run"
             add(m, _fmt(tp.get("acc"), ".4f"), _fmt(peer, ".4f"),
                 name if peer is not None else f"{name} ({why})", "", "", None)
-
-    # 2. time to accuracy
-    ours = RESULTS.get("tta skdigits")
-    peer = RESULTS.get("tta torch")
-    if ours or peer:
-        sec = ours["sec"] if ours else None
-        m = f"2. s to test acc {TARGET_ACC:.3f} (b)"
-        if peer is None:
-            compare(m, sec, "tta torch", "sec", "torch", 0.6)
-        elif peer["reached"]:
-            compare(m, sec, "tta torch", "sec", f"torch ({peer['epochs']} ep)",
-                    0.6)
-        else:
-            ratio = None if sec is None else sec / peer["sec"]
-            add(m, _fmt(sec, ".3f"), f">{peer['sec']:.3f}",
-                f"torch (not reached in {peer['epochs']} ep, best "
-                f"{peer['best']:.4f})", "<" + _fmt(ratio, ".3f"), "<= 0.60x",
-                None if ratio is None else ratio <= 0.6)
-        if ours:
-            add(f"2. defaults: test acc ({ours['n_iter']} ep)",
-                f"{ours['acc']:.4f}",
-                _fmt(peer and peer["acc"], ".4f"),
-                f"torch ({peer['epochs']} ep)" if peer else "", "",
-                f">= {TARGET_ACC:.3f}", ours["acc"] >= TARGET_ACC)
-
-    # 3. Fashion
-    f = RESULTS.get("fashion")
-    if f:
-        add(f"3. Fashion defaults: test acc ({f['n_iter']} ep)",
-            f"{f['acc']:.4f}", "", "", "", ">= 0.890", f["acc"] >= 0.89)
-        add("3. Fashion defaults: fit s (a)", f"{f['sec']:.3f}", "", "", "",
-            "", None)
-    elif RESULTS.get("fashion missing"):
-        add("3. Fashion", "n/a", "", "", "", "", None)
 
     # 4. memory
     r = RESULTS.get("memory")
