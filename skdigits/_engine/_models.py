@@ -321,6 +321,13 @@ class MLPModel(_Model):
                                   + 2 * int(np.sum(self.sizes[1:])))
         return (9 * self.n_params + per_batch) * itemsize
 
+    def _fold(self, W, b):
+        """First-layer ``W``, ``b`` for the raw inputs, in float64 (no BLAS:
+        the same sums whatever the thread settings)."""
+        W64 = W.astype(np.float64)
+        return (self.inv_scale[:, None] * W64,
+                b - (self.shift[:, None] * W64).sum(axis=0))
+
     def unpack(self, theta):
         """``[(W, b), ...]`` per layer, row-major, without padding (copies),
         acting on the raw inputs (the standardisation folded into the first
@@ -328,10 +335,7 @@ class MLPModel(_Model):
         layers = _mlp.unpack(theta, self.sizes)
         if self.standardize:
             W, b = layers[0]
-            W64 = W.astype(np.float64)
-            # no BLAS: the same sums whatever the thread settings
-            b = (b - (self.shift[:, None] * W64).sum(axis=0)).astype(W.dtype)
-            layers[0] = ((self.inv_scale[:, None] * W64).astype(W.dtype), b)
+            layers[0] = tuple(a.astype(W.dtype) for a in self._fold(W, b))
         return layers
 
     def _folded(self, theta):
@@ -340,9 +344,7 @@ class MLPModel(_Model):
         if not self.standardize:
             return theta
         layers = _mlp.unpack(theta, self.sizes)
-        W, b = layers[0]
-        layers[0] = (self.inv_scale[:, None] * W,
-                     b - (self.shift[:, None] * W).sum(axis=0))
+        layers[0] = self._fold(*layers[0])
         return _mlp.pack(layers, np.float64)
 
     def penalty_norm(self, theta):
