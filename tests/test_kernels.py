@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from skdigits._engine._models import Accumulators, LinearModel
+from skdigits._engine._models import Accumulators, LinearModel, no_labels
 from skdigits._engine._parallel import Team
 from skdigits._kernels import _batch, _gemm, _losses, _optim, _rng, _stats, _sync
 
@@ -55,7 +55,7 @@ def ref_smoothed_loss(Z, y, w, loss, smooth):
 def run_loss_grad(Z, y, w, loss, scale, n_classes, smooth=0.0):
     Z = Z.copy()
     acc = [np.zeros(n_classes), np.zeros(n_classes), np.zeros(Z.shape[1]), np.zeros(3)]
-    _losses.loss_grad(Z, y, w, Z.shape[0], loss, scale, smooth, *acc)
+    _losses.loss_grad(Z, y, no_labels(), w, Z.shape[0], loss, scale, smooth, *acc)
     return Z, acc
 
 
@@ -469,7 +469,7 @@ def linear_epoch(X, y, w, theta, n_out, loss, batch_size, alpha=0.0, lr=0.1,
     iopt[[_batch.I_LOSS, _batch.I_SOLVER, _batch.I_N_OUT]] = loss, solver, n_out
     fopt = _batch.float_options(lr, l2_fixed=alpha, momentum=momentum)
     with Team() as team:
-        t = model.run_epoch(team, n_threads, X, y, w, order, theta,
+        t = model.run_epoch(team, n_threads, X, y, no_labels(), w, order, theta,
                             model.new_state(theta.dtype),
                             model.workspace(batch_size, theta.dtype), acc,
                             iopt, fopt, 0)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skdigits._engine._models import Accumulators, MLPModel
+from skdigits._engine._models import Accumulators, MLPModel, no_labels
 from skdigits._engine._parallel import Team
 from skdigits._kernels import _batch, _losses, _mlp, _optim, _rng
 
@@ -223,7 +223,8 @@ def run_epoch(X, y, w, theta, sizes, code, loss, batch_size, *, order=None,
                                 beta1=beta1, beta2=beta2, eps=eps, smooth=smooth)
     ws = model.workspace(batch_size, theta.dtype)
     with Team() as team:
-        t = model.run_epoch(team, n_threads, X, y, w, order, theta, state, ws, acc,
+        t = model.run_epoch(team, n_threads, X, y, no_labels(), w, order, theta, state,
+                            ws, acc,
                             iopt, fopt, t)
     assert not ws["grad"].any()  # the gradient is left at zero
     class_loss, class_weight, col_loss, stats = acc.totals()

@@ -270,13 +270,13 @@ def test_keyboard_interrupt_keeps_last_finished_epoch(digits, monkeypatch):
     real = LinearModel.run_epoch
     calls = {"n": 0}
 
-    def flaky(self, team, n_threads, X, y, w, order, theta, *args):
+    def flaky(self, team, n_threads, X, y, Y, w, order, theta, *args):
         calls["n"] += 1
         if calls["n"] == 4:
             # corrupt the weights mid-epoch, then be interrupted
             theta[:] = np.nan
             raise KeyboardInterrupt
-        return real(self, team, n_threads, X, y, w, order, theta, *args)
+        return real(self, team, n_threads, X, y, Y, w, order, theta, *args)
 
     monkeypatch.setattr(LinearModel, "run_epoch", flaky)
     clf = SoftmaxRegression(max_iter=10, random_state=0)

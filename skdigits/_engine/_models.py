@@ -22,7 +22,12 @@ from .._kernels._losses import (
 )
 from .._kernels._simd import TILE_ROWS
 
-__all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK"]
+__all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK", "no_labels"]
+
+
+def no_labels():
+    """The empty multi-label matrix: single-label targets (see ``_losses``)."""
+    return np.zeros((0, 0), dtype=np.uint8)
 
 #: Rows per work item when predicting.
 PREDICT_BLOCK = 256
@@ -232,10 +237,11 @@ class LinearModel(_Model):
                     batches=_Batches(batch_size, self.n_features, dtype),
                     Z=aligned_zeros((batch_size, self.ld), dtype))
 
-    def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
+    def run_epoch(self, team, n_threads, X, y, Y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
-        """One epoch over the rows ``order``; returns the step count."""
-        return team.run(n_threads, _linear.linear_epoch, X, y, w, order,
+        """One epoch over the rows ``order`` (targets ``y``, and ``Y`` for
+        multi-label ones: see ``_losses``); returns the step count."""
+        return team.run(n_threads, _linear.linear_epoch, X, y, Y, w, order,
                         *_direct(X, theta), np.int64(self.ld), theta, ws["grad"],
                         state[0], state[1], *ws["batches"].args(), ws["Z"],
                         *acc.args(), iopt, fopt, t)
@@ -387,9 +393,10 @@ class MLPModel(_Model):
                     Z=aligned_zeros((batch_size, self.ld[-1]), dtype),
                     beff=aligned_zeros((1, int(self.ld[0])), dtype))
 
-    def run_epoch(self, team, n_threads, X, y, w, order, theta, state, ws, acc, iopt,
+    def run_epoch(self, team, n_threads, X, y, Y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
-        """One epoch over the rows ``order``; returns the step count."""
+        """One epoch over the rows ``order`` (targets ``y``, and ``Y`` for
+        multi-label ones: see ``_losses``); returns the step count."""
         dense, dense_counts = _dense(int(self.sizes.max()))
         epoch = _mlp.mlp_epoch if len(self.sizes) == 3 else _mlp.mlp_epoch_deep
         if self.standardize:  # rows copied and scaled; centring in the kernel
@@ -397,7 +404,7 @@ class MLPModel(_Model):
                       self.inv_scale.astype(theta.dtype), self.shift.astype(theta.dtype))
         else:
             source = (*_direct(X, theta), theta[:0], theta[:0])
-        return team.run(n_threads, epoch, X, y, w, order, *source, ws["beff"],
+        return team.run(n_threads, epoch, X, y, Y, w, order, *source, ws["beff"],
                         self.sizes, self.w_off, self.b_off, self.ld, theta, ws["grad"],
                         state[0], state[1], ws["Wt"], ws["t_off"], *ws["batches"].args(), dense,
                         dense_counts, ws["H"], ws["D"], ws["a_off"], ws["Zp"],

@@ -29,7 +29,7 @@ from .._kernels._losses import loss_grad
 from .._kernels._rng import shuffle
 from .._logging import Progress, verbose_logger
 from ._history import History
-from ._models import Accumulators, aligned
+from ._models import Accumulators, aligned, no_labels
 from ._parallel import CoreShare, Team
 from ._stopping import NoImprovement
 
@@ -40,24 +40,26 @@ class TrainingDivergedError(FloatingPointError, ValueError):
     """Training produced a non-finite loss or non-finite weights."""
 
 
-def evaluate(model, team, n_threads, X, y, w, rows, theta, n_classes):
+def evaluate(model, team, n_threads, X, y, w, rows, theta, n_classes, Y=None):
     """Plain cross-entropy (no penalty, no label smoothing), accuracy and
     per-class loss of ``theta`` on the rows ``rows`` (the validation split),
     in float64."""
     Z = model.logits(team, n_threads, X, rows, theta)
     acc = Accumulators(1, n_classes, model.n_outputs)
-    loss_grad(Z, y[rows], w[rows].astype(np.float64), len(rows), model.loss, 0.0, 0.0,
+    loss_grad(Z, y[rows], no_labels() if Y is None else Y, w[rows].astype(np.float64),
+              len(rows), model.loss, 0.0, 0.0,
               acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], acc.stats[0])
     sums = acc.totals()
     return (sums.mean_loss(), sums.accuracy(),
             sums.per_class(model.loss, model.n_outputs))
 
 
-def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental):
+def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None):
     """Run up to ``n_epochs`` epochs of ``est`` (its parameters and fitted
     state: ``_theta``, ``_opt_state``, ``_opt_t``, ``_rng_state``...) on the
-    rows ``train_idx``, validating on ``val_idx`` (or None)."""
-    run = _Run(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental)
+    rows ``train_idx``, validating on ``val_idx`` (or None). ``Y``: the
+    multi-label indicator matrix (``y`` then indexes its rows), or None."""
+    run = _Run(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y)
     with CoreShare(est.n_jobs) as share, Team() as team:
         run.start()
         try:
@@ -83,9 +85,11 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental):
 class _Run:
     """The state of one ``fit``/``partial_fit`` call."""
 
-    def __init__(self, est, model, X, y, w, train_idx, val_idx, n_epochs, incremental):
+    def __init__(self, est, model, X, y, w, train_idx, val_idx, n_epochs, incremental,
+                 Y=None):
         self.est, self.model = est, model
         self.X, self.y, self.w = X, y, w
+        self.Y = no_labels() if Y is None else Y
         self.order = np.array(train_idx, dtype=np.int64)
         self.val_idx = val_idx
         self.n_epochs = n_epochs
@@ -150,7 +154,7 @@ class _Run:
         self.fopt[[F_LR0, F_LR1, F_LRK, F_KNEE]] = lr0, lr1, lr_knee, knee
         n_threads = min(n_threads, model.max_threads(self.batch_size))
         tic = time.perf_counter()
-        t = model.run_epoch(team, n_threads, self.X, self.y, self.w, self.order,
+        t = model.run_epoch(team, n_threads, self.X, self.y, self.Y, self.w, self.order,
                             est._theta, est._opt_state, self.ws, self.acc, self.iopt,
                             self.fopt, est._opt_t)
         elapsed = time.perf_counter() - tic
@@ -167,7 +171,7 @@ class _Run:
         if self.early:
             val_loss, val_acc, val_pc = evaluate(
                 model, team, n_threads, self.X, self.y, self.w_val, self.val_idx,
-                est._theta, self.n_classes)
+                est._theta, self.n_classes, self.Y)
             figures.update(val_loss=val_loss, val_accuracy=val_acc,
                            val_per_class=val_pc)
         return figures

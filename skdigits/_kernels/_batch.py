@@ -20,21 +20,24 @@ from ._sync import claim
 I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT = range(5)
 N_IOPT = 5
 (F_L2_FIXED, F_L2_PER_ROW, F_LR0, F_LR1, F_MOMENTUM, F_BETA1, F_BETA2,
- F_EPS, F_SMOOTH, F_LRK, F_KNEE) = range(11)
-N_FOPT = 11
+ F_EPS, F_SMOOTH, F_LRK, F_KNEE, F_SCALE) = range(12)
+N_FOPT = 12
 
 
 def float_options(lr0, lr1=None, *, l2_fixed=0.0, l2_per_row=0.0, momentum=0.0,
                   beta1=0.9, beta2=0.999, eps=1e-8, smooth=0.0, lr_knee=0.0,
-                  knee=1.0):
+                  knee=1.0, scale=0.0):
     """The float options of the epoch kernels as an array (``F_*`` slots):
     learning rate from ``lr0`` to ``lr1`` (``lr0`` when None) over the epoch,
-    through ``lr_knee`` at the fraction ``knee`` of it when ``knee < 1``."""
+    through ``lr_knee`` at the fraction ``knee`` of it when ``knee < 1``.
+    ``scale`` is the factor of the loss gradient (``0``: one over the rows of
+    each minibatch; the full-batch solver passes one over the total
+    weight)."""
     fopt = np.zeros(N_FOPT)
     fopt[[F_L2_FIXED, F_L2_PER_ROW, F_LR0, F_LR1, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS,
-          F_SMOOTH, F_LRK, F_KNEE]] = (
+          F_SMOOTH, F_LRK, F_KNEE, F_SCALE]] = (
         l2_fixed, l2_per_row, lr0, lr0 if lr1 is None else lr1, momentum, beta1,
-        beta2, eps, smooth, lr_knee, knee)
+        beta2, eps, smooth, lr_knee, knee, scale)
     return fopt
 
 #: Rows gathered per work item.
@@ -105,7 +108,7 @@ batch_rows = jit(_batch_rows_py)
 LOSS_ROWS = 8 * TILE_ROWS
 
 
-def _loss_phase_py(sync, Zp, n_parts, Z, yb, wb, m, class_loss, class_weight,
+def _loss_phase_py(sync, Zp, n_parts, Z, yb, Y, wb, m, class_loss, class_weight,
                    col_loss, stats, iopt, fopt):
     """Claim chunks of ``LOSS_ROWS`` rows of the minibatch: add up the
     chunk's partial logits into ``Z`` (in part order; none when ``n_parts`` is
@@ -132,8 +135,8 @@ def _loss_phase_py(sync, Zp, n_parts, Z, yb, wb, m, class_loss, class_weight,
                     zp = Zp[p, i]
                     for j in range(k):
                         z[j] += zp[j]
-        loss_grad(Z[r0:r1, :iopt[I_N_OUT]], yb[r0:r1], wb[r0:r1], r1 - r0,
-                  iopt[I_LOSS], 1.0 / m, fopt[F_SMOOTH], class_loss[item],
+        loss_grad(Z[r0:r1, :iopt[I_N_OUT]], yb[r0:r1], Y, wb[r0:r1], r1 - r0,
+                  iopt[I_LOSS], grad_scale(fopt, m), fopt[F_SMOOTH], class_loss[item],
                   class_weight[item], col_loss[item], stats[item])
         item = claim(sync)
 
@@ -190,6 +193,14 @@ def _batch_rate_py(fopt, k, n_batches):
 
 
 batch_rate = jit(_batch_rate_py)
+
+
+def _grad_scale_py(fopt, m):
+    """The factor of the loss gradient of a minibatch of ``m`` rows."""
+    return fopt[F_SCALE] if fopt[F_SCALE] > 0.0 else 1.0 / m
+
+
+grad_scale = jit(_grad_scale_py)
 
 
 def _l2_py(fopt, m):

@@ -26,6 +26,7 @@ from ._batch import (
     batch_rows,
     column_sums,
     gather_item,
+    grad_scale,
     l2_of,
     n_blocks,
     update,
@@ -50,7 +51,7 @@ def _params_py(theta, n_features, ld):
 params = jit(_params_py)
 
 
-def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, ld, theta,
+def _linear_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, ld, theta,
                      grad, s1, s2, Xb, lists, counts, yb, wb, Z, class_loss,
                      class_weight, col_loss, stats, iopt, fopt, t):
     """One epoch of minibatch training over the rows ``order`` (already
@@ -96,8 +97,8 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, ld, the
             dot_rows(Z, r0, _I0, A, arows[r0:], rows, W, _I0, ld, lists[0], counts[0],
                      r0 // TILE_ROWS, _I1, _I0, n_features)
             add_row(Z[r0:], rows, b)
-            loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[0, r0:], wb[0, r0:], rows,
-                      iopt[I_LOSS], 1.0 / m, fopt[F_SMOOTH], class_loss[item],
+            loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[0, r0:], Y, wb[0, r0:], rows,
+                      iopt[I_LOSS], grad_scale(fopt, m), fopt[F_SMOOTH], class_loss[item],
                       class_weight[item], col_loss[item], stats[item])
             item = claim(sync)
         barrier(sync, n_threads)

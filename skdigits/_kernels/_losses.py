@@ -10,6 +10,11 @@ Loss codes (chosen in Python, never strings in a kernel):
 - ``LOGISTIC`` (1): an independent binary logistic loss per column. With
   ``K >= 2`` columns the target of column ``j`` is ``y == j`` (one-vs-rest);
   with one column the target is ``y == 1`` (binary problem).
+
+Multi-label targets (``LOGISTIC`` only) come as an indicator matrix ``Y``
+(one row per sample, one ``uint8`` column per label); ``y`` then holds each
+row's index into ``Y`` and the target of column ``j`` is ``Y[y, j]``. An
+empty ``Y`` (shape ``(0, 0)``) means single-label targets.
 """
 
 import math
@@ -48,7 +53,7 @@ def _sigmoid_py(x):
 sigmoid = jit(_sigmoid_py)
 
 
-def _loss_grad_py(Z, y, w, n_rows, loss, scale, smooth, class_loss, class_weight,
+def _loss_grad_py(Z, y, Y, w, n_rows, loss, scale, smooth, class_loss, class_weight,
                   col_loss, stats):
     """Loss of ``Z[:n_rows]`` against labels ``y``; ``Z`` becomes dLoss/dZ.
 
@@ -63,7 +68,12 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, smooth, class_loss, class_weight
     Z : ndarray of shape (n_block, n_out)
         Logits, overwritten in place by ``scale * w_i * dloss_i / dZ_i``.
     y : ndarray of shape (n_block,), int
-        Class index of each row (``0 <= y < n_classes``).
+        Class index of each row (``0 <= y < n_classes``), or with multi-label
+        targets its row in ``Y``.
+    Y : ndarray of shape (n_samples, n_out), uint8
+        Multi-label indicator rows (``LOGISTIC`` only), or shape ``(0, 0)``.
+        A row counts as correct when every label's sign matches; the
+        per-class accumulators are not used (``col_loss`` is per label).
     w : ndarray of shape (n_block,)
         Sample weights (already multiplied by class weights).
     n_rows : int
@@ -85,6 +95,7 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, smooth, class_loss, class_weight
         weighted correct count (slots ``STAT_*``).
     """
     n_out = Z.shape[1]
+    multilabel = Y.shape[0] > 0
     keep = 1.0 - smooth
     spread = smooth / n_out if loss == SOFTMAX else 0.5 * smooth
     for i in range(n_rows):
@@ -135,8 +146,14 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, smooth, class_loss, class_weight
                     row[j] = g * (row[j] * inv - t)
         else:
             g = scale * wi
+            if multilabel:
+                best = yi  # correct unless a label's sign disagrees below
             for j in range(n_out):
-                if n_out == 1:
+                if multilabel:
+                    t = 1.0 if Y[yi, j] != 0 else 0.0
+                    if (row[j] > 0.0) != (t > 0.5):
+                        best = -1
+                elif n_out == 1:
                     t = 1.0 if yi == 1 else 0.0
                 else:
                     t = 1.0 if yi == j else 0.0
@@ -149,8 +166,9 @@ def _loss_grad_py(Z, y, w, n_rows, loss, scale, smooth, class_loss, class_weight
                 objective += softplus - z * t
                 if scale != 0.0:
                     row[j] = g * (sigmoid(z) - t)
-        class_loss[yi] += wi * li
-        class_weight[yi] += wi
+        if not multilabel:
+            class_loss[yi] += wi * li
+            class_weight[yi] += wi
         stats[STAT_LOSS] += wi * objective
         stats[STAT_WEIGHT] += wi
         if best == yi:

@@ -357,7 +357,7 @@ _epoch_start = jit(_epoch_start_py)
 
 
 def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
-                         ident, lists, counts, yb, wb, dense, dense_counts, H, a_off,
+                         ident, lists, counts, yb, Y, wb, dense, dense_counts, H, a_off,
                          Zp, Z, m, class_loss, class_weight, col_loss, stats, iopt,
                          fopt, shift, beff):
     """The forward phases of a minibatch (hidden layer by hidden layer, each
@@ -389,7 +389,7 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
                     add_row(Zp[0], m, bo)
             item = claim(sync)
         barrier(sync, n_threads)
-    loss_phase(sync, Zp, n_blocks(sizes[last], PANEL), Z, yb, wb, m, class_loss,
+    loss_phase(sync, Zp, n_blocks(sizes[last], PANEL), Z, yb, Y, wb, m, class_loss,
                class_weight, col_loss, stats, iopt, fopt)
     barrier(sync, n_threads)
 
@@ -397,7 +397,7 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
 _forward_and_loss = jit(_forward_and_loss_py)
 
 
-def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, scale, shift,
+def _mlp_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, scale, shift,
                   beff, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb,
                   dense, dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
                   col_loss, stats, iopt, fopt, t):
@@ -434,7 +434,7 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, scale, shi
         t += 1
         A, arows = batch_rows(Xsrc, Xb, order, ident, k * batch, m, direct, cur)
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
-                          ident, lists[cur], counts[cur], yb[cur], wb[cur], dense,
+                          ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
                           col_loss, stats, iopt, fopt, shift, beff)
         item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
@@ -452,7 +452,7 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, scale, shi
     return t
 
 
-def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, scale,
+def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, scale,
                        shift, beff, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists,
                        counts, yb, wb, dense, dense_counts, H, D, a_off, Zp, Z,
                        class_loss, class_weight, col_loss, stats, iopt, fopt, t):
@@ -469,7 +469,7 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, w, order, Xsrc, direct, scale
         t += 1
         A, arows = batch_rows(Xsrc, Xb, order, ident, k * batch, m, direct, cur)
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
-                          ident, lists[cur], counts[cur], yb[cur], wb[cur], dense,
+                          ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
                           col_loss, stats, iopt, fopt, shift, beff)
         item = _backward_deep(n_threads, sync, sizes, w_off, b_off, ld, theta, grad,

@@ -5,7 +5,9 @@ state (``s1``, ``s2``) and the gradient have the same layout. The epoch
 kernels update a model block by block (a layer's columns, its intercepts),
 each block by the thread that computed its gradient, through ``step_block``
 on 2-D views of those vectors. Solver codes: ``SGD`` (0, with momentum and
-optional Nesterov) and ``ADAM`` (1). ``t`` counts updates, starting at 1.
+optional Nesterov), ``ADAM`` (1) and ``GRADIENT`` (2): no step at all; the
+gradient (``G + l2 * P``) is added into ``S1``, which the full-batch solver
+reads after an epoch over all rows. ``t`` counts updates, starting at 1.
 
 ``step_block`` adds the L2 term ``l2 * P`` to the gradient, and sets the
 gradient back to zero once used, so the next minibatch can accumulate into
@@ -24,6 +26,7 @@ from ._numba import jit
 
 SGD = 0
 ADAM = 1
+GRADIENT = 2
 
 
 def _adam_rate_py(lr, beta1, beta2, t):
@@ -62,6 +65,14 @@ def _step_block_py(solver, P, G, S1, S2, r0, r1, c0, c1, l2, lr, momentum,
                 m[j] = mj
                 v[j] = vj
                 p[j] -= lr_t * mj / (np.sqrt(vj) + eps_)
+    elif solver == GRADIENT:
+        for i in range(r0, r1):
+            p = P[i, c0:c1]
+            g = G[i, c0:c1]
+            s = S1[i, c0:c1]
+            for j in range(c1 - c0):
+                s[j] += g[j] + l2_ * p[j]
+                g[j] = 0
     else:
         lr_ = dt(lr)
         mu = dt(momentum)
