@@ -9,20 +9,24 @@ public attributes the weights become (``_export``).
 """
 
 import math
+import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from ._engine._lbfgs import train_lbfgs
 from ._engine._parallel import CoreShare, Team
 from ._engine._schedules import SCHEDULES, make_schedule
 from ._engine._train import TrainingDivergedError, train
-from ._kernels._optim import ADAM, SGD
+from ._kernels._optim import ADAM, GRADIENT, SGD
 from ._kernels._rng import new_state
 from ._system import check_memory
 from ._validation import (
@@ -34,7 +38,10 @@ from ._validation import (
 
 __all__ = ["BaseMinibatchClassifier", "TrainingDivergedError"]
 
-SOLVERS = {"sgd": SGD, "adam": ADAM}
+SOLVERS = {"sgd": SGD, "adam": ADAM, "lbfgs": GRADIENT}
+
+#: ``max_iter="auto"`` with ``solver="lbfgs"``: scikit-learn's default.
+LBFGS_AUTO_ITER = 200
 
 
 class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
@@ -73,7 +80,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
+                             Options(Real, {np.inf})],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "n_jobs": [Integral, None],
     }
@@ -124,6 +132,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
     def _resolve_max_iter(self, n_train):
         if self.max_iter != "auto":
             return int(self.max_iter)
+        if self.solver == "lbfgs":
+            return LBFGS_AUTO_ITER
         n_batches = math.ceil(n_train / self._batch_size(n_train))
         epochs = math.ceil(self._auto_updates / n_batches)
         return int(min(self._auto_max_epochs, max(self._auto_min_epochs, epochs)))
@@ -161,7 +171,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         if incremental and self.learning_rate in ("cosine", "onecycle"):
             return self.learning_rate_init, self.learning_rate_init
         if incremental:
-            epoch = self.n_iter_ + epoch
+            epoch = self._n_epochs_total + epoch
         try:
             rates = schedule.rates(epoch, n_epochs)
         except OverflowError:
@@ -200,13 +210,14 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. SoftmaxRegression trains float32 input in float32
             and anything else in float64; MLPClassifier trains in its
-            ``dtype`` (float32 by default) without copying float input.
-        y : array-like of shape (n_samples,)
+            ``dtype`` (float32 by default) without copying float input. A
+            sparse matrix (CSR or CSC) is never made dense.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Labels: integers, strings or any sortable values, two or more
-            classes.
+            classes; or a multi-label indicator matrix of 0 and 1.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each sample in the loss (multiplied by
             ``class_weight``). ``None`` gives every sample weight 1.
@@ -219,18 +230,29 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         self._more_validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
+    def _minibatch_solver(self):
+        """Whether ``partial_fit`` exists: not for the full-batch ``"lbfgs"``,
+        as in scikit-learn."""
+        return self.solver != "lbfgs"
+
+    @available_if(_minibatch_solver)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over ``X``, ``y``, starting from the current weights.
 
+        Only for the minibatch solvers (``"adam"``, ``"sgd"``): with
+        ``solver="lbfgs"`` the estimator has no ``partial_fit``, as in
+        scikit-learn.
+
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
-        y : array-like of shape (n_samples,)
-            Labels, each one of ``classes``.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Labels, each one of ``classes``, or a multi-label indicator
+            matrix.
         classes : array-like of shape (n_classes,), default=None
-            Every label the model will ever see. Required on the first call,
-            ignored afterwards.
+            Every label the model will ever see. Required on the first call;
+            a later call may repeat it, but not change it.
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sample in the loss.
 
@@ -241,8 +263,18 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         """
         self._validate_params()
         self._more_validate_params()
-        if not hasattr(self, "classes_") and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if self.early_stopping:  # scikit-learn's MLP refuses it too
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit.")
+        elif classes is not None and not np.array_equal(
+                np.unique(np.asarray(classes)), self.classes_):
+            raise ValueError(
+                f"`classes={np.asarray(classes).tolist()}` is not the same as on "
+                f"the first call to partial_fit, which was "
+                f"{self.classes_.tolist()}.")
         return self._fit(X, y, sample_weight=sample_weight, incremental=True,
                          classes=classes)
 
@@ -274,26 +306,33 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
             dtype = np.dtype(self._model_dtype(X))
         else:  # partial_fit keeps the model's dtype; minibatches are cast
             dtype = self._theta.dtype
+        multilabel = y.ndim == 2
         self._set_classes(y, classes, first_pass, incremental)
+        self._multilabel = multilabel
         n_classes = len(self.classes_)
-        y_idx = encode_labels(y, self.classes_)
-        w = training_weights(sample_weight, self.class_weight, X, y_idx,
-                             self.classes_, y, dtype)
+        if multilabel:  # the kernels read the targets from Y, y indexes its rows
+            Y = np.ascontiguousarray(y, dtype=np.uint8)
+            y_idx = np.arange(y.shape[0], dtype=np.int64)
+        else:
+            Y = None
+            y_idx = encode_labels(y, self.classes_)
+        w, raw_weight = training_weights(sample_weight, self.class_weight, X, y_idx,
+                                         self.classes_, y, dtype)
         n_outputs, loss_code = self._output_layout(n_classes)
         model = self._model(X.shape[1], n_outputs, loss_code)
         rng = check_random_state(self.random_state)
         if first_pass:
-            check_memory(model.fit_bytes(self._batch_size(X.shape[0]),
-                                     dtype.itemsize), self._describe(model))
+            check_memory(model.fit_bytes(self._batch_size(X.shape[0]), dtype.itemsize,
+                                         **({"sparse": True} if issparse(X) else {})),
+                         self._describe(model))
             self._rng_state = new_state(rng)
             self._theta = self._init_params(model, rng, dtype)
-            self.n_iter_ = 0
+            self._n_epochs_total = 0
             self.t_ = 0
-            self.best_loss_ = np.inf
-            self.best_validation_score_ = None
             for name in ("loss_curve_", "accuracy_curve_", "loss_curve_per_class_",
                          "validation_scores_", "validation_loss_curve_",
-                         "validation_loss_curve_per_class_"):
+                         "validation_loss_curve_per_class_", "best_loss_",
+                         "best_validation_score_"):
                 self.__dict__.pop(name, None)
         else:
             self._check_warm_layout(X.shape[1], n_outputs)
@@ -301,6 +340,19 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 self._theta = self._theta.astype(dtype)
         self._n_outputs = n_outputs
         self._loss_code = loss_code
+        # scikit-learn's conventions: n_iter_ counts this call's epochs; with
+        # early stopping the validation score plays the role of best_loss_
+        self.n_iter_ = 0
+        early = self.early_stopping and not incremental and self.solver != "lbfgs"
+        if early:
+            self.best_loss_ = None
+            if getattr(self, "best_validation_score_", None) is None:
+                self.best_validation_score_ = -np.inf
+        else:
+            if getattr(self, "best_loss_", None) is None:
+                self.best_loss_ = np.inf
+            self.best_validation_score_ = getattr(self, "best_validation_score_",
+                                                  None)
         if first_pass or not incremental:
             self._opt_state = model.new_state(dtype)
             self._opt_t = 0
@@ -312,24 +364,56 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         # data is never copied
         train_idx = np.arange(X.shape[0], dtype=np.int64)
         val_idx = None
-        if self.early_stopping and not incremental:
-            train_idx, val_idx = self._split_validation(X.shape[0], y_idx, rng)
+        if early:
+            train_idx, val_idx = self._split_validation(
+                X.shape[0], None if multilabel else y_idx, rng)
             if not w[train_idx].sum() > 0:
                 raise ValueError(
                     "Every sample with a positive weight fell into the validation "
                     "split, so there is nothing to train on: give more samples a "
                     "positive weight, lower validation_fraction, or set "
                     "early_stopping=False.")
-            if self.best_validation_score_ is None:
-                self.best_validation_score_ = -np.inf
         if first_pass and self._fit_input_statistics(X, train_idx, w):
             model = self._model(X.shape[1], n_outputs, loss_code)
         n_epochs = 1 if incremental else self._resolve_max_iter(len(train_idx))
+        if self.solver == "lbfgs":
+            train_lbfgs(self, model, X, y_idx, w, train_idx, n_epochs, Y,
+                        self._l2_full(float(raw_weight[train_idx].sum())))
+            return self
         self._check_schedule(n_epochs, incremental)
-        train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental)
+        train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental, Y)
         return self
 
+    def _l2_full(self, total_weight):
+        """The L2 coefficient ``c`` of the full-batch objective (the mean loss
+        plus ``c / 2 * ||W||^2``) given the training rows' total weight
+        (before ``training_weights`` rescales it)."""
+        return float(self.alpha)
+
     def _set_classes(self, y, classes, first_pass, incremental):
+        if y.ndim == 2:  # multi-label: one column per label, as scikit-learn
+            self._check_multilabel(y)
+            labels = np.arange(y.shape[1])
+            if first_pass:
+                if classes is not None and not np.array_equal(
+                        np.unique(np.asarray(classes)), labels):
+                    raise ValueError(
+                        f"With multi-label y of {y.shape[1]} columns, classes must "
+                        f"be {labels.tolist()} (the column indices); got "
+                        f"{np.asarray(classes).tolist()}.")
+                self.classes_ = labels
+            elif not getattr(self, "_multilabel", False) or len(self.classes_) != len(labels):
+                raise ValueError(
+                    f"y has {y.shape[1]} label columns, but the model was fitted "
+                    f"on {self._target_description()}: set warm_start=False (or "
+                    "call fit instead of partial_fit) to train a new model.")
+            return
+        if not first_pass and getattr(self, "_multilabel", False):
+            raise ValueError(
+                "y is a vector of labels, but the model was fitted on a multi-label "
+                f"indicator matrix of {len(self.classes_)} columns: set "
+                "warm_start=False (or call fit instead of partial_fit) to train a "
+                "new model.")
         if first_pass:
             if classes is not None:
                 classes = np.asarray(classes)
@@ -347,6 +431,23 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 f"{type(self).__name__} needs samples of at least 2 classes, but "
                 f"the data contains only one class: {self.classes_[0]!r}.")
 
+    def _supports_multilabel(self):
+        """Whether this configuration fits multi-label targets."""
+        return True
+
+    def _target_description(self):
+        if getattr(self, "_multilabel", False):
+            return f"a multi-label indicator matrix of {len(self.classes_)} columns"
+        return f"the classes {self.classes_.tolist()}"
+
+    def _check_multilabel(self, y):
+        """Checks of a multi-label ``y`` beyond scikit-learn's, and the
+        estimator's own (``class_weight`` has no meaning per label)."""
+        if self.class_weight is not None:
+            raise ValueError(
+                "class_weight is not supported with multi-label y (an indicator "
+                "matrix); weigh the samples with sample_weight instead.")
+
     def _init_params(self, model, rng, dtype):
         return model.init_params(rng, dtype)
 
@@ -355,7 +456,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         return f"{type(self).__name__} ({model.n_params:,} parameters)"
 
     def _split_validation(self, n_samples, y_idx, rng):
-        """Stratified (where possible) train/validation row indices."""
+        """Stratified train/validation row indices (``y_idx`` None: not
+        stratified, as for multi-label targets). When some class is too
+        small to stratify, the split is drawn at random, with a warning."""
         n_val = math.ceil(self.validation_fraction * n_samples)
         if n_samples - n_val < 1:
             raise ValueError(
@@ -364,11 +467,23 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 f"(now {n_samples}), or set early_stopping=False."
             )
         stratify = y_idx
-        counts = np.bincount(y_idx)
-        present = counts[counts > 0]
-        if (present.min() < 2 or n_val < len(present)
-                or n_samples - n_val < len(present)):
-            stratify = None
+        if y_idx is not None:
+            counts = np.bincount(y_idx)
+            present = counts[counts > 0]
+            if (present.min() < 2 or n_val < len(present)
+                    or n_samples - n_val < len(present)):
+                stratify = None
+                reason = (f"a class has only {present.min()} sample"
+                          if present.min() < 2 else
+                          f"{len(present)} classes do not fit in a validation split "
+                          f"of {n_val} and a training split of {n_samples - n_val} "
+                          "samples")
+                warnings.warn(
+                    f"The validation split for early stopping cannot be "
+                    f"stratified ({reason}), so it is drawn at random instead; "
+                    "scikit-learn would raise here. Increase validation_fraction "
+                    "or the number of samples of each class to stratify it.",
+                    UserWarning, stacklevel=5)
         seed = rng.randint(np.iinfo(np.int32).max)
         train_idx, val_idx = train_test_split(
             np.arange(n_samples, dtype=np.int64), test_size=n_val,
@@ -376,10 +491,11 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         return train_idx, val_idx
 
     def _diverged_message(self, loss, X):
-        message = (f"{type(self).__name__} diverged at epoch {self.n_iter_ + 1}: "
+        message = (f"{type(self).__name__} diverged at epoch {self._n_epochs_total + 1}: "
                    f"the loss became {loss}.")
         with np.errstate(over="ignore", invalid="ignore"):
-            top = float(np.max(np.abs(X))) if X.size else 0.0
+            values = X.data if issparse(X) else X
+            top = float(np.max(np.abs(values))) if values.size else 0.0
         if top > 1e6:
             return (f"{message} The features reach magnitude {top:.3g}, too large "
                     "to train on: scale them first (e.g. pixels / 255 or "
@@ -402,7 +518,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
 
     def _call_callbacks(self, callbacks, info, elapsed, per_class, val_per_class):
         """Call each callback with this epoch's figures; True means stop."""
-        record = {"epoch": self.n_iter_, **info, "time": elapsed,
+        record = {"epoch": self._n_epochs_total, **info, "time": elapsed,
                   "loss_per_class": np.array(per_class, copy=True)}
         if val_per_class is not None:
             record["val_loss_per_class"] = np.array(val_per_class, copy=True)
@@ -435,12 +551,15 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
             out = np.asarray(transform(Z), dtype=np.float64)
             bad = ~np.isfinite(Z).all(axis=1)
             if bad.any():
-                exact = model.logits_exact(X[bad].astype(np.longdouble), self._theta)
+                rows = X[bad].toarray() if issparse(X) else X[bad]  # a few rows
+                exact = model.logits_exact(rows.astype(np.longdouble), self._theta)
                 out[bad] = transform(exact)
         return out
 
     def _log_proba_rows(self, Z):
         """Log-probabilities from logits, in the dtype of ``Z``."""
+        if getattr(self, "_multilabel", False):  # each label on its own
+            return -np.logaddexp(0, -Z)
         if Z.shape[1] == 1:
             z = Z[:, 0]
             return np.column_stack([-np.logaddexp(0, z), -np.logaddexp(0, -z)])
@@ -455,7 +574,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Input data.
 
         Returns
@@ -472,15 +591,18 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Input data.
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,)
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
             Predicted labels, taken from ``classes_``: the most probable
-            class of each sample.
+            class of each sample. For a multi-label model, the indicator
+            matrix of the labels whose probability exceeds 1/2.
         """
+        if getattr(self, "_multilabel", False):
+            return self._blocks(X, lambda Z: Z > 0).astype(int)
         idx = self.predict_log_proba(X).argmax(axis=1)
         return self.classes_[idx]
 
@@ -489,14 +611,16 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Input data.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Class probabilities in the order of ``classes_``; rows sum to 1
-            and are finite for any finite input.
+            and are finite for any finite input. For a multi-label model,
+            the probability of each label on its own (rows need not sum
+            to 1).
         """
         return np.exp(self.predict_log_proba(X))
 
@@ -505,7 +629,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Input data.
 
         Returns
@@ -529,6 +653,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = self._supports_multilabel()
+        tags.input_tags.sparse = True
         return tags
 
 

@@ -1,29 +1,67 @@
 """The one place where inputs are checked and converted for the kernels."""
 
 import numpy as np
+from scipy import sparse
 from sklearn.utils import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
 FIT_DTYPES = (np.float64, np.float32)
 
 
 def validate_fit_data(estimator, X, y, *, reset, dtypes=FIT_DTYPES):
-    """Check ``X``/``y`` for training; returns C-contiguous float ``X`` and ``y``.
+    """Check ``X``/``y`` for training; returns float ``X`` and ``y``.
 
-    ``X`` keeps a dtype listed in ``dtypes`` (float32 or float64) and any
-    other dtype becomes ``dtypes[0]``; a conforming array is not copied. NaN or
-    infinity, 1-D or empty ``X``, and a mismatch with ``n_features_in_`` (when
-    ``reset`` is False) raise ``ValueError`` with scikit-learn's messages.
+    ``X`` is a C-contiguous array or a canonical CSR matrix (see
+    ``as_csr``); it keeps a dtype listed in ``dtypes`` (float32 or float64)
+    and any other dtype becomes ``dtypes[0]``; conforming input is not
+    copied. NaN or infinity, 1-D or empty ``X``, and a mismatch with
+    ``n_features_in_`` (when ``reset`` is False) raise ``ValueError`` with
+    scikit-learn's messages.
+
+    ``y`` is a vector of labels, or a multi-label indicator matrix (2-D, of
+    zeros and ones, at least two columns; a single column is raveled, with
+    scikit-learn's warning).
     """
     _refuse_complex(X, "X")
     _refuse_complex(y, "y")
+    if sparse.issparse(y):  # a sparse indicator matrix: small, made dense
+        y = y.toarray()
     with np.errstate(over="ignore", invalid="ignore"):  # the finiteness check
         # sums X first: huge but finite values must not warn
         X, y = validate_data(estimator, X, y, reset=reset, dtype=list(dtypes),
-                             order="C", accept_sparse=False, multi_output=False)
+                             order="C", accept_sparse=["csr", "csc"],
+                             multi_output=True)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
     check_classification_targets(y)
-    return X, y
+    if y.ndim == 2 and (type_of_target(y) != "multilabel-indicator"
+                        or not np.isin(np.unique(y), (0, 1)).all()):
+        raise ValueError(
+            f"y is 2-D with {y.shape[1]} columns but is not a multi-label indicator "
+            f"matrix (type {type_of_target(y)!r}): each column must hold only 0 "
+            "and 1. Multi-output targets with more values per column are not "
+            "supported.")
+    return as_csr(X), y
+
+
+def as_csr(X):
+    """Sparse ``X`` as a canonical CSR matrix (sorted indices, no duplicates,
+    explicit zeros kept), the form the kernels read; a CSC one is converted
+    (memory in proportion to its non-zeros, never dense). Dense ``X`` is
+    returned as it is."""
+    if not sparse.issparse(X):
+        return X
+    if X.format != "csr":
+        X = X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.indptr.dtype != X.indices.dtype:
+        X = X.copy()
+        X.indptr = X.indptr.astype(np.int64)
+        X.indices = X.indices.astype(np.int64)
+    return X
 
 
 def _refuse_complex(a, name):
@@ -54,10 +92,12 @@ def validate_predict_data(estimator, X):
     _refuse_complex(X, "X")
     with np.errstate(over="ignore", invalid="ignore"):
         X = validate_data(estimator, X, reset=False, dtype="numeric",
-                          accept_sparse=False)
-    if X.dtype.kind == "f" and X.dtype not in (np.float32, np.float64):
+                          accept_sparse=["csr", "csc"])
+    if sparse.issparse(X) and X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    return X
+    elif X.dtype.kind == "f" and X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    return as_csr(X)
 
 
 def encode_labels(y, classes):
@@ -79,6 +119,10 @@ def encode_labels(y, classes):
 def training_weights(sample_weight, class_weight, X, y_idx, classes, y, dtype):
     """Per-sample weights for the loss: ``sample_weight * class_weight[y]``,
     scaled to mean 1 so they change the balance of the loss, not the step size.
+
+    Returns the scaled weights (in ``dtype``) and the weights before scaling
+    (float64): the full-batch solver's penalty divides by their sum, as
+    scikit-learn's does.
     """
     sw = _check_sample_weight(sample_weight, X, dtype=np.float64,
                               ensure_non_negative=True)
@@ -108,7 +152,7 @@ def training_weights(sample_weight, class_weight, X, y_idx, classes, y, dtype):
             "The sample weights (times the class weights) sum to zero: there "
             "is nothing to learn from. Give some samples a positive weight."
         )
-    return (sw / top / total).astype(dtype)
+    return (sw / top / total).astype(dtype), sw
 
 
 def _class_weight_value(class_weight, label):

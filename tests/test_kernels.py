@@ -110,6 +110,37 @@ def test_logistic_loss_grad_matches_numpy(problem, binary):
     np.testing.assert_allclose(stats[2], w[pred == y].sum(), rtol=1e-12)
 
 
+@settings(max_examples=40, deadline=None)
+@given(problems, st.sampled_from([0.0, 0.2]))
+def test_multilabel_loss_grad_matches_numpy(problem, smooth):
+    """Multi-label targets: each column's binary loss against its own 0/1
+    target read from ``Y`` (``y`` indexes its rows); a row is correct when
+    every label's sign is right; no per-class accumulation."""
+    n, k, seed, s = problem
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(scale=s, size=(n, k))
+    Y = (rng.random((n + 3, k)) < 0.4).astype(np.uint8)
+    rows = rng.permutation(n + 3)[:n].astype(np.int64)  # y: rows of Y
+    w = rng.uniform(0.1, 2.0, size=n)
+    Zk = Z.copy()
+    acc = [np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(3)]
+    _losses.loss_grad(Zk, rows, Y, w, n, _losses.LOGISTIC, 0.5, smooth, *acc)
+    cl, cw, col, stats = acc
+    T = Y[rows].astype(np.float64)
+    L = np.logaddexp(0.0, Z) - Z * T  # plain binary cross-entropy per label
+    Ts = (1 - smooth) * T + smooth / 2
+    obj = (np.logaddexp(0.0, Z) - Z * Ts).sum(axis=1)
+    np.testing.assert_allclose(Zk, 0.5 * w[:, None] * (1 / (1 + np.exp(-Z)) - Ts),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(col, (w[:, None] * L).sum(axis=0), rtol=1e-10,
+                               atol=1e-14)
+    np.testing.assert_allclose(stats[0], (w * obj).sum(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(stats[1], w.sum(), rtol=1e-12)
+    exact = ((Z > 0) == (T > 0.5)).all(axis=1)
+    np.testing.assert_allclose(stats[2], w[exact].sum(), rtol=1e-12, atol=0)
+    assert not cl.any() and not cw.any()
+
+
 @pytest.mark.parametrize("smooth", [0.0, 0.3])
 @pytest.mark.parametrize("loss", [_losses.SOFTMAX, _losses.LOGISTIC])
 def test_loss_gradient_by_finite_differences(loss, smooth, rng):
@@ -239,7 +270,55 @@ def test_column_moments_match_numpy(n, d, seed, dtype):
                                rtol=1e-10, atol=1e-12)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 9), st.integers(0, 2**31 - 1),
+       st.sampled_from([np.int32, np.int64]))
+def test_sparse_column_moments_match_dense(n, d, seed, index_dtype):
+    """The CSR version reads the stored entries only (explicit zeros
+    included) and agrees with the dense kernel and NumPy."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(loc=3.0, size=(n + 5, d)) * (rng.random((n + 5, d)) < 0.4)
+    S = sparse.csr_matrix(X)
+    S.indices = S.indices.astype(index_dtype)
+    S.indptr = S.indptr.astype(index_dtype)
+    rows = np.sort(rng.choice(n + 5, size=n, replace=False)).astype(np.int64)
+    w = rng.uniform(0.0, 2.0, size=n + 5)
+    w[rows[0]] = 1.0
+    mean, var = np.empty(d), np.empty(d)
+    _stats.sparse_column_moments(S.indptr, S.indices, S.data, rows, w, mean, var)
+    dmean, dvar = np.empty(d), np.empty(d)
+    _stats.column_moments(X, rows, w, dmean, dvar)
+    np.testing.assert_allclose(mean, dmean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var, dvar, rtol=1e-9, atol=1e-12)
+    want = np.average(X[rows], axis=0, weights=w[rows])
+    np.testing.assert_allclose(var, np.average((X[rows] - want) ** 2, axis=0,
+                                               weights=w[rows]), rtol=1e-9, atol=1e-12)
+
+
 # ---------------------------------------------------------------- optimizers
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_mode_accumulates_without_a_step(dtype, rng):
+    """``GRADIENT``: ``S1 += G + l2 * P`` on the block only; ``P`` and ``S2``
+    stay, ``G`` is zeroed (the full-batch solver's accumulation)."""
+    P = rng.normal(size=(4, 6)).astype(dtype)
+    G = rng.normal(size=(4, 6)).astype(dtype)
+    S1 = rng.normal(size=(4, 6)).astype(dtype)
+    S2 = rng.normal(size=(4, 6)).astype(dtype)
+    P0, G0, S10, S20 = P.copy(), G.copy(), S1.copy(), S2.copy()
+    _optim.step_block(_optim.GRADIENT, P, G, S1, S2, 1, 3, 2, 5, 0.5, 0.1, 0.9, True,
+                      0.9, 0.999, 1e-8, 1)
+    want = S10.copy()
+    want[1:3, 2:5] += G0[1:3, 2:5] + dtype(0.5) * P0[1:3, 2:5]
+    np.testing.assert_array_equal(P, P0)
+    np.testing.assert_array_equal(S2, S20)
+    np.testing.assert_allclose(S1, want, rtol=1e-6 if dtype == np.float32 else 1e-15)
+    assert not G[1:3, 2:5].any()
+    G0[1:3, 2:5] = 0
+    np.testing.assert_array_equal(G, G0)
 
 
 def test_adam_rate_by_hand():

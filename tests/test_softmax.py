@@ -245,7 +245,7 @@ def test_partial_fit_and_warm_start(digits):
         clf.partial_fit(X_tr, y_tr)
     for _ in range(5):
         clf.partial_fit(X_tr, y_tr, classes=np.arange(10))
-    assert clf.n_iter_ == 5 and len(clf.loss_curve_) == 5
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 5
     assert clf.loss_curve_[-1] < clf.loss_curve_[0]
     assert clf.score(X_te, y_te) > 0.85
     # a batch with a subset of classes is fine; an unknown class is not
@@ -257,7 +257,7 @@ def test_partial_fit_and_warm_start(digits):
     warm.fit(X_tr, y_tr)
     first = warm.coef_.copy()
     warm.fit(X_tr, y_tr)
-    assert warm.n_iter_ == 6 and len(warm.loss_curve_) == 6
+    assert warm.n_iter_ == 3 and len(warm.loss_curve_) == 6
     assert not np.array_equal(first, warm.coef_)
     cold = SoftmaxRegression(max_iter=3, random_state=0).fit(X_tr, y_tr)
     np.testing.assert_array_equal(cold.coef_, first)
@@ -360,7 +360,7 @@ def test_clone_cross_val_score_and_joblib(digits, tmp_path):
         assert "numba" not in type(value).__module__
     # a pickled model can be trained further
     back.partial_fit(X_tr, y_tr)
-    assert back.n_iter_ == est.n_iter_ + 1
+    assert len(back.loss_curve_) == len(est.loss_curve_) + 1
 
 
 def test_confusion_matrix_display_from_estimator(digits, pyplot):
@@ -411,7 +411,7 @@ def test_silent_by_default_and_progress_bar_on_request(digits, capsys):
     ({"batch_size": -1}, "batch_size"),
     ({"batch_size": 0}, "batch_size"),
     ({"multi_class": "auto"}, "multi_class"),
-    ({"solver": "lbfgs"}, "solver"),
+    ({"solver": "newton-cg"}, "solver"),
     ({"learning_rate": "linear"}, "learning_rate"),
     ({"learning_rate_init": 0.0}, "learning_rate_init"),
     ({"alpha": -1.0}, "alpha"),

@@ -100,11 +100,13 @@ class _Run:
         # validation rows that all weigh zero would give 0/0 figures: measure
         # them unweighted instead
         self.w_val = w if not self.early or w[val_idx].sum() > 0 else np.ones_like(w)
-        self.history = History(self.n_classes, est if est.n_iter_ else None,
-                               validation=self.early)
+        # the curves continue those of earlier calls (a first fit has none)
+        self.history = History(self.n_classes, est, validation=self.early)
         best_score = getattr(est, "best_validation_score_", None)
+        best_loss = getattr(est, "best_loss_", None)
         self.stopper = NoImprovement(
-            est.tol, est.n_iter_no_change, self.early, est.best_loss_,
+            est.tol, est.n_iter_no_change, self.early,
+            np.inf if best_loss is None else best_loss,
             -np.inf if best_score is None else best_score, est._no_improvement_count)
         self.schedule = est._schedule()
         self.l2_fixed, self.l2_per_row, self.penalty_scale = est._l2(self.batch_size)
@@ -112,7 +114,7 @@ class _Run:
         self.log = verbose_logger(type(est).__module__, est.verbose)
         self.progress = Progress(n_epochs, est.verbose >= 2, type(est).__name__)
         self.best_theta = None
-        if self.early and est.n_iter_ > 0 and getattr(est, "validation_scores_", None):
+        if self.early and getattr(est, "validation_scores_", None):
             self.best_theta = est._theta.copy()  # continuing an early-stopped fit
         self.snapshot = None
         self.stopped_by = None
@@ -185,6 +187,7 @@ class _Run:
                       if self.early else None)
         self.history.append(f["loss"], f["accuracy"], f["per_class"], validation)
         est.n_iter_ += 1
+        est._n_epochs_total += 1
         est._epochs_this_call += 1
         est.t_ += len(self.order)
         self.history.export(est)
@@ -192,14 +195,16 @@ class _Run:
         if self.early and improved:
             self.best_theta = est._theta.copy()
         est._no_improvement_count = self.stopper.count
-        est.best_loss_ = self.stopper.best_loss
+        # scikit-learn's convention: with early stopping the validation score
+        # plays the role of best_loss_, which is None
+        est.best_loss_ = None if self.early else self.stopper.best_loss
         if self.early:
             est.best_validation_score_ = self.stopper.best_score
         est._export(self.model.unpack(est._theta))
         shown = {k: f[k] for k in ("loss", "accuracy", "lr", "val_loss", "val_accuracy")
                  if k in f}
         if est.verbose:
-            self.log.info("Epoch %d, %s, %.3fs", est.n_iter_,
+            self.log.info("Epoch %d, %s, %.3fs", est._n_epochs_total,
                           ", ".join(f"{k} = {v:.6g}" for k, v in shown.items()),
                           f["time"])
         self.progress.update(**{k: v for k, v in shown.items() if k != "lr"})
@@ -238,8 +243,10 @@ class _Run:
 
     def max_iter_reached(self):
         est = self.est
+        # a schedule that anneals to zero over max_iter epochs ends there by
+        # design, as does max_iter="auto"'s budget: no warning for those
         if not self.incremental and est.max_iter != "auto" \
-                and est.learning_rate != "cosine":
+                and est.learning_rate not in ("cosine", "onecycle"):
             warnings.warn(
                 f"{type(est).__name__}: maximum iterations ({est.max_iter}) reached "
                 "and the optimization hasn't converged yet.", ConvergenceWarning)

@@ -26,9 +26,15 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         ``"multinomial"`` minimises the softmax cross-entropy over all classes.
         ``"ovr"`` trains one binary logistic model per class (one-vs-rest),
         all in the same pass; ``loss_curve_per_class_`` is then the binary loss
-        of each label's model.
-    solver : {"adam", "sgd"}, default="adam"
-        ``"adam"`` or ``"sgd"`` (with ``momentum``, optionally Nesterov's).
+        of each label's model. Multi-label ``y`` (an indicator matrix) needs
+        ``"ovr"``: one logistic model per label.
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        ``"adam"`` or ``"sgd"`` (with ``momentum``, optionally Nesterov's)
+        train on minibatches; ``"lbfgs"`` minimises the full-batch objective
+        (the weighted mean loss plus ``alpha / 2 * ||coef_||^2``) with scipy's
+        L-BFGS-B, like ``LogisticRegression(C=1 / (alpha * n_samples))``;
+        ``max_iter`` then counts iterations, ``early_stopping`` is ignored and
+        there is no ``partial_fit``.
     alpha : float, default=1e-5
         Strength of the L2 penalty ``alpha / 2 * ||coef_||^2`` added to the mean
         loss (the intercept is not penalised).
@@ -70,7 +76,8 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         progress bar.
     warm_start : bool, default=False
         Continue from the weights of the previous ``fit`` (new optimizer state
-        and schedule); curves and ``n_iter_`` keep accumulating.
+        and schedule) for ``max_iter`` more epochs; the curves keep
+        accumulating, ``n_iter_`` counts this call's epochs.
     momentum : float, default=0.9
         Momentum of ``"sgd"``.
     nesterovs_momentum : bool, default=True
@@ -87,8 +94,9 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         Decay of Adam's second-moment estimate.
     epsilon : float, default=1e-8
         Adam's numerical-stability term.
-    n_iter_no_change : int, default=10
-        Epochs without improvement of at least ``tol`` before stopping.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without improvement of at least ``tol`` before stopping;
+        ``np.inf`` switches the rule off.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``.
         ``"balanced"`` uses ``n_samples / (n_classes * np.bincount(y))``.
@@ -131,7 +139,8 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     n_iter_ : int
-        Epochs run (accumulates over ``warm_start`` and ``partial_fit``).
+        Epochs (``"lbfgs"``: iterations) run by the last ``fit`` call; 1
+        after ``partial_fit``. The curves keep every epoch.
     t_ : int
         Training samples seen.
     n_features_in_ : int
@@ -143,8 +152,8 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         (against the smoothed targets with ``label_smoothing``) as the running
         mean over the epoch's minibatches, measured before each update, plus
         the L2 penalty.
-    best_loss_ : float
-        Lowest value of ``loss_curve_``.
+    best_loss_ : float or None
+        Lowest value of ``loss_curve_``; None with ``early_stopping``.
     loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
         For ``"multinomial"`` and binary problems, the mean loss of each
         class's samples in each epoch; for ``"ovr"`` with three or more
@@ -253,8 +262,18 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         self.callbacks = callbacks
         self.n_jobs = n_jobs
 
+    def _supports_multilabel(self):
+        return self.multi_class == "ovr"
+
     # -- model hooks -----------------------------------------------------
     def _output_layout(self, n_classes):
+        if self._multilabel:  # one logistic model per label
+            if self.multi_class != "ovr":
+                raise ValueError(
+                    "Multi-label y (an indicator matrix) needs one logistic model "
+                    "per label: use SoftmaxRegression(multi_class='ovr'); the "
+                    "multinomial softmax gives each sample exactly one class.")
+            return n_classes, LOGISTIC
         if n_classes == 2:
             return 1, LOGISTIC
         return n_classes, SOFTMAX if self.multi_class == "multinomial" else LOGISTIC

@@ -3,13 +3,14 @@
 from numbers import Integral
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BaseMinibatchClassifier
 from .._engine._models import MLPModel
 from .._kernels._losses import LOGISTIC, SOFTMAX
 from .._kernels._mlp import ACTIVATIONS
-from .._kernels._stats import column_moments
+from .._kernels._stats import column_moments, sparse_column_moments
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 #: ``standardize``: each feature's scale is its standard deviation plus this
@@ -43,9 +44,16 @@ class MLPClassifier(BaseMinibatchClassifier):
             default="relu"
         Activation of the hidden layers. ``"leaky_relu"`` is
         ``max(x, 0.01 * x)``.
-    solver : {"adam", "sgd"}, default="adam"
-        ``"adam"`` or ``"sgd"`` (with ``momentum``, optionally Nesterov's).
-        scikit-learn's ``"lbfgs"`` is not offered: it is a full-batch method.
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        ``"adam"`` or ``"sgd"`` (with ``momentum``, optionally Nesterov's)
+        train on minibatches. ``"lbfgs"`` minimises scikit-learn's full-batch
+        objective (the weighted mean loss plus ``alpha / (2 * sum of the
+        sample weights) * ||W||^2``) with scipy's L-BFGS-B, the loss and
+        gradient of all rows coming from the kernels in blocks of rows; it
+        suits small data, as in scikit-learn. With ``"lbfgs"``, ``max_iter``
+        counts iterations and ``max_fun`` evaluations, every curve has one
+        entry per iteration, ``early_stopping`` and the minibatch parameters
+        are ignored and there is no ``partial_fit``.
     alpha : float, default=1e-4
         Strength of the L2 penalty on the weights (not the intercepts), with
         scikit-learn's scaling: each minibatch adds ``alpha / batch_size * W``
@@ -70,9 +78,12 @@ class MLPClassifier(BaseMinibatchClassifier):
     power_t : float, default=0.5
         Exponent of ``"invscaling"``.
     max_iter : int or "auto", default="auto"
-        Maximum number of epochs. ``"auto"`` aims at about 4200 minibatch
-        updates: 9 epochs on MNIST with the default batch size, more on
-        small data (at least 5, at most 200).
+        Maximum number of epochs (iterations for ``"lbfgs"``). ``"auto"``
+        aims at about 4200 minibatch updates: 9 epochs on MNIST with the
+        default batch size, more on small data (at least 5, at most 200); 200
+        iterations for ``"lbfgs"``. Reaching an explicit ``max_iter`` warns
+        (``ConvergenceWarning``) unless the schedule (``"cosine"``,
+        ``"onecycle"``) is planned to end there.
     shuffle : bool, default=True
         Shuffle the samples before each epoch.
     random_state : int, RandomState instance or None, default=None
@@ -88,8 +99,9 @@ class MLPClassifier(BaseMinibatchClassifier):
         progress bar.
     warm_start : bool, default=False
         Continue from the weights of the previous ``fit`` (new optimizer state
-        and schedule); curves and ``n_iter_`` keep accumulating. The layer
-        sizes must not change.
+        and schedule) for ``max_iter`` more epochs; the curves keep
+        accumulating, ``n_iter_`` counts this call's epochs (as in
+        scikit-learn). The layer sizes must not change.
     momentum : float, default=0.9
         Momentum of ``"sgd"``.
     nesterovs_momentum : bool, default=True
@@ -97,8 +109,11 @@ class MLPClassifier(BaseMinibatchClassifier):
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified),
         record its loss and accuracy every epoch, stop when the accuracy stops
-        improving and keep the weights of the best epoch.
-        ``partial_fit`` ignores it, as in scikit-learn.
+        improving and keep the weights of the best epoch. ``best_loss_`` is
+        then None (the validation score plays its role). ``partial_fit``
+        raises ``ValueError`` when it is set, as in scikit-learn; ``"lbfgs"``
+        ignores it. A split that cannot be stratified (a class with one
+        sample) is drawn at random, with a warning (scikit-learn raises).
     validation_fraction : float, default=0.1
         Share of the training data held out with ``early_stopping``.
     beta_1 : float, default=0.9
@@ -107,8 +122,13 @@ class MLPClassifier(BaseMinibatchClassifier):
         Decay of Adam's second-moment estimate.
     epsilon : float, default=1e-8
         Adam's numerical-stability term.
-    n_iter_no_change : int, default=10
-        Epochs without improvement of at least ``tol`` before stopping.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without improvement of at least ``tol`` before stopping;
+        ``np.inf`` switches the rule off (``tol`` is then the gradient
+        tolerance of ``"lbfgs"`` only).
+    max_fun : int, default=15000
+        Most loss-and-gradient evaluations of ``"lbfgs"`` (ignored by the
+        other solvers).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``.
         ``"balanced"`` uses ``n_samples / (n_classes * np.bincount(y))``.
@@ -180,13 +200,16 @@ class MLPClassifier(BaseMinibatchClassifier):
     n_layers_ : int
         Number of layers, input and output included.
     n_outputs_ : int
-        Output units: ``n_classes``, or 1 for a binary problem.
+        Output units: ``n_classes``, 1 for a binary problem, the number of
+        labels for multi-label targets.
     out_activation_ : str
-        ``"softmax"``, or ``"logistic"`` for a binary problem.
+        ``"softmax"``, or ``"logistic"`` for a binary problem and for
+        multi-label targets (one binary cross-entropy per label).
     loss_ : float
-        Training loss of the last epoch.
-    best_loss_ : float
-        Lowest value of ``loss_curve_``.
+        Training loss of the last epoch (iteration for ``"lbfgs"``).
+    best_loss_ : float or None
+        Lowest value of ``loss_curve_``; None with ``early_stopping``, as in
+        scikit-learn.
     loss_curve_ : list of float
         The objective minimised, epoch by epoch: the mean training loss
         (with ``label_smoothing``, against the smoothed targets) as the
@@ -195,10 +218,12 @@ class MLPClassifier(BaseMinibatchClassifier):
         ``alpha / (2 * batch_size) * ||W||^2`` of the weights at the end of
         the epoch (scikit-learn adds each minibatch's penalty as it goes, so
         its figure differs slightly for a large ``alpha``).
-    loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
+    loss_curve_per_class_ : ndarray of shape (n_epochs, n_classes)
         Mean plain cross-entropy of each class's samples in each epoch (no
         penalty, no label smoothing: comparable across settings); NaN for a
-        class absent from an epoch's data.
+        class absent from an epoch's data. For multi-label targets, column
+        ``j`` is label ``j``'s binary cross-entropy over all samples. One row
+        per epoch of every call (``len(loss_curve_)`` rows).
     accuracy_curve_ : list of float
         Training accuracy of each epoch (same running measurement as the loss).
     validation_scores_ : list of float or None
@@ -209,10 +234,11 @@ class MLPClassifier(BaseMinibatchClassifier):
         Validation loss of each epoch, with ``early_stopping`` only: the plain
         cross-entropy (no L2 penalty, no label smoothing), comparable across
         settings.
-    validation_loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
+    validation_loss_curve_per_class_ : ndarray of shape (n_epochs, n_classes)
         Validation loss of each class, with ``early_stopping`` only.
     n_iter_ : int
-        Epochs run (accumulates over ``warm_start`` and ``partial_fit``).
+        Epochs (``"lbfgs"``: iterations) run by the last ``fit`` call, as in
+        scikit-learn; 1 after ``partial_fit``. The curves keep every epoch.
     t_ : int
         Training samples seen.
     n_features_in_ : int
@@ -233,7 +259,13 @@ class MLPClassifier(BaseMinibatchClassifier):
     fused), softmax cross-entropy with per-class accumulators, the backward
     pass and the optimizer update. Buffers are allocated once per fit. The
     result does not depend on the number of threads. Prediction runs in
-    float64, in blocks of rows. Multi-label targets are not supported.
+    float64, in blocks of rows.
+
+    Sparse ``X`` (CSR or CSC, matrices or arrays) is never made dense: the
+    first layer reads each row's stored entries, so memory stays in
+    proportion to the non-zeros (a CSC input is converted to CSR once).
+    Multi-label ``y`` (an indicator matrix) trains one logistic output per
+    label; ``predict`` then returns the indicator matrix.
 
     Examples
     --------
@@ -256,6 +288,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dtype": [StrOptions(set(_DTYPES)), None],
         "standardize": ["boolean"],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
     }
 
     _auto_updates = 4200
@@ -287,6 +320,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         class_weight=None,
         dtype="float32",
         standardize=True,
@@ -319,6 +353,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.class_weight = class_weight
         self.dtype = dtype
         self.standardize = standardize
@@ -365,6 +400,8 @@ class MLPClassifier(BaseMinibatchClassifier):
 
     # -- model hooks -------------------------------------------------------
     def _output_layout(self, n_classes):
+        if self._multilabel:  # one logistic output per label
+            return n_classes, LOGISTIC
         if n_classes == 2:
             return 1, LOGISTIC
         return n_classes, SOFTMAX
@@ -392,7 +429,10 @@ class MLPClassifier(BaseMinibatchClassifier):
             return True
         mean = np.empty(X.shape[1])
         var = np.empty(X.shape[1])
-        column_moments(X, rows, w, mean, var)
+        if issparse(X):  # the stored entries only
+            sparse_column_moments(X.indptr, X.indices, X.data, rows, w, mean, var)
+        else:
+            column_moments(X, rows, w, mean, var)
         std = np.sqrt(var)
         top = std.max() if std.size else 0.0
         self.input_mean_ = mean
@@ -420,6 +460,10 @@ class MLPClassifier(BaseMinibatchClassifier):
                 "cannot be continued: set warm_start=False (or call fit instead "
                 "of partial_fit) to train a new network.")
 
+    def _l2_full(self, total_weight):
+        # scikit-learn's lbfgs: alpha / (2 * sum of the sample weights) * ||W||^2
+        return float(self.alpha) / total_weight
+
     def _l2(self, batch_size):
         # scikit-learn's scaling: alpha / m * W in a minibatch of m rows, and
         # the mean over minibatches of alpha / (2 m) ||W||^2 in the loss (the
@@ -431,6 +475,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         self.intercepts_ = [b for _, b in weights]
         self.n_layers_ = len(self._sizes)
         self.n_outputs_ = int(self._sizes[-1])
-        self.out_activation_ = "logistic" if self.n_outputs_ == 1 else "softmax"
+        self.out_activation_ = ("logistic" if self.n_outputs_ == 1 or self._multilabel
+                                else "softmax")
         if getattr(self, "loss_curve_", None):
             self.loss_ = self.loss_curve_[-1]

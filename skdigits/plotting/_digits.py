@@ -46,6 +46,16 @@ def _as_images(X, image_shape):
     return X.reshape(X.shape[0], height, width)
 
 
+def _refuse_multilabel(*targets):
+    """A clear error for multi-label targets or predictions, which a title of
+    one label cannot show."""
+    if any(np.ndim(t) == 2 for t in targets):
+        raise ValueError(
+            "DigitGridDisplay titles each image with one label, but got a "
+            "multi-label indicator matrix (one column per label): draw one "
+            "label at a time, e.g. y[:, j] and model.predict(X)[:, j].")
+
+
 class DigitGridDisplay:
     """Grid of images titled with their labels, and optionally with a
     classifier's predictions.
@@ -448,6 +458,7 @@ class DigitGridDisplay:
         [False, False, True, False]
         """
         check_consistent_length(X, y_true, y_pred)
+        _refuse_multilabel(y_true, y_pred)
         idx = _sample_rows(len(y_true), n_samples, random_state)
         images = _as_images(_safe_indexing(X, idx), image_shape)
         disp = cls(images, np.asarray(_safe_indexing(y_true, idx)),

@@ -1,0 +1,181 @@
+"""The full-batch solver: scipy's L-BFGS-B on the loss and gradient of all
+training rows, computed by the epoch kernels.
+
+The objective is scikit-learn's: the weighted mean loss over the training
+rows plus ``l2 / 2 * ||W||^2`` (``l2`` chosen by the estimator: scikit-learn's
+MLP divides ``alpha`` by the total sample weight). Each evaluation runs one
+"epoch" of the model's kernels over the rows in their order, in blocks of
+``BLOCK_ROWS`` (so memory stays bounded), with the ``GRADIENT`` solver code:
+the kernels add each block's gradient into an accumulator instead of taking
+a step. scipy owns the iterations; Python records one entry of every curve
+per iteration, as the minibatch engine does per epoch.
+"""
+
+import time
+import warnings
+
+import numpy as np
+import scipy.optimize
+from scipy.sparse import issparse
+from sklearn.utils.optimize import _check_optimize_result
+
+from .._kernels._batch import (
+    I_ACTIVATION,
+    I_LOSS,
+    I_N_OUT,
+    I_SOLVER,
+    N_IOPT,
+    float_options,
+)
+from .._kernels._optim import GRADIENT
+from .._logging import Progress, verbose_logger
+from ._history import History
+from ._models import Accumulators, LinearModel, aligned, aligned_zeros, no_labels
+from ._parallel import CoreShare, Team
+from ._train import TrainingDivergedError
+
+__all__ = ["train_lbfgs", "BLOCK_ROWS", "weight_mask"]
+
+#: Rows per block of a loss-and-gradient evaluation.
+BLOCK_ROWS = 1024
+
+
+def weight_mask(model):
+    """True at the weights of ``theta`` (the penalised entries), False at the
+    intercepts."""
+    mask = np.zeros(model.n_params, dtype=bool)
+    if isinstance(model, LinearModel):
+        mask[:model.n_features * model.ld] = True
+    else:
+        for w0, b0 in zip(model.w_off, model.b_off):
+            mask[w0:b0] = True
+    return mask
+
+
+class _Objective:
+    """The loss and gradient of ``theta`` over the training rows, with the
+    figures of the last evaluation (for the curves)."""
+
+    def __init__(self, est, model, X, y, w, rows, Y, l2, team, n_threads):
+        self.model, self.X, self.y, self.w = model, X, y, w
+        self.Y = no_labels() if Y is None else Y
+        self.order = np.array(rows, dtype=np.int64)
+        self.team, self.l2 = team, l2
+        dtype = est._theta.dtype
+        block = max(1, min(BLOCK_ROWS, len(self.order)))
+        self.n_threads = max(1, min(n_threads, model.max_threads(block)))
+        extra = {"sparse": True} if issparse(X) else {}
+        self.ws = model.workspace(block, dtype, **extra)
+        self.acc = Accumulators.for_batches(block, len(est.classes_), model.n_outputs)
+        self.theta = aligned_zeros(model.n_params, dtype)
+        self.state = (aligned_zeros(model.n_params, dtype),
+                      aligned_zeros(model.n_params, dtype))
+        self.mask = weight_mask(model)
+        self.iopt = np.zeros(N_IOPT, dtype=np.int64)
+        self.iopt[[I_ACTIVATION, I_LOSS, I_SOLVER, I_N_OUT]] = (
+            getattr(model, "activation", 0), model.loss, GRADIENT, model.n_outputs)
+        total = float(np.sum(w[self.order], dtype=np.float64))
+        self.fopt = float_options(0.0, smooth=est.label_smoothing, scale=1.0 / total)
+        self.last = None
+
+    def __call__(self, x):
+        self.theta[:] = x
+        self.state[0][:] = 0
+        self.acc.reset()
+        self.model.run_epoch(self.team, self.n_threads, self.X, self.y, self.Y, self.w,
+                             self.order, self.theta, self.state, self.ws, self.acc,
+                             self.iopt, self.fopt, 0)
+        sums = self.acc.totals()
+        theta = self.theta.astype(np.float64)
+        weights = theta[self.mask]
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = sums.mean_loss() + 0.5 * self.l2 * float(np.dot(weights, weights))
+            grad = self.state[0].astype(np.float64)
+            grad[self.mask] += self.l2 * weights
+        if not np.isfinite(loss):
+            loss = np.inf
+        self.last = (np.array(x, copy=True), float(loss), sums.accuracy(),
+                     sums.per_class(self.model.loss, self.model.n_outputs))
+        return float(loss), grad
+
+    def figures(self, x):
+        """``(loss, accuracy, per_class)`` at ``x`` (evaluated again unless it
+        was the last point)."""
+        if self.last is None or not np.array_equal(self.last[0], x):
+            self(x)
+        return self.last[1:]
+
+
+def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2):
+    """Minimise ``est``'s full-batch objective over the rows ``rows`` from its
+    current weights (``est._theta``) with at most ``max_iter`` iterations and
+    ``est.max_fun`` evaluations; sets the weights, the curves (one entry per
+    iteration) and ``n_iter_``. ``Y``: the multi-label indicator matrix, or
+    None."""
+    history = History(len(est.classes_), est)
+    log = verbose_logger(type(est).__module__, est.verbose)
+    progress = Progress(max_iter, est.verbose >= 2, type(est).__name__)
+    callbacks = est._callbacks()
+    dtype = est._theta.dtype
+    accepted = [est._theta.astype(np.float64)]
+    tic = [time.perf_counter()]
+
+    with CoreShare(est.n_jobs) as share, Team() as team:
+        objective = _Objective(est, model, X, y, w, rows, Y, l2, team, share.threads())
+
+        def record(intermediate_result):
+            x = intermediate_result.x
+            loss, accuracy, per_class = objective.figures(x)
+            accepted[0] = np.array(x, copy=True)
+            est._theta = aligned(x.astype(dtype))
+            history.append(loss, accuracy, per_class)
+            est.n_iter_ += 1
+            est._n_epochs_total += 1
+            est._epochs_this_call += 1
+            history.export(est)
+            est.best_loss_ = min(est.best_loss_, loss)
+            est._export(model.unpack(est._theta))
+            elapsed = time.perf_counter() - tic[0]
+            tic[0] = time.perf_counter()
+            if est.verbose:
+                log.info("Iteration %d, loss = %.6g, accuracy = %.6g, %.3fs",
+                         est._n_epochs_total, loss, accuracy, elapsed)
+            progress.update(loss=loss, accuracy=accuracy)
+            shown = {"loss": loss, "accuracy": accuracy, "lr": np.nan}
+            if callbacks and est._call_callbacks(callbacks, shown, elapsed, per_class,
+                                                 None):
+                raise StopIteration  # scipy ends the minimisation here
+
+        try:
+            result = scipy.optimize.minimize(
+                objective, accepted[0], method="L-BFGS-B", jac=True, callback=record,
+                options={"maxiter": max_iter, "maxfun": getattr(est, "max_fun", 15000),
+                         "gtol": est.tol})
+        except KeyboardInterrupt:
+            if est._epochs_this_call == 0:
+                raise
+            result = None
+            warnings.warn(
+                f"Training interrupted by the user after {est.n_iter_} iterations; "
+                "the model keeps the weights of the last finished iteration.")
+        finally:
+            progress.close()
+    x = accepted[0] if result is None else result.x
+    theta = aligned(np.asarray(x).astype(dtype))
+    if not np.all(np.isfinite(theta)):
+        raise TrainingDivergedError(
+            f"{type(est).__name__}: L-BFGS produced non-finite weights; scale the "
+            "features (e.g. pixels / 255 or StandardScaler) or use a larger alpha.")
+    est._theta = theta
+    est._export(model.unpack(theta))
+    est._stopped_by = None
+    if result is not None:
+        # scikit-learn's reading of the result: n_iter_ and a ConvergenceWarning
+        # when it stopped at max_iter or max_fun
+        if result.status == 99 or "callback" in str(result.message).lower():
+            est._stopped_by = "callback"
+            est.n_iter_ = int(result.nit)
+        else:
+            est.n_iter_ = _check_optimize_result("lbfgs", result, max_iter)
+        if hasattr(est, "loss_"):
+            est.loss_ = float(result.fun)
