@@ -7,9 +7,18 @@ estimator's parameters and fitted arrays whenever needed, so an estimator
 never stores it. The kernels behind it (``_kernels._linear``,
 ``_kernels._mlp``) know nothing of estimators; another implementation of the
 same methods (a GPU one, say) could take their place.
+
+Data comes as a C-ordered ndarray, or as a ``scipy.sparse`` CSR matrix or
+array in canonical form (sorted indices, no duplicates; ``data`` float32 or
+float64, whatever the model's dtype; ``indices`` and ``indptr`` int32 or
+int64), which the kernels read in place (see ``_kernels._sparse``): a fit on
+it never allocates anything of size rows x features or batch x features.
+The buffers of a fit come from ``workspace(..., sparse=True)`` for sparse
+data, and ``fit_bytes(..., sparse=True)`` counts them.
 """
 
 import numpy as np
+from scipy import sparse as sp
 
 from .._kernels import _linear, _mlp
 from .._kernels._batch import LOSS_ROWS
@@ -58,6 +67,31 @@ def _direct(X, theta):
     return np.zeros((0, X.shape[1]), dtype=theta.dtype), False
 
 
+#: The index arrays of "no CSR matrix" (dense data).
+_NO_INDEX = np.zeros(0, dtype=np.int32)
+
+
+def _data_args(X, dtype):
+    """``(X, (indptr, indices, data))`` for the kernels: a dense ``X`` with
+    empty CSR arrays (``data`` in ``dtype``), or for a CSR matrix an empty
+    ``(0, n_features)`` array of ``dtype`` and its arrays, read in place."""
+    if sp.issparse(X):
+        if X.format != "csr":
+            raise TypeError(f"sparse data must be CSR, not {X.format.upper()}")
+        return (np.zeros((0, X.shape[1]), dtype=dtype),
+                (X.indptr, X.indices, X.data))
+    return X, (_NO_INDEX, _NO_INDEX, np.zeros(0, dtype=dtype))
+
+
+def _check_workspace(ws, X):
+    """Refuse a workspace made for the other kind of data (its buffers differ:
+    see ``workspace``)."""
+    if bool(ws["sparse"]) != sp.issparse(X):
+        kind = "sparse" if sp.issparse(X) else "dense"
+        raise ValueError(f"{kind} data needs a workspace made with "
+                         f"sparse={sp.issparse(X)}")
+
+
 def _padded(n):
     return -(-int(n) // _mlp.PAD) * _mlp.PAD
 
@@ -86,7 +120,8 @@ def aligned(a):
 
 
 class _Batches:
-    """The double-buffered minibatch shared by a team."""
+    """The double-buffered minibatch shared by a team (rows of no columns for
+    sparse data: its labels and weights only)."""
 
     def __init__(self, batch_size, n_features, dtype):
         n_groups = -(-batch_size // TILE_ROWS)
@@ -178,6 +213,8 @@ class _Model:
                 aligned_zeros(self.n_params, dtype))
 
     def _forward_buffers(self, n_threads, n_features, widths):
+        """Per-thread blocks of rows (``n_features`` 0 for sparse data: its
+        rows are read in place), their lists and the layers' outputs."""
         n_groups = -(-PREDICT_BLOCK // TILE_ROWS)
         return (aligned_zeros((n_threads, PREDICT_BLOCK, n_features)),
                 aligned_zeros((n_threads, n_groups, n_features), np.int32),
@@ -214,9 +251,12 @@ class LinearModel(_Model):
         """Zeros (the loss is convex), like ``LogisticRegression``."""
         return aligned_zeros(self.n_params, dtype)
 
-    def fit_bytes(self, batch_size, itemsize):
+    def fit_bytes(self, batch_size, itemsize, sparse=False):
         """Memory a fit needs beyond the data (parameters, gradient, optimizer
-        state, copies kept to undo an epoch, exports, buffers)."""
+        state, copies kept to undo an epoch, exports, buffers); ``sparse``:
+        for CSR data (no copied rows)."""
+        if sparse:
+            return 9 * self.n_params * itemsize
         return (9 * self.n_params + 2 * batch_size * self.n_features) * itemsize
 
     def unpack(self, theta):
@@ -231,29 +271,38 @@ class LinearModel(_Model):
         with np.errstate(over="ignore", invalid="ignore"):
             return float(np.dot(W, W))
 
-    def workspace(self, batch_size, dtype):
-        """The buffers of a fit."""
+    def workspace(self, batch_size, dtype, sparse=False):
+        """The buffers of a fit; ``sparse``: for CSR data (no copied rows)."""
         return dict(grad=aligned_zeros(self.n_params, dtype),
-                    batches=_Batches(batch_size, self.n_features, dtype),
-                    Z=aligned_zeros((batch_size, self.ld), dtype))
+                    batches=_Batches(batch_size, 0 if sparse else self.n_features,
+                                     dtype),
+                    Z=aligned_zeros((batch_size, self.ld), dtype), sparse=sparse)
 
     def run_epoch(self, team, n_threads, X, y, Y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
         """One epoch over the rows ``order`` (targets ``y``, and ``Y`` for
-        multi-label ones: see ``_losses``); returns the step count."""
-        return team.run(n_threads, _linear.linear_epoch, X, y, Y, w, order,
-                        *_direct(X, theta), np.int64(self.ld), theta, ws["grad"],
-                        state[0], state[1], *ws["batches"].args(), ws["Z"],
+        multi-label ones: see ``_losses``); returns the step count. ``X``: a
+        C-ordered array, or a canonical CSR matrix with ``ws`` made with
+        ``sparse=True``."""
+        _check_workspace(ws, X)
+        X, csr = _data_args(X, theta.dtype)
+        source = (X, True) if ws["sparse"] else _direct(X, theta)
+        return team.run(n_threads, _linear.linear_epoch, X, *csr, y, Y, w, order,
+                        *source, np.int64(self.ld), theta, ws["grad"], state[0],
+                        state[1], *ws["batches"].args(), ws["Z"],
                         *acc.args(), iopt, fopt, t)
 
     def logits(self, team, n_threads, X, rows, theta):
-        """float64 logits of the rows ``rows`` of ``X``."""
+        """float64 logits of the rows ``rows`` of ``X`` (an array, or a
+        canonical CSR matrix, read in place)."""
         theta = theta.astype(np.float64, copy=False)
-        Xb, lists, counts, Z = self._forward_buffers(n_threads, self.n_features,
-                                                     [self.ld])
+        X, csr = _data_args(X, theta.dtype)
+        n_features = 0 if csr[0].size else self.n_features
+        Xb, lists, counts, Z = self._forward_buffers(n_threads, n_features, [self.ld])
         out = np.empty((len(rows), self.n_outputs))
-        team.run(n_threads, _linear.linear_forward, X, rows, np.int64(self.ld), theta,
-                 Xb, lists, counts, Z.reshape(n_threads, PREDICT_BLOCK, self.ld), out)
+        team.run(n_threads, _linear.linear_forward, X, *csr, rows, np.int64(self.ld),
+                 theta, Xb, lists, counts, Z.reshape(n_threads, PREDICT_BLOCK, self.ld),
+                 out)
         return out
 
     def logits_exact(self, X, theta):
@@ -320,9 +369,13 @@ class MLPModel(_Model):
             theta[self.b_off[l]:self.b_off[l] + fan_out] = b
         return theta
 
-    def fit_bytes(self, batch_size, itemsize):
+    def fit_bytes(self, batch_size, itemsize, sparse=False):
         """Memory a fit needs beyond the data (parameters, gradient, optimizer
-        state, copies kept to undo an epoch, exports, buffers)."""
+        state, copies kept to undo an epoch, exports, buffers); ``sparse``:
+        for CSR data (no copied rows)."""
+        if sparse:
+            per_batch = batch_size * 2 * int(np.sum(self.sizes[1:]))
+            return (9 * self.n_params + per_batch) * itemsize
         per_batch = batch_size * (2 * int(self.sizes[0])
                                   + 2 * int(np.sum(self.sizes[1:])))
         return (9 * self.n_params + per_batch) * itemsize
@@ -379,47 +432,61 @@ class MLPModel(_Model):
             pos += n_rows * int(width)
         return a_off, pos
 
-    def workspace(self, batch_size, dtype):
-        """The buffers of a fit."""
+    def workspace(self, batch_size, dtype, sparse=False):
+        """The buffers of a fit; ``sparse``: for CSR data (no copied rows)."""
         t_off, n_t = self._transposes()
         a_off, n_a = self._slots(batch_size, self.sizes[1:-1])
         n_parts = -(-int(self.sizes[-2]) // _mlp.PANEL)
         return dict(grad=aligned_zeros(self.n_params, dtype),
                     Wt=aligned_zeros(max(n_t, 1), dtype), t_off=t_off,
-                    batches=_Batches(batch_size, self.n_features, dtype),
+                    batches=_Batches(batch_size, 0 if sparse else self.n_features,
+                                     dtype),
                     H=aligned_zeros(max(n_a, 1), dtype),
                     D=aligned_zeros(max(n_a, 1), dtype), a_off=a_off,
                     Zp=aligned_zeros((n_parts, batch_size, self.ld[-1]), dtype),
                     Z=aligned_zeros((batch_size, self.ld[-1]), dtype),
-                    beff=aligned_zeros((1, int(self.ld[0])), dtype))
+                    beff=aligned_zeros((1, int(self.ld[0])), dtype), sparse=sparse)
 
     def run_epoch(self, team, n_threads, X, y, Y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
         """One epoch over the rows ``order`` (targets ``y``, and ``Y`` for
-        multi-label ones: see ``_losses``); returns the step count."""
+        multi-label ones: see ``_losses``); returns the step count. ``X``: a
+        C-ordered array, or a canonical CSR matrix with ``ws`` made with
+        ``sparse=True``."""
+        _check_workspace(ws, X)
+        X, csr = _data_args(X, theta.dtype)
         dense, dense_counts = _dense(int(self.sizes.max()))
         epoch = _mlp.mlp_epoch if len(self.sizes) == 3 else _mlp.mlp_epoch_deep
-        if self.standardize:  # rows copied and scaled; centring in the kernel
-            source = (np.zeros((0, X.shape[1]), dtype=theta.dtype), False,
-                      self.inv_scale.astype(theta.dtype), self.shift.astype(theta.dtype))
+        if ws["sparse"]:  # rows read in place, as they are
+            source = (X, True)
+        elif self.standardize:  # rows copied and scaled; centring in the kernel
+            source = (np.zeros((0, X.shape[1]), dtype=theta.dtype), False)
         else:
-            source = (*_direct(X, theta), theta[:0], theta[:0])
-        return team.run(n_threads, epoch, X, y, Y, w, order, *source, ws["beff"],
+            source = _direct(X, theta)
+        if self.standardize:
+            source += (self.inv_scale.astype(theta.dtype),
+                       self.shift.astype(theta.dtype))
+        else:
+            source += (theta[:0], theta[:0])
+        return team.run(n_threads, epoch, X, *csr, y, Y, w, order, *source, ws["beff"],
                         self.sizes, self.w_off, self.b_off, self.ld, theta, ws["grad"],
-                        state[0], state[1], ws["Wt"], ws["t_off"], *ws["batches"].args(), dense,
-                        dense_counts, ws["H"], ws["D"], ws["a_off"], ws["Zp"],
-                        ws["Z"], *acc.args(), iopt, fopt, t)
+                        state[0], state[1], ws["Wt"], ws["t_off"],
+                        *ws["batches"].args(), dense, dense_counts,
+                        ws["H"], ws["D"], ws["a_off"], ws["Zp"], ws["Z"], *acc.args(),
+                        iopt, fopt, t)
 
     def logits(self, team, n_threads, X, rows, theta):
-        """float64 logits of the rows ``rows`` of ``X``."""
+        """float64 logits of the rows ``rows`` of ``X`` (an array, or a
+        canonical CSR matrix, read in place)."""
         theta = self._folded(theta)
+        X, csr = _data_args(X, theta.dtype)
         widths = [*self.sizes[1:-1], self.ld[-1]]
         a_off, _ = self._slots(PREDICT_BLOCK, widths)
-        Xb, lists, counts, H = self._forward_buffers(n_threads, self.n_features,
-                                                     widths)
+        n_features = 0 if csr[0].size else self.n_features
+        Xb, lists, counts, H = self._forward_buffers(n_threads, n_features, widths)
         dense, dense_counts = _dense(int(self.sizes.max()))
         out = np.empty((len(rows), self.n_outputs))
-        team.run(n_threads, _mlp.mlp_forward, X, rows, self.sizes, self.w_off,
+        team.run(n_threads, _mlp.mlp_forward, X, *csr, rows, self.sizes, self.w_off,
                  self.b_off, self.ld, theta, np.int64(self.activation), Xb, lists,
                  counts, H, a_off, dense, dense_counts, out)
         return out

@@ -52,18 +52,20 @@ def _n_blocks_py(n, width):
 n_blocks = jit(_n_blocks_py)
 
 
-def _gather_item_py(X, y, w, order, start, r0, m, direct, scale, Xb, ident, lists,
-                    counts, yb, wb, buf):
+def _gather_item_py(X, y, w, order, start, r0, m, direct, sparse, scale, Xb, ident,
+                    lists, counts, yb, wb, buf):
     """Rows ``r0 .. r0 + m`` of the minibatch that starts at ``order[start]``,
     into buffer ``buf``: their labels and weights, and the non-zero columns of
     their row groups. Unless ``direct`` (the kernels then read the rows of
     ``X`` in place: ``X`` is already in the model's dtype), the rows are
     copied (and cast) into ``Xb[buf]`` first, each column times its factor in
-    ``scale`` when that is not empty (standardised inputs)."""
-    if direct:
+    ``scale`` when that is not empty (standardised inputs). With ``sparse``
+    (CSR data, which the kernels read in place: see ``_sparse``) only the
+    labels and weights are gathered."""
+    if direct and not sparse:
         group_lists(X, order[start + r0:], m, lists[buf], counts[buf],
                     r0 // TILE_ROWS)
-    else:
+    elif not sparse:
         if scale.shape[0] > 0:
             gather_rows_scaled(X, order, start + r0, m, Xb[buf], r0, scale)
         else:
@@ -77,15 +79,15 @@ def _gather_item_py(X, y, w, order, start, r0, m, direct, scale, Xb, ident, list
 gather_item = jit(_gather_item_py)
 
 
-def _gather_phase_py(sync, X, y, w, order, start, m, direct, scale, Xb, ident, lists,
-                     counts, yb, wb, buf, item, first):
+def _gather_phase_py(sync, X, y, w, order, start, m, direct, sparse, scale, Xb, ident,
+                     lists, counts, yb, wb, buf, item, first):
     """Claim gather items, numbered from ``first`` in the current phase,
     until none is left; ``item`` is one already claimed."""
     n_gather = n_blocks(m, GATHER_ROWS)
     while item - first < n_gather:
         r0 = (item - first) * GATHER_ROWS
         gather_item(X, y, w, order, start, r0, min(GATHER_ROWS, m - r0), direct,
-                    scale, Xb, ident, lists, counts, yb, wb, buf)
+                    sparse, scale, Xb, ident, lists, counts, yb, wb, buf)
         item = claim(sync)
 
 

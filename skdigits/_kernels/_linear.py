@@ -11,7 +11,9 @@ A minibatch takes two phases: chunks of rows compute their logits, their
 loss and its gradient; then item ``c`` computes the weights' gradient
 for block ``c`` of ``FEATURE_BLOCK`` features and updates them, and further
 items gather the next minibatch. The results do not depend on the number of
-threads (see ``_mlp``).
+threads (see ``_mlp``). Sparse (CSR) data is read in place (see ``_sparse``),
+with one more phase between the two: the minibatch's gradient scattered into
+the rows it touches.
 """
 
 import numpy as np
@@ -35,6 +37,7 @@ from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._losses import loss_grad
 from ._numba import jit
 from ._simd import TILE_ROWS
+from ._sparse import sparse_acc_rows, sparse_dot_rows
 from ._sync import barrier, claim
 
 #: Features per work item.
@@ -51,9 +54,9 @@ def _params_py(theta, n_features, ld):
 params = jit(_params_py)
 
 
-def _linear_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, ld, theta,
-                     grad, s1, s2, Xb, lists, counts, yb, wb, Z, class_loss,
-                     class_weight, col_loss, stats, iopt, fopt, t):
+def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
+                     Xsrc, direct, ld, theta, grad, s1, s2, Xb, lists, counts, yb, wb,
+                     Z, class_loss, class_weight, col_loss, stats, iopt, fopt, t):
     """One epoch of minibatch training over the rows ``order`` (already
     shuffled), as thread ``tid`` of ``n_threads``; returns the step count.
 
@@ -64,6 +67,14 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, ld, 
     ``_batch``). Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2`` and
     the buffers in place; the accumulators have one row per chunk of
     ``LOSS_ROWS`` rows (see ``_batch.loss_phase``).
+
+    Sparse data: ``indptr`` not empty. ``indptr``, ``indices`` and ``data``
+    are the CSR arrays of the data (see ``_sparse``), read in place, ``X`` an
+    empty ``(0, n_features)`` array, ``direct`` true, and ``Xb`` and
+    ``lists`` have no columns. The minibatch's gradient is then scattered
+    into the rows of ``grad`` it touches by one item (item ``0`` of a phase
+    of its own, the rows in order; item ``1`` steps the intercepts), before
+    the blocks of features step. Dense data: the three arrays empty.
     """
     _I0 = np.int64(0)
     _I1 = np.int64(1)
@@ -72,6 +83,7 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, ld, 
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
     n_items = n_blocks(n_features, FEATURE_BLOCK)
+    sparse = indptr.shape[0] > 0
     W, b = params(theta, n_features, ld)
     G, gb = params(grad, n_features, ld)
     M, mb = params(s1, n_features, ld)
@@ -92,25 +104,43 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, ld, 
         while item * LOSS_ROWS < m:
             r0 = item * LOSS_ROWS
             rows = min(LOSS_ROWS, m - r0)
-            gather_item(X, y, w, order, start, r0, rows, direct, no_scale, Xb, ident,
-                        lists, counts, yb, wb, _I0)
-            dot_rows(Z, r0, _I0, A, arows[r0:], rows, W, _I0, ld, lists[0], counts[0],
-                     r0 // TILE_ROWS, _I1, _I0, n_features)
+            gather_item(X, y, w, order, start, r0, rows, direct, sparse, no_scale, Xb,
+                        ident, lists, counts, yb, wb, _I0)
+            if sparse:
+                sparse_dot_rows(Z, r0, _I0, indptr, indices, data, arows[r0:], rows,
+                                no_scale, W, _I0, ld)
+            else:
+                dot_rows(Z, r0, _I0, A, arows[r0:], rows, W, _I0, ld, lists[0],
+                         counts[0], r0 // TILE_ROWS, _I1, _I0, n_features)
             add_row(Z[r0:], rows, b)
             loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[0, r0:], Y, wb[0, r0:], rows,
                       iopt[I_LOSS], grad_scale(fopt, m), fopt[F_SMOOTH], class_loss[item],
                       class_weight[item], col_loss[item], stats[item])
             item = claim(sync)
         barrier(sync, n_threads)
+        if sparse:
+            # the whole minibatch's gradient scattered by one item; the
+            # intercepts by another
+            item = claim(sync)
+            while item < 2:
+                if item == 0:
+                    sparse_acc_rows(G, _I0, indptr, indices, data, arows, m, no_scale,
+                                    Z, _I0, _I0, ld)
+                else:
+                    column_sums(Z, m, _I0, ld, gb)
+                    update(b, gb, mb, vb, _I0, _I1, _I0, ld, 0.0, lr, iopt, fopt, t)
+                item = claim(sync)
+            barrier(sync, n_threads)
         # the weights' gradient and update, block of features by block
         item = claim(sync)
         while item < n_items:
             c0 = item * FEATURE_BLOCK
             c1 = min(c0 + FEATURE_BLOCK, n_features)
-            acc_rows(G, _I0, A, arows, m, Z, _I0, _I0, ld, lists[0], counts[0], _I0,
-                     _I1, c0, c1)
+            if not sparse:
+                acc_rows(G, _I0, A, arows, m, Z, _I0, _I0, ld, lists[0], counts[0], _I0,
+                         _I1, c0, c1)
             update(W, G, M, V, c0, c1, _I0, ld, l2, lr, iopt, fopt, t)
-            if item == 0:
+            if item == 0 and not sparse:
                 column_sums(Z, m, _I0, ld, gb)
                 update(b, gb, mb, vb, _I0, _I1, _I0, ld, 0.0, lr, iopt, fopt, t)
             item = claim(sync)
@@ -121,29 +151,38 @@ def _linear_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, ld, 
 linear_epoch = jit(_linear_epoch_py)
 
 
-def _linear_forward_py(tid, n_threads, sync, X, rows, ld, theta, Xb, lists, counts,
-                       Z, out):
+def _linear_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, ld, theta,
+                       Xb, lists, counts, Z, out):
     """Logits of the rows ``rows`` of ``X`` into ``out`` (its real outputs),
     in blocks of ``Xb.shape[1]`` rows claimed by the threads of a team;
     ``Xb``, ``lists``, ``counts`` and ``Z`` hold one block per thread. A
-    row's logits depend on that row alone."""
+    row's logits depend on that row alone. Sparse data (``indptr`` not
+    empty): the rows of the CSR arrays ``indptr``, ``indices``, ``data``,
+    read in place (see ``_sparse``); ``X`` is then an empty ``(0,
+    n_features)`` array and ``Xb``, ``lists`` have no columns."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     n_features = X.shape[1]
+    sparse = indptr.shape[0] > 0
     W, b = params(theta, n_features, ld)
     block = Xb.shape[1]
     n_rows = rows.shape[0]
     Xt = Xb[tid]
     Zb = Z[tid]
     ident = np.arange(block)
+    no_scale = theta[:0]
     item = claim(sync)
     while item * block < n_rows:
         r0 = item * block
         m = min(block, n_rows - r0)
-        gather_rows(X, rows, r0, m, Xt, _I0)
-        group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
-        dot_rows(Zb, _I0, _I0, Xt, ident, m, W, _I0, ld, lists[tid], counts[tid], _I0,
-                 _I1, _I0, n_features)
+        if sparse:
+            sparse_dot_rows(Zb, _I0, _I0, indptr, indices, data, rows[r0:], m,
+                            no_scale, W, _I0, ld)
+        else:
+            gather_rows(X, rows, r0, m, Xt, _I0)
+            group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
+            dot_rows(Zb, _I0, _I0, Xt, ident, m, W, _I0, ld, lists[tid], counts[tid],
+                     _I0, _I1, _I0, n_features)
         for i in range(m):
             for j in range(out.shape[1]):
                 out[r0 + i, j] = Zb[i, j] + b[0, j]

@@ -43,6 +43,13 @@ For the usual one-hidden-layer network a minibatch takes three phases:
 Deeper networks add one phase per extra hidden layer, forward and backward,
 and update their hidden weights in a last phase.
 
+Sparse (CSR) data takes the same phases: the first layer's products read
+each row's non-zeros in place (``_sparse``), gathering a minibatch gathers
+its labels and weights only, and for standardised inputs each panel's step
+also leaves the centred intercepts of the next minibatch (so the panel is
+swept once per minibatch, by its step). Its results are the bits of the
+dense path on the same data.
+
 Activation codes are chosen in Python: ``IDENTITY`` (0), ``RELU`` (1),
 ``TANH`` (2), ``LOGISTIC`` (3), ``LEAKY_RELU`` (4, slope ``LEAKY_SLOPE`` for
 negative inputs).
@@ -65,6 +72,7 @@ from ._batch import (
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._numba import jit
+from ._sparse import sparse_acc_rows, sparse_dot_rows, sparse_step
 from ._sync import barrier, claim
 
 IDENTITY = 0
@@ -296,6 +304,30 @@ def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, xrows, m, lists,
 forward_panel = jit(_forward_panel_py)
 
 
+def _sparse_forward_panel_py(theta, sizes, w_off, b_off, ld, p, indptr, indices, data,
+                             rows, m, scale, H, a_off, batch, activation, shift, beff):
+    """``forward_panel`` of layer 0 for the CSR rows ``rows`` (see
+    ``_sparse``), each value times its ``scale`` when that is not empty.
+    Standardised inputs (``shift`` not empty) take the panel's centred
+    intercepts from ``beff``, where the epoch's start and then each step of
+    the panel (``_sparse.sparse_step``) leave them: no sweep of the panel
+    here."""
+    _I0 = np.int64(0)
+    P, c0 = panel(theta, sizes, w_off, _I0, p)
+    c1 = c0 + P.shape[1]
+    Hl = layer_rows(H, a_off, _I0, batch, sizes[1])
+    sparse_dot_rows(Hl, _I0, c0, indptr, indices, data, rows, m, scale, P, _I0,
+                    P.shape[1])
+    if shift.shape[0] > 0:
+        bias_activate(Hl, beff, m, c0, c1, activation)
+    else:
+        bias_activate(Hl, intercepts(theta, b_off, ld, _I0), m, c0, c1, activation)
+    return c0, c1
+
+
+sparse_forward_panel = jit(_sparse_forward_panel_py)
+
+
 def _centred_intercepts_py(P, shift, b, c0, beff):
     """``beff[0, c0 + j] = b[0, c0 + j] - sum_f shift[f] * P[f, j]``: the
     intercepts of panel ``P`` (first column ``c0``) for centred inputs."""
@@ -331,10 +363,12 @@ def _centre_gradient_py(G, shift, gb, c0):
 centre_gradient = jit(_centre_gradient_py)
 
 
-def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, scale, sizes, w_off,
-                    b_off, ld, theta, Wt, t_off, Xb, ident, lists, counts, yb, wb):
-    """Before the first minibatch: the transposes of the weights (thread 0)
-    and the first minibatch (everyone)."""
+def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, sparse, scale, shift,
+                    beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
+                    counts, yb, wb):
+    """Before the first minibatch: the transposes of the weights (thread 0),
+    for standardised sparse data the first layer's centred intercepts (one
+    item per panel), and the first minibatch (everyone)."""
     _I0 = np.int64(0)
     last = sizes.shape[0] - 2
     if tid == 0:
@@ -347,9 +381,17 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, scale, sizes, 
             for p in range(n_blocks(sizes[l + 1], PANEL)):
                 P, c0 = panel(theta, sizes, w_off, l, p)
                 transpose_panel(P, c0, transpose_view(Wt, t_off, ld, sizes, l))
+    item = claim(sync)
+    first = _I0
+    if sparse and shift.shape[0] > 0:
+        first = n_blocks(sizes[1], PANEL)
+        b = intercepts(theta, b_off, ld, _I0)
+        while item < first:
+            P, c0 = panel(theta, sizes, w_off, _I0, item)
+            centred_intercepts(P, shift, b, c0, beff)
+            item = claim(sync)
     gather_phase(sync, X, y, w, order, _I0, min(Xb.shape[1], order.shape[0]), direct,
-                 scale, Xb, ident, lists,
-                 counts, yb, wb, _I0, claim(sync), _I0)
+                 sparse, scale, Xb, ident, lists, counts, yb, wb, _I0, item, first)
     barrier(sync, n_threads)
 
 
@@ -359,10 +401,11 @@ _epoch_start = jit(_epoch_start_py)
 def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                          ident, lists, counts, yb, Y, wb, dense, dense_counts, H, a_off,
                          Zp, Z, m, class_loss, class_weight, col_loss, stats, iopt,
-                         fopt, shift, beff):
+                         fopt, shift, beff, sparse, indptr, indices, data, scale):
     """The forward phases of a minibatch (hidden layer by hidden layer, each
     panel with its share of the logits), then the loss phase: the logits
-    and the loss gradient into ``Z``."""
+    and the loss gradient into ``Z``. With ``sparse``, the first layer
+    reads the rows ``arows`` of the CSR arrays (times ``scale``)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
@@ -371,7 +414,11 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
     for l in range(last):
         item = claim(sync)
         while item < n_blocks(sizes[l + 1], PANEL):
-            if l == 0:
+            if l == 0 and sparse:
+                c0, c1 = sparse_forward_panel(theta, sizes, w_off, b_off, ld, item,
+                                              indptr, indices, data, arows, m, scale,
+                                              H, a_off, batch, activation, shift, beff)
+            elif l == 0:
                 c0, c1 = forward_panel(theta, sizes, w_off, b_off, ld, _I0, item, A,
                                        arows, m, lists, counts, _I1, H, a_off, batch,
                                        activation, shift, beff)
@@ -397,10 +444,11 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
 _forward_and_loss = jit(_forward_and_loss_py)
 
 
-def _mlp_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, scale, shift,
-                  beff, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb,
-                  dense, dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
-                  col_loss, stats, iopt, fopt, t):
+def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xsrc,
+                  direct, scale, shift, beff, sizes, w_off, b_off, ld, theta, grad, s1,
+                  s2, Wt, t_off, Xb, lists, counts, yb, wb, dense, dense_counts,
+                  H, D, a_off, Zp, Z, class_loss, class_weight, col_loss, stats, iopt,
+                  fopt, t):
     """One epoch of minibatch training of a one-hidden-layer network over the
     rows ``order`` (already shuffled), as thread ``tid`` of ``n_threads``;
     returns the step count.
@@ -421,13 +469,27 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, scale, 
 
     Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2``, ``Wt`` and the
     buffers in place. ``mlp_epoch_deep`` does the same for deeper networks.
+
+    Sparse data (``indptr`` not empty): ``indptr``, ``indices`` and ``data``
+    are the CSR arrays of the data (see ``_sparse``), read in place through
+    ``order``; ``X`` and ``Xsrc`` are empty ``(0, n_features)`` arrays,
+    ``direct`` is true, ``Xb`` and ``lists`` have no columns (gathering a
+    minibatch gathers its labels and weights only) and ``scale`` the factors
+    the rows are read with (empty when not standardised). The first layer's
+    products then run over each row's non-zeros, and its panels step
+    through ``_sparse.sparse_step``, which also leaves the centred
+    intercepts of the next minibatch in ``beff``. Dense data: the three
+    arrays empty.
     """
     n_rows = order.shape[0]
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
     ident = np.arange(batch)
-    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, scale, sizes, w_off,
-                 b_off, ld, theta, Wt, t_off, Xb, ident, lists, counts, yb, wb)
+    sparse = indptr.shape[0] > 0
+    gsum = np.empty(PANEL, dtype=theta.dtype)
+    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, sparse, scale, shift,
+                 beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
+                 counts, yb, wb)
     for k in range(n_batches):
         cur = k % 2
         m = min(batch, n_rows - k * batch)
@@ -436,33 +498,38 @@ def _mlp_epoch_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, scale, 
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
-                          col_loss, stats, iopt, fopt, shift, beff)
+                          col_loss, stats, iopt, fopt, shift, beff, sparse, indptr,
+                          indices, data, scale)
         item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
                                  Wt, t_off, A, arows, ident, lists[cur], counts[cur],
-                                 dense,
-                                 dense_counts, H, D, a_off, Z, batch, m,
+                                 dense, dense_counts, H, D, a_off, Z, batch, m,
                                  batch_rate(fopt, k, n_batches), l2_of(fopt, m), iopt,
-                                 fopt, t, shift)
+                                 fopt, t, shift, sparse, indptr, indices, data, scale,
+                                 gsum, beff)
         if k + 1 < n_batches:
             start = (k + 1) * batch
             gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
-                         direct, scale, Xb, ident, lists, counts, yb, wb, 1 - cur, item,
-                         n_blocks(sizes[1], PANEL))
+                         direct, sparse, scale, Xb, ident, lists, counts, yb, wb,
+                         1 - cur, item, n_blocks(sizes[1], PANEL))
         barrier(sync, n_threads)
     return t
 
 
-def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, scale,
-                       shift, beff, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off, Xb, lists,
-                       counts, yb, wb, dense, dense_counts, H, D, a_off, Zp, Z,
-                       class_loss, class_weight, col_loss, stats, iopt, fopt, t):
+def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
+                       Xsrc, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
+                       grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
+                       dense_counts, H, D, a_off, Zp, Z, class_loss,
+                       class_weight, col_loss, stats, iopt, fopt, t):
     """``mlp_epoch`` for a network with two or more hidden layers."""
     n_rows = order.shape[0]
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
     ident = np.arange(batch)
-    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, scale, sizes, w_off,
-                 b_off, ld, theta, Wt, t_off, Xb, ident, lists, counts, yb, wb)
+    sparse = indptr.shape[0] > 0
+    gsum = np.empty(PANEL, dtype=theta.dtype)
+    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, sparse, scale, shift,
+                 beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
+                 counts, yb, wb)
     for k in range(n_batches):
         cur = k % 2
         m = min(batch, n_rows - k * batch)
@@ -471,27 +538,56 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, y, Y, w, order, Xsrc, direct, sc
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
-                          col_loss, stats, iopt, fopt, shift, beff)
+                          col_loss, stats, iopt, fopt, shift, beff, sparse, indptr,
+                          indices, data, scale)
         item = _backward_deep(n_threads, sync, sizes, w_off, b_off, ld, theta, grad,
                               s1, s2, Wt, t_off, A, arows, ident, lists[cur],
                               counts[cur], dense, dense_counts, H, D, a_off, Z,
                               batch, m, batch_rate(fopt, k, n_batches), l2_of(fopt, m),
-                              iopt, fopt, t, shift)
+                              iopt, fopt, t, shift, sparse, indptr, indices, data,
+                              scale, gsum, beff)
         if k + 1 < n_batches:
             start = (k + 1) * batch
             gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
-                         direct, scale, Xb, ident, lists, counts, yb, wb, 1 - cur, item,
-                         _n_update_items(sizes))
+                         direct, sparse, scale, Xb, ident, lists, counts, yb, wb,
+                         1 - cur, item, _n_update_items(sizes))
         barrier(sync, n_threads)
     return t
 
 
+def _sparse_panel_step_py(P, G, M, V, b, gb, mb, vb, c0, c1, indptr, indices, data,
+                          rows, m, scale, D0, shift, gsum, beff, l2, lr, iopt, fopt,
+                          t):
+    """The gradient and the update of first-layer panel ``P`` (columns ``c0
+    .. c1``) for the CSR rows ``rows`` (times ``scale``) with deltas ``D0``:
+    its gradient scattered into the rows of ``G`` the minibatch touches,
+    its intercepts' (the deltas' column sums, kept in ``gsum``) and
+    their update, then the panel's (``_sparse.sparse_step``, which centres
+    the gradient for standardised inputs and leaves the next centred
+    intercepts in ``beff``). The same bits as the dense path."""
+    _I0 = np.int64(0)
+    _I1 = np.int64(1)
+    sparse_acc_rows(G, _I0, indptr, indices, data, rows, m, scale, D0, _I0, c0,
+                    c1 - c0)
+    column_sums(D0, m, c0, c1, gb)
+    for j in range(c1 - c0):
+        gsum[j] = gb[0, c0 + j]
+    update(b, gb, mb, vb, _I0, _I1, c0, c1, 0.0, lr, iopt, fopt, t)
+    sparse_step(P, G, M, V, shift, gsum, b[0, c0:c1], beff[0, c0:c1], l2, lr, iopt,
+                fopt, t)
+
+
+_sparse_panel_step = jit(_sparse_panel_step_py)
+
+
 def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off,
                          A, arows, ident, lists, counts, dense, dense_counts, H, D,
-                         a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift):
+                         a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift, sparse,
+                         indptr, indices, data, scale, gsum, beff):
     """The backward phase of a one-hidden-layer network: item ``p`` does
     everything for the hidden units of panel ``p``. Returns the first item
-    claimed past them."""
+    claimed past them. With ``sparse``, the panel's gradient comes from the
+    CSR rows ``arows`` (see ``mlp_epoch``)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
@@ -523,16 +619,22 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
         G, _ = panel(grad, sizes, w_off, _I0, item)
         M, _ = panel(s1, sizes, w_off, _I0, item)
         V, _ = panel(s2, sizes, w_off, _I0, item)
-        acc_rows(G, _I0, A, arows, m, Dl, _I0, c0, c1 - c0, lists, counts, _I0, _I1,
-                 _I0, sizes[0])
-        column_sums(Dl, m, c0, c1, gb)
-        if shift.shape[0] > 0:
-            centre_gradient(G, shift, gb, c0)
-        # updates: the panel (one sweep), its intercepts, the output rows
-        n = P.shape[0] * P.shape[1]
-        update(P.reshape((1, n)), G.reshape((1, n)), M.reshape((1, n)),
-               V.reshape((1, n)), _I0, _I1, _I0, n, l2, lr, iopt, fopt, t)
-        update(b, gb, mb, vb, _I0, _I1, c0, c1, 0.0, lr, iopt, fopt, t)
+        if sparse:
+            _sparse_panel_step(P, G, M, V, b, gb, mb, vb, c0, c1, indptr, indices,
+                               data, arows, m, scale, Dl, shift, gsum, beff, l2,
+                               lr, iopt, fopt, t)
+        else:
+            acc_rows(G, _I0, A, arows, m, Dl, _I0, c0, c1 - c0, lists, counts, _I0,
+                     _I1, _I0, sizes[0])
+            column_sums(Dl, m, c0, c1, gb)
+            if shift.shape[0] > 0:
+                centre_gradient(G, shift, gb, c0)
+            # updates: the panel (one sweep), its intercepts
+            n = P.shape[0] * P.shape[1]
+            update(P.reshape((1, n)), G.reshape((1, n)), M.reshape((1, n)),
+                   V.reshape((1, n)), _I0, _I1, _I0, n, l2, lr, iopt, fopt, t)
+            update(b, gb, mb, vb, _I0, _I1, c0, c1, 0.0, lr, iopt, fopt, t)
+        # the output rows
         update(Wo, Go, Mo, Vo, c0, c1, _I0, ld[1], l2, lr, iopt, fopt, t)
         for f in range(c0, c1):
             for j in range(ld[1]):
@@ -560,9 +662,12 @@ _n_update_items = jit(_n_update_items_py)
 
 def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
                       Wt, t_off, A, arows, ident, lists, counts, dense, dense_counts, H,
-                      D, a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift):
+                      D, a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift, sparse,
+                      indptr, indices, data, scale, gsum, beff):
     """The backward phases of a network with two or more hidden layers.
-    Returns the first item claimed past the last phase's updates."""
+    Returns the first item claimed past the last phase's updates. With
+    ``sparse``, the first layer's gradient comes from the CSR rows
+    ``arows`` (see ``mlp_epoch``)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
@@ -635,6 +740,16 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
         M, _ = panel(s1, sizes, w_off, l, p)
         V, _ = panel(s2, sizes, w_off, l, p)
         c1 = c0 + P.shape[1]
+        if l == 0 and sparse:
+            _sparse_panel_step(P, G, M, V, intercepts(theta, b_off, ld, _I0),
+                               intercepts(grad, b_off, ld, _I0),
+                               intercepts(s1, b_off, ld, _I0),
+                               intercepts(s2, b_off, ld, _I0), c0, c1, indptr, indices,
+                               data, arows, m, scale,
+                               layer_rows(D, a_off, _I0, batch, sizes[1]), shift,
+                               gsum, beff, l2, lr, iopt, fopt, t)
+            item = claim(sync)
+            continue
         if l == 0:
             D0 = layer_rows(D, a_off, _I0, batch, sizes[1])
             acc_rows(G, _I0, A, arows, m, D0, _I0, c0, c1 - c0, lists, counts, _I0,
@@ -662,14 +777,18 @@ mlp_epoch = jit(_mlp_epoch_py)
 mlp_epoch_deep = jit(_mlp_epoch_deep_py)
 
 
-def _mlp_forward_py(tid, n_threads, sync, X, rows, sizes, w_off, b_off, ld, theta,
-                    activation, Xb, lists, counts, H, a_off, dense, dense_counts, out):
+def _mlp_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, sizes, w_off,
+                    b_off, ld, theta, activation, Xb, lists, counts, H, a_off, dense,
+                    dense_counts, out):
     """Logits of the rows ``rows`` of ``X`` into ``out`` (one row each, its
     real outputs), in blocks of ``Xb.shape[1]`` rows claimed by the threads
     of a team. ``Xb``, ``lists``, ``counts`` and ``H`` hold one block per
     thread (first index ``tid``); ``H`` has a slot for every layer, the
     output one included. Every buffer is in ``theta``'s dtype. A row's
-    logits depend on that row alone."""
+    logits depend on that row alone. Sparse data (``indptr`` not empty):
+    the rows of the CSR arrays ``indptr``, ``indices``, ``data``, read in
+    place (see ``_sparse``); ``X`` is then an empty ``(0, n_features)``
+    array and ``Xb``, ``lists`` have no columns."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     last = sizes.shape[0] - 2
@@ -680,15 +799,21 @@ def _mlp_forward_py(tid, n_threads, sync, X, rows, sizes, w_off, b_off, ld, thet
     ident = np.arange(block)
     no_shift = theta[:0]  # standardisation is folded into theta
     beff = intercepts(theta, b_off, ld, _I0)  # not written without a shift
+    sparse = indptr.shape[0] > 0
     item = claim(sync)
     while item * block < n_rows:
         r0 = item * block
         m = min(block, n_rows - r0)
-        gather_rows(X, rows, r0, m, Xt, _I0)
-        group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
+        if not sparse:
+            gather_rows(X, rows, r0, m, Xt, _I0)
+            group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
         for l in range(last):
             for p in range(n_blocks(sizes[l + 1], PANEL)):
-                if l == 0:
+                if l == 0 and sparse:
+                    sparse_forward_panel(theta, sizes, w_off, b_off, ld, p, indptr,
+                                         indices, data, rows[r0:], m, no_shift, Ht,
+                                         a_off, block, activation, no_shift, beff)
+                elif l == 0:
                     forward_panel(theta, sizes, w_off, b_off, ld, _I0, p, Xt, ident, m,
                                   lists[tid], counts[tid], _I1, Ht, a_off, block,
                                   activation, no_shift, beff)
