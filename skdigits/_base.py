@@ -336,6 +336,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 self.__dict__.pop(name, None)
         else:
             self._check_warm_layout(X.shape[1], n_outputs)
+            if not hasattr(self, "_n_epochs_total"):  # saved by an older version
+                self._n_epochs_total = len(getattr(self, "loss_curve_", None) or [])
             if self._theta.dtype != dtype:
                 self._theta = self._theta.astype(dtype)
         self._n_outputs = n_outputs

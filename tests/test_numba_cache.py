@@ -201,13 +201,14 @@ def test_kernels_are_cached_and_not_fastmath():
     from numba.core.registry import CPUDispatcher
 
     from skdigits._kernels import (_batch, _gemm, _linear, _losses, _mlp, _optim,
-                                   _rng, _sync)
+                                   _rng, _sparse, _stats, _sync)
 
     kernels = [obj for mod in (_batch, _gemm, _linear, _losses, _mlp, _optim, _rng,
-                               _sync)
+                               _sparse, _stats, _sync)
                for obj in vars(mod).values() if isinstance(obj, CPUDispatcher)]
     assert {"mlp_epoch", "mlp_forward", "linear_epoch", "linear_forward",
-            "step_block", "dot_rows", "acc_rows", "barrier"} <= {
+            "step_block", "dot_rows", "acc_rows", "barrier", "sparse_dot_rows",
+            "sparse_acc_rows", "sparse_column_moments"} <= {
         k.py_func.__name__.removeprefix("_").removesuffix("_py") for k in kernels}
     for k in kernels:
         assert k._cache is not None and type(k._cache).__name__ == "FunctionCache"

@@ -10,6 +10,7 @@ import time
 import warnings
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.exceptions import ConvergenceWarning
 
 from .._kernels._batch import (
@@ -121,7 +122,7 @@ class _Run:
 
     def start(self):
         dtype = self.est._theta.dtype
-        self.ws = self.model.workspace(self.batch_size, dtype)
+        self.ws = self.model.workspace(self.batch_size, dtype, sparse=issparse(self.X))
         self.acc = Accumulators.for_batches(self.batch_size, self.n_classes,
                                             self.model.n_outputs)
         est = self.est
