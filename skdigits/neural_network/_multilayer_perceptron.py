@@ -137,8 +137,12 @@ class MLPClassifier(BaseMinibatchClassifier):
         about twice as fast and half the memory; float64 input is not copied,
         each minibatch is cast as it is gathered. ``None`` trains in the
         input's precision (float32 or float64), as scikit-learn does.
-    standardize : bool, default=True
-        Train on standardised inputs: each feature centred on its mean over
+    standardize : bool or "auto", default="auto"
+        ``"auto"``: standardise dense inputs and leave sparse ones as they
+        are (on sparse bag-of-words features the per-feature scale blows rare
+        columns up: 0.81 test accuracy against 0.99 unscaled in
+        ``benchmarks/bench_sparse.py``). ``True``: always, ``False``: never.
+        Standardised inputs: each feature centred on its mean over
         the training rows (weighted as the loss weighs them; the validation
         split left out) and divided by its standard deviation plus a quarter
         of the largest one, so that a nearly constant feature, such as a
@@ -287,7 +291,7 @@ class MLPClassifier(BaseMinibatchClassifier):
                                                       closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dtype": [StrOptions(set(_DTYPES)), None],
-        "standardize": ["boolean"],
+        "standardize": ["boolean", StrOptions({"auto"})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -323,7 +327,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         max_fun=15000,
         class_weight=None,
         dtype="float32",
-        standardize=True,
+        standardize="auto",
         lr_step_size=10,
         lr_gamma=0.1,
         warmup_fraction=0.2,
@@ -425,7 +429,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         # the training rows only (not the validation split), weighted as the
         # loss weighs them
         self.input_mean_ = self.input_scale_ = None
-        if not self.standardize:
+        if not self.standardize or (self.standardize == "auto" and issparse(X)):
             return True
         mean = np.empty(X.shape[1])
         var = np.empty(X.shape[1])
