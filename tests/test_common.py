@@ -39,6 +39,12 @@ PARTIAL_FIT_EARLY_STOPPING_EXPECTED_FAILED = dict.fromkeys(
     "check with early_stopping=True)")
 
 
+# the same reasons hold for the check's sparse version
+for _failed in (EARLY_STOPPING_EXPECTED_FAILED, MLP_MINIBATCH_EXPECTED_FAILED):
+    _failed["check_sample_weight_equivalence_on_sparse_data"] = _failed[
+        "check_sample_weight_equivalence_on_dense_data"]
+
+
 def _expected_failed_checks(estimator):
     failed = {}
     if isinstance(estimator, MLPClassifier) and estimator.solver != "lbfgs":

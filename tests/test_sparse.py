@@ -36,14 +36,16 @@ def assert_same_model(a, b, rtol):
 
 ESTIMATORS = {
     "mlp-adam": lambda: MLPClassifier((9,), dtype="float64", max_iter=4,
-                                      batch_size=16, random_state=0),
+                                      batch_size=16, standardize=True,
+                                      random_state=0),
     "mlp-deep-sgd": lambda: MLPClassifier((7, 5), dtype="float64", solver="sgd",
                                           standardize=False, max_iter=3,
                                           batch_size=10, random_state=0),
     "mlp-lbfgs": lambda: MLPClassifier((6,), dtype="float64", solver="lbfgs",
-                                       max_iter=8, random_state=0),
+                                       max_iter=8, standardize=True, random_state=0),
     "mlp-early": lambda: MLPClassifier((6,), dtype="float64", early_stopping=True,
-                                       max_iter=4, batch_size=8, random_state=0),
+                                       max_iter=4, batch_size=8, random_state=0,
+                                       standardize=True),
     "softmax": lambda: SoftmaxRegression(max_iter=3, batch_size=16, random_state=0),
     "softmax-ovr-lbfgs": lambda: SoftmaxRegression(multi_class="ovr", solver="lbfgs",
                                                    max_iter=10),
@@ -83,8 +85,9 @@ def test_float32_model_on_sparse_input_of_either_dtype(dtype, index_dtype):
     S = sparse.csr_matrix(X.astype(dtype))
     S.indices = S.indices.astype(index_dtype)
     S.indptr = S.indptr.astype(index_dtype)
-    clf = MLPClassifier((16,), max_iter=30, random_state=0).fit(S, y)
-    ref = MLPClassifier((16,), max_iter=30, random_state=0).fit(X.astype(dtype), y)
+    kw = dict(max_iter=30, standardize=True, random_state=0)
+    clf = MLPClassifier((16,), **kw).fit(S, y)
+    ref = MLPClassifier((16,), **kw).fit(X.astype(dtype), y)
     assert clf.coefs_[0].dtype == np.float32
     np.testing.assert_allclose(clf.loss_curve_, ref.loss_curve_, rtol=1e-4)
     assert clf.score(S, y) == pytest.approx(ref.score(X, y), abs=0.02)
@@ -103,7 +106,7 @@ def test_unsorted_and_duplicate_entries_are_summed_as_scipy_does():
     S = sparse.csr_matrix((np.array(data), np.array(indices), np.array(indptr)),
                           shape=X.shape)
     assert not S.has_canonical_format
-    kw = dict(dtype="float64", max_iter=3, random_state=0)
+    kw = dict(dtype="float64", max_iter=3, standardize=True, random_state=0)
     np.testing.assert_allclose(MLPClassifier((5,), **kw).fit(S, y).coefs_[0],
                                MLPClassifier((5,), **kw).fit(X, y).coefs_[0],
                                rtol=1e-10, atol=1e-12)
