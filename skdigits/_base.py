@@ -8,6 +8,7 @@ the classes (``_output_layout``), how ``alpha`` scales (``_l2``) and which
 public attributes the weights become (``_export``).
 """
 
+import inspect
 import math
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -52,6 +53,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
     _auto_updates = 470
     _auto_min_epochs = 2
     _auto_max_epochs = 200
+    #: Whether the estimator exposes ``loss_`` (sklearn's MLP does).
+    _has_loss_attribute = False
 
     _parameter_constraints: dict = {
         "solver": [StrOptions(set(SOLVERS))],
@@ -480,12 +483,15 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                           f"{len(present)} classes do not fit in a validation split "
                           f"of {n_val} and a training split of {n_samples - n_val} "
                           "samples")
+                sklearn = ("; scikit-learn's MLPClassifier raises here"
+                           if len(present) == 2 else "")
+                # stacklevel: the caller of fit (through sklearn's wrapper)
                 warnings.warn(
                     f"The validation split for early stopping cannot be "
-                    f"stratified ({reason}), so it is drawn at random instead; "
-                    "scikit-learn would raise here. Increase validation_fraction "
-                    "or the number of samples of each class to stratify it.",
-                    UserWarning, stacklevel=5)
+                    f"stratified ({reason}), so it is drawn at random instead"
+                    f"{sklearn}. Increase validation_fraction or the number of "
+                    "samples of each class to stratify it.",
+                    UserWarning, stacklevel=6)
         seed = rng.randint(np.iinfo(np.int32).max)
         train_idx, val_idx = train_test_split(
             np.arange(n_samples, dtype=np.int64), test_size=n_val,
@@ -650,6 +656,16 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 "features.", RuntimeWarning, stacklevel=2)
             log_p[nan_rows] = -np.log(log_p.shape[1])
         return log_p
+
+    def __setstate__(self, state):
+        # a model saved by an older skdigits lacks the parameters added since
+        # (max_fun...): they take their defaults, so repr, get_params, clone
+        # and further training work
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if (param.default is not inspect.Parameter.empty
+                    and name not in state):
+                state[name] = param.default
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

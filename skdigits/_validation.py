@@ -52,22 +52,44 @@ def as_csr(X):
     returned as it is."""
     if not sparse.issparse(X):
         return X
+    _check_compressed(X)
     if X.format != "csr":
         X = X.tocsr()
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()
-    if X.indptr.dtype != X.indices.dtype:
+    if (X.indptr.dtype != X.indices.dtype
+            or X.indices.dtype not in (np.int32, np.int64)):  # uint32, int16...
         X = X.copy()
         X.indptr = X.indptr.astype(np.int64)
         X.indices = X.indices.astype(np.int64)
     return X
 
 
+def _check_compressed(X):
+    """``ValueError`` for a CSR or CSC matrix whose structure is broken
+    (``indptr`` not running from 0 to the stored count, decreasing, or
+    indices outside the matrix), before any kernel reads it: O(non-zeros)."""
+    n_major, n_minor = X.shape if X.format == "csr" else X.shape[::-1]
+    indptr, indices = X.indptr, X.indices
+    what = f"X is a malformed {X.format.upper()} matrix"
+    if (indptr.shape[0] != n_major + 1 or indptr[0] != 0
+            or indptr[-1] > min(indices.shape[0], X.data.shape[0])
+            or np.any(np.diff(indptr.astype(np.int64)) < 0)):
+        raise ValueError(f"{what}: its indptr must run from 0 to the number of "
+                         "stored entries without decreasing.")
+    stored = indices[:indptr[-1]]
+    if stored.size and (stored.min() < 0 or stored.max() >= n_minor):
+        raise ValueError(
+            f"{what}: it stores entries at {'column' if X.format == 'csr' else 'row'} "
+            f"indices from {stored.min()} to {stored.max()}, outside [0, {n_minor}).")
+
+
 def _refuse_complex(a, name):
     """A short error for complex input (scikit-learn's prints the whole array)."""
     if hasattr(a, "dtype") and not hasattr(a, "columns"):
-        complex_ = np.issubdtype(a.dtype, np.complexfloating)
+        # pandas' extension dtypes (Categorical, Int64...) are not NumPy's
+        complex_ = getattr(a.dtype, "kind", "") == "c"
     else:
         try:
             complex_ = np.iscomplexobj(np.asarray(a))

@@ -361,3 +361,64 @@ def test_displays_with_a_multilabel_model(multilabel):
     with pytest.raises(ValueError, match="one label at a time"):
         DigitGridDisplay.from_estimator(clf, X, Y, image_shape=(3, 4))
     plt.close("all")
+
+
+# ---------------------------------------------------------------- review
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, SoftmaxRegression])
+def test_a_model_saved_before_new_parameters_loads_with_their_defaults(digits, Est):
+    """A model pickled by an older skdigits lacks the parameters added since
+    (``max_fun``...): it still prints, clones and trains."""
+    import pickle
+
+    from sklearn.base import clone
+
+    X, y = digits
+    clf = quiet(Est(max_iter=2, random_state=0).fit, X, y)
+    state = clf.__getstate__()
+    del state["max_fun" if Est is MLPClassifier else "warmup_fraction"]
+    old = Est.__new__(Est)
+    old.__setstate__(state)
+    assert "max_iter=2" in repr(old)
+    clone(old)
+    quiet(old.partial_fit, X, y)
+    back = pickle.loads(pickle.dumps(old))
+    np.testing.assert_array_equal(back.predict(X), old.predict(X))
+
+
+def test_lbfgs_without_an_iteration_still_has_its_curves(digits):
+    """scipy may stop before the first iteration (here: inputs of 1e30);
+    the model is fitted all the same, with empty curves and sklearn's
+    ``loss_``."""
+    X, y = digits
+    with pytest.warns(ConvergenceWarning):
+        clf = SoftmaxRegression(solver="lbfgs").fit(X * 1e30, y)
+    assert clf.n_iter_ == 0 and clf.loss_curve_ == []
+    assert clf.loss_curve_per_class_.shape == (0, 10)
+    mlp = quiet(MLPClassifier((4,), solver="lbfgs", max_fun=1, random_state=0).fit,
+                X, y)
+    assert np.isfinite(mlp.loss_)
+    assert len(mlp.loss_curve_) == mlp.n_iter_
+
+
+def test_stratification_warning_points_at_the_caller():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    y = np.r_[np.zeros(29), [1]]
+    with pytest.warns(UserWarning, match="MLPClassifier raises here") as record:
+        quiet(MLPClassifier((4,), early_stopping=True, max_iter=2,
+                            random_state=0).fit, X, y)
+    assert record[0].filename == __file__
+    y3 = np.r_[np.zeros(15), np.ones(14), [2]]  # sklearn does not stratify these
+    with pytest.warns(UserWarning, match="cannot be stratified") as record:
+        quiet(SoftmaxRegression(early_stopping=True, max_iter=2).fit, X, y3)
+    assert "raises here" not in str(record[0].message)
+
+
+def test_pandas_extension_dtypes_as_targets(digits):
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    for target in (pd.Series(y).astype("category"), pd.Series(y, dtype="Int64")):
+        clf = SoftmaxRegression(max_iter=2, random_state=0).fit(X, target)
+        np.testing.assert_array_equal(np.sort(np.asarray(clf.classes_)), np.arange(10))

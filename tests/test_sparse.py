@@ -182,3 +182,56 @@ def test_standardize_auto_leaves_sparse_input_unscaled():
     assert MLPClassifier(**kw).fit(X, y).input_mean_ is not None
     assert MLPClassifier(standardize=True, **kw).fit(S, y).input_mean_ is not None
     assert MLPClassifier(standardize=False, **kw).fit(X, y).input_mean_ is None
+
+
+@pytest.mark.parametrize("index_dtype", [np.uint32, np.int16, np.uint8])
+def test_unusual_index_dtypes_are_converted(index_dtype):
+    X, y, _ = problem(4, 60, 12, 3, 0.3)
+    S = sparse.csr_matrix(X)
+    S.indices = S.indices.astype(index_dtype)
+    S.indptr = S.indptr.astype(index_dtype)
+    kw = dict(max_iter=2, random_state=0)
+    for Est in (MLPClassifier, SoftmaxRegression):
+        a, b = Est(**kw).fit(S, y), Est(**kw).fit(sparse.csr_matrix(X), y)
+        np.testing.assert_array_equal(a.predict_proba(S), b.predict_proba(X))
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("break_", ["index too large", "negative index",
+                                    "indptr decreasing", "indptr too long"])
+def test_malformed_sparse_input_is_refused_before_any_kernel(fmt, break_):
+    """Out-of-range indices would read outside the weights: a clear error
+    instead (sklearn's MLP crashes or trains on garbage)."""
+    X, y, _ = problem(5, 40, 8, 2, 0.4)
+    S = sparse.csr_matrix(X) if fmt == "csr" else sparse.csc_matrix(X)
+    S.indices = S.indices.astype(np.int64)
+    S.indptr = S.indptr.astype(np.int64)
+    if break_ == "index too large":
+        S.indices[3] = 10**6
+    elif break_ == "negative index":
+        S.indices[3] = -5
+    elif break_ == "indptr decreasing":
+        S.indptr[2], S.indptr[3] = S.indptr[3], S.indptr[2] - 1
+    else:
+        S.indptr = np.r_[S.indptr, S.indptr[-1]]
+    for Est in (MLPClassifier, SoftmaxRegression):
+        with pytest.raises(ValueError, match="malformed|indptr|index"):
+            Est(max_iter=1).fit(S, y)
+    fitted = SoftmaxRegression(max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="malformed|indptr|index"):
+        fitted.predict(S)
+
+
+def test_digit_grid_draws_sparse_rows():
+    from skdigits.plotting import DigitGridDisplay
+
+    X, y, _ = problem(6, 40, 16, 2, 0.5)
+    clf = SoftmaxRegression(max_iter=2, random_state=0).fit(X, y)
+    disp = DigitGridDisplay.from_estimator(clf, sparse.csr_matrix(X), y, n_samples=4,
+                                           image_shape=(4, 4), random_state=0)
+    dense = DigitGridDisplay.from_estimator(clf, X, y, n_samples=4, image_shape=(4, 4),
+                                            random_state=0)
+    np.testing.assert_array_equal(disp.images, dense.images)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -167,6 +167,8 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2):
             f"{type(est).__name__}: L-BFGS produced non-finite weights; scale the "
             "features (e.g. pixels / 255 or StandardScaler) or use a larger alpha.")
     est._theta = theta
+    if est._epochs_this_call == 0:  # no iteration: the curves exist all the same
+        history.export(est)
     est._export(model.unpack(theta))
     est._stopped_by = None
     if result is not None:
@@ -177,5 +179,5 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2):
             est.n_iter_ = int(result.nit)
         else:
             est.n_iter_ = _check_optimize_result("lbfgs", result, max_iter)
-        if hasattr(est, "loss_"):
+        if est._has_loss_attribute:  # sklearn's MLP: loss_ = the final objective
             est.loss_ = float(result.fun)

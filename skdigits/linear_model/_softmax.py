@@ -32,7 +32,8 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         ``"adam"`` or ``"sgd"`` (with ``momentum``, optionally Nesterov's)
         train on minibatches; ``"lbfgs"`` minimises the full-batch objective
         (the weighted mean loss plus ``alpha / 2 * ||coef_||^2``) with scipy's
-        L-BFGS-B, like ``LogisticRegression(C=1 / (alpha * n_samples))``;
+        L-BFGS-B, like ``LogisticRegression(C=1 / (alpha * n_samples))`` (with
+        sample or class weights, ``n_samples`` is the sum of the weights);
         ``max_iter`` then counts iterations, ``early_stopping`` is ignored and
         there is no ``partial_fit``.
     alpha : float, default=1e-5

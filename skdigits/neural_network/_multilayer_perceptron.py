@@ -83,7 +83,8 @@ class MLPClassifier(BaseMinibatchClassifier):
         default batch size, more on small data (at least 5, at most 200); 200
         iterations for ``"lbfgs"``. Reaching an explicit ``max_iter`` warns
         (``ConvergenceWarning``) unless the schedule (``"cosine"``,
-        ``"onecycle"``) is planned to end there.
+        ``"onecycle"``) is planned to end there; ``"lbfgs"`` warns whenever it
+        stops before converging, as in scikit-learn.
     shuffle : bool, default=True
         Shuffle the samples before each epoch.
     random_state : int, RandomState instance or None, default=None
@@ -295,6 +296,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
     }
 
+    _has_loss_attribute = True
     _auto_updates = 4200
     _auto_min_epochs = 5
     _auto_max_epochs = 200

@@ -28,6 +28,8 @@ def _sample_rows(n_rows, n_samples, random_state):
 
 def _as_images(X, image_shape):
     """Rows of ``X`` as an array of images, shape (n, height, width)."""
+    if hasattr(X, "toarray"):  # a sparse matrix: the few rows drawn
+        X = X.toarray()
     X = np.asarray(X)
     if X.ndim == 3:
         return X
