@@ -451,3 +451,40 @@ def test_read_only_csr(rng):
         np.testing.assert_array_equal(
             model.logits(team, 2, A, np.arange(30, dtype=np.int64), theta),
             model.logits(team, 2, X, np.arange(30, dtype=np.int64), theta))
+
+
+def test_dense_and_csr_data_compile_apart(rng):
+    """Dense data reaches the kernels with None for the CSR arrays: a type of
+    its own, so every branch on the kind of data (``indptr is None``) is
+    resolved when compiling and each kind has its own specialisations. The
+    dense ones hold no sparse code: a sparse product typed with None for its
+    arrays does not compile, so the dense path running at all shows those
+    branches pruned. Same bits either way."""
+    from numba import types
+
+    from skdigits._kernels import _linear
+
+    X = random_data(rng, 30, 20, 0.3)
+    y = rng.integers(0, 3, size=30).astype(np.int64)
+    w = np.ones(30)
+    A = to_csr(X)
+    rows = np.arange(30, dtype=np.int64)
+    for model in (MLPModel([20, 8, 3], _mlp.RELU, _losses.SOFTMAX),
+                  MLPModel([20, 8, 5, 3], _mlp.RELU, _losses.SOFTMAX),
+                  LinearModel(20, 3, _losses.SOFTMAX)):
+        theta = model.init_params(rng, np.float64)
+        want = theta.copy()
+        train(model, X, y, w, want, 8, _losses.SOFTMAX, 3, code=_mlp.RELU)
+        train(model, A, y, w, theta, 8, _losses.SOFTMAX, 3, code=_mlp.RELU)
+        np.testing.assert_array_equal(theta, want)
+        with Team() as team:
+            np.testing.assert_array_equal(model.logits(team, 1, A, rows, theta),
+                                          model.logits(team, 1, X, rows, theta))
+    for kernel in (_mlp.mlp_epoch, _mlp.mlp_epoch_deep, _mlp.mlp_forward,
+                   _linear.linear_epoch, _linear.linear_forward):
+        # arguments 4..6 (after tid, n_threads, sync, X): indptr, indices, data
+        dense = [sig for sig in kernel.signatures if sig[4:7] == (types.none,) * 3]
+        csr = [sig for sig in kernel.signatures
+               if all(isinstance(a, types.Array) for a in sig[4:7])]
+        assert dense and csr, kernel
+        assert len(dense) + len(csr) == len(kernel.signatures), kernel

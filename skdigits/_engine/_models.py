@@ -67,20 +67,18 @@ def _direct(X, theta):
     return np.zeros((0, X.shape[1]), dtype=theta.dtype), False
 
 
-#: The index arrays of "no CSR matrix" (dense data).
-_NO_INDEX = np.zeros(0, dtype=np.int32)
-
-
 def _data_args(X, dtype):
     """``(X, (indptr, indices, data))`` for the kernels: a dense ``X`` with
-    empty CSR arrays (``data`` in ``dtype``), or for a CSR matrix an empty
-    ``(0, n_features)`` array of ``dtype`` and its arrays, read in place."""
+    None for the CSR arrays, or for a CSR matrix an empty ``(0,
+    n_features)`` array of ``dtype`` and its arrays, read in place. None (a
+    type of its own to Numba, unlike empty arrays) makes the kernels compile
+    a dense specialisation without the sparse code (see ``_kernels._mlp``)."""
     if sp.issparse(X):
         if X.format != "csr":
             raise TypeError(f"sparse data must be CSR, not {X.format.upper()}")
         return (np.zeros((0, X.shape[1]), dtype=dtype),
                 (X.indptr, X.indices, X.data))
-    return X, (_NO_INDEX, _NO_INDEX, np.zeros(0, dtype=dtype))
+    return X, (None, None, None)
 
 
 def _check_workspace(ws, X):
@@ -297,7 +295,7 @@ class LinearModel(_Model):
         canonical CSR matrix, read in place)."""
         theta = theta.astype(np.float64, copy=False)
         X, csr = _data_args(X, theta.dtype)
-        n_features = 0 if csr[0].size else self.n_features
+        n_features = self.n_features if csr[0] is None else 0
         Xb, lists, counts, Z = self._forward_buffers(n_threads, n_features, [self.ld])
         out = np.empty((len(rows), self.n_outputs))
         team.run(n_threads, _linear.linear_forward, X, *csr, rows, np.int64(self.ld),
@@ -482,7 +480,7 @@ class MLPModel(_Model):
         X, csr = _data_args(X, theta.dtype)
         widths = [*self.sizes[1:-1], self.ld[-1]]
         a_off, _ = self._slots(PREDICT_BLOCK, widths)
-        n_features = 0 if csr[0].size else self.n_features
+        n_features = self.n_features if csr[0] is None else 0
         Xb, lists, counts, H = self._forward_buffers(n_threads, n_features, widths)
         dense, dense_counts = _dense(int(self.sizes.max()))
         out = np.empty((len(rows), self.n_outputs))

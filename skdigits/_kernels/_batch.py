@@ -52,25 +52,28 @@ def _n_blocks_py(n, width):
 n_blocks = jit(_n_blocks_py)
 
 
-def _gather_item_py(X, y, w, order, start, r0, m, direct, sparse, scale, Xb, ident,
+def _gather_item_py(X, y, w, order, start, r0, m, direct, indptr, scale, Xb, ident,
                     lists, counts, yb, wb, buf):
     """Rows ``r0 .. r0 + m`` of the minibatch that starts at ``order[start]``,
     into buffer ``buf``: their labels and weights, and the non-zero columns of
     their row groups. Unless ``direct`` (the kernels then read the rows of
     ``X`` in place: ``X`` is already in the model's dtype), the rows are
     copied (and cast) into ``Xb[buf]`` first, each column times its factor in
-    ``scale`` when that is not empty (standardised inputs). With ``sparse``
-    (CSR data, which the kernels read in place: see ``_sparse``) only the
-    labels and weights are gathered."""
-    if direct and not sparse:
-        group_lists(X, order[start + r0:], m, lists[buf], counts[buf],
-                    r0 // TILE_ROWS)
-    elif not sparse:
-        if scale.shape[0] > 0:
-            gather_rows_scaled(X, order, start + r0, m, Xb[buf], r0, scale)
+    ``scale`` when that is not empty (standardised inputs). For CSR data
+    (``indptr`` its row pointers, which the kernels read in place: see
+    ``_sparse``) only the labels and weights are gathered; ``indptr`` is
+    None for dense data (a type of its own: see ``_mlp``)."""
+    if indptr is None:
+        if direct:
+            group_lists(X, order[start + r0:], m, lists[buf], counts[buf],
+                        r0 // TILE_ROWS)
         else:
-            gather_rows(X, order, start + r0, m, Xb[buf], r0)
-        group_lists(Xb[buf], ident[r0:], m, lists[buf], counts[buf], r0 // TILE_ROWS)
+            if scale.shape[0] > 0:
+                gather_rows_scaled(X, order, start + r0, m, Xb[buf], r0, scale)
+            else:
+                gather_rows(X, order, start + r0, m, Xb[buf], r0)
+            group_lists(Xb[buf], ident[r0:], m, lists[buf], counts[buf],
+                        r0 // TILE_ROWS)
     for i in range(m):
         yb[buf, r0 + i] = y[order[start + r0 + i]]
         wb[buf, r0 + i] = w[order[start + r0 + i]]
@@ -79,15 +82,16 @@ def _gather_item_py(X, y, w, order, start, r0, m, direct, sparse, scale, Xb, ide
 gather_item = jit(_gather_item_py)
 
 
-def _gather_phase_py(sync, X, y, w, order, start, m, direct, sparse, scale, Xb, ident,
+def _gather_phase_py(sync, X, y, w, order, start, m, direct, indptr, scale, Xb, ident,
                      lists, counts, yb, wb, buf, item, first):
     """Claim gather items, numbered from ``first`` in the current phase,
-    until none is left; ``item`` is one already claimed."""
+    until none is left; ``item`` is one already claimed. ``indptr``: as in
+    ``gather_item``."""
     n_gather = n_blocks(m, GATHER_ROWS)
     while item - first < n_gather:
         r0 = (item - first) * GATHER_ROWS
         gather_item(X, y, w, order, start, r0, min(GATHER_ROWS, m - r0), direct,
-                    sparse, scale, Xb, ident, lists, counts, yb, wb, buf)
+                    indptr, scale, Xb, ident, lists, counts, yb, wb, buf)
         item = claim(sync)
 
 

@@ -68,13 +68,16 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
     the buffers in place; the accumulators have one row per chunk of
     ``LOSS_ROWS`` rows (see ``_batch.loss_phase``).
 
-    Sparse data: ``indptr`` not empty. ``indptr``, ``indices`` and ``data``
-    are the CSR arrays of the data (see ``_sparse``), read in place, ``X`` an
-    empty ``(0, n_features)`` array, ``direct`` true, and ``Xb`` and
-    ``lists`` have no columns. The minibatch's gradient is then scattered
-    into the rows of ``grad`` it touches by one item (item ``0`` of a phase
-    of its own, the rows in order; item ``1`` steps the intercepts), before
-    the blocks of features step. Dense data: the three arrays empty.
+    Sparse data: ``indptr``, ``indices`` and ``data`` are the CSR arrays of
+    the data (see ``_sparse``), read in place, ``X`` an empty ``(0,
+    n_features)`` array, ``direct`` true, and ``Xb`` and ``lists`` have no
+    columns. The minibatch's gradient is then scattered into the rows of
+    ``grad`` it touches by one item (item ``0`` of a phase of its own, the
+    rows in order; item ``1`` steps the intercepts), before the blocks of
+    features step. Dense data: the three are None, and every branch on the
+    kind of data tests ``indptr is None`` itself, which Numba resolves when
+    compiling for a None argument: the dense specialisation compiles no
+    sparse code (see ``_mlp``).
     """
     _I0 = np.int64(0)
     _I1 = np.int64(1)
@@ -83,7 +86,6 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
     n_items = n_blocks(n_features, FEATURE_BLOCK)
-    sparse = indptr.shape[0] > 0
     W, b = params(theta, n_features, ld)
     G, gb = params(grad, n_features, ld)
     M, mb = params(s1, n_features, ld)
@@ -104,9 +106,9 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
         while item * LOSS_ROWS < m:
             r0 = item * LOSS_ROWS
             rows = min(LOSS_ROWS, m - r0)
-            gather_item(X, y, w, order, start, r0, rows, direct, sparse, no_scale, Xb,
+            gather_item(X, y, w, order, start, r0, rows, direct, indptr, no_scale, Xb,
                         ident, lists, counts, yb, wb, _I0)
-            if sparse:
+            if indptr is not None:
                 sparse_dot_rows(Z, r0, _I0, indptr, indices, data, arows[r0:], rows,
                                 no_scale, W, _I0, ld)
             else:
@@ -118,7 +120,7 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
                       class_weight[item], col_loss[item], stats[item])
             item = claim(sync)
         barrier(sync, n_threads)
-        if sparse:
+        if indptr is not None:
             # the whole minibatch's gradient scattered by one item; the
             # intercepts by another
             item = claim(sync)
@@ -136,11 +138,11 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
         while item < n_items:
             c0 = item * FEATURE_BLOCK
             c1 = min(c0 + FEATURE_BLOCK, n_features)
-            if not sparse:
+            if indptr is None:
                 acc_rows(G, _I0, A, arows, m, Z, _I0, _I0, ld, lists[0], counts[0], _I0,
                          _I1, c0, c1)
             update(W, G, M, V, c0, c1, _I0, ld, l2, lr, iopt, fopt, t)
-            if item == 0 and not sparse:
+            if item == 0 and indptr is None:
                 column_sums(Z, m, _I0, ld, gb)
                 update(b, gb, mb, vb, _I0, _I1, _I0, ld, 0.0, lr, iopt, fopt, t)
             item = claim(sync)
@@ -156,14 +158,14 @@ def _linear_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, ld,
     """Logits of the rows ``rows`` of ``X`` into ``out`` (its real outputs),
     in blocks of ``Xb.shape[1]`` rows claimed by the threads of a team;
     ``Xb``, ``lists``, ``counts`` and ``Z`` hold one block per thread. A
-    row's logits depend on that row alone. Sparse data (``indptr`` not
-    empty): the rows of the CSR arrays ``indptr``, ``indices``, ``data``,
-    read in place (see ``_sparse``); ``X`` is then an empty ``(0,
-    n_features)`` array and ``Xb``, ``lists`` have no columns."""
+    row's logits depend on that row alone. Sparse data: the rows of the CSR
+    arrays ``indptr``, ``indices``, ``data``, read in place (see
+    ``_sparse``); ``X`` is then an empty ``(0, n_features)`` array and
+    ``Xb``, ``lists`` have no columns. Dense data: the three are None (see
+    ``linear_epoch``)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     n_features = X.shape[1]
-    sparse = indptr.shape[0] > 0
     W, b = params(theta, n_features, ld)
     block = Xb.shape[1]
     n_rows = rows.shape[0]
@@ -175,7 +177,7 @@ def _linear_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, ld,
     while item * block < n_rows:
         r0 = item * block
         m = min(block, n_rows - r0)
-        if sparse:
+        if indptr is not None:
             sparse_dot_rows(Zb, _I0, _I0, indptr, indices, data, rows[r0:], m,
                             no_scale, W, _I0, ld)
         else:

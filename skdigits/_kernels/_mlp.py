@@ -48,7 +48,16 @@ each row's non-zeros in place (``_sparse``), gathering a minibatch gathers
 its labels and weights only, and for standardised inputs each panel's step
 also leaves the centred intercepts of the next minibatch (so the panel is
 swept once per minibatch, by its step). Its results are the bits of the
-dense path on the same data.
+dense path on the same data. The CSR arrays ``indptr``, ``indices`` and
+``data`` go to every kernel, None for dense data, and every function that
+branches on the kind of data tests ``indptr is None`` (or ``is not None``)
+on its own argument, alone or as one operand of ``and``. When that
+argument is None Numba resolves the test when compiling (it prunes the
+branch not taken), so the dense specialisation compiles none of the sparse
+code: a cold dense fit compiles as fast as before sparse data was taken. (A
+flag computed from the arrays is known at run time only, and an array
+argument is not resolved either: the sparse specialisation compiles the
+dense branches too, typed on the empty ``X``.)
 
 Activation codes are chosen in Python: ``IDENTITY`` (0), ``RELU`` (1),
 ``TANH`` (2), ``LOGISTIC`` (3), ``LEAKY_RELU`` (4, slope ``LEAKY_SLOPE`` for
@@ -363,12 +372,13 @@ def _centre_gradient_py(G, shift, gb, c0):
 centre_gradient = jit(_centre_gradient_py)
 
 
-def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, sparse, scale, shift,
+def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, indptr, scale, shift,
                     beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
                     counts, yb, wb):
     """Before the first minibatch: the transposes of the weights (thread 0),
-    for standardised sparse data the first layer's centred intercepts (one
-    item per panel), and the first minibatch (everyone)."""
+    for standardised sparse data (``indptr`` not None) the first layer's
+    centred intercepts (one item per panel), and the first minibatch
+    (everyone)."""
     _I0 = np.int64(0)
     last = sizes.shape[0] - 2
     if tid == 0:
@@ -383,7 +393,7 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, sparse, scale,
                 transpose_panel(P, c0, transpose_view(Wt, t_off, ld, sizes, l))
     item = claim(sync)
     first = _I0
-    if sparse and shift.shape[0] > 0:
+    if indptr is not None and shift.shape[0] > 0:
         first = n_blocks(sizes[1], PANEL)
         b = intercepts(theta, b_off, ld, _I0)
         while item < first:
@@ -391,7 +401,7 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, sparse, scale,
             centred_intercepts(P, shift, b, c0, beff)
             item = claim(sync)
     gather_phase(sync, X, y, w, order, _I0, min(Xb.shape[1], order.shape[0]), direct,
-                 sparse, scale, Xb, ident, lists, counts, yb, wb, _I0, item, first)
+                 indptr, scale, Xb, ident, lists, counts, yb, wb, _I0, item, first)
     barrier(sync, n_threads)
 
 
@@ -401,11 +411,12 @@ _epoch_start = jit(_epoch_start_py)
 def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                          ident, lists, counts, yb, Y, wb, dense, dense_counts, H, a_off,
                          Zp, Z, m, class_loss, class_weight, col_loss, stats, iopt,
-                         fopt, shift, beff, sparse, indptr, indices, data, scale):
+                         fopt, shift, beff, indptr, indices, data, scale):
     """The forward phases of a minibatch (hidden layer by hidden layer, each
     panel with its share of the logits), then the loss phase: the logits
-    and the loss gradient into ``Z``. With ``sparse``, the first layer
-    reads the rows ``arows`` of the CSR arrays (times ``scale``)."""
+    and the loss gradient into ``Z``. For sparse data (``indptr`` not None),
+    the first layer reads the rows ``arows`` of the CSR arrays (times
+    ``scale``)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
@@ -414,14 +425,16 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
     for l in range(last):
         item = claim(sync)
         while item < n_blocks(sizes[l + 1], PANEL):
-            if l == 0 and sparse:
-                c0, c1 = sparse_forward_panel(theta, sizes, w_off, b_off, ld, item,
-                                              indptr, indices, data, arows, m, scale,
-                                              H, a_off, batch, activation, shift, beff)
-            elif l == 0:
-                c0, c1 = forward_panel(theta, sizes, w_off, b_off, ld, _I0, item, A,
-                                       arows, m, lists, counts, _I1, H, a_off, batch,
-                                       activation, shift, beff)
+            if l == 0:
+                if indptr is not None:
+                    c0, c1 = sparse_forward_panel(theta, sizes, w_off, b_off, ld, item,
+                                                  indptr, indices, data, arows, m,
+                                                  scale, H, a_off, batch, activation,
+                                                  shift, beff)
+                else:
+                    c0, c1 = forward_panel(theta, sizes, w_off, b_off, ld, _I0, item,
+                                           A, arows, m, lists, counts, _I1, H, a_off,
+                                           batch, activation, shift, beff)
             else:
                 c0, c1 = forward_panel(
                     theta, sizes, w_off, b_off, ld, l, item,
@@ -470,24 +483,24 @@ def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order
     Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2``, ``Wt`` and the
     buffers in place. ``mlp_epoch_deep`` does the same for deeper networks.
 
-    Sparse data (``indptr`` not empty): ``indptr``, ``indices`` and ``data``
-    are the CSR arrays of the data (see ``_sparse``), read in place through
-    ``order``; ``X`` and ``Xsrc`` are empty ``(0, n_features)`` arrays,
-    ``direct`` is true, ``Xb`` and ``lists`` have no columns (gathering a
-    minibatch gathers its labels and weights only) and ``scale`` the factors
-    the rows are read with (empty when not standardised). The first layer's
-    products then run over each row's non-zeros, and its panels step
-    through ``_sparse.sparse_step``, which also leaves the centred
-    intercepts of the next minibatch in ``beff``. Dense data: the three
-    arrays empty.
+    Sparse data: ``indptr``, ``indices`` and ``data`` are the CSR arrays of
+    the data (see ``_sparse``), read in place through ``order``; ``X`` and
+    ``Xsrc`` are empty ``(0, n_features)`` arrays, ``direct`` is true,
+    ``Xb`` and ``lists`` have no columns (gathering a minibatch gathers its
+    labels and weights only) and ``scale`` the factors the rows are read
+    with (empty when not standardised). The first layer's products then run
+    over each row's non-zeros, and its panels step through
+    ``_sparse.sparse_step``, which also leaves the centred intercepts of the
+    next minibatch in ``beff``. Dense data: the three are None, so that the
+    dense specialisation compiles no sparse code (see the module's
+    docstring).
     """
     n_rows = order.shape[0]
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
     ident = np.arange(batch)
-    sparse = indptr.shape[0] > 0
     gsum = np.empty(PANEL, dtype=theta.dtype)
-    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, sparse, scale, shift,
+    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, indptr, scale, shift,
                  beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
                  counts, yb, wb)
     for k in range(n_batches):
@@ -498,18 +511,18 @@ def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
-                          col_loss, stats, iopt, fopt, shift, beff, sparse, indptr,
+                          col_loss, stats, iopt, fopt, shift, beff, indptr,
                           indices, data, scale)
         item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
                                  Wt, t_off, A, arows, ident, lists[cur], counts[cur],
                                  dense, dense_counts, H, D, a_off, Z, batch, m,
                                  batch_rate(fopt, k, n_batches), l2_of(fopt, m), iopt,
-                                 fopt, t, shift, sparse, indptr, indices, data, scale,
+                                 fopt, t, shift, indptr, indices, data, scale,
                                  gsum, beff)
         if k + 1 < n_batches:
             start = (k + 1) * batch
             gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
-                         direct, sparse, scale, Xb, ident, lists, counts, yb, wb,
+                         direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
                          1 - cur, item, n_blocks(sizes[1], PANEL))
         barrier(sync, n_threads)
     return t
@@ -525,9 +538,8 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, 
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
     ident = np.arange(batch)
-    sparse = indptr.shape[0] > 0
     gsum = np.empty(PANEL, dtype=theta.dtype)
-    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, sparse, scale, shift,
+    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, indptr, scale, shift,
                  beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
                  counts, yb, wb)
     for k in range(n_batches):
@@ -538,18 +550,18 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, 
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
-                          col_loss, stats, iopt, fopt, shift, beff, sparse, indptr,
+                          col_loss, stats, iopt, fopt, shift, beff, indptr,
                           indices, data, scale)
         item = _backward_deep(n_threads, sync, sizes, w_off, b_off, ld, theta, grad,
                               s1, s2, Wt, t_off, A, arows, ident, lists[cur],
                               counts[cur], dense, dense_counts, H, D, a_off, Z,
                               batch, m, batch_rate(fopt, k, n_batches), l2_of(fopt, m),
-                              iopt, fopt, t, shift, sparse, indptr, indices, data,
+                              iopt, fopt, t, shift, indptr, indices, data,
                               scale, gsum, beff)
         if k + 1 < n_batches:
             start = (k + 1) * batch
             gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
-                         direct, sparse, scale, Xb, ident, lists, counts, yb, wb,
+                         direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
                          1 - cur, item, _n_update_items(sizes))
         barrier(sync, n_threads)
     return t
@@ -582,12 +594,12 @@ _sparse_panel_step = jit(_sparse_panel_step_py)
 
 def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off,
                          A, arows, ident, lists, counts, dense, dense_counts, H, D,
-                         a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift, sparse,
-                         indptr, indices, data, scale, gsum, beff):
+                         a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift, indptr,
+                         indices, data, scale, gsum, beff):
     """The backward phase of a one-hidden-layer network: item ``p`` does
     everything for the hidden units of panel ``p``. Returns the first item
-    claimed past them. With ``sparse``, the panel's gradient comes from the
-    CSR rows ``arows`` (see ``mlp_epoch``)."""
+    claimed past them. For sparse data (``indptr`` not None), the panel's
+    gradient comes from the CSR rows ``arows`` (see ``mlp_epoch``)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
@@ -619,7 +631,7 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
         G, _ = panel(grad, sizes, w_off, _I0, item)
         M, _ = panel(s1, sizes, w_off, _I0, item)
         V, _ = panel(s2, sizes, w_off, _I0, item)
-        if sparse:
+        if indptr is not None:
             _sparse_panel_step(P, G, M, V, b, gb, mb, vb, c0, c1, indptr, indices,
                                data, arows, m, scale, Dl, shift, gsum, beff, l2,
                                lr, iopt, fopt, t)
@@ -662,12 +674,12 @@ _n_update_items = jit(_n_update_items_py)
 
 def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
                       Wt, t_off, A, arows, ident, lists, counts, dense, dense_counts, H,
-                      D, a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift, sparse,
-                      indptr, indices, data, scale, gsum, beff):
+                      D, a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift, indptr,
+                      indices, data, scale, gsum, beff):
     """The backward phases of a network with two or more hidden layers.
-    Returns the first item claimed past the last phase's updates. With
-    ``sparse``, the first layer's gradient comes from the CSR rows
-    ``arows`` (see ``mlp_epoch``)."""
+    Returns the first item claimed past the last phase's updates. For sparse
+    data (``indptr`` not None), the first layer's gradient comes from the
+    CSR rows ``arows`` (see ``mlp_epoch``)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
@@ -740,7 +752,7 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
         M, _ = panel(s1, sizes, w_off, l, p)
         V, _ = panel(s2, sizes, w_off, l, p)
         c1 = c0 + P.shape[1]
-        if l == 0 and sparse:
+        if l == 0 and indptr is not None:
             _sparse_panel_step(P, G, M, V, intercepts(theta, b_off, ld, _I0),
                                intercepts(grad, b_off, ld, _I0),
                                intercepts(s1, b_off, ld, _I0),
@@ -785,10 +797,11 @@ def _mlp_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, sizes,
     of a team. ``Xb``, ``lists``, ``counts`` and ``H`` hold one block per
     thread (first index ``tid``); ``H`` has a slot for every layer, the
     output one included. Every buffer is in ``theta``'s dtype. A row's
-    logits depend on that row alone. Sparse data (``indptr`` not empty):
-    the rows of the CSR arrays ``indptr``, ``indices``, ``data``, read in
-    place (see ``_sparse``); ``X`` is then an empty ``(0, n_features)``
-    array and ``Xb``, ``lists`` have no columns."""
+    logits depend on that row alone. Sparse data: the rows of the CSR
+    arrays ``indptr``, ``indices``, ``data``, read in place (see
+    ``_sparse``); ``X`` is then an empty ``(0, n_features)`` array and
+    ``Xb``, ``lists`` have no columns. Dense data: the three are None (see
+    the module's docstring)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     last = sizes.shape[0] - 2
@@ -799,24 +812,24 @@ def _mlp_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, sizes,
     ident = np.arange(block)
     no_shift = theta[:0]  # standardisation is folded into theta
     beff = intercepts(theta, b_off, ld, _I0)  # not written without a shift
-    sparse = indptr.shape[0] > 0
     item = claim(sync)
     while item * block < n_rows:
         r0 = item * block
         m = min(block, n_rows - r0)
-        if not sparse:
+        if indptr is None:
             gather_rows(X, rows, r0, m, Xt, _I0)
             group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
         for l in range(last):
             for p in range(n_blocks(sizes[l + 1], PANEL)):
-                if l == 0 and sparse:
-                    sparse_forward_panel(theta, sizes, w_off, b_off, ld, p, indptr,
-                                         indices, data, rows[r0:], m, no_shift, Ht,
-                                         a_off, block, activation, no_shift, beff)
-                elif l == 0:
-                    forward_panel(theta, sizes, w_off, b_off, ld, _I0, p, Xt, ident, m,
-                                  lists[tid], counts[tid], _I1, Ht, a_off, block,
-                                  activation, no_shift, beff)
+                if l == 0:
+                    if indptr is not None:
+                        sparse_forward_panel(theta, sizes, w_off, b_off, ld, p, indptr,
+                                             indices, data, rows[r0:], m, no_shift, Ht,
+                                             a_off, block, activation, no_shift, beff)
+                    else:
+                        forward_panel(theta, sizes, w_off, b_off, ld, _I0, p, Xt, ident,
+                                      m, lists[tid], counts[tid], _I1, Ht, a_off, block,
+                                      activation, no_shift, beff)
                 else:
                     forward_panel(theta, sizes, w_off, b_off, ld, l, p,
                                   layer_rows(Ht, a_off, l - 1, block, sizes[l]), ident,
