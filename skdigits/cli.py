@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from . import __version__
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 MODELS = ("softmax", "mlp")
@@ -30,10 +32,23 @@ class CLIError(Exception):
 
 
 def _load(dataset, subset, args):
-    from .datasets import load_mnist
+    from .datasets import DataNotFoundError, load_mnist
 
-    return load_mnist(dataset, subset, data_home=args.data_home, sample=args.sample,
-                      download_if_missing=args.download)
+    try:
+        return load_mnist(dataset, subset, data_home=args.data_home,
+                          sample=args.sample, download_if_missing=args.download)
+    except DataNotFoundError as exc:
+        if args.download or args.data_home is not None:
+            raise  # the download's failure, or the wrong folder: its own words
+        # the loader's message speaks Python (load_mnist's arguments): say it
+        # with this command's options
+        title = "MNIST" if dataset == "digits" else "Fashion-MNIST"
+        searched = ", ".join(exc.searched) or "no folder"
+        raise CLIError(
+            f"the {title} files were not found (searched: {searched}); pass "
+            "--data-home DIR (a folder holding them), set SKDIGITS_DATA to a "
+            "folder holding mnist/ and fashion-mnist/, add --download to fetch "
+            "them from OpenML, or use --sample for the bundled sample") from None
 
 
 def _pixels(bunch):
@@ -390,6 +405,8 @@ def build_parser():
                     "and Fashion-MNIST.",
         epilog="Exit codes: 0 success, 1 runtime error (message on one line), "
                "2 bad arguments, 130 interrupted.")
+    parser.add_argument("--version", action="version",
+                        version=f"skdigits {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

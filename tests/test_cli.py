@@ -441,3 +441,24 @@ def test_ctrl_c_stops_the_command_with_exit_130(command, tmp_path, capsys, monke
     captured = capsys.readouterr()
     assert captured.err.strip().endswith("interrupted")
     assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_version_prints_the_package_version(capsys):
+    import skdigits
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skdigits {skdigits.__version__}"
+
+
+@pytest.mark.parametrize("command", [["fit"], ["benchmark"]])
+def test_missing_data_speaks_the_command_line(command, capsys, no_full_data):
+    """The message names the command's own options, not load_mnist's
+    arguments, on one line."""
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    for option in ("--data-home", "--download", "--sample", "SKDIGITS_DATA"):
+        assert option in err[0]
+    assert "load_mnist" not in err[0] and "download_if_missing" not in err[0]
