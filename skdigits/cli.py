@@ -31,7 +31,11 @@ class CLIError(Exception):
 # ---------------------------------------------------------------- helpers
 
 
-def _load(dataset, subset, args):
+def _load(dataset, subset, args, fallback=False):
+    """The ``subset`` Bunch of ``dataset`` for a command. With ``fallback``
+    (``fit``, ``evaluate``, as ``report``), missing full files give the bundled
+    sample, and ``_where`` says so; otherwise a one-line error in the
+    command's own words."""
     from .datasets import DataNotFoundError, load_mnist
 
     try:
@@ -40,6 +44,9 @@ def _load(dataset, subset, args):
     except DataNotFoundError as exc:
         if args.download or args.data_home is not None:
             raise  # the download's failure, or the wrong folder: its own words
+        if fallback:
+            args.fell_back = True
+            return load_mnist(dataset, subset, sample=True)
         # the loader's message speaks Python (load_mnist's arguments): say it
         # with this command's options
         title = "MNIST" if dataset == "digits" else "Fashion-MNIST"
@@ -55,9 +62,16 @@ def _pixels(bunch):
     return bunch.data.astype(np.float32) / 255.0
 
 
+def _where(bunch, args):
+    """Where a command's data came from, as the report says it."""
+    if getattr(args, "fell_back", False):
+        return "bundled sample (the full files were not found)"
+    return "bundled sample" if args.sample else bunch.get("source", "files")
+
+
 def _describe(dataset, train, test, args):
-    where = "bundled sample" if args.sample else train.get("source", "files")
-    print(f"{dataset}: {len(train.data)} train / {len(test.data)} test images ({where})")
+    print(f"{dataset}: {len(train.data)} train / {len(test.data)} test images "
+          f"({_where(train, args)})")
 
 
 def _parse_params(pairs):
@@ -117,8 +131,8 @@ def _cmd_fit(args):
     model._validate_params()
     if args.output:
         _check_output_file(args.output)
-    train = _load(args.dataset, "train", args)
-    test = _load(args.dataset, "test", args)
+    train = _load(args.dataset, "train", args, fallback=True)
+    test = _load(args.dataset, "test", args, fallback=True)
     X, Xt = _pixels(train), _pixels(test)
     names = np.asarray(train.target_names)
     _describe(args.dataset, train, test, args)
@@ -130,7 +144,7 @@ def _cmd_fit(args):
 
         dump(model, args.output, metadata={
             "dataset": args.dataset, "n_train": int(len(X)),
-            "data": "bundled sample" if args.sample else train.get("source", "files")})
+            "data": _where(train, args)})
     acc = model.score(Xt, test.target)
     desc = (f"multi_class={model.multi_class!r}" if args.model == "softmax"
             else f"hidden_layer_sizes={tuple(model._hidden_sizes())!r}")
@@ -203,11 +217,11 @@ def _cmd_evaluate(args):
     model, meta = _read_model(args.model_file, args.trust_pickle)
     if args.dataset is None:  # the dataset the file says, else the digits
         args.dataset = meta.get("dataset", "digits")
-    data = _load(args.dataset, args.subset, args)
+    data = _load(args.dataset, args.subset, args, fallback=True)
     _check_model_fits_data(model, meta, data, args)
     X = _pixels(data)
     names = [str(n) for n in data.target_names]
-    where = "bundled sample" if args.sample else data.get("source", "files")
+    where = _where(data, args)
     tic = time.perf_counter()
     y_pred = model.predict(X)
     seconds = time.perf_counter() - tic

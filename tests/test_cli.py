@@ -452,13 +452,26 @@ def test_version_prints_the_package_version(capsys):
     assert capsys.readouterr().out.strip() == f"skdigits {skdigits.__version__}"
 
 
-@pytest.mark.parametrize("command", [["fit"], ["benchmark"]])
-def test_missing_data_speaks_the_command_line(command, capsys, no_full_data):
-    """The message names the command's own options, not load_mnist's
-    arguments, on one line."""
-    assert main(command) == 1
+def test_missing_data_speaks_the_command_line(capsys, no_full_data):
+    """``benchmark`` needs the full files: the message names the command's own
+    options, not load_mnist's arguments, on one line."""
+    assert main(["benchmark"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     for option in ("--data-home", "--download", "--sample", "SKDIGITS_DATA"):
         assert option in err[0]
     assert "load_mnist" not in err[0] and "download_if_missing" not in err[0]
+
+
+def test_fit_and_evaluate_fall_back_to_the_sample_and_say_so(tmp_path, capsys,
+                                                             no_full_data):
+    """As ``report`` does: missing full files give the bundled sample, and
+    the output and the saved metadata say so."""
+    path = tmp_path / "m.skops"
+    assert main(["fit", "--max-iter", "2", "-o", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3000 train / 1000 test images (bundled sample (the full files were " \
+           "not found))" in out
+    assert load(path, return_metadata=True)[1]["data"].startswith("bundled sample")
+    assert main(["evaluate", str(path)]) == 0
+    assert "the full files were not found" in capsys.readouterr().out
