@@ -544,3 +544,25 @@ def test_plot_training_curves(pyplot, mlp, ovr):
     assert len(out.figure.axes) == 2 and out.loss_zoom is None
     with pytest.raises(NotFittedError):
         plot_training_curves(SoftmaxRegression())
+
+
+@pytest.mark.parametrize("top,bottom", [(0.25, 0.005), (0.25, 0.002), (0.9, 0.02),
+                                        (3.0, 0.2), (0.25, 0.12)])
+def test_log_axis_labels_a_tick_near_the_top_of_the_curves(pyplot, top, bottom):
+    """The one-vs-rest digits curves start near 0.2 and fall to 0.005: the
+    log axis must label a tick in the upper half of its range (matplotlib
+    labelled none above 0.1 there), so the first epochs can be read."""
+    from skdigits.plotting import PerClassLossDisplay
+
+    epochs = np.arange(1, 11)[:, None]
+    curves = np.exp(np.linspace(np.log(top), np.log(bottom), 10))[:, None] \
+        * np.linspace(1.0, 0.9, 3)[None, :] + 0 * epochs
+    disp = PerClassLossDisplay(curves, class_names=["a", "b", "c"]).plot()
+    disp.figure_.canvas.draw()
+    ax = disp.ax_
+    low, high = ax.get_ylim()
+    labelled = [t.get_position()[1] for t in ax.yaxis.get_ticklabels(which="both")
+                if t.get_text() and low <= t.get_position()[1] <= high]
+    assert labelled, "no labelled tick at all"
+    # within a factor of 2 of where the highest curve starts
+    assert max(labelled) >= top / 2, (labelled, (low, high))

@@ -112,13 +112,23 @@ def _new_axes(ax, figsize):
 def _set_log_scale(ax):
     """Logarithmic y-axis with plain-number tick labels (0.05, not 5e-2).
 
-    matplotlib's log formatters still decide which ticks get a label (fewer
-    minor labels over several decades); only the text changes.
+    matplotlib's log formatters decide which ticks get a label, except that
+    over up to three decades the minor ticks at 2 and 5 times a power of ten
+    are labelled too: matplotlib labels no minor tick past one decade, so
+    curves from 0.25 down to 0.005 showed no label above 0.1.
     """
+    import math
+
     from matplotlib.ticker import LogFormatterSciNotation
 
     class PlainLogFormatter(LogFormatterSciNotation):
         def __call__(self, x, pos=None):
+            if not self.labelOnlyBase and x > 0:
+                low, high = self.axis.get_view_interval()
+                mantissa = x / 10 ** math.floor(math.log10(x))
+                if (low > 0 and math.log10(high / low) <= 3
+                        and min(abs(mantissa - 2), abs(mantissa - 5)) < 1e-6):
+                    return f"{x:g}"
             return f"{x:g}" if super().__call__(x, pos) else ""
 
     ax.set_yscale("log")
