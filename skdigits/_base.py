@@ -326,7 +326,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         rng = check_random_state(self.random_state)
         if first_pass:
             check_memory(model.fit_bytes(self._batch_size(X.shape[0]), dtype.itemsize,
-                                         **({"sparse": True} if issparse(X) else {})),
+                                         sparse=issparse(X)),
                          self._describe(model))
             self._rng_state = new_state(rng)
             self._theta = self._init_params(model, rng, dtype)

@@ -81,6 +81,24 @@ def train(model, X, y, w, theta, batch_size, loss, n_out, *, n_threads=1, n_epoc
     return state, np.concatenate(list(acc.totals()))
 
 
+def assert_csr_trains_as_dense(model, X, y, w, theta0, batch_size, loss, n_out,
+                               index_dtype, kind):
+    """Training from ``theta0`` on ``X`` as CSR (``index_dtype``, ``kind``)
+    gives the dense run's bits, on 1, 2 and 3 threads: weights, optimizer
+    state and the epoch's sums."""
+    theta = theta0.copy()
+    state, sums = train(model, X, y, w, theta, batch_size, loss, n_out)
+    A = to_csr(X, index_dtype, kind)
+    for n_threads in (1, 2, 3):
+        got = theta0.copy()
+        got_state, got_sums = train(model, A, y, w, got, batch_size, loss, n_out,
+                                    n_threads=n_threads)
+        assert_same(got, theta)
+        assert_same(got_state[0], state[0])
+        assert_same(got_state[1], state[1])
+        assert_same(got_sums, sums)
+
+
 def standardisation(rng, d):
     return rng.uniform(-0.5, 0.5, size=d), rng.uniform(0.5, 2.0, size=d)
 
@@ -251,17 +269,8 @@ def test_mlp_epochs_on_csr_are_the_dense_ones(hidden, loss, n_out, n_classes,
     model = MLPModel(sizes, _mlp.TANH, loss, mean, scale)
     theta0 = model.init_params(rng, np.float64)
     batch_size = min(batch_size, n)
-    theta = theta0.copy()
-    state, sums = train(model, X, y, w, theta, batch_size, loss, n_out)
-    A = to_csr(X, index_dtype, kind)
-    for n_threads in (1, 2, 3):
-        got = theta0.copy()
-        got_state, got_sums = train(model, A, y, w, got, batch_size, loss, n_out,
-                                    n_threads=n_threads)
-        assert_same(got, theta)
-        assert_same(got_state[0], state[0])
-        assert_same(got_state[1], state[1])
-        assert_same(got_sums, sums)
+    assert_csr_trains_as_dense(model, X, y, w, theta0, batch_size, loss, n_out,
+                               index_dtype, kind)
 
 
 @pytest.mark.parametrize("hidden", [[70], [70, 4]], ids=["shallow", "deep"])
@@ -342,17 +351,8 @@ def test_linear_epochs_on_csr_are_the_dense_ones(loss, n_out, n, d, density,
     theta0 = model.init_params(rng, np.float64)
     theta0[:d * model.ld].reshape(d, model.ld)[:, :n_out] = rng.normal(size=(d, n_out))
     batch_size = min(batch_size, n)
-    theta = theta0.copy()
-    state, sums = train(model, X, y, w, theta, batch_size, loss, n_out)
-    A = to_csr(X, index_dtype, kind)
-    for n_threads in (1, 2, 3):
-        got = theta0.copy()
-        got_state, got_sums = train(model, A, y, w, got, batch_size, loss, n_out,
-                                    n_threads=n_threads)
-        assert_same(got, theta)
-        assert_same(got_state[0], state[0])
-        assert_same(got_state[1], state[1])
-        assert_same(got_sums, sums)
+    assert_csr_trains_as_dense(model, X, y, w, theta0, batch_size, loss, n_out,
+                               index_dtype, kind)
 
 
 def test_float32_linear_on_float64_csr(rng):

@@ -30,26 +30,14 @@ from .._kernels._batch import (
 from .._kernels._optim import GRADIENT
 from .._logging import Progress, verbose_logger
 from ._history import History
-from ._models import Accumulators, LinearModel, aligned, aligned_zeros, no_labels
+from ._models import Accumulators, aligned, aligned_zeros, no_labels
 from ._parallel import CoreShare, Team
 from ._train import TrainingDivergedError
 
-__all__ = ["train_lbfgs", "BLOCK_ROWS", "weight_mask"]
+__all__ = ["train_lbfgs", "BLOCK_ROWS"]
 
 #: Rows per block of a loss-and-gradient evaluation.
 BLOCK_ROWS = 1024
-
-
-def weight_mask(model):
-    """True at the weights of ``theta`` (the penalised entries), False at the
-    intercepts."""
-    mask = np.zeros(model.n_params, dtype=bool)
-    if isinstance(model, LinearModel):
-        mask[:model.n_features * model.ld] = True
-    else:
-        for w0, b0 in zip(model.w_off, model.b_off):
-            mask[w0:b0] = True
-    return mask
 
 
 class _Objective:
@@ -64,13 +52,12 @@ class _Objective:
         dtype = est._theta.dtype
         block = max(1, min(BLOCK_ROWS, len(self.order)))
         self.n_threads = max(1, min(n_threads, model.max_threads(block)))
-        extra = {"sparse": True} if issparse(X) else {}
-        self.ws = model.workspace(block, dtype, **extra)
+        self.ws = model.workspace(block, dtype, sparse=issparse(X))
         self.acc = Accumulators.for_batches(block, len(est.classes_), model.n_outputs)
         self.theta = aligned_zeros(model.n_params, dtype)
         self.state = (aligned_zeros(model.n_params, dtype),
                       aligned_zeros(model.n_params, dtype))
-        self.mask = weight_mask(model)
+        self.mask = model.weight_mask()
         self.iopt = np.zeros(N_IOPT, dtype=np.int64)
         self.iopt[[I_ACTIVATION, I_LOSS, I_SOLVER, I_N_OUT]] = (
             getattr(model, "activation", 0), model.loss, GRADIENT, model.n_outputs)

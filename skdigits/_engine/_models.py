@@ -263,6 +263,13 @@ class LinearModel(_Model):
         W, b = _linear.params(theta, self.n_features, self.ld)
         return [(W[:, :self.n_outputs].copy(), b[0, :self.n_outputs].copy())]
 
+    def weight_mask(self):
+        """True at the weights of ``theta`` (the penalised entries), False at
+        the intercepts."""
+        mask = np.zeros(self.n_params, dtype=bool)
+        mask[:self.n_features * self.ld] = True
+        return mask
+
     def penalty_norm(self, theta):
         """Sum of the squared weights (not the intercepts)."""
         W = theta[:self.n_features * self.ld]
@@ -403,6 +410,14 @@ class MLPModel(_Model):
         layers = _mlp.unpack(theta, self.sizes)
         layers[0] = self._fold(*layers[0])
         return _mlp.pack(layers, np.float64)
+
+    def weight_mask(self):
+        """True at the weights of ``theta`` (the penalised entries), False at
+        the intercepts."""
+        mask = np.zeros(self.n_params, dtype=bool)
+        for w0, b0 in zip(self.w_off, self.b_off):
+            mask[w0:b0] = True
+        return mask
 
     def penalty_norm(self, theta):
         """Sum of the squared weights (not the intercepts)."""

@@ -110,6 +110,15 @@ def _check_csr(out, B, data, idx, scale):
     return dtype
 
 
+def _vector_of(dtype):
+    """``(T, L, VT, align)``: the float type of ``dtype``, its lanes in one
+    vector, that vector type and the element alignment."""
+    T = _float_type(dtype)
+    size = 4 if dtype == types.float32 else 8
+    L = VECTOR_BYTES // size
+    return T, L, ir.VectorType(T, L), size
+
+
 def _pointers(context, builder, tys, args, positions):
     """Data pointers of the arrays at ``positions`` (their element types)."""
     out = []
@@ -179,10 +188,7 @@ def _make_sparse_dot_tile(V, scaled):
 
         def codegen(context, builder, signature, args):
             _, o_, _, b_, ldb_, _, _, _, q0_, q1_, ahead_ = args
-            T = _float_type(dtype)
-            L = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
-            VT = ir.VectorType(T, L)
-            align = 4 if dtype == types.float32 else 8
+            T, L, VT, align = _vector_of(dtype)
             outp, bp, datap, idxp, scalep = _pointers(context, builder, signature.args,
                                                       args, (0, 2, 5, 6, 7))
             outp = builder.gep(outp, [o_])
@@ -234,10 +240,7 @@ def _make_sparse_acc_tile(V, scaled):
 
         def codegen(context, builder, signature, args):
             _, g_, ldg_, _, _, _, q0_, q1_, _, d_, ahead_ = args
-            T = _float_type(dtype)
-            L = VECTOR_BYTES // (4 if dtype == types.float32 else 8)
-            VT = ir.VectorType(T, L)
-            align = 4 if dtype == types.float32 else 8
+            T, L, VT, align = _vector_of(dtype)
             gp, datap, idxp, scalep, dp = _pointers(context, builder, signature.args,
                                                     args, (0, 3, 4, 5, 8))
             gp = builder.gep(gp, [g_])
