@@ -376,6 +376,9 @@ def load_mnist(
             Where that folder came from: ``"data_home argument"``,
             ``"$SKDIGITS_DATA"``, ``"user data folder"``, ``"system folder"``,
             ``"download from OpenML"`` or ``"bundled sample"``.
+        filenames : list of str or None
+            The gzipped IDX files read (images, then labels, of each split),
+            or None for the bundled sample.
 
     (data, target) : tuple if ``return_X_y`` is True
         The ``data`` and ``target`` arrays described above.
@@ -415,7 +418,7 @@ def load_mnist(
 
     if sample:
         images, labels = _read_sample(kind, splits)
-        folder, origin = None, "bundled sample"
+        folder, origin, filenames = None, "bundled sample", None
         logger.debug("Loaded the bundled %s sample (subset=%r)", info["title"], subset)
     else:
         if data_home is not None and not os.path.isdir(get_data_home(data_home)):
@@ -458,6 +461,7 @@ def load_mnist(
             origin,
         )
         images, labels = _read_files(paths, splits)
+        filenames = [os.fspath(paths[name]) for name in basenames]
 
     n_samples = images.shape[0]
     data = np.ascontiguousarray(images.reshape(n_samples, _N_FEATURES))
@@ -474,4 +478,5 @@ def load_mnist(
         DESCR=_descr(kind, sample),
         data_home=folder,
         source=origin,
+        filenames=filenames,
     )

@@ -29,7 +29,7 @@ FOLDER = {"digits": "mnist", "fashion": "fashion-mnist"}
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 BUNCH_KEYS = {"data", "images", "target", "target_names", "feature_names",
-              "frame", "DESCR", "data_home", "source"}
+              "frame", "DESCR", "data_home", "source", "filenames"}
 
 
 def test_public_api():
@@ -83,6 +83,12 @@ def test_contract_on_fake_files(tmp_path, make_idx_folder, kind, subset, n):
     assert bunch.data_home == str(tmp_path / FOLDER[kind])
     assert bunch.source == "data_home argument"
     assert "bundled sample" not in bunch.DESCR.lower()
+    # the files read, images then labels of each split (the report hashes them)
+    names = {"train": ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"],
+             "test": ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]}
+    assert [os.path.basename(f) for f in bunch.filenames] == [
+        n + ".gz" for s in splits for n in names[s]]
+    assert all(os.path.isfile(f) for f in bunch.filenames)
 
     X, y = load_mnist(kind, subset, data_home=tmp_path, return_X_y=True)
     np.testing.assert_array_equal(X, bunch.data)
@@ -96,6 +102,7 @@ def test_contract_on_sample(kind, subset, n):
     bunch = load_mnist(kind, subset, sample=True)
     check_bunch(bunch, kind, n)
     assert bunch.source == "bundled sample" and bunch.data_home is None
+    assert bunch.filenames is None
     assert "bundled sample" in bunch.DESCR.lower()
     X, y = load_mnist(kind, subset, sample=True, return_X_y=True)
     np.testing.assert_array_equal(X, bunch.data)
