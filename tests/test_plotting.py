@@ -347,6 +347,27 @@ def test_per_class_validation(pyplot, mlp, ovr):
         PerClassLossDisplay.from_estimator(ovr, validation=True)
 
 
+def test_per_class_validation_of_the_highlighted_only(pyplot, mlp):
+    """Ten dashed lines over ten solid ones tangle: ``"highlighted"`` draws
+    the validation curves of the bold classes only."""
+    disp = PerClassLossDisplay.from_estimator(mlp, highlight=3,
+                                              validation="highlighted")
+    assert len(disp.validation_lines_) == 3
+    labels = [line.get_label() for line in disp.lines_]
+    cols = sorted(labels.index(name) for name in disp.highlighted_)
+    for j, vline in zip(cols, disp.validation_lines_):
+        assert vline.get_color() == disp.lines_[j].get_color()
+        np.testing.assert_allclose(vline.get_ydata(),
+                                   mlp.validation_loss_curve_per_class_[:, j])
+    # the y-range fits what is drawn, not the hidden curves
+    hidden = np.delete(mlp.validation_loss_curve_per_class_, cols, axis=1)
+    drawn = np.concatenate([np.ravel(ln.get_ydata()) for ln in disp.ax_.get_lines()])
+    if hidden.max() > drawn.max():
+        assert disp.ax_.get_ylim()[1] < hidden.max()
+    with pytest.raises(ValueError, match="'highlighted'"):
+        PerClassLossDisplay.from_estimator(mlp, validation="all")
+
+
 def test_per_class_convergence_ranking(pyplot):
     # class "fast" gets below 0.2 at epoch 2, "slow" at epoch 4, "never" never
     curves = np.array([[1.0, 1.0, 1.0],

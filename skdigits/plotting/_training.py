@@ -179,8 +179,9 @@ class PerClassLossDisplay:
         the class name.
 
     validation_lines_ : list of matplotlib Line2D or None
-        The dashed validation line of each class, in the colour of its
-        training line; None when the validation curves are not drawn.
+        The dashed validation line of each class drawn (every class, or the
+        highlighted ones with ``validation="highlighted"``), in the colour of
+        its training line; None when the validation curves are not drawn.
 
     ax_ : matplotlib Axes
         The axes drawn in.
@@ -273,8 +274,10 @@ class PerClassLossDisplay:
         log_scale : bool, default=True
             Use a logarithmic y-axis.
 
-        validation : bool, default=False
-            Also draw each class's validation loss, dashed. Needs
+        validation : bool or "highlighted", default=False
+            Also draw each class's validation loss, dashed. ``"highlighted"``
+            draws it only for the highlighted classes, so that ten dashed
+            lines do not tangle with ten solid ones. Needs
             ``validation_loss_per_class``.
 
         convergence_threshold : float, default=None
@@ -307,6 +310,10 @@ class PerClassLossDisplay:
             raise ValueError(
                 f"class_names holds {len(names)} names for {n_classes} classes.")
         val = None
+        if validation not in (True, False, "highlighted"):
+            raise ValueError(
+                f"validation must be True, False or 'highlighted'; got "
+                f"{validation!r}.")
         if validation:
             if self.validation_loss_per_class is None:
                 raise ValueError(
@@ -361,13 +368,15 @@ class PerClassLossDisplay:
                 style = dict(linewidth=1.0, alpha=0.35, zorder=2)
             (line,) = ax.plot(epochs, curves[:, j], label=name, **style)
             self.lines_.append(line)
-            if val is not None:
+            if val is not None and (validation is True or name in highlighted):
                 (vline,) = ax.plot(epochs, val[:, j], linestyle="--",
                                    color=line.get_color(), label=f"_{name} (val)",
                                    **style)
                 self.validation_lines_.append(vline)
         if log_scale:
             _set_log_scale(ax)
+        if val is not None and validation == "highlighted":
+            val = val[:, [names.index(h) for h in highlighted]]
         drawn = [curves] if val is None else [curves, val]
         _zoom(ax, drawn, first, n_epochs, log_scale)
         ax.set_xlabel("epoch")
@@ -432,9 +441,10 @@ class PerClassLossDisplay:
         log_scale : bool, default=True
             Use a logarithmic y-axis.
 
-        validation : bool, default=False
+        validation : bool or "highlighted", default=False
             Also draw the validation loss of each class, dashed (needs an
-            estimator fitted with ``early_stopping=True``).
+            estimator fitted with ``early_stopping=True``); ``"highlighted"``
+            draws it only for the highlighted classes.
 
         convergence_threshold : float, default=None
             The loss below which a class counts as converged. See
