@@ -1,27 +1,49 @@
 """The study report behind ``skdigits report``: train the one-vs-rest softmax
-model and the MLP on each dataset, draw every plot of the study as PNG, and
-write one HTML page (no external files besides the PNGs beside it) with the
-figures and the observations computed from this run.
+model and the MLP on each dataset, draw every plot of the study as PNG, judge
+the study's claims from the run, and write one HTML page and a JSON file with
+the figures, the verdicts and the run's context.
 
-Library code: it logs through :mod:`logging` and returns what it measured; the
-command line prints.
+The same data, seed and package give the same report: every figure, verdict
+and PNG, byte for byte. Only the ``timings`` block and the date of
+``report.json`` (and the page's timing column) change from run to run.
+
+The folder holds exactly what the page shows: files an earlier report wrote
+that no longer belong are removed, and a folder holding files skdigits did
+not write is refused unless ``force=True``.
+
+Library code: it logs through :mod:`logging`, shows a progress bar per fit
+when asked, and returns what it measured; the command line prints.
 """
 
+import base64
+import datetime
+import hashlib
 import html
 import json
 import logging
+import math
 import os
+import sys
 import time
 import warnings
 
 import numpy as np
 
+from . import _claims
 from ._fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
 DATASETS = ("digits", "fashion")
 TITLES = {"digits": "MNIST digits", "fashion": "Fashion-MNIST"}
+#: The files a report writes besides its PNGs.
+PAGE, JSON = "index.html", "report.json"
+#: The rows of the grid of training images fitted for the compile warm-up.
+WARM_UP_ROWS = 512
+
+
+class ReportFolderError(ValueError):
+    """The output folder holds files that skdigits did not write."""
 
 
 def load_study_data(kind, *, data_home=None, sample=False, download=False):
@@ -35,7 +57,8 @@ def load_study_data(kind, *, data_home=None, sample=False, download=False):
                                download_if_missing=download)
             test = load_mnist(kind, "test", data_home=data_home,
                               download_if_missing=download)
-            return train, test, f"full dataset ({train.get('source', 'files')})"
+            return train, test, (f"full dataset in {train.data_home} "
+                                 f"({train.get('source', 'files')})")
         except DataNotFoundError:
             if data_home is not None:
                 raise  # the user named a folder: do not hide that it is wrong
@@ -48,22 +71,96 @@ def load_study_data(kind, *, data_home=None, sample=False, download=False):
     return train, test, source
 
 
-def _save(fig, path):
-    with atomic_write(path) as fh:
-        fig.savefig(fh, dpi=90, format="png")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return os.path.basename(path)
+# ---------------------------------------------------------------- the folder
 
 
-def _names(values, target_names):
-    return [str(target_names[int(v)]) for v in values]
+def _previous_files(out_dir):
+    """The files an earlier report recorded in ``report.json`` (its
+    ``files`` list; for reports written before the list existed, the PNGs
+    its ``figures`` name), or None when the folder holds no readable one."""
+    try:
+        with open(os.path.join(out_dir, JSON), encoding="utf-8") as fh:
+            old = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    if isinstance(old.get("files"), list):
+        return {str(f) for f in old["files"]}
+    names = set()
+    for d in old.get("datasets") or ():
+        if isinstance(d, dict) and isinstance(d.get("figures"), dict):
+            names.update(str(f) for f in d["figures"].values())
+    return names
 
 
-def fit_model(model, X, y):
+def prepare_folder(out_dir, *, force=False):
+    """Create ``out_dir`` or check what it holds, before any training.
+
+    Returns the files an earlier report wrote there (removed after the new
+    report is written, unless the new one writes them again). Raises
+    ``ReportFolderError`` when the folder holds anything else, unless
+    ``force``: then the other files are left alone.
+    """
+    if not os.path.isdir(out_dir):
+        os.makedirs(out_dir, exist_ok=True)
+        return set()
+    previous = _previous_files(out_dir)
+    ours = set() if previous is None else previous | {PAGE, JSON}
+    # a temporary file of an interrupted atomic write is ours too
+    foreign = sorted(
+        name for name in os.listdir(out_dir)
+        if name not in ours and not (name.startswith(".") and name.endswith(".part")))
+    if foreign and not force:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ReportFolderError(
+            f"the report folder {out_dir} holds {len(foreign)} file(s) skdigits "
+            f"did not write ({shown}): name an empty or new folder, or pass "
+            "--force to write the report beside them")
+    return set() if previous is None else previous
+
+
+def remove_stale(out_dir, previous, written):
+    """Remove the files of an earlier report that this one did not write."""
+    for name in sorted(set(previous) - set(written) - {PAGE, JSON}):
+        path = os.path.join(out_dir, name)
+        if os.path.basename(name) == name and os.path.isfile(path):
+            os.unlink(path)
+            logger.info("Removed %s, left by an earlier report", path)
+
+
+# ---------------------------------------------------------------- fitting
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr advanced by the estimator's ``callbacks``."""
+
+    def __init__(self, total, desc):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=True,
+                        file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, est, info):
+        shown = {k: f"{info[k]:.4g}" for k in ("loss", "val_accuracy") if k in info}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def close(self):
+        self.bar.close()
+
+
+def _planned_epochs(model, n_rows):
+    n_train = n_rows
+    if getattr(model, "early_stopping", False):
+        n_train -= math.ceil(model.validation_fraction * n_rows)
+    return model._resolve_max_iter(max(n_train, 1))
+
+
+def fit_model(model, X, y, *, progress=None):
     """``model.fit(X, y)``; returns the seconds it took.
 
+    ``progress``: a description to show a progress bar (one per fit) under.
     A Ctrl-C that the estimator absorbed (it keeps the last finished epoch and
     warns) is raised again as ``KeyboardInterrupt``: a command the user
     interrupted must stop, not go on with a truncated model.
@@ -71,11 +168,21 @@ def fit_model(model, X, y):
     """
     from sklearn.exceptions import ConvergenceWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        tic = time.perf_counter()
-        model.fit(X, y)
-        seconds = time.perf_counter() - tic
+    bar = None
+    if progress:
+        bar = _ProgressBar(_planned_epochs(model, len(X)), progress)
+        callbacks = model.callbacks
+        model.set_params(callbacks=bar)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tic = time.perf_counter()
+            model.fit(X, y)
+            seconds = time.perf_counter() - tic
+    finally:
+        if bar is not None:
+            bar.close()
+            model.set_params(callbacks=callbacks)
     for w in caught:
         if "interrupted by the user" in str(w.message):
             raise KeyboardInterrupt
@@ -85,37 +192,152 @@ def fit_model(model, X, y):
     return seconds
 
 
+def warm_up(model, X, y):
+    """Compile (or load from Numba's cache) what ``model`` runs, on a few rows
+    and one epoch of a copy; returns the seconds it took, so that the timed
+    fit leaves them out."""
+    from sklearn.base import clone
+
+    tic = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clone(model).set_params(max_iter=1, verbose=0).fit(
+            X[:WARM_UP_ROWS], y[:WARM_UP_ROWS])
+    return time.perf_counter() - tic
+
+
+def _kept_epoch(model):
+    scores = getattr(model, "validation_scores_", None)
+    if scores:
+        return int(np.argmax(scores)) + 1
+    return int(len(model.loss_curve_))
+
+
+def _class_cross_entropy(proba, y, n_classes):
+    """Mean cross-entropy of each class's rows (NaN for an absent class)."""
+    p = np.clip(proba[np.arange(len(y)), y], 1e-300, 1.0)
+    loss = -np.log(p)
+    counts = np.bincount(y, minlength=n_classes)
+    sums = np.bincount(y, weights=loss, minlength=n_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _save(fig, path):
+    with atomic_write(path) as fh:
+        fig.savefig(fh, dpi=90, format="png", metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return os.path.basename(path)
+
+
+def _mark_kept(ax, epoch, *, annotate=True):
+    """A dotted vertical line at the kept epoch, labelled at its top on the
+    side with more room (unless a legend names it); returns the line."""
+    line = ax.axvline(epoch, color="0.25", linestyle=":", linewidth=1.4,
+                      zorder=1, label=f"kept weights (epoch {epoch})")
+    if not annotate:
+        return line
+    lo, hi = ax.get_xlim()
+    right = epoch <= (lo + hi) / 2
+    ax.annotate(f"kept: epoch {epoch}", xy=(epoch, 1.0),
+                xycoords=("data", "axes fraction"), xytext=(4 if right else -4, -4),
+                textcoords="offset points", ha="left" if right else "right",
+                va="top", fontsize="small", color="0.25")
+    return line
+
+
+# ---------------------------------------------------------------- the study
+
+
+def _json_params(model):
+    out = {}
+    for key, value in sorted(model.get_params().items()):
+        if key == "callbacks":
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, (str, int, float, bool, list, type(None))):
+            value = repr(value)
+        out[key] = value
+    return out
+
+
+def _file_record(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": os.path.abspath(path), "sha256": digest.hexdigest()}
+
+
 def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0,
-          max_iter=None, progress=False):
+          max_iter=None, progress=False, verbose=0, on_fit=None, warmed=None):
     """Run the study on one dataset, writing its PNGs into ``out_dir``.
 
-    Returns a dict of everything the page shows: data source and sizes, one
-    entry per model (epochs, fit time, accuracies), the observations and the
-    PNG file names.
-    """
-    import matplotlib
+    ``progress`` shows one bar per fit; ``verbose`` is passed to the
+    estimators (their per-epoch log lines); ``on_fit(kind, summary)`` is
+    called after each fit; ``warmed`` (a dict) records the compile warm-up
+    of each model, so that each is warmed once per report.
 
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo"):
-        matplotlib.use("Agg", force=True)
-    from sklearn.metrics import ConfusionMatrixDisplay, recall_score
+    Returns a dict of everything the page shows: data source and files, one
+    entry per model (parameters, epochs, kept epoch, accuracies of the kept
+    model), the observations, the facts the claims are judged on, the PNG
+    file names, and the fit times under ``"timings"``.
+    """
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, recall_score
 
     from . import MLPClassifier, SoftmaxRegression
     from .metrics import most_confused_pairs
     from .plotting import DigitGridDisplay, PerClassLossDisplay, plot_training_curves
 
+    warmed = {} if warmed is None else warmed
     train, test, source = load_study_data(kind, data_home=data_home, sample=sample,
                                           download=download)
-    names = list(train.target_names)
+    names = [str(n) for n in train.target_names]
+    n_classes = len(names)
     X = train.data.astype(np.float32) / 255.0
     Xt = test.data.astype(np.float32) / 255.0
     y, yt = train.target, test.target
-    verbose = 2 if progress else 0
     epochs = "auto" if max_iter is None else max_iter
+    files = [_file_record(f) for f in (train.filenames or []) + (test.filenames or [])]
     result = {"dataset": kind, "title": TITLES[kind], "source": source,
+              "sample": train.filenames is None, "files": files,
               "n_train": int(len(X)), "n_test": int(len(Xt)), "figures": {},
-              "models": {}, "observations": []}
+              "models": {}, "observations": [], "timings": {}}
     fig = result["figures"]
     prefix = os.path.join(out_dir, kind)
+
+    def run(key, label, model):
+        if key not in warmed:
+            warmed[key] = warm_up(model, X, y)
+        desc = f"{TITLES[kind]}: {label}" if progress else None
+        seconds = fit_model(model, X, y, progress=desc)
+        kept = _kept_epoch(model)
+        proba = model.predict_proba(X)
+        pred = model.classes_[np.argmax(proba, axis=1)]
+        per_class = _class_cross_entropy(proba, y, n_classes)
+        summary = {
+            "model": label, "params": _json_params(model),
+            "epochs": int(model.n_iter_), "kept_epoch": kept,
+            "train_accuracy": float(np.mean(pred == y)),
+            "train_loss_per_class": [float(v) for v in per_class],
+            "train_loss": float(np.mean(-np.log(np.clip(
+                proba[np.arange(len(y)), y], 1e-300, 1.0)))),
+            "test_accuracy": float(model.score(Xt, yt)),
+        }
+        result["models"][key] = summary
+        result["timings"][key] = float(seconds)
+        if on_fit is not None:
+            on_fit(kind, dict(summary, fit_seconds=seconds, source=source))
+        return model
 
     # 1. a grid of 100 random training samples with their labels
     grid = DigitGridDisplay.from_dataset(train.data, y, n_samples=100,
@@ -125,24 +347,19 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     # 2. one-vs-rest logistic regression: loss of each label's model
     # at least 15 epochs (about 1.5 s on full MNIST), so each curve has points
     # to show where the default's 2 epochs would give only two
-    ovr = SoftmaxRegression(multi_class="ovr", random_state=seed,
-                            max_iter=epochs if max_iter is not None else
-                            max(15, SoftmaxRegression()._resolve_max_iter(len(X))),
-                            verbose=verbose)
-    seconds = fit_model(ovr, X, y)
-    result["models"]["ovr"] = _model_summary(
-        "SoftmaxRegression(multi_class='ovr')", ovr, seconds, Xt, yt)
+    ovr = run("ovr", "SoftmaxRegression(multi_class='ovr')", SoftmaxRegression(
+        multi_class="ovr", random_state=seed, verbose=verbose,
+        max_iter=epochs if max_iter is not None else
+        max(15, SoftmaxRegression()._resolve_max_iter(len(X)))))
     per_class = PerClassLossDisplay.from_estimator(ovr, class_names=names, highlight=3)
     per_class.ax_.set_title(f"{TITLES[kind]}: loss of each label's one-vs-rest model")
     fig["ovr_loss_per_class"] = _save(per_class.figure_,
                                       f"{prefix}_ovr_loss_per_class.png")
 
     # 3-7. the MLP, with a validation split for the validation curves
-    mlp = MLPClassifier(early_stopping=True, random_state=seed, max_iter=epochs,
-                        verbose=verbose)
-    seconds = fit_model(mlp, X, y)
-    result["models"]["mlp"] = _model_summary(
-        "MLPClassifier(early_stopping=True)", mlp, seconds, Xt, yt)
+    mlp = run("mlp", "MLPClassifier(early_stopping=True)", MLPClassifier(
+        early_stopping=True, random_state=seed, max_iter=epochs, verbose=verbose))
+    kept = result["models"]["mlp"]["kept_epoch"]
     y_pred = mlp.predict(Xt)
     preds = DigitGridDisplay.from_predictions(test.data, yt, y_pred, n_samples=100,
                                               random_state=seed, label_names=names)
@@ -151,15 +368,22 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
 
     zoom = max(1, mlp.n_iter_ // 2) if mlp.n_iter_ >= 4 else None
     curves = plot_training_curves(mlp, zoom_start=zoom)
+    for panel in ("loss", "accuracy", "loss_zoom", "accuracy_zoom"):
+        if curves[panel] is not None:
+            line = _mark_kept(curves[panel].ax_, kept, annotate=False)
+            curves[panel].ax_.get_legend().remove()
+    # one legend for the four panels, below them, where it covers no curve
+    curves.figure.legend(handles=curves.loss.lines_ + [line], loc="outside lower center",
+                         ncols=3, fontsize="small")
     fig["mlp_curves"] = _save(curves.figure, f"{prefix}_mlp_curves.png")
     mlp_pc = PerClassLossDisplay.from_estimator(mlp, class_names=names, highlight=3,
-                                                validation=True)
-    mlp_pc.ax_.set_title(
-        f"{TITLES[kind]}: MLP cross-entropy per class (dashed: validation)")
+                                                validation="highlighted")
+    _mark_kept(mlp_pc.ax_, kept)
+    mlp_pc.ax_.set_title(f"{TITLES[kind]}: MLP cross-entropy per class "
+                         f"(bold: {', '.join(mlp_pc.highlighted_)}; dashed: "
+                         "their validation)", fontsize="medium")
     fig["mlp_loss_per_class"] = _save(mlp_pc.figure_,
                                       f"{prefix}_mlp_loss_per_class.png")
-
-    import matplotlib.pyplot as plt
 
     cm_fig, cm_ax = plt.subplots(figsize=(7.5, 6.5), layout="constrained")
     ConfusionMatrixDisplay.from_predictions(yt, y_pred, display_labels=names,
@@ -168,41 +392,72 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     cm_ax.set_title(f"{TITLES[kind]}: MLP confusion matrix (test)")
     fig["confusion"] = _save(cm_fig, f"{prefix}_confusion.png")
 
-    # observations, from this run
-    pairs = most_confused_pairs(yt, y_pred, labels=np.arange(len(names)), k=5,
+    # the facts the claims are judged on, from this run
+    grid_rows = np.asarray(grid.indices)
+    grid_proba = mlp.predict_proba(X[grid_rows])
+    grid_labels = y[grid_rows]
+    m = result["models"]["mlp"]
+    result["facts"] = {
+        "names": names,
+        "ovr_loss_per_class": np.asarray(ovr.loss_curve_per_class_).tolist(),
+        "ovr_chance_loss": math.log(2.0),
+        "mlp_loss": [float(v) for v in mlp.loss_curve_],
+        "mlp_chance_loss": math.log(n_classes),
+        "mlp_train_accuracy": [float(v) for v in mlp.accuracy_curve_],
+        "mlp_val_accuracy": [float(v) for v in (mlp.validation_scores_ or [])],
+        "kept_epoch": kept,
+        "kept_train_accuracy": m["train_accuracy"],
+        "kept_train_loss": m["train_loss"],
+        "test_accuracy": m["test_accuracy"],
+        "confusion": confusion_matrix(yt, y_pred,
+                                      labels=np.arange(n_classes)).tolist(),
+        "grid_labels": [int(v) for v in grid_labels],
+        "grid_label_proba": [float(grid_proba[i, v])
+                             for i, v in enumerate(grid_labels)],
+        "grid_right": [bool(v) for v in
+                       (np.argmax(grid_proba, axis=1) == grid_labels)],
+        "predictions_right": [bool(v) for v in ~np.asarray(preds.mistakes_)],
+    }
+
+    # observations, from this run and the kept models
+    pairs = most_confused_pairs(yt, y_pred, labels=np.arange(n_classes), k=5,
                                 symmetric=True)
     result["confused_pairs"] = [(names[int(a)], names[int(b)], int(n))
                                 for a, b, n in pairs]
     result["ovr_converged_first"] = [str(c) for c in per_class.converged_first_[:3]]
     result["ovr_hardest"] = [str(c) for c in per_class.hardest_[:3]]
-    result["mlp_hardest"] = [str(c) for c in mlp_pc.hardest_[:3]]
-    recall = recall_score(yt, y_pred, labels=np.arange(len(names)), average=None,
+    kept_ce = np.asarray(m["train_loss_per_class"])
+    result["mlp_hardest"] = [names[k] for k in
+                             np.argsort(-np.nan_to_num(kept_ce, nan=-1.0),
+                                        kind="stable")[:3]]
+    recall = recall_score(yt, y_pred, labels=np.arange(n_classes), average=None,
                           zero_division=0)
     result["mlp_lowest_recall"] = [(names[k], float(recall[k]))
-                                   for k in np.argsort(recall)[:3]]
+                                   for k in np.argsort(recall, kind="stable")[:3]]
     obs = result["observations"]
     obs.append(
         f"One-vs-rest: the labels whose loss fell first are "
         f"{_join(result['ovr_converged_first'])}; the hardest at the end "
         f"(highest final loss) are {_join(result['ovr_hardest'])}.")
-    obs.append(f"MLP: the classes with the highest final training loss are "
-               f"{_join(result['mlp_hardest'])}; the lowest test recall is "
+    obs.append(f"MLP (kept weights): the classes with the highest training "
+               f"cross-entropy are {_join(result['mlp_hardest'])}; the lowest "
+               "test recall is "
                + ", ".join(f"{n} ({r:.3f})" for n, r in result["mlp_lowest_recall"])
                + ".")
     if result["confused_pairs"]:
         obs.append("Most confused pairs on the test set (both directions): "
                    + ", ".join(f"{a} vs {b} ({n})" for a, b, n in result["confused_pairs"])
                    + ".")
-    m = result["models"]
+    models = result["models"]
     obs.append(
-        f"Test accuracy: MLP {m['mlp']['test_accuracy']:.4f} after "
-        f"{m['mlp']['epochs']} epochs, one-vs-rest "
-        f"{m['ovr']['test_accuracy']:.4f} after {m['ovr']['epochs']} epochs.")
+        f"Test accuracy: MLP {models['mlp']['test_accuracy']:.4f} (weights of "
+        f"epoch {kept} of {models['mlp']['epochs']}), one-vs-rest "
+        f"{models['ovr']['test_accuracy']:.4f} after {models['ovr']['epochs']} "
+        "epochs.")
     if mlp.validation_scores_:
-        best = int(np.argmax(mlp.validation_scores_)) + 1
-        obs.append(f"MLP validation accuracy peaked at epoch {best} "
+        obs.append(f"MLP validation accuracy peaked at epoch {kept} "
                    f"({mlp.best_validation_score_:.4f}); the model keeps those "
-                   "weights.")
+                   "weights, and every MLP figure above comes from them.")
     return result
 
 
@@ -213,95 +468,244 @@ def _join(items):
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _model_summary(label, model, seconds, Xt, yt):
-    return {"model": label, "epochs": int(model.n_iter_), "fit_seconds": float(seconds),
-            "train_accuracy": float(model.accuracy_curve_[-1]),
-            "test_accuracy": float(model.score(Xt, yt)),
-            "final_loss": float(model.loss_curve_[-1])}
+# ---------------------------------------------------------------- context
 
 
-def write_report(results, out_dir, *, seed):
-    """Write ``index.html`` and ``report.json`` for ``results``; returns the
-    path of the page."""
-    page = os.path.join(out_dir, "index.html")
-    with atomic_write(os.path.join(out_dir, "report.json"), "w",
-                      encoding="utf-8") as fh:
-        json.dump({"seed": seed, "datasets": results}, fh, indent=2)
+def run_context(*, seed, max_iter):
+    """Package version, machine, BLAS and date of this run."""
+    import platform
+
+    import numba
+    import sklearn
+    from threadpoolctl import threadpool_info
+
+    from . import __version__
+    from ._engine._parallel import effective_n_threads
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    blas = sorted({f"{i.get('internal_api')} {i.get('version')} "
+                   f"({i.get('architecture') or '?'} kernel)"
+                   for i in threadpool_info() if i.get("user_api") == "blas"})
+    return {
+        "skdigits": __version__, "python": platform.python_version(),
+        "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+        "numba": numba.__version__, "seed": seed,
+        "max_iter": "auto" if max_iter is None else max_iter,
+        "machine": {"cpu": cpu, "logical_cores": os.cpu_count(),
+                    "threads": effective_n_threads(None), "blas": blas,
+                    "platform": platform.platform()},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------- the page
+
+_CAPTIONS = {
+    "samples": "100 random training images with their labels.",
+    "ovr_loss_per_class": "Loss of each label's one-vs-rest model against the "
+                          "epoch (the three hardest in bold); the model keeps "
+                          "the last epoch.",
+    "predictions": "100 random test images with the MLP's predictions; "
+                   "mistakes in red as \"predicted (true)\".",
+    "mlp_curves": "MLP loss (training: the objective; validation: the "
+                  "cross-entropy) and accuracy against the epoch; the lower row "
+                  "zooms on the late epochs. The dotted line marks the epoch "
+                  "whose weights the model keeps.",
+    "mlp_loss_per_class": "MLP cross-entropy of each class against the epoch; "
+                          "the three hardest in bold, with their validation "
+                          "cross-entropy dashed. The dotted line marks the kept "
+                          "epoch.",
+    "confusion": "MLP confusion matrix on the test set.",
+}
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "color:#222}img{max-width:100%;border:1px solid #ddd;margin:.5em 0}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+    "padding:.3em .7em;text-align:right;vertical-align:top}"
+    "th:first-child,td:first-child{text-align:left}td.text,th.text{text-align:left}"
+    "figure{margin:1.5em 0}figcaption{color:#555}.confirmed{color:#1a7f37}"
+    ".partly{color:#9a6700}.not{color:#cf222e}.unmeasured{color:#57606a}"
+    "dl.context dt{font-weight:bold;float:left;clear:left;width:9em}"
+    "dl.context dd{margin-left:10em}")
+
+_VERDICT_CLASS = {_claims.CONFIRMED: "confirmed", _claims.PARTLY: "partly",
+                  _claims.NOT_CONFIRMED: "not", _claims.NOT_MEASURED: "unmeasured"}
+
+
+def _img_src(out_dir, name, embed):
+    if not embed:
+        return html.escape(name)
+    with open(os.path.join(out_dir, name), "rb") as fh:
+        return "data:image/png;base64," + base64.b64encode(fh.read()).decode("ascii")
+
+
+def _render(report, out_dir, embed):
     esc = html.escape
+    ctx = report["run"]
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        "<title>skdigits report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;"
-        "padding:0 1em;color:#222}img{max-width:100%;border:1px solid #ddd;"
-        "margin:.5em 0}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}"
-        "th:first-child,td:first-child{text-align:left}"
-        "figure{margin:1.5em 0}figcaption{color:#555}</style></head><body>",
+        "<title>skdigits report</title>", f"<style>{_STYLE}</style></head><body>",
         "<h1>skdigits report</h1>",
-        f"<p>Seed {seed}. Each section trains a one-vs-rest SoftmaxRegression "
-        "and an MLPClassifier (10% of the training set held out for "
-        "validation) and scores them on the test set. Every number and "
-        "observation below comes from this run.</p>",
+        f"<p>Seed {ctx['seed']}. Each section trains a one-vs-rest "
+        "SoftmaxRegression and an MLPClassifier (10% of the training set held "
+        "out for validation) and scores them on the test set. Every number, "
+        "verdict and observation below comes from this run; the same seed "
+        "gives the same report.</p>",
         "<p>Both models use skdigits' defaults. SoftmaxRegression: Adam on "
         "a cosine schedule from 0.05 (here at least 15 epochs, so that each "
-        "label's curve has points). MLPClassifier: 784-256-10 "
-        "ReLU, inputs standardised inside the estimator, label smoothing "
-        "0.1, Adam on a cosine schedule from 4e-3, batch 128, about 4200 "
-        "updates (9 epochs on full MNIST). The training loss curve is the "
-        "objective minimised (label smoothing and L2 penalty included); the "
-        "per-class and validation curves are the plain cross-entropy.</p>",
+        "label's curve has points). MLPClassifier: 784-256-10 ReLU, inputs "
+        "standardised inside the estimator, label smoothing 0.1, Adam on a "
+        "cosine schedule from 4e-3, batch 128, about 4200 updates (9 epochs on "
+        "full MNIST). The training loss curve is the objective minimised "
+        "(label smoothing and L2 penalty included); the per-class and "
+        "validation curves are the plain cross-entropy. The MLP keeps the "
+        "weights of its best validation epoch, and the tables use them.</p>",
     ]
-    captions = {
-        "samples": "100 random training images with their labels.",
-        "ovr_loss_per_class": "Loss of each label's one-vs-rest model against "
-                              "the epoch (the three hardest in bold).",
-        "predictions": "100 random test images with the MLP's predictions; "
-                       "mistakes in red as \"predicted (true)\".",
-        "mlp_curves": "MLP loss (training: the objective; validation: the "
-                      "cross-entropy) and accuracy against the epoch; the lower "
-                      "row zooms on the late epochs.",
-        "mlp_loss_per_class": "MLP cross-entropy of each class against the "
-                              "epoch (dashed: validation).",
-        "confusion": "MLP confusion matrix on the test set.",
-    }
-    for r in results:
+    parts += _render_claims(report)
+    for r in report["datasets"]:
         parts.append(f"<h2>{esc(r['title'])}</h2>")
         parts.append(f"<p>Data: {esc(r['source'])}; {r['n_train']} training and "
                      f"{r['n_test']} test images.</p>")
-        parts.append("<table><tr><th>model</th><th>epochs</th><th>fit (s)</th>"
-                     "<th>train accuracy (last epoch)</th><th>test accuracy</th></tr>")
-        for m in r["models"].values():
+        parts.append(
+            "<table><tr><th>model</th><th>epochs</th><th>kept epoch</th>"
+            "<th>fit (s)</th><th>train accuracy (kept model)</th>"
+            "<th>test accuracy</th></tr>")
+        for key, m in r["models"].items():
+            seconds = report["timings"]["fit_seconds"][r["dataset"]][key]
             parts.append(
                 f"<tr><td>{esc(m['model'])}</td><td>{m['epochs']}</td>"
-                f"<td>{m['fit_seconds']:.2f}</td><td>{m['train_accuracy']:.4f}</td>"
+                f"<td>{m['kept_epoch']}</td><td>{seconds:.2f}</td>"
+                f"<td>{m['train_accuracy']:.4f}</td>"
                 f"<td>{m['test_accuracy']:.4f}</td></tr>")
         parts.append("</table><h3>Observations</h3><ul>")
         parts += [f"<li>{esc(o)}</li>" for o in r["observations"]]
         parts.append("</ul>")
         for key, name in r["figures"].items():
-            parts.append(f'<figure><img src="{esc(name)}" alt="{esc(key)}">'
-                         f"<figcaption>{esc(captions.get(key, key))}</figcaption>"
-                         "</figure>")
-    parts.append("<p>Fit times include the Numba compile or cache load of the "
-                 "first fit in the process.</p></body></html>")
+            parts.append(f'<figure><img src="{_img_src(out_dir, name, embed)}" '
+                         f'alt="{esc(key)}"><figcaption>'
+                         f"{esc(_CAPTIONS.get(key, key))}</figcaption></figure>")
+    parts += _render_context(report)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _render_claims(report):
+    esc = html.escape
+    parts = ["<h2>The study's claims, judged from this run</h2>"]
+    if any(r["sample"] for r in report["datasets"]):
+        parts.append("<p><strong>These verdicts come from the bundled sample, a "
+                     "small part of the data: a small sample can flip a "
+                     "verdict.</strong></p>")
+    parts.append('<table><tr><th>claim</th><th class="text">verdict</th>'
+                 '<th class="text">evidence</th></tr>')
+    for c in report["claims"]:
+        parts.append(
+            f"<tr><td class=\"text\">{esc(c['id'])}. {esc(c['claim'])}</td>"
+            f"<td class=\"text {_VERDICT_CLASS[c['verdict']]}\">"
+            f"{esc(c['verdict'])}</td><td class=\"text\">{esc(c['evidence'])}"
+            "</td></tr>")
+    parts.append("</table><h3>How the verdicts are reached</h3><ul>")
+    parts += [f"<li>{esc(t)}</li>" for t in report["thresholds"]]
+    parts.append(f"<li>Claim 3b: {esc(_claims.NAME_NOTE)}</li></ul>")
+    return parts
+
+
+def _render_context(report):
+    esc = html.escape
+    ctx, timings = report["run"], report["timings"]
+    machine = ctx["machine"]
+    rows = [
+        ("skdigits", ctx["skdigits"]),
+        ("libraries", f"Python {ctx['python']}, NumPy {ctx['numpy']}, "
+                      f"scikit-learn {ctx['scikit-learn']}, Numba {ctx['numba']}"),
+        ("seed", str(ctx["seed"])),
+        ("epochs", str(ctx["max_iter"])),
+        ("machine", f"{machine['cpu']}, {machine['logical_cores']} logical cores, "
+                    f"{machine['threads']} threads; {machine['platform']}"),
+        ("BLAS", "; ".join(machine["blas"]) or "none loaded"),
+        ("date", ctx["date"]),
+        ("compile", "first fit of each model in this process, on "
+                    f"{WARM_UP_ROWS} rows for one epoch (Numba compile or "
+                    "cache load), left out of the fit times: " + ", ".join(
+                        f"{k} {v:.2f} s" for k, v in
+                        timings["compile_seconds"].items())),
+    ]
+    parts = ["<h2>Run</h2>", '<dl class="context">']
+    parts += [f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows]
+    parts.append("</dl><h3>Data files</h3><ul>")
+    for r in report["datasets"]:
+        if not r["files"]:
+            parts.append(f"<li>{esc(r['title'])}: the sample bundled with "
+                         f"skdigits {esc(ctx['skdigits'])}</li>")
+        for f in r["files"]:
+            parts.append(f"<li><code>{esc(f['path'])}</code> SHA-256 "
+                         f"<code>{f['sha256']}</code></li>")
+    parts.append("</ul><h3>Parameters</h3>")
+    for r in report["datasets"][:1]:
+        for m in r["models"].values():
+            params = ", ".join(f"{k}={v!r}" for k, v in m["params"].items())
+            parts.append(f"<p><strong>{esc(m['model'])}</strong>: "
+                         f"<code>{esc(params)}</code></p>")
+    return parts
+
+
+def write_report(results, out_dir, *, seed, max_iter=None, compile_seconds=None,
+                 embed=False, previous=()):
+    """Judge the claims and write ``report.json`` and ``index.html`` for
+    ``results``; remove the files of an earlier report (``previous``) that
+    this one no longer writes. ``embed`` puts the PNGs inside the page, for
+    a page that can be sent on its own. Returns ``(page_path, report)``."""
+    results = [dict(r) for r in results]
+    fit_seconds = {r["dataset"]: r.pop("timings") for r in results}
+    facts = {r["dataset"]: r["facts"] for r in results}
+    sample = any(r["sample"] for r in results)
+    figures = [name for r in results for name in r["figures"].values()]
+    report = {
+        "run": run_context(seed=seed, max_iter=max_iter),
+        "seed": seed,
+        "claims": _claims.judge(facts, sample=sample),
+        "thresholds": list(_claims.THRESHOLDS),
+        "name_note": _claims.NAME_NOTE,
+        "datasets": results,
+        "timings": {"compile_seconds": dict(compile_seconds or {}),
+                    "fit_seconds": fit_seconds},
+        "files": sorted(figures) + [JSON, PAGE],
+    }
+    with atomic_write(os.path.join(out_dir, JSON), "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2)
+    page = os.path.join(out_dir, PAGE)
     with atomic_write(page, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(parts) + "\n")
-    return page
+        fh.write(_render(report, out_dir, embed))
+    remove_stale(out_dir, previous, report["files"])
+    return page, report
 
 
 def build_report(out_dir, datasets=DATASETS, *, data_home=None, sample=False,
-                 download=False, seed=0, max_iter=None, progress=False,
-                 on_dataset=None):
+                 download=False, seed=0, max_iter=None, progress=False, verbose=0,
+                 embed=False, force=False, on_dataset=None, on_fit=None):
     """Run the study on each of ``datasets`` and write the report into
-    ``out_dir`` (created if needed). ``on_dataset(result)`` is called after
-    each dataset. Returns ``(page_path, results)``."""
-    os.makedirs(out_dir, exist_ok=True)
-    results = []
+    ``out_dir`` (created if needed; see :func:`prepare_folder` for a folder
+    that holds files). ``on_dataset(result)`` is called after each dataset,
+    ``on_fit(kind, summary)`` after each fit. Returns ``(page_path, report)``."""
+    previous = prepare_folder(out_dir, force=force)
+    results, warmed = [], {}
     for kind in datasets:
         result = study(kind, out_dir, data_home=data_home, sample=sample,
                        download=download, seed=seed, max_iter=max_iter,
-                       progress=progress)
+                       progress=progress, verbose=verbose, on_fit=on_fit,
+                       warmed=warmed)
         results.append(result)
         if on_dataset is not None:
             on_dataset(result)
-    return write_report(results, out_dir, seed=seed), results
+    return write_report(results, out_dir, seed=seed, max_iter=max_iter,
+                        compile_seconds=warmed, embed=embed, previous=previous)

@@ -93,7 +93,7 @@ def _parse_params(pairs):
 def _make_model(args):
     from . import MLPClassifier, SoftmaxRegression
 
-    params = {"random_state": args.seed, "verbose": 2 if args.progress else 0}
+    params = {"random_state": args.seed, "verbose": int(args.verbose > 0)}
     if args.model == "softmax":
         cls = SoftmaxRegression
         params["multi_class"] = args.multi_class
@@ -138,7 +138,8 @@ def _cmd_fit(args):
     _describe(args.dataset, train, test, args)
     from ._report import fit_model
 
-    seconds = fit_model(model, X, train.target)
+    seconds = fit_model(model, X, train.target, progress=(
+        type(model).__name__ if args.progress and not args.verbose else None))
     if args.output:
         from .io import dump
 
@@ -244,8 +245,11 @@ def _cmd_evaluate(args):
 
 
 def _cmd_report(args):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never a window
     from ._fileio import check_writable_folder
-    from ._report import build_report
+    from ._report import build_report, prepare_folder
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is a file, not a folder: name a folder "
@@ -255,23 +259,40 @@ def _cmd_report(args):
                           what="report folder" if os.path.isdir(args.out)
                           else "folder above --out")
 
+    # a folder holding other files is refused before any training
+    prepare_folder(args.out, force=args.force)
     datasets = ("digits", "fashion") if args.dataset == "both" else (args.dataset,)
+    titles = {"digits": "MNIST", "fashion": "Fashion-MNIST"}
+
+    def fitted(kind, m):  # one line per fit with --quiet
+        if args.quiet:
+            print(f"{titles[kind]} ({m['source']}): {m['model']}: {m['epochs']} epochs in "
+                  f"{m['fit_seconds']:.2f} s, test accuracy {m['test_accuracy']:.4f}")
 
     def announce(result):
+        if args.quiet:
+            return
         print(f"{result['title']}: {result['source']}, {result['n_train']} train / "
               f"{result['n_test']} test images")
-        for m in result["models"].values():
-            print(f"  {m['model']}: {m['epochs']} epochs in {m['fit_seconds']:.2f} s, "
-                  f"test accuracy {m['test_accuracy']:.4f}")
-        for line in result["observations"][:3]:
-            print(f"  - {line}")
+        for key, m in result["models"].items():
+            print(f"  {m['model']}: {m['epochs']} epochs (kept {m['kept_epoch']}) "
+                  f"in {result['timings'][key]:.2f} s, test accuracy "
+                  f"{m['test_accuracy']:.4f}")
 
-    page, results = build_report(
+    page, report = build_report(
         args.out, datasets, data_home=args.data_home, sample=args.sample,
         download=args.download, seed=args.seed, max_iter=args.max_iter,
-        progress=not args.quiet, on_dataset=announce)
-    n_png = sum(len(r["figures"]) for r in results)
-    print(f"report written: {page} ({n_png} PNG files beside it)")
+        progress=not (args.quiet or args.verbose), verbose=int(args.verbose > 0),
+        embed=args.self_contained, force=args.force, on_dataset=announce,
+        on_fit=fitted)
+    if not args.quiet:
+        counts = {}
+        for c in report["claims"]:
+            counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+        print("claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    n_png = len(report["files"]) - 2
+    print(f"report written: {page} ({n_png} PNG files "
+          f"{'embedded in it and ' if args.self_contained else ''}beside it)")
     return EXIT_OK
 
 
@@ -411,6 +432,14 @@ def _data_options(parser, *, both=False, default="digits", default_help=None):
                         help="download the files from OpenML when they are not found")
 
 
+def _console_options(parser, quiet_help):
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    talk.add_argument("-v", "--verbose", action="count", default=0,
+                      help="log each epoch (instead of progress bars); -vv also "
+                           "logs debug lines")
+
+
 def build_parser():
     """The argument parser of the ``skdigits`` command."""
     parser = argparse.ArgumentParser(
@@ -439,7 +468,14 @@ def build_parser():
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--max-iter", type=_positive_int, default=None, metavar="N",
                      help="epochs per model (default: each model's 'auto')")
-    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.add_argument("--force", action="store_true",
+                     help="write into a folder that holds files skdigits did not "
+                          "write (they are left alone); without it such a folder "
+                          "is refused")
+    rep.add_argument("--self-contained", action="store_true",
+                     help="embed the PNGs in index.html, so that the page can be "
+                          "sent on its own (the PNGs are still written)")
+    _console_options(rep, quiet_help="no progress bars: one line per fit")
     rep.set_defaults(func=_cmd_report)
 
     fit = sub.add_parser(
@@ -457,6 +493,7 @@ def build_parser():
     fit.add_argument("--max-iter", type=_positive_int, default=None, metavar="N")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--progress", action="store_true", help="show a progress bar")
+    _console_options(fit, quiet_help="no log lines, only the results")
     fit.add_argument("-o", "--output", metavar="FILE", default=None,
                      help="save the fitted model here, in the skops format "
                           "(e.g. model.skops); checked before training")
@@ -479,6 +516,7 @@ def build_parser():
     ev.add_argument("--subset", choices=["test", "train"], default="test")
     ev.add_argument("--top", type=_positive_int, default=5, metavar="K",
                     help="how many confused pairs to list (default: 5)")
+    _console_options(ev, quiet_help="no log lines, only the results")
     ev.set_defaults(func=_cmd_evaluate)
 
     bench = sub.add_parser(
@@ -500,6 +538,7 @@ def build_parser():
                        help="threads for every side: skdigits' n_jobs, and the "
                             "same count for scikit-learn's BLAS and PyTorch "
                             "(default: the cores this process may use; -1 all)")
+    _console_options(bench, quiet_help="no log lines, only the results")
     bench.set_defaults(func=_cmd_benchmark)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true",
@@ -527,6 +566,7 @@ def main(argv=None):
         # an explicit path is never ignored
         parser.error("--sample and --data-home exclude each other: the bundled "
                      "sample needs no data folder")
+    handler = _start_logging(args)
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -539,6 +579,39 @@ def main(argv=None):
             traceback.print_exc()
         print(f"skdigits {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        _stop_logging(handler)
+
+
+def _start_logging(args):
+    """Show skdigits' log records on stderr from the first line on: INFO
+    (which files are read, what is removed) by default, WARNING with
+    ``--quiet``, DEBUG with ``-vv``. Per-epoch lines come only with ``-v``
+    (the estimators' ``verbose``). The records stop at this handler, so
+    each shows once; the logger is restored when the command ends."""
+    import logging
+
+    from ._logging import logger
+
+    level = (logging.WARNING if getattr(args, "quiet", False) else
+             logging.DEBUG if getattr(args, "verbose", 0) >= 2 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(level)
+    handler._skdigits_saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return handler
+
+
+def _stop_logging(handler):
+    if handler is not None:
+        from ._logging import logger
+
+        logger.removeHandler(handler)
+        logger.setLevel(handler._skdigits_saved[0])
+        logger.propagate = handler._skdigits_saved[1]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,499 @@
+"""The report, second version: the study's claims judged from the run, the
+same seed giving the same report, a quiet console, a folder that holds
+exactly what the page shows, numbers from the kept model, the run's context
+and a self-contained page."""
+
+import base64
+import copy
+import hashlib
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skdigits import _claims
+from skdigits._claims import CONFIRMED, NOT_CONFIRMED, NOT_MEASURED, PARTLY
+from skdigits.cli import main
+
+# ---------------------------------------------------------------- claims
+
+
+def _fast_flat(n_epochs, final, chance=math.log(2)):
+    """A curve that falls from ``chance`` to about ``final`` in two epochs
+    and then is flat."""
+    e = np.arange(1, n_epochs + 1)
+    return final + (chance - final) * np.exp(-3.0 * e)
+
+
+def _linear(n_epochs, final, chance=math.log(2)):
+    """A curve that falls at a constant rate from ``chance`` to ``final``."""
+    e = np.arange(1, n_epochs + 1)
+    return chance - (chance - final) * e / n_epochs
+
+
+def _facts(kind):
+    """Made-up facts under which every claim of the study holds."""
+    n = 12
+    finals = np.linspace(0.02, 0.06, 10)
+    if kind == "digits":
+        finals[[8, 9, 5]] = 0.20, 0.18, 0.16  # 8 and 9 stay high
+        finals[[0, 1]] = 0.005, 0.006  # 0 and 1 lowest: converge first
+        acc, test_acc = 0.995, 0.98
+    else:
+        finals[[6, 2, 4]] = 0.25, 0.22, 0.20  # Shirt, Pullover, Coat
+        acc, test_acc = 0.95, 0.89
+    ovr = np.column_stack([_fast_flat(n, f) for f in finals])
+    cm = np.diag(np.full(10, 900))
+    if kind == "digits":
+        cm[4, 8] = cm[8, 4] = 9
+        cm[0, 6] = cm[6, 0] = 8
+    else:
+        cm[6, 0] = cm[0, 6] = 50
+    grid_proba = np.full(100, 0.9)
+    grid_right = np.ones(100, bool)
+    if kind == "digits":
+        grid_proba[[3, 40]] = 0.3, 0.45  # two unsure images
+        grid_right[3] = False
+    pred_right = np.ones(100, bool)
+    pred_right[:3 if kind == "digits" else 8] = False
+    val = 0.97 - 0.1 * np.exp(-0.5 * np.arange(n))  # still rising at the end
+    return {
+        "names": [str(i) for i in range(10)] if kind == "digits" else
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+         "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        "ovr_loss_per_class": ovr.tolist(),
+        "ovr_chance_loss": math.log(2),
+        "mlp_loss": _fast_flat(n, 0.3, math.log(10)).tolist(),
+        "mlp_chance_loss": math.log(10),
+        "mlp_train_accuracy": np.linspace(0.9, acc, n).tolist(),
+        "mlp_val_accuracy": val.tolist(),
+        "kept_epoch": n,
+        "kept_train_accuracy": acc,
+        "kept_train_loss": 0.05 if kind == "digits" else 0.25,
+        "test_accuracy": test_acc,
+        "confusion": cm.tolist(),
+        "grid_labels": [i % 10 for i in range(100)],
+        "grid_label_proba": grid_proba.tolist(),
+        "grid_right": grid_right.tolist(),
+        "predictions_right": pred_right.tolist(),
+    }
+
+
+def _verdicts(facts, **kw):
+    return {c["id"]: c["verdict"] for c in _claims.judge(facts, **kw)}
+
+
+@pytest.fixture
+def facts():
+    return {"digits": _facts("digits"), "fashion": _facts("fashion")}
+
+
+def test_every_claim_holds_on_facts_made_to_hold_them(facts):
+    claims = _claims.judge(facts)
+    assert [c["id"] for c in claims] == list(_claims.CLAIMS)
+    for c in claims:
+        assert c["verdict"] == CONFIRMED, c
+        assert c["claim"] == _claims.CLAIMS[c["id"]] and c["evidence"]
+        assert "note" not in c
+    # the evidence holds the figures that decide
+    by_id = {c["id"]: c for c in claims}
+    assert "2 of the grid's 100 images" in by_id["1"]["evidence"]
+    assert "8<->4: 18 test mistakes, rank 1" in by_id["4b"]["evidence"]
+    assert "97 of 100 right" in by_id["4a"]["evidence"]
+
+
+def _set_final(facts, kind, label, final, shape=_fast_flat):
+    curves = np.asarray(facts[kind]["ovr_loss_per_class"])
+    curves[:, label] = shape(len(curves), final)
+    facts[kind]["ovr_loss_per_class"] = curves.tolist()
+
+
+def test_claim_1_flips_with_the_unsure_images(facts):
+    facts["digits"]["grid_label_proba"][40] = 0.9  # one left
+    assert _verdicts(facts)["1"] == PARTLY
+    facts["digits"]["grid_label_proba"][3] = 0.9
+    facts["digits"]["grid_right"][3] = True
+    assert _verdicts(facts)["1"] == NOT_CONFIRMED
+    facts["digits"]["grid_right"][70] = False  # a wrong one counts even if sure
+    assert _verdicts(facts)["1"] == PARTLY
+
+
+def test_fast_then_flat_flips_when_curves_fall_steadily(facts):
+    for j in range(4):  # 6 of 10 labels still fast then flat: partly
+        _set_final(facts, "digits", j, 0.01 + 0.001 * j, _linear)
+    assert _verdicts(facts)["2a"] == PARTLY
+    for j in range(4, 10):
+        _set_final(facts, "digits", j, 0.01 + 0.001 * j, _linear)
+    assert _verdicts(facts)["2a"] == NOT_CONFIRMED
+    assert _verdicts(facts)["3a"] == CONFIRMED  # the other dataset is unchanged
+    facts["fashion"]["mlp_loss"] = _linear(12, 0.3, math.log(10)).tolist()
+    assert _verdicts(facts)["7"] == PARTLY  # one dataset of two
+    facts["digits"]["mlp_loss"] = _linear(12, 0.3, math.log(10)).tolist()
+    assert _verdicts(facts)["7"] == NOT_CONFIRMED
+
+
+def test_hard_digits_flip_with_their_rank_and_their_late_fall(facts):
+    _set_final(facts, "digits", 9, 0.001)
+    assert _verdicts(facts)["2b"] == PARTLY
+    _set_final(facts, "digits", 8, 0.002)
+    assert _verdicts(facts)["2b"] == NOT_CONFIRMED
+    # high but still falling over the second half: not "does not fall"
+    fresh = {"digits": _facts("digits")}
+    _set_final(fresh, "digits", 8, 0.2, _linear)
+    assert _verdicts(fresh)["2b"] == PARTLY
+
+
+def test_early_convergence_flips_with_the_order(facts):
+    _set_final(facts, "digits", 0, 0.045)  # 0 no longer among the earliest
+    assert _verdicts(facts)["2c"] == PARTLY
+    _set_final(facts, "digits", 1, 0.046)
+    assert _verdicts(facts)["2c"] == NOT_CONFIRMED
+
+
+def test_fashion_hard_labels_and_the_name_mix_up(facts):
+    _set_final(facts, "fashion", 4, 0.01)  # Coat easy
+    claims = {c["id"]: c for c in _claims.judge(facts)}
+    assert claims["3b"]["verdict"] == PARTLY
+    assert "Coat ranks 10 of 10" in claims["3b"]["evidence"]
+    assert "Sneaker (label 7), named in the study, ranks" in claims["3b"]["evidence"]
+    for j in (6, 2):
+        _set_final(facts, "fashion", j, 0.011 + j * 1e-4)
+    assert _verdicts(facts)["3b"] == NOT_CONFIRMED
+    assert "label 4 is Coat" in _claims.NAME_NOTE
+
+
+@pytest.mark.parametrize("n_right, verdict", [(97, CONFIRMED), (90, CONFIRMED),
+                                              (89, PARTLY), (51, PARTLY),
+                                              (50, NOT_CONFIRMED)])
+def test_most_predictions_right_at_the_stated_thresholds(facts, n_right, verdict):
+    facts["digits"]["predictions_right"] = [i < n_right for i in range(100)]
+    assert _verdicts(facts)["4a"] == verdict
+
+
+def test_confusions_flip_with_the_pair_ranks(facts):
+    cm = np.asarray(facts["digits"]["confusion"])
+    for a, b in ((2, 7), (3, 5), (1, 7), (5, 6), (4, 9)):
+        cm[a, b] = 17  # five pairs between 4<->8 (18) and 0<->6 (16)
+    facts["digits"]["confusion"] = cm.tolist()
+    assert _verdicts(facts)["4b"] == PARTLY
+    cm[4, 8] = cm[8, 4] = 0
+    facts["digits"]["confusion"] = cm.tolist()
+    claim = {c["id"]: c for c in _claims.judge(facts)}["4b"]
+    assert claim["verdict"] == NOT_CONFIRMED
+    assert "8<->4: 0 test mistakes" in claim["evidence"]
+
+
+def test_fashion_against_digits_flips_when_swapped(facts):
+    swapped = {"digits": facts["fashion"], "fashion": facts["digits"]}
+    v = _verdicts(swapped)
+    assert v["5"] == NOT_CONFIRMED and v["6"] == NOT_CONFIRMED
+    facts["fashion"]["test_accuracy"] = 0.99  # more grid mistakes, but better
+    assert _verdicts(facts)["5"] == PARTLY
+
+
+def test_accuracy_rising_and_the_zoom(facts):
+    val = facts["fashion"]["mlp_val_accuracy"]
+    facts["fashion"]["mlp_val_accuracy"] = val[::-1]  # falls
+    v = _verdicts(facts)
+    assert v["8"] == PARTLY  # training accuracy still rises
+    assert v["9"] == PARTLY  # the digits still improve, Fashion-MNIST does not
+    facts["digits"]["mlp_val_accuracy"] = [0.98] * 12
+    assert _verdicts(facts)["9"] == NOT_CONFIRMED
+
+
+def test_claims_without_their_dataset_are_not_measured(facts):
+    only_digits = _verdicts({"digits": facts["digits"]})
+    for key in ("3a", "3b", "5", "6", "8"):
+        assert only_digits[key] == NOT_MEASURED
+    assert only_digits["4b"] == CONFIRMED and only_digits["7"] == CONFIRMED
+    only_fashion = _verdicts({"fashion": facts["fashion"]})
+    for key in ("1", "2a", "2b", "2c", "4a", "4b", "5", "6"):
+        assert only_fashion[key] == NOT_MEASURED
+
+
+def test_too_few_epochs_are_not_measured(facts):
+    for f in facts.values():
+        f["ovr_loss_per_class"] = f["ovr_loss_per_class"][:3]
+        f["mlp_loss"] = f["mlp_loss"][:3]
+        f["mlp_val_accuracy"] = f["mlp_val_accuracy"][:3]
+    v = _verdicts(facts)
+    assert v["2a"] == v["3a"] == v["7"] == v["9"] == NOT_MEASURED
+
+
+def test_verdicts_on_the_sample_say_so(facts):
+    claims = _claims.judge(facts, sample=True)
+    assert all("bundled sample" in c["note"] for c in claims)
+
+
+@settings(max_examples=60, deadline=None)
+@given(drops=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30),
+       scale=st.floats(0.1, 100.0), shift=st.floats(-10.0, 10.0))
+def test_fall_shape_is_the_share_of_the_fall(drops, scale, shift):
+    # a decreasing curve from 1 towards 0: each epoch removes a share
+    curve, level = [], 1.0
+    for d in drops:
+        level *= 1 - 0.99 * d
+        curve.append(level)
+    if 1.0 - curve[-1] < 1e-6:
+        return
+    head, tail = _claims.fall_shape(curve, 1.0)
+    n = len(curve)
+    h = max(1, math.ceil(0.25 * n))
+    assert head == pytest.approx((1 - curve[h - 1]) / (1 - curve[-1]))
+    assert 0 <= head <= 1 + 1e-12 and 0 <= tail <= 1 + 1e-12
+    # the shares do not depend on the loss's units
+    moved = [scale * c + shift for c in curve]
+    assert _claims.fall_shape(moved, scale + shift) == pytest.approx((head, tail))
+
+
+def test_a_curve_that_does_not_fall_has_no_shape():
+    assert all(math.isnan(v) for v in _claims.fall_shape([0.7, 0.8], 0.69))
+
+
+# ---------------------------------------------------------------- report runs
+
+
+def _run(out, *extra, dataset="digits", max_iter="4"):
+    return main(["report", "--sample", "--dataset", dataset, "--out", str(out),
+                 "--max-iter", max_iter, *extra])
+
+
+def _stable(report):
+    """report.json without what changes from run to run: the date and the
+    timings."""
+    report = copy.deepcopy(report)
+    del report["run"]["date"], report["timings"]
+    return report
+
+
+def test_same_seed_same_report(tmp_path, capsys):
+    assert _run(tmp_path / "a", "-q", dataset="both") == 0
+    assert _run(tmp_path / "b", "-q", dataset="both") == 0
+    a = json.loads((tmp_path / "a" / "report.json").read_text())
+    b = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert _stable(a) == _stable(b)
+    assert {c["verdict"] for c in a["claims"]} <= set(_claims.VERDICTS)
+    for name in a["files"]:
+        if name.endswith(".png"):
+            assert (tmp_path / "a" / name).read_bytes() == \
+                (tmp_path / "b" / name).read_bytes(), name
+    # another seed gives another report
+    assert _run(tmp_path / "c", "-q", "--seed", "3", dataset="both") == 0
+    c = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert c["datasets"][0]["facts"] != a["datasets"][0]["facts"]
+
+
+@pytest.mark.full_data
+def test_same_seed_same_report_on_the_full_data(tmp_path, capsys, data_home):
+    for name in ("a", "b"):
+        assert main(["report", "--data-home", str(data_home), "--dataset",
+                     "digits", "--max-iter", "3", "-q",
+                     "--out", str(tmp_path / name)]) == 0
+    a = json.loads((tmp_path / "a" / "report.json").read_text())
+    b = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert _stable(a) == _stable(b)
+    assert a["datasets"][0]["n_train"] == 60000
+    # the data files are named with their SHA-256
+    files = a["datasets"][0]["files"]
+    assert len(files) == 4
+    for f in files:
+        with open(f["path"], "rb") as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == f["sha256"]
+    page = (tmp_path / "a" / "index.html").read_text()
+    assert files[0]["sha256"] in page and files[0]["path"] in page
+
+
+def _lines(text):
+    """Lines as a terminal keeps them: a progress bar redraws its line."""
+    return [ln for ln in text.split("\n") if ln.strip()]
+
+
+def test_console_is_quiet_by_default(tmp_path, capsys):
+    assert _run(tmp_path / "r", dataset="both") == 0
+    out, err = capsys.readouterr()
+    lines = _lines(out) + _lines(err)
+    assert len(lines) <= 20, lines
+    assert not [ln for ln in lines if "Epoch" in ln]
+    bars = [ln for ln in _lines(err) if "epoch/s" in ln or "epoch]" in ln]
+    assert len(bars) == 4  # one bar per fit
+    assert "claims:" in out and "report written" in out
+
+
+def test_quiet_is_one_line_per_fit(tmp_path, capsys):
+    assert _run(tmp_path / "r", "--quiet", dataset="both") == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = _lines(out)
+    assert len(lines) == 5 and lines[-1].startswith("report written")
+    assert all("bundled sample" in ln and "epochs in" in ln for ln in lines[:4])
+
+
+def test_verbose_logs_each_epoch_instead_of_bars(tmp_path, capsys):
+    assert _run(tmp_path / "r", "-v") == 0
+    err = capsys.readouterr().err
+    assert len([ln for ln in err.splitlines() if ln.startswith("Epoch ")]) == 8
+    assert "epoch/s" not in err
+
+
+def test_log_lines_show_from_the_first_dataset_on(tmp_path, capsys, monkeypatch):
+    """The loader's "Loading ..." lines appear for the first dataset, before
+    any verbose fit set logging up."""
+    from skdigits.datasets import load_mnist, write_idx
+
+    for sub, kind in (("mnist", "digits"), ("fashion-mnist", "fashion")):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+        for split, name in (("train", "train"), ("test", "t10k")):
+            X, y = load_mnist(kind, split, sample=True, return_X_y=True)
+            write_idx(tmp_path / "data" / sub / f"{name}-images-idx3-ubyte.gz",
+                      X.reshape(-1, 28, 28))
+            write_idx(tmp_path / "data" / sub / f"{name}-labels-idx1-ubyte.gz",
+                      y.astype(np.uint8))
+    assert main(["report", "--data-home", str(tmp_path / "data"), "--dataset",
+                 "digits", "--max-iter", "2", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    loading = [ln for ln in err.splitlines() if ln.startswith("Loading MNIST")]
+    assert len(loading) == 2
+    assert err.index("Loading MNIST") < err.index("epoch")
+    # and the logger is left as it was
+    import logging
+
+    assert not [h for h in logging.getLogger("skdigits").handlers
+                if isinstance(h, logging.StreamHandler)]
+    assert logging.getLogger("skdigits").propagate
+
+
+def _shown(out):
+    page = (out / "index.html").read_text()
+    return sorted(re.findall(r'<img src="([^"]+)"', page))
+
+
+def test_the_folder_holds_what_the_page_shows(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert _run(out, "-q", dataset="both", max_iter="2") == 0
+    assert len(list(out.glob("fashion_*.png"))) == 6
+    assert _run(out, "-q", dataset="digits", max_iter="2") == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == _shown(out) and len(pngs) == 6
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        json.loads((out / "report.json").read_text())["files"])
+
+
+def test_a_folder_with_other_files_is_refused_unless_forced(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _run(out, "-q", max_iter="2") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.txt" in err[0] and "--force" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # no training
+    assert _run(out, "-q", "--force", max_iter="2") == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    # a second run into it still needs --force, and never removes the file
+    assert _run(out, "-q", max_iter="2") == 1
+    assert _run(out, "-q", "--force", dataset="fashion", max_iter="2") == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not list(out.glob("digits_*"))
+
+
+def test_reports_of_the_previous_version_are_recognised(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "digits_samples.png").write_bytes(b"old")
+    (out / "fashion_samples.png").write_bytes(b"old")
+    (out / "index.html").write_text("old page")
+    (out / "report.json").write_text(json.dumps({"seed": 0, "datasets": [
+        {"figures": {"samples": "digits_samples.png"}},
+        {"figures": {"samples": "fashion_samples.png"}}]}))
+    assert _run(out, "-q", max_iter="2") == 0
+    assert not (out / "fashion_samples.png").exists()
+    assert (out / "digits_samples.png").read_bytes() != b"old"
+
+
+def test_self_contained_page_embeds_every_png(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert _run(out, "-q", "--self-contained", max_iter="2") == 0
+    page = (out / "index.html").read_text()
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) == 6
+    pngs = {p.read_bytes() for p in out.glob("*.png")}
+    assert {base64.b64decode(s.split(",", 1)[1]) for s in srcs} == pngs
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<script" not in page and "http" not in page
+
+
+def test_numbers_come_from_the_kept_model(tmp_path, capsys):
+    from skdigits import MLPClassifier
+    from skdigits.datasets import load_mnist
+
+    out = tmp_path / "r"
+    assert _run(out, "-q", "--seed", "2", max_iter="8") == 0
+    report = json.loads((out / "report.json").read_text())
+    mlp = report["datasets"][0]["models"]["mlp"]
+    X, y = load_mnist("digits", "train", sample=True, return_X_y=True)
+    X = X.astype(np.float32) / 255.0
+    model = MLPClassifier(early_stopping=True, random_state=2, max_iter=8).fit(X, y)
+    kept = int(np.argmax(model.validation_scores_)) + 1
+    assert mlp["kept_epoch"] == kept == report["datasets"][0]["facts"]["kept_epoch"]
+    assert mlp["train_accuracy"] == model.score(X, y)
+    if kept != len(model.accuracy_curve_):  # the last epoch would differ
+        assert mlp["train_accuracy"] != model.accuracy_curve_[-1]
+    page = (out / "index.html").read_text()
+    assert "train accuracy (kept model)" in page and "kept epoch" in page
+    assert f"<td>{kept}</td>" in page
+    # compile and cache load are timed apart, once per model
+    timings = report["timings"]
+    assert set(timings["compile_seconds"]) == {"ovr", "mlp"}
+    assert "left out of the fit times" in page
+
+
+def test_plots_mark_the_kept_epoch(tmp_path, monkeypatch, pyplot):
+    import skdigits._report as rep
+
+    seen = {}
+
+    def keep(fig, path):
+        seen[path.rsplit("_", 1)[0].split("digits_")[-1] + "_" +
+             path.rsplit("_", 1)[1]] = fig
+        return path
+
+    monkeypatch.setattr(rep, "_save", keep)
+    result = rep.study("digits", str(tmp_path), sample=True, seed=0, max_iter=6)
+    kept = result["models"]["mlp"]["kept_epoch"]
+
+    def kept_lines(ax):
+        return [ln for ln in ax.get_lines() if list(ln.get_xdata()) == [kept, kept]]
+
+    curves = seen["mlp_curves.png"]
+    assert len(curves.axes) == 4
+    assert all(len(kept_lines(ax)) == 1 for ax in curves.axes)
+    per_class = seen["mlp_loss_per_class.png"].axes[0]
+    assert len(kept_lines(per_class)) == 1
+    # validation curves only for the three highlighted classes
+    dashed = [ln for ln in per_class.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 3
+    # no legend inside the training-curve panels: one below them
+    assert all(ax.get_legend() is None for ax in curves.axes)
+    assert len(curves.legends) == 1
+
+
+def test_run_context_in_json_and_page(tmp_path, capsys):
+    import skdigits
+
+    out = tmp_path / "r"
+    assert _run(out, "-q", "--seed", "5", max_iter="2") == 0
+    report = json.loads((out / "report.json").read_text())
+    run = report["run"]
+    assert run["skdigits"] == skdigits.__version__ and run["seed"] == 5
+    assert run["max_iter"] == 2 and run["machine"]["blas"]
+    assert re.match(r"\d{4}-\d\d-\d\dT", run["date"])
+    params = report["datasets"][0]["models"]["mlp"]["params"]
+    assert params["random_state"] == 5 and params["early_stopping"] is True
+    assert "callbacks" not in params
+    page = (out / "index.html").read_text()
+    assert skdigits.__version__ in page and run["date"] in page
+    assert "random_state=5" in page and "kernel" in page
+    assert "sample bundled with skdigits" in page
