@@ -33,7 +33,8 @@ print("best:", grid.best_params_, "test accuracy", f"{grid.score(Xt, yt):.3f}")
 
 # %%
 # The per-class loss of the refitted best model; the hardest digits in bold
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+# (each legend sits beside its axes; the constrained layout makes room for it)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
 PerClassLossDisplay.from_estimator(grid, highlight=3, ax=ax1)
 ax1.set_title("all epochs")
 PerClassLossDisplay.from_estimator(grid, highlight=3, start=-10, ax=ax2)

@@ -347,6 +347,23 @@ def test_per_class_validation(pyplot, mlp, ovr):
         PerClassLossDisplay.from_estimator(ovr, validation=True)
 
 
+def test_per_class_legend_covers_no_curve_in_given_axes(pyplot, mlp):
+    """In axes of the caller's figure (the grid-search example's two panels)
+    the legend sat inside and covered the bold lines."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
+    for ax, start in zip(axes, (1, -4)):
+        PerClassLossDisplay.from_estimator(mlp, highlight=3, ax=ax, start=start)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in axes:
+        box = ax.get_legend().get_window_extent(renderer)
+        for other in axes:  # neither its own panel nor the neighbour's
+            assert not box.overlaps(other.get_window_extent(renderer))
+        assert fig.bbox.contains(box.x1 - 1, box.y0 + 1)  # not cut off
+
+
 def test_per_class_validation_of_the_highlighted_only(pyplot, mlp):
     """Ten dashed lines over ten solid ones tangle: ``"highlighted"`` draws
     the validation curves of the bold classes only."""

@@ -288,8 +288,10 @@ class PerClassLossDisplay:
 
         legend_kw : dict, default=None
             Extra keyword arguments passed to ``Axes.legend``. By default the
-            legend sits beside the axes when the display made the figure, and
-            inside the axes (two columns) when ``ax`` is given.
+            legend sits beside the axes, on the right, where it hides no
+            curve (ten curves leave no free corner inside). In a figure of
+            your own, give it a layout that makes room for it, such as
+            ``layout="constrained"``.
 
         Returns
         -------
@@ -393,12 +395,10 @@ class PerClassLossDisplay:
         legend_kw = {} if legend_kw is None else dict(legend_kw)
         legend_kw.setdefault("fontsize", "small")
         legend_kw.setdefault("title", "class")
-        if created:
-            # beside the axes, where it hides no curve
-            legend_kw.setdefault("loc", "upper left")
-            legend_kw.setdefault("bbox_to_anchor", (1.01, 1.0))
-        else:
-            legend_kw.setdefault("ncols", 2 if n_classes > 5 else 1)
+        # beside the axes, where it hides no curve (also in the caller's
+        # axes: inside, ten curves leave no free corner)
+        legend_kw.setdefault("loc", "upper left")
+        legend_kw.setdefault("bbox_to_anchor", (1.01, 1.0))
         self.legend_ = ax.legend(handles=self.lines_, **legend_kw)
 
         self.ax_ = ax
