@@ -43,7 +43,7 @@ from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path
 
 from skdigits import MLPClassifier, SoftmaxRegression
 from skdigits._engine._parallel import effective_n_threads
-from skdigits._peers import (
+from skdigits.benchmark import (
     TorchMLP,
     equal_budget,
     floor_epoch_seconds,

@@ -54,7 +54,7 @@ import pytest
 
 from skdigits import MLPClassifier
 from skdigits._engine._parallel import effective_n_threads
-from skdigits._peers import (
+from skdigits.benchmark import (
     TorchMLP,
     equal_budget,
     fit_quietly,

@@ -48,7 +48,7 @@ from sklearn.model_selection import train_test_split
 
 from skdigits import MLPClassifier, SoftmaxRegression
 from skdigits._engine._parallel import effective_n_threads
-from skdigits._peers import TorchMLP, equal_budget, fit_quietly, import_torch, \
+from skdigits.benchmark import TorchMLP, equal_budget, fit_quietly, import_torch, \
     machine_line, settle
 from skdigits.datasets import load_mnist
 

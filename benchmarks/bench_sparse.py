@@ -45,7 +45,7 @@ from scipy import sparse
 
 from skdigits import MLPClassifier
 from skdigits._engine._parallel import effective_n_threads
-from skdigits._peers import equal_budget, fit_quietly, machine_line, settle
+from skdigits.benchmark import equal_budget, fit_quietly, machine_line, settle
 
 BUDGET = effective_n_threads(None)
 SEEDS = (0, 1, 2)

@@ -240,6 +240,9 @@ def _mark_kept(ax, epoch, *, annotate=True):
     side with more room (unless a legend names it); returns the line."""
     line = ax.axvline(epoch, color="0.25", linestyle=":", linewidth=1.4,
                       zorder=1, label=f"kept weights (epoch {epoch})")
+    lo, hi = ax.get_xlim()
+    if epoch >= hi:  # on the frame the line would not show: make room
+        ax.set_xlim(lo, epoch + 0.03 * (epoch - lo))
     if not annotate:
         return line
     lo, hi = ax.get_xlim()
@@ -472,36 +475,25 @@ def _join(items):
 
 
 def run_context(*, seed, max_iter):
-    """Package version, machine, BLAS and date of this run."""
+    """Package and library versions, seed, machine, BLAS and date of this run."""
     import platform
 
     import numba
     import sklearn
-    from threadpoolctl import threadpool_info
 
     from . import __version__
     from ._engine._parallel import effective_n_threads
+    from ._system import machine_info
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    blas = sorted({f"{i.get('internal_api')} {i.get('version')} "
-                   f"({i.get('architecture') or '?'} kernel)"
-                   for i in threadpool_info() if i.get("user_api") == "blas"})
+    info = machine_info()
     return {
         "skdigits": __version__, "python": platform.python_version(),
         "numpy": np.__version__, "scikit-learn": sklearn.__version__,
         "numba": numba.__version__, "seed": seed,
         "max_iter": "auto" if max_iter is None else max_iter,
-        "machine": {"cpu": cpu, "logical_cores": os.cpu_count(),
-                    "threads": effective_n_threads(None), "blas": blas,
-                    "platform": platform.platform()},
+        "machine": {"cpu": info["cpu"], "logical_cores": info["logical_cores"],
+                    "threads": effective_n_threads(None), "blas": info["blas"],
+                    "forced": info["forced"], "platform": info["platform"]},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
     }
@@ -632,7 +624,9 @@ def _render_context(report):
         ("epochs", str(ctx["max_iter"])),
         ("machine", f"{machine['cpu']}, {machine['logical_cores']} logical cores, "
                     f"{machine['threads']} threads; {machine['platform']}"),
-        ("BLAS", "; ".join(machine["blas"]) or "none loaded"),
+        ("BLAS", ("; ".join(machine["blas"]) or "none loaded") + (
+            "; forced by the environment: " + " ".join(machine["forced"])
+            if machine.get("forced") else "")),
         ("date", ctx["date"]),
         ("compile", "first fit of each model in this process, on "
                     f"{WARM_UP_ROWS} rows for one epoch (Numba compile or "

@@ -2,7 +2,51 @@
 
 import os
 
-__all__ = ["available_memory", "check_memory"]
+__all__ = ["available_memory", "check_memory", "machine_info"]
+
+
+def _cpu_model():
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return model
+
+
+def machine_info():
+    """Where figures are measured: the CPU model, its logical and physical
+    cores, the BLAS libraries loaded (with the kernel they run, and with
+    their thread counts), the OpenBLAS variables that force a kernel, and
+    the platform. Plain values, for a report or a benchmark line."""
+    import platform
+
+    from threadpoolctl import threadpool_info
+
+    from ._engine._parallel import _process_cores
+
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+
+    def name(i):
+        return (f"{i.get('internal_api')} {i.get('version')} "
+                f"({i.get('architecture') or '?'} kernel")
+
+    return {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": _process_cores(),
+        "blas": sorted({name(i) + ")" for i in blas}),
+        "blas_threads": list(dict.fromkeys(
+            f"{name(i)}, {i.get('num_threads')} threads)" for i in blas)),
+        "forced": [f"{k}={os.environ[k]}" for k in
+                   ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ],
+        "platform": platform.platform(),
+    }
 
 
 def _meminfo_available():

@@ -300,91 +300,21 @@ def _cmd_report(args):
 
 
 def _cmd_benchmark(args):
-    from . import MLPClassifier, SoftmaxRegression
     from ._engine._parallel import effective_n_threads
-    from ._peers import (
-        TorchMLP,
-        equal_budget,
-        fit_quietly,
-        import_torch,
-        machine_line,
-        skdigits_mlp,
-        sklearn_mlp,
-    )
+    from .benchmark import format_table, machine_line, run_benchmark
 
     train = _load(args.dataset, "train", args)
     test = _load(args.dataset, "test", args)
-    X, Xt = _pixels(train), _pixels(test)
-    y, yt = train.target, test.target
     _describe(args.dataset, train, test, args)
-    # every side gets skdigits' thread budget: its n_jobs for skdigits, the
-    # same count for BLAS (scikit-learn) and PyTorch
-    budget = effective_n_threads(args.n_jobs)
-    print(machine_line(budget))
-    rows = []  # (model, implementation, fit s, epochs, test acc)
-    # compile (or load from the cache) outside the timings
-    SoftmaxRegression(max_iter=1).fit(X[:256], y[:256])
-    MLPClassifier(hidden_layer_sizes=(8,), max_iter=1).fit(X[:256], y[:256])
-
-    if "softmax" in args.models:
-        from sklearn.linear_model import LogisticRegression
-
-        ours = SoftmaxRegression(random_state=args.seed, n_jobs=args.n_jobs)
-        sec = fit_quietly(ours, X, y)
-        rows.append(("softmax", "skdigits SoftmaxRegression()", sec, ours.n_iter_,
-                     ours.score(Xt, yt)))
-        peer = LogisticRegression()
-        with equal_budget(budget):
-            sec = fit_quietly(peer, X, y)
-        rows.append(("softmax", "sklearn LogisticRegression()", sec,
-                     int(np.max(peer.n_iter_)), peer.score(Xt, yt)))
-    if "mlp" in args.models:
-        hidden = tuple(args.hidden)
-        ours = skdigits_mlp(hidden, batch_size=args.batch_size,
-                            learning_rate_init=1e-3, epochs=args.epochs,
-                            seed=args.seed).set_params(n_jobs=args.n_jobs)
-        sec = fit_quietly(ours, X, y)
-        rows.append(("mlp", "skdigits MLPClassifier", sec, ours.n_iter_,
-                     ours.score(Xt, yt)))
-        peer = sklearn_mlp(hidden, batch_size=args.batch_size, learning_rate_init=1e-3,
-                           epochs=args.epochs, seed=args.seed)
-        with equal_budget(budget):
-            sec = fit_quietly(peer, X, y)
-        rows.append(("mlp", "sklearn MLPClassifier", sec, peer.n_iter_,
-                     peer.score(Xt, yt)))
-        torch, why = import_torch()
-        if torch is None:
-            print(f"PyTorch column skipped: {why}")
-        else:
-            with equal_budget(budget):
-                net = TorchMLP(torch, X.shape[1], len(train.target_names), hidden,
-                               batch_size=args.batch_size, seed=args.seed)
-                Xtr, ytr = net.tensors(X, y)
-                net.epoch(Xtr[:256], ytr[:256])  # warm-up
-                net = TorchMLP(torch, X.shape[1], len(train.target_names), hidden,
-                               batch_size=args.batch_size, seed=args.seed)
-                sec = sum(net.epoch(Xtr, ytr) for _ in range(args.epochs))
-                threads = torch.get_num_threads()
-            rows.append(("mlp", f"PyTorch {torch.__version__} ({threads} threads)",
-                         sec, args.epochs, net.accuracy(*net.tensors(Xt, yt))))
-    _print_benchmark(rows, args)
+    print(machine_line(effective_n_threads(args.n_jobs)))
+    rows = run_benchmark(_pixels(train), train.target, _pixels(test), test.target,
+                         models=args.models, epochs=args.epochs, hidden=args.hidden,
+                         batch_size=args.batch_size, seed=args.seed,
+                         n_jobs=args.n_jobs)
+    for note in rows[0].get("notes", ()) if rows else ():
+        print(note)
+    print("\n".join(format_table(rows)))
     return EXIT_OK
-
-
-def _print_benchmark(rows, args):
-    head = f"{'model':<8} {'implementation':<34} {'fit s':>8} {'epochs':>6} " \
-           f"{'s/epoch':>8} {'test acc':>8} {'time ratio':>10}"
-    print(head)
-    print("-" * len(head))
-    for group in ("softmax", "mlp"):
-        ours = [r for r in rows if r[0] == group and r[1].startswith("skdigits")]
-        for model, impl, sec, epochs, acc in (r for r in rows if r[0] == group):
-            ratio = sec / ours[0][2] if ours else float("nan")
-            print(f"{model:<8} {impl:<34} {sec:>8.2f} {epochs:>6} "
-                  f"{sec / max(epochs, 1):>8.3f} {acc:>8.4f} {ratio:>9.2f}x")
-    print("time ratio: the implementation's fit time / skdigits' (above 1: "
-          "skdigits is faster). Compile time is excluded (warm-up fit first). "
-          "Every side had the thread budget of the machine line.")
 
 
 # ---------------------------------------------------------------- parser

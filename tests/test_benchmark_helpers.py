@@ -1,0 +1,64 @@
+"""skdigits.benchmark: the public helpers behind ``skdigits benchmark`` and
+the scripts in benchmarks/ (moved out of the CLI and the private _peers)."""
+
+import numpy as np
+import pytest
+
+from skdigits import benchmark
+
+
+def test_format_table_gives_ratios_to_skdigits_row_of_each_group():
+    rows = [
+        {"group": "mlp", "implementation": "skdigits MLPClassifier", "seconds": 2.0,
+         "epochs": 4, "accuracy": 0.9},
+        {"group": "mlp", "implementation": "sklearn MLPClassifier", "seconds": 9.0,
+         "epochs": 4, "accuracy": 0.91},
+        {"group": "softmax", "implementation": "skdigits SoftmaxRegression()",
+         "seconds": 0.5, "epochs": 2, "accuracy": 0.8},
+        {"group": "softmax", "implementation": "sklearn LogisticRegression()",
+         "seconds": 0.25, "epochs": 100, "accuracy": 0.85},
+    ]
+    lines = benchmark.format_table(rows)
+    body = [ln for ln in lines if ln.startswith(("mlp ", "softmax "))]
+    # softmax rows first, in the order given, each against its group's skdigits
+    assert [ln.split()[-1] for ln in body] == ["1.00x", "0.50x", "1.00x", "4.50x"]
+    assert body[3].split()[-3] == "2.250"  # seconds per epoch
+    assert "time ratio" in lines[0] and "above 1: skdigits is faster" in lines[-1]
+
+
+def test_run_benchmark_rows_on_the_sample():
+    from skdigits.datasets import load_mnist
+
+    X, y = load_mnist(sample=True, return_X_y=True)
+    Xt, yt = load_mnist("digits", "test", sample=True, return_X_y=True)
+    X, Xt = X[:600] / 255.0, Xt[:300] / 255.0
+    rows = benchmark.run_benchmark(X, y[:600], Xt, yt[:300], models=["mlp"],
+                                   epochs=1, hidden=(8,), n_jobs=1)
+    impls = [r["implementation"] for r in rows]
+    assert impls[:2] == ["skdigits MLPClassifier", "sklearn MLPClassifier"]
+    assert all(r["group"] == "mlp" and r["seconds"] > 0 and 0 <= r["accuracy"] <= 1
+               for r in rows)
+    assert all(r["epochs"] == 1 for r in rows)
+    if len(rows) == 2:  # no PyTorch: said, not silently dropped
+        assert "PyTorch column skipped" in rows[0]["notes"][0]
+
+
+def test_machine_line_and_info_name_the_blas_kernel(monkeypatch):
+    from skdigits._system import machine_info
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    info = machine_info()
+    assert info["cpu"] and info["logical_cores"] >= 1 and info["physical_cores"] >= 1
+    assert "OPENBLAS_CORETYPE=Haswell" in info["forced"]
+    assert all("kernel" in b for b in info["blas"])
+    line = benchmark.machine_line(3)
+    assert line.startswith(f"machine: {info['cpu']}, ")
+    assert "forced: OPENBLAS_CORETYPE=Haswell" in line
+    assert line.endswith("thread budget 3 for every side")
+
+
+@pytest.mark.parametrize("name", benchmark.__all__)
+def test_every_public_name_is_documented(name):
+    obj = getattr(benchmark, name)
+    assert obj.__doc__ and len(obj.__doc__.strip()) > 20
+    assert not np.isscalar(obj)
