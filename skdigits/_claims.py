@@ -22,14 +22,19 @@ NOT_MEASURED = "not measured"
 VERDICTS = (CONFIRMED, PARTLY, NOT_CONFIRMED, NOT_MEASURED)
 
 # ----------------------------------------------------------- thresholds
-#: "Falls fast at first": at least this share of the fall from the chance
-#: loss to the last epoch's loss happens within the first quarter of the
-#: epochs (at least the first epoch).
-FAST_SHARE = 0.90
+#: "Falls fast at first": at least this share of the curve's fall, from the
+#: first epoch to the last, happens within the first quarter of the epochs
+#: (at least epochs 1 to 2), twice the share a steady fall would give.
+FAST_SHARE = 0.50
 FAST_PART = 0.25
 #: "Then almost constant": the second half of the epochs accounts for at most
 #: this share of that fall.
-FLAT_SHARE = 0.10
+FLAT_SHARE = 0.20
+#: "Does not fall with more epochs": over the second half of the epochs the
+#: loss falls by less than this fraction of its value.
+STILL_RELATIVE = 0.10
+#: Fewest epochs for a verdict on a curve's shape.
+MIN_EPOCHS = 4
 #: Claim 1's proxy: a grid image is hard to make out when the trained MLP
 #: gets it wrong or gives its label a probability below this.
 UNSURE_PROBA = 0.5
@@ -49,28 +54,33 @@ RISING_RANK = 0.8
 IMPROVING_PP = 0.05
 
 THRESHOLDS = (
-    "Epoch 0 is the chance loss, the loss of a model that knows nothing: "
-    "ln 2 for each one-vs-rest model, ln K for the MLP's K-class softmax.",
+    "Shapes are measured on the curves as plotted, from the first epoch to "
+    f"the last (at least {MIN_EPOCHS} epochs, else 'not measured').",
     f"Falls fast at first: at least {FAST_SHARE:.0%} of the fall from the "
-    "chance loss to the last epoch's loss happens in the first "
-    f"{FAST_PART:.0%} of the epochs (at least the first epoch).",
+    "first epoch's loss to the last epoch's happens in the first "
+    f"{FAST_PART:.0%} of the epochs (at least epochs 1 to 2): twice the "
+    "share of a steady fall.",
     f"Then almost constant: the second half of the epochs accounts for at "
     f"most {FLAT_SHARE:.0%} of that fall.",
     f"Stays high: among the {TOP_HARD} classes with the highest final "
-    "training loss of the one-vs-rest models.",
+    "training loss of the one-vs-rest models. Does not fall with more "
+    f"epochs: over the second half of the epochs its loss falls by less than "
+    f"{STILL_RELATIVE:.0%} of its value.",
     "Converges: the first epoch at which a class's loss is below the mean of "
     f"the classes' final losses; converges early: among the first {TOP_EARLY} "
-    "classes to do so.",
-    f"Hard to make out (claim 1's proxy): the trained MLP gets the grid image "
-    f"wrong or gives its label a probability below {UNSURE_PROBA}; 'some' "
-    "means at least two of the 100.",
+    "classes to do so (classes converging at the same epoch are ordered by "
+    "their final loss, the lowest first).",
+    "Hard to make out (claim 1's proxy): an MLP trained with the same "
+    "settings on the training images without the grid's 100 gets the grid "
+    f"image wrong or gives its label a probability below {UNSURE_PROBA}; "
+    "'some' means at least two of the 100.",
     f"Most predictions right: at least {MOST_RIGHT} of the 100 (partly: more "
     "than half).",
     f"The confusions: among the {TOP_PAIRS} most confused pairs of the test "
     "set, counting both directions.",
     "Less accurate, harder to learn: lower test accuracy and more grid "
-    "mistakes; lower training accuracy and higher training cross-entropy of "
-    "the kept model.",
+    "mistakes; lower accuracy and higher cross-entropy of the kept model on "
+    "the training file (its validation tenth included).",
     "Accuracy increases: training and validation accuracy higher at the last "
     "epoch than at the first, and the validation accuracy's rank correlation "
     f"with the epoch at least {RISING_RANK}.",
@@ -111,21 +121,34 @@ CLAIMS = {
 # ----------------------------------------------------------- measurements
 
 
-def fall_shape(curve, chance):
-    """How a loss curve falls from ``chance`` (epoch 0): the share of the
-    whole fall done by the end of the first quarter of the epochs, and the
-    share left to the second half. Returns ``(head, tail)``, NaN when the
-    curve does not fall below ``chance``."""
+def fall_shape(curve):
+    """How a loss curve falls from its first epoch to its last: the share of
+    the fall done by the end of the first quarter of the epochs (at least
+    epoch 2), and the share left to the second half. Returns
+    ``(head, tail)``; NaN when the curve does not fall or has fewer than two
+    epochs."""
     curve = np.asarray(curve, dtype=float)
     n = len(curve)
-    fall = chance - curve[-1]
-    if n == 0 or not np.isfinite(fall) or fall <= 0:
+    if n < 2:
         return math.nan, math.nan
-    head_end = max(1, math.ceil(FAST_PART * n))  # epochs 1..head_end
-    half = n // 2  # the second half runs from epoch half to n
-    head = (chance - curve[head_end - 1]) / fall
-    tail = (curve[max(half, 1) - 1] - curve[-1]) / fall if n > 1 else 0.0
+    fall = curve[0] - curve[-1]
+    if not np.isfinite(fall) or fall <= 0:
+        return math.nan, math.nan
+    head_end = max(2, math.ceil(FAST_PART * n))  # epochs 1..head_end
+    half = math.ceil(n / 2)  # the second half runs from epoch half to n
+    head = (curve[0] - curve[head_end - 1]) / fall
+    tail = (curve[half - 1] - curve[-1]) / fall
     return float(head), float(tail)
+
+
+def late_fall(curve):
+    """The fraction of its value a curve loses over the second half of its
+    epochs (NaN for fewer than two epochs)."""
+    curve = np.asarray(curve, dtype=float)
+    if len(curve) < 2:
+        return math.nan
+    mid = curve[math.ceil(len(curve) / 2) - 1]
+    return float((mid - curve[-1]) / mid) if mid > 0 else math.nan
 
 
 def is_fast_then_flat(head, tail):
@@ -196,12 +219,17 @@ def _by_count(hits, total):
     return PARTLY if hits else NOT_CONFIRMED
 
 
+def _too_few(n):
+    return (f"only {n} epochs: too few to see a shape (at least {MIN_EPOCHS} "
+            "needed)")
+
+
 def _missing(title):
     return f"this run did not include {title}"
 
 
 def _pct(x):
-    return f"{100 * x:.1f}%"
+    return f"{100 * x:.1f}%" if np.isfinite(x) else "n/a"
 
 
 def _shape_evidence(name, head, tail):
@@ -211,16 +239,13 @@ def _shape_evidence(name, head, tail):
 
 def _ovr_shape(facts, key):
     curves = np.asarray(facts["ovr_loss_per_class"], dtype=float)
-    if curves.shape[0] < 4:
-        return _claim(key, NOT_MEASURED,
-                      f"only {curves.shape[0]} epochs: too few to see a shape "
-                      "(at least 4 needed)")
+    if curves.shape[0] < MIN_EPOCHS:
+        return _claim(key, NOT_MEASURED, _too_few(curves.shape[0]))
     names = facts["names"]
-    shapes = [fall_shape(curves[:, j], facts["ovr_chance_loss"])
-              for j in range(curves.shape[1])]
+    shapes = [fall_shape(curves[:, j]) for j in range(curves.shape[1])]
     ok = [is_fast_then_flat(h, t) for h, t in shapes]
-    heads = [h for h, _ in shapes]
-    tails = [t for _, t in shapes]
+    heads = [h for h, _ in shapes if np.isfinite(h)] or [math.nan]
+    tails = [t for _, t in shapes if np.isfinite(t)] or [math.nan]
     failing = [names[j] for j, good in enumerate(ok) if not good]
     evidence = (f"{sum(ok)} of {len(ok)} labels fall fast then flat over "
                 f"{curves.shape[0]} epochs; share of the fall in the first "
@@ -234,19 +259,21 @@ def _ovr_shape(facts, key):
 
 
 def _stay_high(facts, key, labels):
+    """How many of ``labels`` stay high (and, for 2b, do not fall over the
+    second half), with the evidence and every class's rank."""
     curves = np.asarray(facts["ovr_loss_per_class"], dtype=float)
     names = facts["names"]
     order = hardest_order(curves[-1])
     rank = {j: order.index(j) + 1 for j in order}
     parts, hits = [], 0
     for j in labels:
-        head, tail = fall_shape(curves[:, j], facts["ovr_chance_loss"])
+        drop = late_fall(curves[:, j])
         high = rank[j] <= TOP_HARD
-        flat = len(curves) >= 4 and tail <= FLAT_SHARE
-        hits += high and (flat or key == "3b")
+        still = bool(drop < STILL_RELATIVE)
+        hits += int(high and (still or key == "3b"))
         parts.append(f"{names[j]} ranks {rank[j]} of {len(order)} by final loss "
                      f"({curves[-1, j]:.4f})"
-                     + (f", {_pct(tail)} of its fall in the second half"
+                     + (f", falls by {_pct(drop)} over the second half"
                         if key == "2b" else ""))
     evidence = "; ".join(parts) + "; highest: " + ", ".join(
         names[j] for j in order[:TOP_HARD])
@@ -270,8 +297,8 @@ def judge(facts_by_dataset, *, sample=False):
         right = np.asarray(digits["grid_right"], dtype=bool)
         hard = np.flatnonzero(~right | (proba < UNSURE_PROBA))
         evidence = (f"{len(hard)} of the grid's {len(proba)} images are wrong or "
-                    f"unsure (label probability below {UNSURE_PROBA}) for the "
-                    "trained MLP")
+                    f"unsure (label probability below {UNSURE_PROBA}) for an MLP "
+                    "that did not train on them")
         if len(hard):
             evidence += ": " + ", ".join(
                 f"#{i + 1} (label {digits['grid_labels'][i]}, "
@@ -292,8 +319,12 @@ def judge(facts_by_dataset, *, sample=False):
     else:
         claims.append(_ovr_shape(digits, "2a"))
         names = digits["names"]
-        hits, evidence, _ = _stay_high(digits, "2b", [8, 9])
-        claims.append(_claim("2b", _by_count(hits, 2), evidence))
+        n_epochs = len(digits["ovr_loss_per_class"])
+        if n_epochs < MIN_EPOCHS:
+            claims.append(_claim("2b", NOT_MEASURED, _too_few(n_epochs)))
+        else:
+            hits, evidence, _ = _stay_high(digits, "2b", [8, 9])
+            claims.append(_claim("2b", _by_count(hits, 2), evidence))
         epochs, threshold = convergence_epochs(digits["ovr_loss_per_class"])
         order = sorted(range(len(epochs)), key=lambda j: (
             math.inf if epochs[j] is None else epochs[j],
@@ -357,15 +388,15 @@ def judge(facts_by_dataset, *, sample=False):
         d_wrong = len(digits["predictions_right"]) - int(
             np.sum(digits["predictions_right"]))
         more = f_wrong > d_wrong
-        claims.append(_claim("5", _by_count(lower + more, 2),
+        claims.append(_claim("5", _by_count(int(lower) + int(more), 2),
                              f"MLP test accuracy: Fashion-MNIST "
                              f"{fashion['test_accuracy']:.4f}, MNIST "
                              f"{digits['test_accuracy']:.4f}; grid mistakes: "
                              f"{f_wrong} against {d_wrong}"))
         acc_lower = fashion["kept_train_accuracy"] < digits["kept_train_accuracy"]
         loss_higher = fashion["kept_train_loss"] > digits["kept_train_loss"]
-        claims.append(_claim("6", _by_count(acc_lower + loss_higher, 2),
-                             f"kept MLP on its training rows: accuracy "
+        claims.append(_claim("6", _by_count(int(acc_lower) + int(loss_higher), 2),
+                             f"kept MLP on the training file: accuracy "
                              f"{fashion['kept_train_accuracy']:.4f} against "
                              f"{digits['kept_train_accuracy']:.4f}, cross-entropy "
                              f"{fashion['kept_train_loss']:.4f} against "
@@ -378,11 +409,11 @@ def judge(facts_by_dataset, *, sample=False):
     parts, hits, measured = [], 0, 0
     for title, f in runs:
         curve = f["mlp_loss"]
-        if len(curve) < 4:
+        if len(curve) < MIN_EPOCHS:
             parts.append(f"{title}: only {len(curve)} epochs")
             continue
         measured += 1
-        head, tail = fall_shape(curve, f["mlp_chance_loss"])
+        head, tail = fall_shape(curve)
         hits += is_fast_then_flat(head, tail)
         parts.append(_shape_evidence(f"{title} MLP training loss", head, tail))
     claims.append(_claim("7", _by_count(hits, measured) if measured else
@@ -405,13 +436,14 @@ def judge(facts_by_dataset, *, sample=False):
                 "8", verdict,
                 f"training accuracy {train[0]:.4f} at epoch 1, {train[-1]:.4f} at "
                 f"epoch {len(train)}; validation {val[0]:.4f} to {val[-1]:.4f}, "
-                f"rank correlation with the epoch {rho:.2f}"))
+                "rank correlation with the epoch "
+                + (f"{rho:.2f}" if np.isfinite(rho) else "n/a (constant)")))
 
     # 9. the zoom: still improving?
     parts, hits, measured = [], 0, 0
     for title, f in runs:
         val = f["mlp_val_accuracy"]
-        if len(val) < 4:
+        if len(val) < MIN_EPOCHS:
             parts.append(f"{title}: only {len(val)} epochs")
             continue
         measured += 1

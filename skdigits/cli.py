@@ -249,7 +249,7 @@ def _cmd_report(args):
 
     matplotlib.use("Agg")  # files only: never a window
     from ._fileio import check_writable_folder
-    from ._report import build_report, prepare_folder
+    from ._report import build_report
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is a file, not a folder: name a folder "
@@ -259,8 +259,6 @@ def _cmd_report(args):
                           what="report folder" if os.path.isdir(args.out)
                           else "folder above --out")
 
-    # a folder holding other files is refused before any training
-    prepare_folder(args.out, force=args.force)
     datasets = ("digits", "fashion") if args.dataset == "both" else (args.dataset,)
     titles = {"digits": "MNIST", "fashion": "Fashion-MNIST"}
 
@@ -290,7 +288,7 @@ def _cmd_report(args):
         for c in report["claims"]:
             counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
         print("claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
-    n_png = len(report["files"]) - 2
+    n_png = sum(name.endswith(".png") for name in report["files"])
     print(f"report written: {page} ({n_png} PNG files "
           f"{'embedded in it and ' if args.self_contained else ''}beside it)")
     return EXIT_OK
