@@ -29,6 +29,8 @@ from ._engine._schedules import SCHEDULES, make_schedule
 from ._engine._train import TrainingDivergedError, train
 from ._kernels._optim import ADAM, GRADIENT, SGD
 from ._kernels._rng import new_state
+from ._sklearn_callbacks import FIT_ATTRIBUTES, NO_TASKS, fit_tasks, support_check
+from ._sklearn_callbacks import set_callbacks as _set_sklearn_callbacks
 from ._system import check_memory
 from ._validation import (
     encode_labels,
@@ -233,6 +235,33 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         self._more_validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
+    @available_if(support_check)
+    def set_callbacks(self, *callbacks):
+        """Set scikit-learn callbacks (``sklearn.callback``).
+
+        Needs scikit-learn >= 1.9, whose callback API is experimental; with
+        an older scikit-learn the estimator has no ``set_callbacks``. The fit
+        is the root task and each epoch a subtask (with ``solver="lbfgs"``,
+        each iteration), so ``sklearn.callback.ScoringMonitor`` logs one row
+        per epoch and ``sklearn.callback.ProgressBar`` advances once per
+        epoch, also inside ``GridSearchCV`` and ``Pipeline``. A callback whose
+        ``on_fit_task_end`` returns True stops training after that epoch.
+        ``partial_fit`` calls no callback. The ``callbacks`` parameter is
+        separate and works with every scikit-learn.
+
+        Parameters
+        ----------
+        *callbacks : callback instances
+            Callbacks following ``sklearn.callback.FitCallback``; none
+            removes those set before.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        return _set_sklearn_callbacks(self, callbacks)
+
     def _minibatch_solver(self):
         """Whether ``partial_fit`` exists: not for the full-batch ``"lbfgs"``,
         as in scikit-learn."""
@@ -296,8 +325,13 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
             return self._fit_checked(X, y, sample_weight, incremental, classes)
         except BaseException:
             if self.__dict__.get("_epochs_this_call", 0) == 0:
+                # scikit-learn's callbacks are torn down after fit raises: keep
+                # what its teardown needs
+                fit_state = {name: self.__dict__[name] for name in FIT_ATTRIBUTES
+                             if name in self.__dict__}
                 self.__dict__.clear()
                 self.__dict__.update(saved)
+                self.__dict__.update(fit_state)
             raise
 
     def _fit_checked(self, X, y, sample_weight, incremental, classes):
@@ -381,12 +415,23 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         if first_pass and self._fit_input_statistics(X, train_idx, w):
             model = self._model(X.shape[1], n_outputs, loss_code)
         n_epochs = 1 if incremental else self._resolve_max_iter(len(train_idx))
-        if self.solver == "lbfgs":
+        lbfgs = self.solver == "lbfgs"
+        if not lbfgs:
+            self._check_schedule(n_epochs, incremental)
+        # scikit-learn's callbacks (set_callbacks): the fit is the root task,
+        # each epoch (L-BFGS iteration) a subtask; L-BFGS may begin one more
+        # iteration than it runs, as in LogisticRegression
+        tasks = NO_TASKS if incremental else fit_tasks(
+            self, model, X, y, sample_weight,
+            max_subtasks=n_epochs + 1 if lbfgs else n_epochs,
+            subtask_name="lbfgs-iter" if lbfgs else "epoch")
+        if lbfgs:
             train_lbfgs(self, model, X, y_idx, w, train_idx, n_epochs, Y,
-                        self._l2_full(float(raw_weight[train_idx].sum())))
-            return self
-        self._check_schedule(n_epochs, incremental)
-        train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental, Y)
+                        self._l2_full(float(raw_weight[train_idx].sum())), tasks=tasks)
+        else:
+            train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental,
+                  Y, tasks=tasks)
+        tasks.end_fit()
         return self
 
     def _l2_full(self, total_weight):

@@ -29,6 +29,7 @@ from .._kernels._batch import (
 )
 from .._kernels._optim import GRADIENT
 from .._logging import Progress, verbose_logger
+from .._sklearn_callbacks import NO_TASKS
 from ._history import History
 from ._models import Accumulators, aligned, aligned_zeros, no_labels
 from ._parallel import CoreShare, Team
@@ -93,12 +94,16 @@ class _Objective:
         return self.last[1:]
 
 
-def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2):
+def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
     """Minimise ``est``'s full-batch objective over the rows ``rows`` from its
     current weights (``est._theta``) with at most ``max_iter`` iterations and
     ``est.max_fun`` evaluations; sets the weights, the curves (one entry per
     iteration) and ``n_iter_``. ``Y``: the multi-label indicator matrix, or
-    None."""
+    None. ``tasks``: scikit-learn's callback hooks of this fit, one subtask
+    per iteration (see ``skdigits._sklearn_callbacks``): scipy reports an
+    iteration once it is done, so each report ends one and begins the next,
+    and the one begun after the last iteration ends empty, as in
+    scikit-learn's ``LogisticRegression``."""
     history = History(len(est.classes_), est)
     log = verbose_logger(type(est).__module__, est.verbose)
     progress = Progress(max_iter, est.verbose >= 2, type(est).__name__)
@@ -129,10 +134,14 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2):
                          est._n_epochs_total, loss, accuracy, elapsed)
             progress.update(loss=loss, accuracy=accuracy)
             shown = {"loss": loss, "accuracy": accuracy, "lr": np.nan}
-            if callbacks and est._call_callbacks(callbacks, shown, elapsed, per_class,
-                                                 None):
+            stop = bool(callbacks) and est._call_callbacks(callbacks, shown, elapsed,
+                                                          per_class, None)
+            stop = tasks.end() or stop
+            if stop:
                 raise StopIteration  # scipy ends the minimisation here
+            tasks.begin()
 
+        tasks.begin()
         try:
             result = scipy.optimize.minimize(
                 objective, accepted[0], method="L-BFGS-B", jac=True, callback=record,
@@ -147,6 +156,7 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2):
                 "the model keeps the weights of the last finished iteration.")
         finally:
             progress.close()
+    tasks.abandon()
     x = accepted[0] if result is None else result.x
     theta = aligned(np.asarray(x).astype(dtype))
     if not np.all(np.isfinite(theta)):

@@ -29,6 +29,7 @@ from .._kernels._batch import (
 from .._kernels._losses import loss_grad
 from .._kernels._rng import shuffle
 from .._logging import Progress, verbose_logger
+from .._sklearn_callbacks import NO_TASKS
 from ._history import History
 from ._models import Accumulators, aligned, no_labels
 from ._parallel import CoreShare, Team
@@ -55,18 +56,24 @@ def evaluate(model, team, n_threads, X, y, w, rows, theta, n_classes, Y=None):
             sums.per_class(model.loss, model.n_outputs))
 
 
-def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None):
+def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None,
+          tasks=NO_TASKS):
     """Run up to ``n_epochs`` epochs of ``est`` (its parameters and fitted
     state: ``_theta``, ``_opt_state``, ``_opt_t``, ``_rng_state``...) on the
     rows ``train_idx``, validating on ``val_idx`` (or None). ``Y``: the
-    multi-label indicator matrix (``y`` then indexes its rows), or None."""
+    multi-label indicator matrix (``y`` then indexes its rows), or None.
+    ``tasks``: scikit-learn's callback hooks of this fit, one subtask per
+    epoch (see ``skdigits._sklearn_callbacks``)."""
     run = _Run(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y)
     with CoreShare(est.n_jobs) as share, Team() as team:
         run.start()
         try:
             for epoch in range(n_epochs):
+                tasks.begin()
                 figures = run.epoch(team, share.threads(), epoch)
                 run.record(figures)
+                if tasks.end():
+                    run.callback_stop = True
                 if run.should_stop(figures):
                     break
             else:
@@ -74,6 +81,7 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
         except KeyboardInterrupt:
             if est._epochs_this_call == 0:
                 raise  # nothing to keep: the estimator goes back as it was
+            tasks.abandon()
             run.restore_last_epoch()
             warnings.warn(
                 f"Training interrupted by the user after {est.n_iter_} epochs; "
