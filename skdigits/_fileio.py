@@ -5,7 +5,7 @@ import contextlib
 import os
 import secrets
 
-__all__ = ["atomic_write", "check_writable_folder"]
+__all__ = ["ForeignFilesError", "OutputFolder", "atomic_write", "check_writable_folder"]
 
 
 def _fsync_folder(folder):
@@ -85,3 +85,112 @@ def check_writable_folder(folder, what="output folder"):
             f"cannot write into the {what} {folder}: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+class ForeignFilesError(ValueError):
+    """An output folder holds files that the command did not write."""
+
+
+class OutputFolder:
+    """A folder that one command (``skdigits report``, ``skdigits search``)
+    owns: it holds the command's files and nothing else.
+
+    The command's files have fixed names (``is_own_name``). A folder is the
+    command's when it holds the command's marker file, written before any
+    other file so that an interrupted run is recognised too, or when
+    ``legacy(folder)`` says so (a folder written before markers existed).
+
+    Parameters
+    ----------
+    marker : str
+        The marker file's name.
+    generator : str
+        What the marker says, e.g. ``"skdigits report"``.
+    is_own_name : callable
+        ``is_own_name(name)``: whether the command writes a file of that name.
+    fixed : iterable of str
+        The names every run writes (the page, the JSON, the marker): never
+        stale.
+    what : str
+        How messages call the folder, e.g. ``"report folder"``.
+    legacy : callable, default=None
+        ``legacy(folder)``: whether an unmarked folder is the command's.
+    error : type, default=ForeignFilesError
+        The exception raised for foreign files.
+    """
+
+    def __init__(self, marker, generator, is_own_name, fixed, what, legacy=None,
+                 error=ForeignFilesError):
+        self.marker = marker
+        self.generator = generator
+        self._own = is_own_name
+        self.fixed = frozenset(fixed) | {marker}
+        self.what = what
+        self.legacy = legacy
+        self.error = error
+
+    def is_own(self, name):
+        """Whether ``name`` is one of the command's files, or the temporary
+        file of an interrupted atomic write of one (``.NAME.XXXXXXXX.part``)."""
+        if name.startswith(".") and name.endswith(".part"):
+            parts = name.split(".")
+            name = ".".join(parts[1:-2]) if len(parts) >= 4 else ""
+        return name == self.marker or bool(self._own(name))
+
+    def is_marked(self, folder):
+        """Whether ``folder`` is the command's."""
+        import json
+
+        try:
+            with open(os.path.join(folder, self.marker), encoding="utf-8") as fh:
+                if json.load(fh).get("generator") == self.generator:
+                    return True
+        except (OSError, ValueError, AttributeError):
+            pass
+        return bool(self.legacy is not None and self.legacy(folder))
+
+    def prepare(self, folder, *, force=False):
+        """Create ``folder`` or check what it holds, before any work, and
+        mark it.
+
+        Any file whose name the command does not write, or any file at all
+        in a folder that is not the command's, raises ``error`` unless
+        ``force``; with ``force`` those files are left alone (files with the
+        command's names are replaced). Returns the command's files already
+        there, for :meth:`remove_stale` (none for a folder that was not the
+        command's).
+        """
+        import json
+
+        os.makedirs(folder, exist_ok=True)
+        ours = self.is_marked(folder)
+        entries = os.listdir(folder)
+        foreign = sorted(name for name in entries if not (ours and self.is_own(name)))
+        if foreign and not force:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            why = ("skdigits did not write" if ours else
+                   f"and no {self.generator} marker")
+            raise self.error(
+                f"the {self.what} {folder} holds {len(foreign)} file(s) {why} "
+                f"({shown}): name an empty or new folder, or pass --force to "
+                "write beside them")
+        with atomic_write(os.path.join(folder, self.marker), "w",
+                          encoding="utf-8") as fh:
+            json.dump({"generator": self.generator}, fh)
+        if not ours:
+            return set()
+        return {name for name in entries if self.is_own(name)} - {self.marker}
+
+    def remove_stale(self, folder, previous, written):
+        """Remove the command's files that an earlier (or interrupted) run
+        left and this one did not write: only the command's own names, and
+        never through a symbolic link. Returns the paths removed."""
+        removed = []
+        for name in sorted(set(previous) - set(written) - self.fixed):
+            if not self.is_own(name):
+                continue
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                os.unlink(path)
+                removed.append(path)
+        return removed

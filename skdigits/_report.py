@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from . import _claims
-from ._fileio import atomic_write
+from ._fileio import ForeignFilesError, OutputFolder, atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ REPORT_FILES = frozenset({PAGE, JSON, MARKER} | {
 WARM_UP_ROWS = 512
 
 
-class ReportFolderError(ValueError):
+class ReportFolderError(ForeignFilesError):
     """The output folder holds files that skdigits did not write."""
 
 
@@ -82,16 +82,10 @@ def load_study_data(kind, *, data_home=None, sample=False, download=False):
 # ---------------------------------------------------------------- the folder
 
 
-def _is_report_folder(out_dir):
-    """Whether skdigits wrote the report in ``out_dir``: its marker file, or
-    a ``report.json`` of the first version (a seed and datasets with
-    figures)."""
-    try:
-        with open(os.path.join(out_dir, MARKER), encoding="utf-8") as fh:
-            if json.load(fh).get("generator") == GENERATOR:
-                return True
-    except (OSError, ValueError, AttributeError):
-        pass
+def _first_version_report(out_dir):
+    """Whether ``out_dir`` holds a report of the first version, written
+    before the marker existed: a ``report.json`` with a seed and datasets
+    with figures."""
     try:
         with open(os.path.join(out_dir, JSON), encoding="utf-8") as fh:
             old = json.load(fh)
@@ -103,59 +97,25 @@ def _is_report_folder(out_dir):
                     for d in old["datasets"]))
 
 
-def _is_own_temporary(name):
-    """``.NAME.XXXXXXXX.part``: an interrupted atomic write of a report file."""
-    parts = name.split(".")
-    return (name.startswith(".") and name.endswith(".part") and len(parts) >= 4
-            and ".".join(parts[1:-2]) in REPORT_FILES)
+#: The report's folder: its fixed file names (:data:`REPORT_FILES`) and its
+#: marker; nothing else in it is ever written over or removed.
+FOLDER = OutputFolder(MARKER, GENERATOR, REPORT_FILES.__contains__, {PAGE, JSON},
+                      "report folder", legacy=_first_version_report,
+                      error=ReportFolderError)
 
 
 def prepare_folder(out_dir, *, force=False):
-    """Create ``out_dir`` or check what it holds, before any training.
-
-    The report's files have fixed names (:data:`REPORT_FILES`). A folder is
-    the report's when it holds the report's marker file (written first, so
-    an interrupted run is recognised too) or a report of the first version.
-    Any other file in it, or any file at all in a folder that is not the
-    report's, raises ``ReportFolderError`` unless ``force``; with ``force``
-    those files are left alone (files with the report's names are replaced).
-
-    Returns the report files already there, which :func:`remove_stale`
-    removes after the new report unless it writes them again (an empty set
-    for a folder that was not the report's).
-    """
-    os.makedirs(out_dir, exist_ok=True)
-    ours = _is_report_folder(out_dir)
-    entries = os.listdir(out_dir)
-    foreign = sorted(name for name in entries if not (
-        ours and (name in REPORT_FILES or _is_own_temporary(name))))
-    if foreign and not force:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        what = ("skdigits did not write" if ours else
-                "and no skdigits report marker")
-        raise ReportFolderError(
-            f"the report folder {out_dir} holds {len(foreign)} file(s) {what} "
-            f"({shown}): name an empty or new folder, or pass --force to write "
-            "the report beside them")
-    with atomic_write(os.path.join(out_dir, MARKER), "w", encoding="utf-8") as fh:
-        json.dump({"generator": GENERATOR}, fh)
-    if not ours:
-        return set()
-    return {name for name in entries if name in REPORT_FILES
-            or _is_own_temporary(name)} - {MARKER}
+    """Create ``out_dir`` or check what it holds, before any training (see
+    :meth:`~skdigits._fileio.OutputFolder.prepare`); returns the report files
+    already there."""
+    return FOLDER.prepare(out_dir, force=force)
 
 
 def remove_stale(out_dir, previous, written):
     """Remove the report files an earlier (or interrupted) report left that
-    this one did not write; only names from :data:`REPORT_FILES` (and their
-    temporary files) are ever removed."""
-    for name in sorted(set(previous) - set(written) - {PAGE, JSON, MARKER}):
-        if not (name in REPORT_FILES or _is_own_temporary(name)):
-            continue
-        path = os.path.join(out_dir, name)
-        if os.path.isfile(path) and not os.path.islink(path):
-            os.unlink(path)
-            logger.info("Removed %s, left by an earlier report", path)
+    this one did not write."""
+    for path in FOLDER.remove_stale(out_dir, previous, written):
+        logger.info("Removed %s, left by an earlier report", path)
 
 
 # ---------------------------------------------------------------- fitting

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _search
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -468,6 +468,7 @@ def build_parser():
                             "(default: the cores this process may use; -1 all)")
     _console_options(bench, quiet_help="no log lines, only the results")
     bench.set_defaults(func=_cmd_benchmark)
+    _search.add_parser(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true",
                              help="on an error, print the full traceback too")

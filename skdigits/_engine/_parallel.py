@@ -4,8 +4,14 @@ one kernel call on them.
 - ``n_jobs`` follows scikit-learn's OpenMP estimators (HistGradientBoosting):
   ``None`` is every core the process may use, within ``OMP_NUM_THREADS``,
   ``threadpool_limits`` in the calling thread and the share a joblib worker
-  gets (loky and dask's nanny set ``OMP_NUM_THREADS``); ``-1`` is all cores,
-  ``k`` is ``k`` threads, ``-2`` all but one.
+  gets (loky sets ``OMP_NUM_THREADS`` to it); ``-1`` is all cores, ``k`` is
+  ``k`` threads, ``-2`` all but one.
+- In a task of a dask.distributed worker the worker's thread count
+  (``--nthreads``, ``threads_per_worker``) takes the place of the cores:
+  ``None`` and ``-1`` are that many threads, and the fits running in the
+  worker share them. Dask's nanny sets ``OMP_NUM_THREADS=1`` whatever the
+  worker's thread count (one BLAS thread per task thread), so the variable
+  would pin every fit to one thread; it is not read there.
 - Fits running at the same time in one process (threads: joblib's threading
   backend, dask worker threads) share the process's cores: each gets
   ``cores // fits`` threads (at least one), re-checked every epoch.
@@ -19,6 +25,7 @@ BLAS or OpenMP limits, no environment variables).
 
 import itertools
 import os
+import sys
 import threading
 import time
 
@@ -31,18 +38,64 @@ __all__ = ["effective_n_threads", "CoreShare", "Team"]
 
 def effective_n_threads(n_jobs=None):
     """Threads a fit with this ``n_jobs`` asks for, as scikit-learn's OpenMP
-    estimators count them (see the module docstring)."""
+    estimators count them, or, in a dask worker's task, counted from the
+    worker's threads (see the module docstring)."""
+    worker_threads = _dask_worker_threads()
+    if worker_threads is not None:
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 is invalid")
+        if n_jobs is None:
+            return worker_threads
+        return max(1, worker_threads + n_jobs + 1) if n_jobs < 0 else int(n_jobs)
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
     return max(1, int(_openmp_effective_n_threads(n_jobs)))
 
 
+#: The name dask's nanny gives the process it starts for its worker.
+_NANNY_PROCESS = "Dask Worker process (from Nanny)"
+
+
+def _dask_worker_threads():
+    """The thread count of the dask.distributed worker that runs the calling
+    code, or None outside a worker.
+
+    The worker is the one whose task runs in the calling thread; else, in a
+    process the nanny started for its one worker, that worker (code run by
+    ``Client.run``, threads a task started). Never imports ``distributed``:
+    a process that has not imported it runs no worker.
+    """
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        worker = distributed.get_worker()
+    except (ValueError, AttributeError):  # not in a task; a partial import
+        worker = None
+    if worker is None:
+        import multiprocessing
+
+        workers = list(getattr(getattr(distributed, "Worker", None), "_instances", ()))
+        nanny_started = multiprocessing.current_process().name == _NANNY_PROCESS
+        if len(workers) != 1 or not nanny_started:
+            return None
+        worker = workers[0]
+    nthreads = getattr(getattr(worker, "state", worker), "nthreads", None)
+    try:
+        return max(1, int(nthreads))
+    except (TypeError, ValueError):
+        return None
+
+
 def _process_cores():
     """Physical cores this process may run on (affinity and cgroup quotas
-    included), as joblib counts them."""
+    included), as joblib counts them; in a dask worker's task, at most the
+    worker's threads (the fits running in the worker share them)."""
     from joblib import cpu_count
 
-    return max(1, cpu_count(only_physical_cores=True))
+    cores = max(1, cpu_count(only_physical_cores=True))
+    worker_threads = _dask_worker_threads()
+    return cores if worker_threads is None else min(cores, worker_threads)
 
 
 class _CpuMeter:

@@ -1,0 +1,779 @@
+"""``skdigits search``: a grid search over one estimator's parameters, run in
+local processes or on a dask.distributed cluster, and written like the report:
+``results.json`` and ``index.html`` with PNGs beside it.
+
+The grid is given one parameter at a time, ``NAME=V1,V2,...``: the values are
+Python literals (``1e-4``, ``True``, ``None``, ``(128, 64)``) or, when they
+are not, plain strings (``relu``). Commas inside brackets or quotes do not
+separate values, so ``hidden_layer_sizes=128,(128,64)`` holds two values. For
+``hidden_layer_sizes`` a number ``128`` means ``(128,)`` and ``128x64`` means
+``(128, 64)``, which needs no quoting in a shell.
+
+The search is scikit-learn's :class:`~sklearn.model_selection.GridSearchCV`
+(``cv=K`` folds, stratified, not shuffled; accuracy; the best candidate
+refitted on the whole training split) run through joblib: the ``loky``
+backend with one process per core, or the ``dask`` backend on a
+``distributed.Client``. The fits leave ``n_jobs`` at its default, so that each
+uses the threads of the process or dask worker it runs in (one per loky
+process when there is one process per core) and the refit every core. The
+scores do not depend on where the fits ran: the kernels give the same bits
+for any number of threads.
+
+The same data, grid and seed give the same ``results.json`` and PNGs; only
+the ``timings`` block and the run's date and machine change. The folder
+holds exactly what the page shows: files an earlier search wrote that no
+longer belong are removed, and a folder holding files skdigits did not write
+is refused unless ``force=True``.
+
+Library code (everything above ``add_parser``) logs through :mod:`logging`;
+the command (``_cmd_search``) prints its final lines.
+"""
+
+import argparse
+import ast
+import contextlib
+import html
+import json
+import logging
+import math
+import os
+import re
+import textwrap
+import time
+import warnings
+
+import numpy as np
+
+from ._fileio import ForeignFilesError, OutputFolder, atomic_write
+
+logger = logging.getLogger(__name__)
+
+#: The files a search writes besides its PNGs; the marker says the folder
+#: holds a search's results.
+PAGE, JSON, MARKER = "index.html", "results.json", ".skdigits-search"
+GENERATOR = "skdigits search"
+#: The PNG of the best model's per-class loss curves.
+LOSS_PNG = "best_loss_per_class.png"
+_FIXED_FILES = frozenset({PAGE, JSON, MARKER, LOSS_PNG})
+#: The PNG of the scores against one grid parameter.
+_SCORE_PNG = re.compile(r"score_[A-Za-z_][A-Za-z0-9_]*\.png")
+#: Seconds to wait for the scheduler to answer, then for a first worker.
+CONNECT_TIMEOUT = 10
+WORKERS_TIMEOUT = 30
+#: More combinations of the other parameters than this: a score plot shows
+#: the best of them for each value instead of one line per combination.
+MAX_SERIES = 8
+
+_SIZES = "hidden_layer_sizes"
+_SIZES_TEXT = re.compile(r"[0-9]+(?:x[0-9]+)*")
+_OPENING, _CLOSING = "([{", ")]}"
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def _split_values(text):
+    """Split ``text`` at the commas outside brackets and quotes."""
+    items, depth, quote, start, escaped = [], [], None, 0, False
+    for i, char in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char in _OPENING:
+            depth.append(_CLOSING[_OPENING.index(char)])
+        elif char in _CLOSING:
+            if not depth or depth.pop() != char:
+                raise ValueError(f"unbalanced {char!r} in {text!r}")
+        elif char == "," and not depth:
+            items.append(text[start:i])
+            start = i + 1
+    if quote:
+        raise ValueError(f"unclosed quote {quote} in {text!r}")
+    if depth:
+        raise ValueError(f"missing {depth[-1]!r} in {text!r}")
+    items.append(text[start:])
+    return [item.strip() for item in items]
+
+
+def _value(name, text):
+    """One grid value: a Python literal, else the text itself; for
+    ``hidden_layer_sizes`` a tuple of ints."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = text
+    if name != _SIZES:
+        return value
+    if isinstance(value, str) and _SIZES_TEXT.fullmatch(value):
+        return tuple(int(v) for v in value.split("x"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(value)
+    return value  # anything else is for the estimator to accept or refuse
+
+
+def parse_grid_option(text):
+    """``"NAME=V1,V2,..."`` (one ``--grid`` option) -> ``(name, values)``.
+
+    Raises ``ValueError`` with a one-line message for a missing ``=``, a name
+    that is not an identifier, an empty value, unbalanced brackets or quotes,
+    or a value given twice.
+    """
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ValueError("expected NAME=V1,V2,... (e.g. alpha=1e-5,1e-4), got "
+                         f"{text!r}")
+    items = _split_values(rest)
+    if any(not item for item in items):
+        raise ValueError(f"{name}: an empty value in {rest!r} (values are separated "
+                         "by commas)")
+    values, seen = [], set()
+    for item in items:
+        value = _value(name, item)
+        if repr(value) in seen:
+            raise ValueError(f"{name}: the value {value!r} is given twice")
+        seen.add(repr(value))
+        values.append(value)
+    return name, values
+
+
+def build_grid(estimator, options, fixed=None):
+    """The parameter grid of ``(name, values)`` pairs (parsed ``--grid``
+    options), checked against ``estimator``: every name must be one of its
+    parameters, given once, and not also among the ``fixed`` ones, and every
+    candidate must pass the estimator's parameter validation.
+
+    Returns a dict ``name -> list of values`` in the order given. Raises
+    ``ValueError`` with a one-line message.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import ParameterGrid
+
+    valid = estimator.get_params()
+    grid = {}
+    for name, values in options:
+        if name not in valid:
+            raise ValueError(
+                f"{type(estimator).__name__} has no parameter {name} (--grid "
+                f"{name}=...); valid: {', '.join(sorted(valid))}")
+        if name in grid:
+            raise ValueError(f"--grid {name} is given twice: list all its values "
+                             "in one option")
+        if name in (fixed or ()):
+            raise ValueError(f"{name} is both searched (--grid) and fixed "
+                             "(--param, --max-iter): give it once")
+        grid[name] = list(values)
+    for params in ParameterGrid(grid):
+        candidate = clone(estimator).set_params(**params)
+        try:
+            candidate._validate_params()
+            more = getattr(candidate, "_more_validate_params", None)
+            if more is not None:
+                more()
+        except (ValueError, TypeError) as exc:
+            shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            message = " ".join(str(exc).split())
+            raise ValueError(f"the candidate {shown} is refused: {message}") from None
+    return grid
+
+
+def n_candidates(grid):
+    """How many candidates ``grid`` holds."""
+    return math.prod(len(values) for values in grid.values())
+
+
+# ---------------------------------------------------------------- running
+
+
+def _skdigits_version():
+    """skdigits' version where this runs (a dask worker, in the check)."""
+    from . import __version__
+
+    return __version__
+
+
+@contextlib.contextmanager
+def search_backend(scheduler=None, *, n_jobs=None):
+    """Run the joblib calls in the block on a dask cluster or in local
+    processes; yields ``(n_jobs, where)``: the ``n_jobs`` to give
+    ``GridSearchCV`` and a dict describing where the fits run.
+
+    With ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``) a
+    ``distributed.Client`` connects to it, waits for a first worker and checks
+    that the workers run this skdigits; the joblib ``dask`` backend then sends
+    the fits (and the data, once per worker) to the workers. Without it, the
+    fits run in ``n_jobs`` local processes (joblib's ``loky``; default: one
+    per core).
+
+    Raises ``ImportError`` when dask.distributed is missing, ``OSError`` when
+    the scheduler cannot be reached or no worker joins, ``ValueError`` when
+    the workers lack skdigits or run another version.
+    """
+    import joblib
+
+    if scheduler is None:
+        from ._engine._parallel import _process_cores
+
+        n = _process_cores() if n_jobs is None else int(n_jobs)
+        logger.debug("Local search: %d process(es)", n)
+        with joblib.parallel_config(backend="loky"):
+            yield n, {"backend": "loky", "processes": n}
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError("--scheduler needs dask.distributed: pip install "
+                          "'skdigits[dask]' (or dask[distributed])") from None
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, ValueError) as exc:
+        message = " ".join(str(exc).split())
+        raise OSError(f"cannot reach the dask scheduler at {scheduler}: "
+                      f"{message}") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+        except (OSError, TimeoutError):
+            raise OSError(f"no dask worker joined the scheduler at {scheduler} "
+                          f"within {WORKERS_TIMEOUT} s") from None
+        _check_workers(client, scheduler)
+        threads = client.nthreads()
+        where = {"backend": "dask", "scheduler": scheduler,
+                 "workers": len(threads), "threads": int(sum(threads.values()))}
+        logger.info("Dask cluster at %s: %d workers, %d threads", scheduler,
+                    where["workers"], where["threads"])
+        with joblib.parallel_config(backend="dask", client=client):
+            yield -1, where
+    finally:
+        client.close()
+
+
+def _check_workers(client, scheduler):
+    from . import __version__
+
+    try:
+        versions = client.run(_skdigits_version)
+    except Exception as exc:  # the worker's own error, whatever it is
+        raise ValueError(
+            f"the dask workers of {scheduler} cannot run skdigits "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())}): install "
+            f"skdigits {__version__} on every worker") from None
+    other = sorted({v for v in versions.values() if v != __version__})
+    if other:
+        raise ValueError(
+            f"the dask workers of {scheduler} run skdigits {', '.join(other)}, "
+            f"this machine {__version__}: install the same version everywhere")
+
+
+def run_search(estimator, grid, X, y, *, cv=3, n_jobs=None):
+    """Fit ``GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs)`` on
+    ``(X, y)`` with joblib's current backend (see :func:`search_backend`);
+    returns ``(search, seconds)``.
+
+    A fit that fails stops the search (``error_score="raise"``).
+    ConvergenceWarning is dropped: a fixed epoch budget is the point.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs, refit=True,
+                          error_score="raise")
+    logger.info("Searching %d candidates x %d folds = %d fits",
+                n_candidates(grid), cv, n_candidates(grid) * cv)
+    with warnings.catch_warnings():
+        # scikit-learn passes the filters on to the joblib workers
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        tic = time.perf_counter()
+        search.fit(X, y)
+        seconds = time.perf_counter() - tic
+    return search, seconds
+
+
+# ---------------------------------------------------------------- results
+
+
+def _plain(value):
+    """``value`` as plain JSON: tuples as lists, NumPy scalars as Python
+    ones, non-finite floats as None, anything else as its repr."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return repr(value)
+
+
+#: The cv_results_ columns that change from run to run.
+_TIMING = re.compile(r"(mean|std)_(fit|score)_time")
+
+
+def cv_results_json(cv_results):
+    """``(results, timings)``: ``cv_results_`` as plain JSON lists, without
+    and with only its timing columns (masked entries are None)."""
+    results, timings = {}, {}
+    for key, column in cv_results.items():
+        if key == "params":
+            values = [_plain(p) for p in column]
+        elif np.ma.isMaskedArray(column):
+            mask = np.ma.getmaskarray(column)
+            values = [None if m else _plain(v) for v, m in zip(column.data, mask)]
+        else:
+            values = [_plain(v) for v in column]
+        (timings if _TIMING.fullmatch(key) else results)[key] = values
+    return results, timings
+
+
+def _label(value):
+    if isinstance(value, tuple) and value and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return "x".join(str(v) for v in value)  # hidden_layer_sizes
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _new_figure(figsize):
+    """A figure outside pyplot: no backend, no global state."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _save(fig, path):
+    with atomic_write(path) as fh:
+        fig.savefig(fh, dpi=90, format="png", metadata={"Software": None})
+    return os.path.basename(path)
+
+
+def plot_param_scores(cv_results, grid, name, *, ax):
+    """Mean test score of the candidates against the values of the grid
+    parameter ``name``, the fold scores' standard deviation as error bars:
+    one line per combination of the other parameters (at most
+    :data:`MAX_SERIES`; beyond, the best of them for each value)."""
+    values = grid[name]
+    position = {repr(v): j for j, v in enumerate(values)}
+    others = [k for k in grid if k != name]
+    mean = np.asarray(cv_results["mean_test_score"], dtype=float)
+    std = np.asarray(cv_results["std_test_score"], dtype=float)
+    groups = {}  # the other parameters' values -> {position: candidate}
+    for i, params in enumerate(cv_results["params"]):
+        key = tuple(_label(params[k]) for k in others)
+        groups.setdefault(key, {})[position[repr(params[name])]] = i
+    if len(groups) <= MAX_SERIES:
+        series = [(", ".join(f"{k}={v}" for k, v in zip(others, key)) or None,
+                   [(j, rows[j]) for j in sorted(rows)])
+                  for key, rows in groups.items()]
+    else:
+        best = {}
+        for rows in groups.values():
+            for j, i in rows.items():
+                if j not in best or mean[i] > mean[best[j]]:
+                    best[j] = i
+        series = [(f"best over {', '.join(others)}", sorted(best.items()))]
+    width = 0.3 / max(1, len(series))
+    for s, (label, points) in enumerate(series):
+        x = np.array([j for j, _ in points], dtype=float)
+        x += (s - (len(series) - 1) / 2) * width
+        rows = [i for _, i in points]
+        ax.errorbar(x, mean[rows], yerr=std[rows], marker="o", capsize=3,
+                    label=label)
+    ax.set_xticks(range(len(values)), [_label(v) for v in values])
+    ax.set_xlim(-0.5, len(values) - 0.5)
+    ax.set_xlabel(name)
+    ax.set_ylabel("mean CV accuracy (error bars: std over folds)")
+    ax.set_title(f"Cross-validated accuracy against {name}", fontsize="medium")
+    ax.grid(axis="y", alpha=0.3)
+    if len(series) > 1 or series[0][0]:
+        ax.legend(fontsize="small", loc="best")
+    return ax
+
+
+class SearchFolderError(ForeignFilesError):
+    """The output folder holds files that ``skdigits search`` did not write."""
+
+
+def _is_search_file(name):
+    """Whether ``name`` is one a search writes."""
+    return name in _FIXED_FILES or _SCORE_PNG.fullmatch(name) is not None
+
+
+#: The search's folder: its file names and its marker; nothing else in it is
+#: ever written over or removed.
+FOLDER = OutputFolder(MARKER, GENERATOR, _is_search_file, {PAGE, JSON},
+                      "output folder", error=SearchFolderError)
+
+
+def prepare_folder(out_dir, *, force=False):
+    """Create ``out_dir`` or check what it holds, before any fit (see
+    :meth:`~skdigits._fileio.OutputFolder.prepare`); returns the search
+    files already there."""
+    return FOLDER.prepare(out_dir, force=force)
+
+
+def remove_stale(out_dir, previous, written):
+    """Remove the files an earlier (or interrupted) search left that this one
+    did not write."""
+    for path in FOLDER.remove_stale(out_dir, previous, written):
+        logger.info("Removed %s, left by an earlier search", path)
+
+
+def write_results(out_dir, search, grid, *, test_accuracy, info, class_names=None,
+                  previous=()):
+    """Write ``results.json``, ``index.html`` and the PNGs of a fitted
+    ``search`` into ``out_dir``; remove the files of an earlier search
+    (``previous``) that this one no longer writes.
+
+    ``info`` holds the run's description (model, dataset, data source, sizes,
+    cv, seed, fixed parameters, where the fits ran, timings); it is stored
+    in ``results.json`` as given. Returns ``(page_path, results)``.
+    """
+    from ._report import run_context
+    from .plotting import PerClassLossDisplay
+
+    cv_results, fold_timings = cv_results_json(search.cv_results_)
+    figures = {}
+    for name in grid:
+        fig = _new_figure((6.4, 4.2))
+        plot_param_scores(search.cv_results_, grid, name, ax=fig.add_subplot())
+        figures[f"score_{name}"] = _save(fig, os.path.join(out_dir,
+                                                           f"score_{name}.png"))
+    fig = _new_figure((8.5, 4.5))
+    disp = PerClassLossDisplay.from_estimator(
+        search.best_estimator_, class_names=class_names, highlight=3,
+        ax=fig.add_subplot())
+    disp.ax_.set_title("Best model refitted on the training split: loss of each "
+                       f"class (bold: {', '.join(disp.highlighted_)})",
+                       fontsize="medium")
+    figures["best_loss_per_class"] = _save(fig, os.path.join(out_dir, LOSS_PNG))
+
+    info = dict(info)
+    timings = dict(info.pop("timings", {}))
+    timings.update(fold_timings)
+    results = {
+        **info,
+        "grid": _plain(grid),
+        "n_candidates": n_candidates(grid),
+        "best_index": int(search.best_index_),
+        "best_params": _plain(search.best_params_),
+        "best_score": float(search.best_score_),
+        "best_std": float(search.cv_results_["std_test_score"][search.best_index_]),
+        "best_epochs": int(getattr(search.best_estimator_, "n_iter_", 0)),
+        "test_accuracy": float(test_accuracy),
+        "cv_results": cv_results,
+        "figures": figures,
+        "run": run_context(seed=info.get("seed"), max_iter=info.get("max_iter")),
+        "timings": timings,
+        "files": sorted(figures.values()) + [JSON, PAGE, MARKER],
+    }
+    with atomic_write(os.path.join(out_dir, JSON), "w", encoding="utf-8") as fh:
+        json.dump(results, fh, indent=2)
+    page = os.path.join(out_dir, PAGE)
+    with atomic_write(page, "w", encoding="utf-8") as fh:
+        fh.write(_render(results))
+    remove_stale(out_dir, previous, results["files"])
+    logger.debug("Wrote %s, %s and %d PNG files", JSON, PAGE, len(figures))
+    return page, results
+
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "color:#222}img{max-width:100%;border:1px solid #ddd;margin:.5em 0}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+    "padding:.3em .7em;text-align:right}th.text,td.text{text-align:left}"
+    "tr.best{font-weight:bold;background:#f3f8f3}figure{margin:1.5em 0}"
+    "figcaption{color:#555}dl.context dt{font-weight:bold;float:left;clear:left;"
+    "width:9em}dl.context dd{margin-left:10em}")
+
+
+def _where_text(where):
+    if where.get("backend") == "dask":
+        return (f"dask cluster at {where['scheduler']} ({where['workers']} workers, "
+                f"{where['threads']} threads)")
+    n = where.get("processes", 1)
+    return "this process" if n == 1 else f"{n} local processes (joblib loky)"
+
+
+def _render(results):
+    esc = html.escape
+    grid, cv = results["grid"], results["cv_results"]
+    names = list(grid)
+    folds = results["cv"]
+    best = results["best_params"]
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<title>skdigits search</title>", f"<style>{_STYLE}</style></head><body>",
+        f"<h1>skdigits search: {esc(results['model'])}</h1>",
+        f"<p>Data: {esc(results['dataset'])}, {esc(results['data'])}; "
+        f"{results['n_train']} training and {results['n_test']} test images. "
+        f"{results['n_candidates']} candidates, each scored by {folds}-fold "
+        "cross-validation (stratified, not shuffled) on the training split; the "
+        "best one was refitted on the whole training split and scored on the "
+        "test split. Seed " + esc(str(results["seed"])) + "; the same seed gives "
+        "the same scores.</p>",
+        "<p><strong>Best: " + esc(", ".join(f"{k}={_label_json(v)}"
+                                             for k, v in best.items())) +
+        f"</strong>, CV accuracy {results['best_score']:.4f} &plusmn; "
+        f"{results['best_std']:.4f}, test accuracy "
+        f"{results['test_accuracy']:.4f} ({results['best_epochs']} epochs).</p>",
+        "<h2>Candidates</h2>",
+        "<table><tr><th>rank</th>" + "".join(
+            f'<th class="text">{esc(n)}</th>' for n in names) +
+        "<th>mean CV accuracy</th><th>std</th>" + "".join(
+            f"<th>fold {k + 1}</th>" for k in range(folds)) +
+        "<th>mean fit (s)</th></tr>",
+    ]
+    fit_time = results["timings"].get("mean_fit_time", [])
+    order = sorted(range(len(cv["params"])),
+                   key=lambda i: (cv["rank_test_score"][i], i))
+    for i in order:
+        params = cv["params"][i]
+        row = ' class="best"' if i == results["best_index"] else ""
+        cells = "".join(f'<td class="text">{esc(_label_json(params[n]))}</td>'
+                        for n in names)
+        splits = "".join(f"<td>{_score(cv[f'split{k}_test_score'][i])}</td>"
+                         for k in range(folds))
+        seconds = f"{fit_time[i]:.2f}" if i < len(fit_time) else ""
+        parts.append(
+            f'<tr{row}><td>{cv["rank_test_score"][i]}</td>{cells}'
+            f"<td>{_score(cv['mean_test_score'][i])}</td>"
+            f"<td>{_score(cv['std_test_score'][i])}</td>{splits}"
+            f"<td>{seconds}</td></tr>")
+    parts.append("</table><h2>Scores against each parameter</h2>")
+    for name in names:
+        png = results["figures"][f"score_{name}"]
+        parts.append(
+            f'<figure><img src="{esc(png)}" alt="score against {esc(name)}">'
+            f"<figcaption>Mean cross-validated accuracy of the candidates for each "
+            f"value of {esc(name)}, with the standard deviation over the {folds} "
+            "folds as error bars; one line per setting of the other searched "
+            "parameters.</figcaption></figure>")
+    parts.append(
+        "<h2>The best model</h2>"
+        f'<figure><img src="{esc(results["figures"]["best_loss_per_class"])}" '
+        'alt="per-class loss of the best model"><figcaption>Training loss of each '
+        "class against the epoch for the best candidate refitted on the whole "
+        "training split; the three hardest classes in bold.</figcaption></figure>")
+    parts += _render_context(results)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _score(value):
+    return "" if value is None else f"{value:.4f}"
+
+
+def _label_json(value):
+    """A value read back from JSON, shown as :func:`_label` shows it."""
+    return _label(tuple(value) if isinstance(value, list) else value)
+
+
+def _render_context(results):
+    esc = html.escape
+    ctx = results["run"]
+    machine = ctx["machine"]
+    fixed = ", ".join(f"{k}={v!r}" for k, v in results["params"].items())
+    fixed = f"{fixed}; the defaults otherwise" if fixed else "the defaults"
+    rows = [
+        ("skdigits", ctx["skdigits"]),
+        ("libraries", f"Python {ctx['python']}, NumPy {ctx['numpy']}, "
+                      f"scikit-learn {ctx['scikit-learn']}, Numba {ctx['numba']}"),
+        ("fits ran on", _where_text(results["where"])),
+        ("this machine", f"{machine['cpu']}, {machine['logical_cores']} logical "
+                         f"cores; {machine['platform']}"),
+        ("date", ctx["date"]),
+        ("search time", f"{results['timings'].get('search_seconds', 0.0):.1f} s "
+                        "(fits, refit and Numba compilation in each process)"),
+        ("parameters", fixed),
+    ]
+    parts = ["<h2>Run</h2>", '<dl class="context">']
+    parts += [f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in rows]
+    parts.append("</dl>")
+    return parts
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _grid_type(text):
+    try:
+        return parse_grid_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _folds(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, "
+                                         f"got {value}")
+    return value
+
+
+_GRID_HELP = """\
+grid syntax: --grid NAME=V1,V2,... (repeat for each parameter). Values are
+Python literals (1e-4, 0.5, True, None, 'adam') or plain words (relu); commas
+inside brackets do not separate values. hidden_layer_sizes: 128 is (128,), and
+128x64 or "(128,64)" is two layers, e.g.
+  --grid alpha=1e-5,1e-4 --grid hidden_layer_sizes=128,256,128x64
+
+Without --scheduler the fits run in local processes, one per core (or
+--n-jobs); with --scheduler tcp://HOST:8786 they run on that dask cluster,
+whose workers need skdigits installed (the same version).
+"""
+
+
+def add_parser(subparsers):
+    """Register the ``search`` sub-command on ``subparsers`` (the object
+    ``ArgumentParser.add_subparsers`` returns); returns its parser."""
+    from .cli import MODELS, _console_options, _data_options, _positive_int
+
+    p = subparsers.add_parser(
+        "search", help="grid search over an estimator's parameters, locally or "
+                       "on a dask cluster; writes a page and a JSON file",
+        description=textwrap.fill(
+            "Cross-validate every combination of the --grid values on the train "
+            "split (GridSearchCV, accuracy), refit the best on the whole train "
+            "split and score it on the test split. Writes results.json, "
+            "index.html (the candidates, a plot of the score against each "
+            "parameter, the best model's per-class loss curves) and the PNGs "
+            "into --out.", 78),
+        epilog=_GRID_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _data_options(p)
+    p.add_argument("--model", choices=MODELS, default="softmax")
+    p.add_argument("--grid", action="append", type=_grid_type, required=True,
+                   metavar="NAME=V1,V2,...",
+                   help="a parameter and the values to try (repeatable; see below)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a fixed estimator parameter, as a Python literal "
+                        "(repeatable)")
+    p.add_argument("--cv", type=_folds, default=3, metavar="K",
+                   help="cross-validation folds (default: 3)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random_state of every fit (default: 0)")
+    p.add_argument("--max-iter", type=_positive_int, default=None, metavar="N",
+                   help="epochs per fit (default: the model's 'auto')")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="run the fits on the dask cluster of this scheduler "
+                            "(e.g. tcp://10.0.0.5:8786)")
+    where.add_argument("--n-jobs", type=_positive_int, default=None, metavar="N",
+                       help="local processes (default: one per core)")
+    p.add_argument("--out", metavar="DIR", default="skdigits-search",
+                   help="output folder (default: ./skdigits-search)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds files skdigits did not "
+                        "write (they are left alone)")
+    p.add_argument("-o", "--save-model", metavar="FILE", default=None,
+                   help="save the best model here, in the skops format "
+                        "(e.g. best.skops); checked before the search")
+    _console_options(p, quiet_help="no log lines, only the results")
+    p.set_defaults(func=_cmd_search)
+    return p
+
+
+def _base_estimator(args):
+    """The estimator every candidate starts from, and the parameters the
+    command line set on it: ``(estimator, params, fixed)``, where ``fixed``
+    (``--param``, ``--max-iter``) may not be searched too; ``--seed`` may."""
+    from . import MLPClassifier, SoftmaxRegression
+    from .cli import CLIError, _parse_params
+
+    cls = SoftmaxRegression if args.model == "softmax" else MLPClassifier
+    fixed = {} if args.max_iter is None else {"max_iter": args.max_iter}
+    fixed.update(_parse_params(args.param))
+    params = {"random_state": args.seed, **fixed}
+    valid = cls().get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise CLIError(f"{cls.__name__} has no parameter {', '.join(unknown)} "
+                       f"(--param); valid: {', '.join(sorted(valid))}")
+    estimator = cls(**params)
+    estimator._validate_params()
+    return estimator, params, fixed
+
+
+def _check_out(out):
+    from ._fileio import check_writable_folder
+    from .cli import CLIError
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out} is a file, not a folder: name a folder for "
+                       "the results")
+    if os.path.isdir(out):
+        check_writable_folder(out, what="output folder")
+    else:
+        check_writable_folder(os.path.dirname(os.path.abspath(out)),
+                              what="folder above --out")
+
+
+def _cmd_search(args):
+    from .cli import (
+        CLIError,
+        _check_output_file,
+        _describe,
+        _load,
+        _pixels,
+        _where,
+    )
+
+    if args.sample and args.data_home:
+        raise CLIError("--sample and --data-home exclude each other: the bundled "
+                       "sample needs no data folder")
+    # everything that can be checked fails before the data loads
+    estimator, params, fixed = _base_estimator(args)
+    grid = build_grid(estimator, args.grid, fixed)
+    _check_out(args.out)
+    if args.save_model:
+        _check_output_file(args.save_model)
+    previous = prepare_folder(args.out, force=args.force)
+
+    with search_backend(args.scheduler, n_jobs=args.n_jobs) as (n_jobs, where):
+        train = _load(args.dataset, "train", args, fallback=True)
+        test = _load(args.dataset, "test", args, fallback=True)
+        if not args.quiet:
+            _describe(args.dataset, train, test, args)
+        X, Xt = _pixels(train), _pixels(test)
+        search, seconds = run_search(estimator, grid, X, train.target, cv=args.cv,
+                                     n_jobs=n_jobs)
+    accuracy = search.score(Xt, test.target)
+    source = _where(train, args)
+    info = {
+        "command": "skdigits search", "model": type(estimator).__name__,
+        "dataset": args.dataset, "data": source, "n_train": int(len(X)),
+        "n_test": int(len(Xt)), "cv": args.cv, "seed": args.seed,
+        "max_iter": args.max_iter, "params": _plain(params), "where": where,
+        "timings": {"search_seconds": seconds},
+    }
+    page, results = write_results(
+        args.out, search, grid, test_accuracy=accuracy, info=info,
+        class_names=[str(n) for n in train.target_names], previous=previous)
+    if args.save_model:
+        from .io import dump
+
+        dump(search.best_estimator_, args.save_model, metadata={
+            "dataset": args.dataset, "n_train": int(len(X)), "data": source,
+            "search": {"best_params": results["best_params"],
+                       "best_score": results["best_score"]}})
+    best = ", ".join(f"{k}={v!r}" for k, v in search.best_params_.items())
+    print(f"best of {results['n_candidates']} candidates: {best}: {args.cv}-fold CV "
+          f"accuracy {results['best_score']:.4f} +/- {results['best_std']:.4f}, "
+          f"test accuracy {accuracy:.4f} (searched in {seconds:.1f} s on "
+          f"{_where_text(where)})")
+    print(f"results written: {page} ({len(results['figures'])} PNG files beside it)")
+    if args.save_model:
+        print(f"best model saved to {args.save_model}")
+    return 0

@@ -1,0 +1,239 @@
+"""``skdigits search``: the grid syntax, the checks made before any fit, and a
+real search whose files match a direct GridSearchCV run. The run on a dask
+cluster is in test_dask.py, beside the cluster it uses."""
+
+import argparse
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.model_selection import GridSearchCV
+
+from skdigits import MLPClassifier
+from skdigits._search import add_parser, parse_grid_option, plot_param_scores
+from skdigits.cli import CLIError
+from skdigits.datasets import load_mnist
+from skdigits.io import load
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="skdigits")
+    sub = parser.add_subparsers()
+    add_parser(sub)
+    return parser
+
+
+def run_search(argv):
+    """``skdigits search ARGV`` through the sub-command's own parser."""
+    args = _parser().parse_args(["search", *argv])
+    return args.func(args)
+
+
+# ---------------------------------------------------------------- the grid
+
+# values as a user writes them: (text, the value it means)
+_words = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
+    lambda w: w not in {"and", "or", "not", "if", "else", "in", "is", "lambda"})
+_literals = st.one_of(
+    st.integers(-10**6, 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+    st.text(st.characters(codec="ascii"), max_size=6),  # quoted: commas, quotes
+    st.tuples(st.integers(0, 9), st.floats(-1, 1)),
+)
+_values = st.one_of(_literals.map(lambda v: (repr(v), v)), _words.map(lambda w: (w, w)))
+
+
+@given(st.sampled_from(["alpha", "solver", "x1"]),
+       st.lists(_values, min_size=1, max_size=5, unique_by=lambda tv: repr(tv[1])))
+def test_grid_values_are_literals_or_words_split_at_top_level_commas(name, items):
+    text = f"{name}={','.join(t for t, _ in items)}"
+    parsed_name, values = parse_grid_option(text)
+    assert parsed_name == name
+    assert [repr(v) for v in values] == [repr(v) for _, v in items]
+
+
+_layers = st.lists(st.integers(1, 512), min_size=1, max_size=3).map(tuple)
+
+
+def _spellings(sizes):
+    """Every way of writing ``sizes``."""
+    out = ["x".join(map(str, sizes)), repr(sizes), repr(list(sizes))]
+    if len(sizes) == 1:
+        out.append(str(sizes[0]))
+    return st.sampled_from(out)
+
+
+@given(st.lists(_layers, min_size=1, max_size=4, unique=True).flatmap(
+    lambda layers: st.tuples(st.just(layers),
+                             st.tuples(*[_spellings(s) for s in layers]))))
+def test_hidden_layer_sizes_become_tuples_however_written(case):
+    layers, texts = case
+    name, values = parse_grid_option("hidden_layer_sizes=" + ",".join(texts))
+    assert name == "hidden_layer_sizes"
+    assert values == list(layers)
+    assert all(type(v) is tuple for v in values)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("alpha", "NAME=V1,V2"),
+    ("=1,2", "NAME=V1,V2"),
+    ("no way=1", "NAME=V1,V2"),
+    ("alpha=", "empty value"),
+    ("alpha=1,,2", "empty value"),
+    ("hidden_layer_sizes=(128,64", "missing ')'"),
+    ("hidden_layer_sizes=128)", "unbalanced"),
+    ("solver='adam", "unclosed quote"),
+    ("alpha=1e-4,0.0001", "given twice"),
+    ("hidden_layer_sizes=128,(128,)", "given twice"),
+])
+def test_bad_grid_syntax_exits_2_with_one_line(text, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["search", "--grid", text])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1] and err[-1].startswith("skdigits search: error:")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--grid", "no_such=1,2"], "has no parameter no_such"),
+    (["--grid", "hidden_layer_sizes=8,16"], "SoftmaxRegression has no parameter "
+                                            "hidden_layer_sizes"),
+    (["--model", "mlp", "--grid", "alpha=1,2", "--grid", "alpha=3"], "given twice"),
+    (["--grid", "alpha=1e-4,-1"], "alpha=-1 is refused"),
+    (["--model", "mlp", "--grid", "hidden_layer_sizes=8,0"], "hidden_layer_sizes"),
+    (["--grid", "alpha=1,2", "--param", "alpha=3"], "both searched"),
+    (["--grid", "alpha=1,2", "--param", "nope=3"], "has no parameter nope"),
+    (["--grid", "max_iter=1,2", "--max-iter", "3"], "both searched"),
+])
+def test_unknown_or_invalid_parameters_are_refused_before_any_fit(argv, needle,
+                                                                  tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises((CLIError, ValueError)) as exc:
+        run_search(["--sample", "--out", str(out), *argv])
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+    assert not out.exists()  # refused before the folder, the data and the fits
+
+
+@pytest.mark.parametrize("argv", [["--sample"],  # no grid
+                                  ["--grid", "alpha=1", "--cv", "1"],
+                                  ["--grid", "alpha=1", "--n-jobs", "2",
+                                   "--scheduler", "tcp://x:1"]])
+def test_bad_arguments_exit_2(argv):
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["search", *argv])
+    assert exc.value.code == 2
+
+
+def test_a_score_plot_draws_one_line_per_setting_of_the_others_or_their_best():
+    from matplotlib.figure import Figure
+    from sklearn.model_selection import ParameterGrid
+
+    grid = {"alpha": [1e-4, 1e-3], "tol": list(range(9))}
+    params = list(ParameterGrid(grid))
+    mean = np.array([(p["alpha"] == 1e-3) * 10 + p["tol"] for p in params], float)
+    cv = {"params": params, "mean_test_score": mean,
+          "std_test_score": np.full(len(mean), 0.5)}
+    ax = plot_param_scores(cv, grid, "tol", ax=Figure().add_subplot())
+    assert len(ax.containers) == 2  # one line per alpha
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(t) for t in range(9)]
+    # nine settings of tol: one line, the best of them for each alpha
+    ax = plot_param_scores(cv, grid, "alpha", ax=Figure().add_subplot())
+    assert len(ax.containers) == 1
+    np.testing.assert_array_equal(ax.containers[0].lines[0].get_ydata(), [8, 18])
+    assert ax.get_legend().get_texts()[0].get_text() == "best over tol"
+
+
+# ---------------------------------------------------------------- a real run
+
+GRID = {"alpha": [1e-5, 1e-2], "hidden_layer_sizes": [(8,), (16,)]}
+ARGV = ["--sample", "--model", "mlp", "--grid", "alpha=1e-5,1e-2",
+        "--grid", "hidden_layer_sizes=8,16", "--max-iter", "3", "--cv", "2"]
+
+
+@pytest.fixture(scope="module")
+def direct():
+    """The same search, run directly in this process."""
+    X, y = load_mnist(sample=True, return_X_y=True)
+    Xt, yt = load_mnist(subset="test", sample=True, return_X_y=True)
+    X, Xt = X.astype(np.float32) / 255, Xt.astype(np.float32) / 255
+    search = GridSearchCV(MLPClassifier(max_iter=3, random_state=0), GRID,
+                          cv=2).fit(X, y)
+    return search, Xt, yt
+
+
+def check_results(results, search, Xt, yt):
+    """``results.json`` holds ``search``'s scores and choice, exactly."""
+    cv = results["cv_results"]
+    for key in ("mean_test_score", "std_test_score", "rank_test_score",
+                "split0_test_score", "split1_test_score"):
+        assert cv[key] == search.cv_results_[key].tolist(), key
+    assert cv["params"] == [{k: list(v) if isinstance(v, tuple) else v
+                             for k, v in p.items()}
+                            for p in search.cv_results_["params"]]
+    assert results["best_params"] == {"alpha": search.best_params_["alpha"],
+                                      "hidden_layer_sizes": list(
+                                          search.best_params_["hidden_layer_sizes"])}
+    assert results["best_score"] == search.best_score_
+    assert results["test_accuracy"] == search.score(Xt, yt)
+
+
+def _shown_images(page):
+    return re.findall(r'<img src="([^"]+)"', page.read_text(encoding="utf-8"))
+
+
+def test_a_local_search_writes_the_direct_runs_results(tmp_path, capsys, direct):
+    search, Xt, yt = direct
+    out, model = tmp_path / "out", tmp_path / "best.skops"
+    assert run_search([*ARGV, "--n-jobs", "2", "--out", str(out),
+                       "-o", str(model)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) <= 4 and "best of 4 candidates" in printed[-3]
+
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    check_results(results, search, Xt, yt)
+    assert results["where"] == {"backend": "loky", "processes": 2}
+    assert sorted(os.listdir(out)) == sorted(results["files"])
+    # the page shows every PNG written, and they are PNGs
+    shown = _shown_images(out / "index.html")
+    pngs = sorted(f for f in results["files"] if f.endswith(".png"))
+    assert sorted(shown) == pngs == ["best_loss_per_class.png", "score_alpha.png",
+                                     "score_hidden_layer_sizes.png"]
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the saved model is the refitted best one
+    best = load(model)
+    np.testing.assert_array_equal(best.predict_proba(Xt),
+                                  search.best_estimator_.predict_proba(Xt))
+
+    # in one process instead of two: the same scores, the same PNGs
+    again = tmp_path / "again"
+    assert run_search([*ARGV, "--n-jobs", "1", "--out", str(again), "-q"]) == 0
+    second = json.loads((again / "results.json").read_text(encoding="utf-8"))
+    assert second["cv_results"] == results["cv_results"]
+    for name in pngs:
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+    # a later search in the folder removes the files that no longer belong,
+    # and with --force leaves alone the files it did not write
+    (out / "notes.txt").write_text("mine")
+    assert run_search(["--sample", "--model", "mlp", "--grid", "alpha=1e-5,1e-2",
+                       "--max-iter", "1", "--cv", "2", "--n-jobs", "1",
+                       "--out", str(out), "-q", "--force"]) == 0
+    assert sorted(os.listdir(out)) == [".skdigits-search", "best_loss_per_class.png",
+                                       "index.html", "notes.txt", "results.json",
+                                       "score_alpha.png"]
+    assert sorted(_shown_images(out / "index.html")) == [
+        "best_loss_per_class.png", "score_alpha.png"]
+
+
+def test_a_folder_with_other_files_is_refused_before_any_fit(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="notes.txt.*--force"):
+        run_search([*ARGV, "--n-jobs", "1", "--out", str(tmp_path)])
+    assert os.listdir(tmp_path) == ["notes.txt"]
