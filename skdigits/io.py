@@ -115,11 +115,45 @@ def dump(estimator, path, *, metadata=None):
     info = {"format": FORMAT_VERSION, "skdigits_version": __version__,
             "estimator": type(estimator).__name__, **(metadata or {})}
     text = json.dumps(info, indent=1, sort_keys=True)  # fails before writing
-    buffer = io.BytesIO(sio.dumps(estimator))
+    # scikit-learn callbacks set with set_callbacks are objects of the
+    # session (monitors, progress bars), not of the model: they are not saved,
+    # so that load can trust every type in the file
+    held = _take_sklearn_callbacks(estimator)
+    try:
+        buffer = io.BytesIO(sio.dumps(estimator))
+    finally:
+        for obj, callbacks in held:
+            obj._skl_callbacks = callbacks
     with zipfile.ZipFile(buffer, "a") as archive:
         archive.writestr(METADATA_MEMBER, text)
     with atomic_write(path) as fh:
         fh.write(buffer.getvalue())
+
+
+def _take_sklearn_callbacks(obj, _seen=None):
+    """Remove ``_skl_callbacks`` from ``obj`` and the estimators inside it
+    (pipeline steps, search results, parameters); returns what was removed,
+    as ``(estimator, callbacks)`` pairs, to put back."""
+    from sklearn.base import BaseEstimator
+
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    held = []
+    if isinstance(obj, BaseEstimator):
+        if "_skl_callbacks" in vars(obj):
+            held.append((obj, vars(obj).pop("_skl_callbacks")))
+        children = list(vars(obj).values())
+    elif isinstance(obj, (list, tuple)):
+        children = list(obj)
+    elif isinstance(obj, dict):
+        children = list(obj.values())
+    else:
+        return held
+    for child in children:
+        held += _take_sklearn_callbacks(child, seen)
+    return held
 
 
 def load(path, *, allow_pickle=False, trusted=None, return_metadata=False):

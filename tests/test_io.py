@@ -239,3 +239,29 @@ def test_check_writable_folder_read_only(tmp_path):
     ro.mkdir(mode=0o555)
     with pytest.raises(PermissionError, match="cannot write into"):
         check_writable_folder(ro)
+
+
+def test_dump_leaves_sklearn_callbacks_out(tmp_path):
+    """set_callbacks stores session objects (monitors) on the estimator:
+    saved, they made load refuse the file as untrusted."""
+    callback = pytest.importorskip("sklearn.callback")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skdigits import SoftmaxRegression
+    from skdigits.datasets import load_mnist
+    from skdigits.io import dump, load
+
+    X, y = load_mnist(sample=True, return_X_y=True)
+    monitor = callback.ScoringMonitor(scoring="accuracy")
+    clf = SoftmaxRegression(max_iter=2, random_state=0).set_callbacks(monitor)
+    pipe = make_pipeline(FunctionTransformer(np.float32), clf).fit(X[:500] / 255.0,
+                                                                   y[:500])
+    for obj in (clf, pipe):
+        path = tmp_path / f"{type(obj).__name__}.skops"
+        dump(obj, path)
+        again = load(path)  # no untrusted type
+        final = again if obj is clf else again[-1]
+        assert "_skl_callbacks" not in vars(final)
+        np.testing.assert_array_equal(final.coef_, clf.coef_)
+    assert clf._skl_callbacks == [monitor]  # the live estimator keeps them
