@@ -1,7 +1,6 @@
 """skdigits.metrics.most_confused_pairs: examples, errors and properties
 checked against a brute-force count."""
 
-import doctest
 from collections import Counter
 
 import numpy as np
@@ -10,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.utils._param_validation import InvalidParameterError
 
-import skdigits.metrics
 from skdigits.metrics import most_confused_pairs
 
 
@@ -80,13 +78,6 @@ def test_bad_k(k):
 def test_length_mismatch():
     with pytest.raises(ValueError):
         most_confused_pairs([0, 1, 1], [1, 0])
-
-
-def test_doctests():
-    result = doctest.testmod(skdigits.metrics,
-                             optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 labels_st = st.lists(st.integers(0, 5), min_size=1, max_size=60)

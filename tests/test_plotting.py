@@ -1,7 +1,6 @@
 """skdigits.plotting: the displays, tested through the artists they build
 (Agg backend, the ``pyplot`` fixture)."""
 
-import doctest
 import subprocess
 import sys
 
@@ -82,16 +81,6 @@ def test_importing_skdigits_does_not_import_matplotlib():
     code = ("import sys, skdigits, skdigits.plotting, skdigits.metrics; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
-
-
-@pytest.mark.parametrize("module", ["_digits", "_training"])
-def test_doctests(pyplot, module):
-    import importlib
-
-    mod = importlib.import_module(f"skdigits.plotting.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_constructors_do_no_work(pyplot):
