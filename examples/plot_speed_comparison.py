@@ -1,6 +1,6 @@
 """
 Speed: skdigits against scikit-learn (and PyTorch, where installed)
-==================================================================
+===================================================================
 
 The same network (784-128-10, ReLU), the same optimizer (Adam, learning rate
 1e-3, batches of 128) and the same number of epochs, fitted one after the
@@ -11,13 +11,19 @@ warm-up fit. The full-data figures are in the README and ``benchmarks/``;
 
 # %%
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from skdigits import MLPClassifier
-from skdigits._peers import (TorchMLP, fit_quietly, import_torch, skdigits_mlp,
-                             sklearn_mlp)
+from skdigits.benchmark import (
+    TorchMLP,
+    fit_quietly,
+    import_torch,
+    skdigits_mlp,
+    sklearn_mlp,
+)
 from skdigits.datasets import load_mnist
 
 X, y = load_mnist("digits", "train", sample=True, return_X_y=True)
@@ -50,4 +56,14 @@ names = list(results)
 ax.barh(names, [results[n][0] for n in names], color=["C2", "C0", "C1"][:len(names)])
 ax.set_xlabel(f"seconds for {EPOCHS} epochs ({len(X)} images)")
 ax.set_title("Same MLP, same training, one process")
-plt.show()
+
+# %%
+# Run as a script, the example shows its figures in a window, or saves them as
+# PNG files in the current folder on a machine without a display. (The gallery
+# and notebooks, where ``__file__`` is not defined, draw them inline.)
+if "__file__" in globals():
+    if plt.gcf().canvas.required_interactive_framework:
+        plt.show()
+    else:
+        for number in plt.get_fignums():
+            plt.figure(number).savefig(f"{Path(__file__).stem}_{number}.png")

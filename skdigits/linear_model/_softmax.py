@@ -146,7 +146,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         Training samples seen.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
     loss_curve_ : list of float
         The objective minimised, epoch by epoch: the mean training loss
@@ -155,12 +155,13 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         the L2 penalty.
     best_loss_ : float or None
         Lowest value of ``loss_curve_``; None with ``early_stopping``.
-    loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
+    loss_curve_per_class_ : ndarray of shape (n_epochs, n_classes)
         For ``"multinomial"`` and binary problems, the mean loss of each
         class's samples in each epoch; for ``"ovr"`` with three or more
         classes, the mean binary loss of each label's model over all samples.
         Plain cross-entropy: no penalty term, no label smoothing. NaN for a
-        class absent from an epoch's data.
+        class absent from an epoch's data. One row per epoch of every call
+        (``len(loss_curve_)`` rows).
     accuracy_curve_ : list of float
         Training accuracy of each epoch (same running measurement as the loss).
     validation_scores_ : list of float or None
@@ -171,7 +172,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         Validation loss of each epoch, with ``early_stopping`` only: the plain
         cross-entropy (no L2 penalty, no label smoothing), comparable across
         settings.
-    validation_loss_curve_per_class_ : ndarray of shape (n_iter_, n_classes)
+    validation_loss_curve_per_class_ : ndarray of shape (n_epochs, n_classes)
         Validation loss of each class, with ``early_stopping`` only.
 
     See Also
