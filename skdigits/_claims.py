@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from .metrics import per_class_loss_rankings
+
 CONFIRMED = "confirmed"
 PARTLY = "partly confirmed"
 NOT_CONFIRMED = "not confirmed"
@@ -157,18 +159,19 @@ def is_fast_then_flat(head, tail):
 
 def convergence_epochs(curves):
     """The first epoch (1-based) at which each class's loss is at or below
-    the mean of the classes' final losses; None for a class that never is."""
-    curves = np.asarray(curves, dtype=float)
-    threshold = float(np.mean(curves[-1]))
-    below = curves <= threshold
-    return [int(below[:, j].argmax()) + 1 if below[:, j].any() else None
-            for j in range(curves.shape[1])], threshold
+    the mean of the classes' final losses (None for a class that never is),
+    the threshold, and the classes in order of convergence (ties: the lower
+    final loss first), as :func:`skdigits.metrics.per_class_loss_rankings`."""
+    ranks = per_class_loss_rankings(curves)
+    epochs = [int(e) if np.isfinite(e) else None for e in ranks.convergence_epoch]
+    order = [int(name) for name in ranks.converged_first]
+    return epochs, float(ranks.convergence_threshold), order
 
 
 def hardest_order(final):
     """Class indices by final loss, highest first (ties by index)."""
-    return [int(j) for j in np.argsort(-np.asarray(final, dtype=float),
-                                       kind="stable")]
+    ranks = per_class_loss_rankings(np.asarray(final, dtype=float)[None, :])
+    return [int(name) for name in ranks.hardest]
 
 
 def pair_ranks(confusion):
@@ -325,10 +328,7 @@ def judge(facts_by_dataset, *, sample=False):
         else:
             hits, evidence, _ = _stay_high(digits, "2b", [8, 9])
             claims.append(_claim("2b", _by_count(hits, 2), evidence))
-        epochs, threshold = convergence_epochs(digits["ovr_loss_per_class"])
-        order = sorted(range(len(epochs)), key=lambda j: (
-            math.inf if epochs[j] is None else epochs[j],
-            digits["ovr_loss_per_class"][-1][j]))
+        epochs, threshold, order = convergence_epochs(digits["ovr_loss_per_class"])
         early = order[:TOP_EARLY]
         hits = sum(j in early for j in (0, 1))
         never = [names[j] for j in range(len(epochs)) if epochs[j] is None]

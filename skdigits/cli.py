@@ -226,9 +226,9 @@ def _cmd_evaluate(args):
     tic = time.perf_counter()
     y_pred = model.predict(X)
     seconds = time.perf_counter() - tic
-    from .plotting._training import _fitted_final_estimator
+    from ._unwrap import fitted_final_estimator
 
-    name = type(_fitted_final_estimator(model, (), "skdigits evaluate")).__name__
+    name = type(fitted_final_estimator(model, (), "skdigits evaluate")).__name__
     acc = float(np.mean(y_pred == data.target))
     print(f"{name} from {args.model_file} on {args.dataset} {args.subset} "
           f"({len(X)} images, {where}): accuracy {acc:.4f}, predicted in {seconds:.2f} s")

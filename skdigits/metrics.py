@@ -2,19 +2,21 @@
 
 The confusion matrix itself is scikit-learn's: compute it with
 :func:`sklearn.metrics.confusion_matrix` and draw it with
-:class:`sklearn.metrics.ConfusionMatrixDisplay`. This module only adds
+:class:`sklearn.metrics.ConfusionMatrixDisplay`. This module adds
 :func:`most_confused_pairs`, which reads the largest off-diagonal cells of
-that matrix.
+that matrix, and :func:`per_class_loss_rankings`, which ranks the classes by
+their loss history (``loss_curve_per_class_``).
 """
 
 from numbers import Integral
 
 import numpy as np
 from sklearn.metrics import confusion_matrix
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_consistent_length
 
-__all__ = ["most_confused_pairs"]
+__all__ = ["most_confused_pairs", "per_class_loss_rankings"]
 
 
 def _python_scalar(value):
@@ -138,3 +140,86 @@ def most_confused_pairs(y_true, y_pred, *, labels=None, k=5, symmetric=False):
          int(values[i]))
         for i in order
     ]
+
+
+def _last_finite(curves):
+    """Last finite value of each column of a 2-D array (NaN if none)."""
+    out = np.full(curves.shape[1], np.nan)
+    for j in range(curves.shape[1]):
+        finite = np.flatnonzero(np.isfinite(curves[:, j]))
+        if finite.size:
+            out[j] = curves[finite[-1], j]
+    return out
+
+
+def per_class_loss_rankings(loss_per_class, *, class_names=None,
+                            convergence_threshold=None):
+    """Rank the classes by their loss history: hardest, and first converged.
+
+    The rankings :class:`~skdigits.plotting.PerClassLossDisplay` shows,
+    computed from a ``loss_curve_per_class_`` without drawing anything.
+
+    Parameters
+    ----------
+    loss_per_class : array-like of shape (n_epochs, n_classes)
+        The loss of each class at each epoch, as an estimator's
+        ``loss_curve_per_class_``. Non-finite values (a class absent from
+        an epoch) are skipped.
+
+    class_names : array-like of shape (n_classes,), default=None
+        The names used in the rankings; by default ``"0"``, ``"1"``...
+
+    convergence_threshold : float, default=None
+        The loss at or below which a class counts as converged. By default
+        the mean of the classes' final losses, so the classes that get below
+        the average early are those that converge first.
+
+    Returns
+    -------
+    rankings : :class:`~sklearn.utils.Bunch`
+        With ``final_loss`` (the last finite loss of each class, NaN for
+        none), ``hardest`` (the names by final loss, highest first; ties
+        keep the class order), ``convergence_threshold``,
+        ``convergence_epoch`` (the first epoch, 1-based, at or below the
+        threshold; ``inf`` for never) and ``converged_first`` (the names by
+        convergence epoch, ties broken by the lower final loss).
+
+    See Also
+    --------
+    skdigits.plotting.PerClassLossDisplay : Draw the curves with these
+        rankings.
+
+    Examples
+    --------
+    >>> from skdigits.metrics import per_class_loss_rankings
+    >>> curves = [[0.9, 0.5, 0.7], [0.4, 0.45, 0.6], [0.2, 0.4, 0.6]]
+    >>> ranks = per_class_loss_rankings(curves, class_names=["a", "b", "c"])
+    >>> ranks.hardest
+    ['c', 'b', 'a']
+    >>> ranks.converged_first, ranks.convergence_epoch.tolist()
+    (['a', 'b', 'c'], [2.0, 3.0, inf])
+    """
+    curves = np.asarray(loss_per_class, dtype=float)
+    if curves.ndim != 2:
+        raise ValueError(
+            "loss_per_class must be 2-D (n_epochs, n_classes); got shape "
+            f"{curves.shape}.")
+    names = ([str(j) for j in range(curves.shape[1])] if class_names is None
+             else [str(n) for n in np.asarray(class_names).tolist()])
+    if len(names) != curves.shape[1]:
+        raise ValueError(
+            f"class_names holds {len(names)} names for {curves.shape[1]} classes.")
+    final = _last_finite(curves)
+    key = np.where(np.isnan(final), -np.inf, final)
+    hardest = [names[j] for j in np.argsort(-key, kind="stable")]
+    if convergence_threshold is None:
+        finite = final[np.isfinite(final)]
+        convergence_threshold = float(finite.mean()) if finite.size else np.nan
+    below = curves <= convergence_threshold
+    epoch = np.where(below.any(axis=0), below.argmax(axis=0) + 1.0, np.inf)
+    tie = np.where(np.isnan(final), np.inf, final)
+    converged_first = [names[j] for j in np.lexsort((tie, epoch))]
+    return Bunch(final_loss=final, hardest=hardest,
+                 convergence_threshold=convergence_threshold,
+                 convergence_epoch=epoch, converged_first=converged_first)
+

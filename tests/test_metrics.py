@@ -116,3 +116,34 @@ def test_properties(data, symmetric):
     # k only truncates
     assert most_confused_pairs(y_true, y_pred, labels=labels, k=2,
                                symmetric=symmetric) == pairs[:2]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_per_class_loss_rankings_follow_their_definition(n_epochs, n_classes, seed):
+    from skdigits.metrics import per_class_loss_rankings
+
+    rng = np.random.default_rng(seed)
+    curves = rng.choice([0.1, 0.2, 0.3, 0.5], size=(n_epochs, n_classes))
+    ranks = per_class_loss_rankings(curves)
+    final = curves[-1]
+    assert ranks.convergence_threshold == pytest.approx(final.mean())
+    hard = [int(n) for n in ranks.hardest]
+    assert sorted(hard) == list(range(n_classes))
+    assert all(final[a] >= final[b] for a, b in zip(hard, hard[1:]))
+    for j in range(n_classes):
+        hits = np.flatnonzero(curves[:, j] <= ranks.convergence_threshold)
+        expected = hits[0] + 1 if hits.size else np.inf
+        assert ranks.convergence_epoch[j] == expected
+    order = [int(n) for n in ranks.converged_first]
+    keys = [(ranks.convergence_epoch[j], final[j]) for j in order]
+    assert keys == sorted(keys)
+
+
+def test_per_class_loss_rankings_refuse_bad_shapes():
+    from skdigits.metrics import per_class_loss_rankings
+
+    with pytest.raises(ValueError, match="2-D"):
+        per_class_loss_rankings([0.1, 0.2])
+    with pytest.raises(ValueError, match="2 names for 3 classes"):
+        per_class_loss_rankings(np.ones((2, 3)), class_names=["a", "b"])

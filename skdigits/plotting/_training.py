@@ -2,12 +2,11 @@
 the loss of each class, and the overall loss and accuracy per epoch."""
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
-from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 from sklearn.utils._optional_dependencies import check_matplotlib_support
-from sklearn.utils.validation import check_is_fitted
 
+from .._unwrap import fitted_final_estimator as _fitted_final_estimator
+from ..metrics import per_class_loss_rankings
 from ._utils import _class_names, _resolve_start, _zoom
 
 __all__ = ["PerClassLossDisplay", "TrainingCurveDisplay", "plot_training_curves"]
@@ -22,69 +21,6 @@ _METRICS = {
 #: validation loss the plain cross-entropy.
 _CURVE_LABELS = {"loss": ("train (objective)", "validation (cross-entropy)"),
                  "accuracy": ("train", "validation")}
-
-_ESTIMATORS = (
-    "a fitted skdigits estimator (SoftmaxRegression, MLPClassifier), alone, as "
-    "the last step of a Pipeline, or as the best_estimator_ of a GridSearchCV "
-    "or RandomizedSearchCV"
-)
-
-
-def _fitted_final_estimator(estimator, required, caller):
-    """The fitted estimator that holds the training curves.
-
-    Unwraps pipelines (their last step) and hyper-parameter searches (their
-    ``best_estimator_``), as often as they are nested, then checks that the
-    result is fitted and has the attributes ``required``.
-
-    Raises
-    ------
-    NotFittedError
-        If the estimator (or the search) is not fitted.
-    ValueError
-        If a search was fitted with ``refit=False``, or a pipeline ends in
-        ``"passthrough"``.
-    TypeError
-        If the fitted estimator records no such curves.
-    """
-    est = estimator
-    while True:
-        if isinstance(est, Pipeline):
-            est = est.steps[-1][1]
-            if est is None or (isinstance(est, str) and est == "passthrough"):
-                raise ValueError(
-                    f"{caller}: the pipeline's last step is {est!r}; it needs "
-                    f"{_ESTIMATORS}."
-                )
-            continue
-        if hasattr(est, "best_estimator_"):
-            est = est.best_estimator_
-            continue
-        if hasattr(est, "cv_results_") or (
-                hasattr(est, "param_grid") or hasattr(est, "param_distributions")):
-            # a search without best_estimator_: not fitted, or refit=False
-            try:
-                check_is_fitted(est, "cv_results_")
-            except NotFittedError as exc:
-                raise NotFittedError(f"{caller} needs {_ESTIMATORS}: {exc}") from exc
-            raise ValueError(
-                f"{caller}: {type(est).__name__} has no best_estimator_ (it was "
-                "fitted with refit=False); refit it, or pass a fitted estimator "
-                "with the best parameters."
-            )
-        break
-    try:
-        check_is_fitted(est)
-    except NotFittedError as exc:
-        raise NotFittedError(f"{caller} needs {_ESTIMATORS}: {exc}") from exc
-    missing = [name for name in required if not hasattr(est, name)]
-    if missing:
-        raise TypeError(
-            f"{caller}: {type(est).__name__} has no {', '.join(missing)}; it "
-            f"needs {_ESTIMATORS}."
-        )
-    return est
-
 
 def _integer_epochs(ax):
     """Epoch ticks on whole numbers only (a 3-epoch run shows 1, 2, 3)."""
@@ -134,16 +70,6 @@ def _set_log_scale(ax):
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(PlainLogFormatter())
     ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
-
-
-def _last_finite(curves):
-    """Last finite value of each column of a 2-D array (NaN if none)."""
-    out = np.full(curves.shape[1], np.nan)
-    for j in range(curves.shape[1]):
-        finite = np.flatnonzero(np.isfinite(curves[:, j]))
-        if finite.size:
-            out[j] = curves[finite[-1], j]
-    return out
 
 
 class PerClassLossDisplay:
@@ -328,17 +254,11 @@ class PerClassLossDisplay:
                     f"{curves.shape}, like loss_per_class.")
         first = _resolve_start(start, n_epochs)
 
-        # rankings
-        final = _last_finite(curves)
-        key = np.where(np.isnan(final), -np.inf, final)
-        hardest = [names[j] for j in np.argsort(-key, kind="stable")]
-        if convergence_threshold is None:
-            finite = final[np.isfinite(final)]
-            convergence_threshold = float(finite.mean()) if finite.size else np.nan
-        below = curves <= convergence_threshold
-        epoch = np.where(below.any(axis=0), below.argmax(axis=0) + 1.0, np.inf)
-        tie = np.where(np.isnan(final), np.inf, final)
-        converged_first = [names[j] for j in np.lexsort((tie, epoch))]
+        ranks = per_class_loss_rankings(curves, class_names=names,
+                                        convergence_threshold=convergence_threshold)
+        final, hardest = ranks.final_loss, ranks.hardest
+        convergence_threshold = ranks.convergence_threshold
+        epoch, converged_first = ranks.convergence_epoch, ranks.converged_first
 
         if highlight is None:
             highlighted = []
