@@ -43,6 +43,10 @@ __all__ = [
 def machine_line(threads=None):
     """One line saying where figures were measured.
 
+    Every benchmark report starts with this line, so that its figures can be
+    read against the machine, the BLAS libraries and the thread budget they
+    were measured with.
+
     Parameters
     ----------
     threads : int, default=None
@@ -55,6 +59,20 @@ def machine_line(threads=None):
         The CPU, its cores, the BLAS libraries with the kernel they run and
         their thread counts, the thread budget, and whether the environment
         forces an OpenBLAS kernel.
+
+    See Also
+    --------
+    equal_budget : Give every side of a comparison the same thread budget.
+    run_benchmark : Fit skdigits and its peers side by side.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import machine_line
+    >>> line = machine_line(threads=2)
+    >>> line.startswith("machine: ")
+    True
+    >>> line.endswith("thread budget 2 for every side")
+    True
     """
     from ._engine._parallel import effective_n_threads
 
@@ -69,8 +87,39 @@ def machine_line(threads=None):
 
 
 def equal_budget(threads):
-    """A context manager giving BLAS (NumPy, scikit-learn) and PyTorch, when
-    loaded, ``threads`` threads: the budget skdigits gets."""
+    """Limit BLAS and PyTorch to the thread budget skdigits gets.
+
+    Within the returned context, the BLAS and OpenMP libraries loaded in the
+    process (NumPy's, scikit-learn's) run with ``threads`` threads, through
+    :mod:`threadpoolctl`, and so does PyTorch when it is already imported;
+    PyTorch's previous thread count is restored on exit.
+
+    Parameters
+    ----------
+    threads : int
+        Number of threads for every library.
+
+    Returns
+    -------
+    context : context manager
+        The limits hold inside its ``with`` block.
+
+    See Also
+    --------
+    machine_line : The line that reports the thread budget.
+    settle : Let the threads of the previous timing go idle.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from threadpoolctl import threadpool_info
+    >>> from skdigits.benchmark import equal_budget
+    >>> with equal_budget(1):
+    ...     product = np.ones((50, 50)) @ np.ones((50, 50))
+    ...     limited = all(pool["num_threads"] == 1 for pool in threadpool_info())
+    >>> limited
+    True
+    """
     import contextlib
 
     from threadpoolctl import threadpool_limits
@@ -93,9 +142,46 @@ def equal_budget(threads):
 
 def floor_epoch_seconds(n_rows, n_features=784, hidden=256, batch_size=128,
                         dtype=np.float32, repeats=3):
-    """The matrix-product floor of an MLP epoch: the two first-layer products
-    of every minibatch (``X_b @ W`` and ``X_b.T @ D``) through NumPy's BLAS,
-    with its current thread count; the median of ``repeats`` epochs."""
+    """Time the matrix-product floor of one MLP epoch.
+
+    The floor is the two first-layer products of every minibatch
+    (``X_b @ W`` and ``X_b.T @ D``), computed through NumPy's BLAS with its
+    current thread count on random data. No epoch of an MLP with this first
+    layer can be faster than that.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of training rows in the epoch.
+    n_features : int, default=784
+        Number of input features (784 pixels for MNIST).
+    hidden : int, default=256
+        Units of the first hidden layer.
+    batch_size : int, default=128
+        Rows per minibatch; the epoch has ``ceil(n_rows / batch_size)``
+        minibatches.
+    dtype : dtype, default=np.float32
+        Floating-point type of the products.
+    repeats : int, default=3
+        Number of timed epochs, after one untimed warm-up minibatch.
+
+    Returns
+    -------
+    seconds : float
+        The median time of the ``repeats`` epochs, in seconds.
+
+    See Also
+    --------
+    equal_budget : Limit the BLAS threads this function runs with.
+    run_benchmark : Fit skdigits and its peers side by side.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import floor_epoch_seconds
+    >>> seconds = floor_epoch_seconds(256, hidden=16, repeats=1)
+    >>> seconds > 0
+    True
+    """
     rng = np.random.default_rng(0)
     Xb = rng.random((batch_size, n_features), dtype=np.float64).astype(dtype)
     W = rng.random((n_features, hidden), dtype=np.float64).astype(dtype)
@@ -116,7 +202,29 @@ def floor_epoch_seconds(n_rows, n_features=784, hidden=256, batch_size=128,
 
 
 def import_torch():
-    """The ``torch`` module, or ``None`` with the reason when it is missing."""
+    """Import PyTorch if it is installed.
+
+    PyTorch is optional: the benchmarks skip its column, with the reason
+    returned here, when it cannot be imported.
+
+    Returns
+    -------
+    torch : module or None
+        The ``torch`` module, or None when it cannot be imported.
+    reason : str or None
+        Why ``torch`` cannot be imported, or None when it was.
+
+    See Also
+    --------
+    TorchMLP : The PyTorch MLP of the comparisons.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import import_torch
+    >>> torch, reason = import_torch()
+    >>> (torch is None) == (reason is not None)
+    True
+    """
     try:
         import torch
     except ImportError as exc:  # optional: benchmarks only
@@ -126,8 +234,44 @@ def import_torch():
 
 def skdigits_mlp(hidden, *, batch_size, learning_rate_init, epochs, seed=0,
                  alpha=1e-4):
-    """skdigits' MLPClassifier set like :func:`sklearn_mlp`: a constant
-    learning rate for exactly ``epochs`` epochs."""
+    """Build skdigits' MLPClassifier set like :func:`sklearn_mlp`.
+
+    The model uses a constant learning rate and runs exactly ``epochs``
+    epochs: ``tol=0`` and an unreachable ``n_iter_no_change`` keep it from
+    stopping early.
+
+    Parameters
+    ----------
+    hidden : tuple of int
+        Hidden layer sizes.
+    batch_size : int
+        Minibatch size.
+    learning_rate_init : float
+        The constant learning rate.
+    epochs : int
+        Number of epochs (``max_iter``).
+    seed : int, default=0
+        The ``random_state``.
+    alpha : float, default=1e-4
+        Strength of the L2 penalty.
+
+    Returns
+    -------
+    model : MLPClassifier
+        An unfitted :class:`skdigits.MLPClassifier`.
+
+    See Also
+    --------
+    sklearn_mlp : The scikit-learn MLPClassifier set the same way.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import skdigits_mlp
+    >>> model = skdigits_mlp((32,), batch_size=64, learning_rate_init=1e-3,
+    ...                      epochs=2)
+    >>> model.max_iter, model.learning_rate, model.tol
+    (2, 'constant', 0)
+    """
     from . import MLPClassifier
 
     return MLPClassifier(hidden_layer_sizes=hidden, batch_size=batch_size,
@@ -139,7 +283,43 @@ def skdigits_mlp(hidden, *, batch_size, learning_rate_init, epochs, seed=0,
 
 def sklearn_mlp(hidden, *, batch_size, learning_rate_init, epochs, seed=0,
                 alpha=1e-4):
-    """sklearn's MLPClassifier set to run exactly ``epochs`` epochs."""
+    """Build scikit-learn's MLPClassifier set to run exactly ``epochs`` epochs.
+
+    ``tol=0`` and an unreachable ``n_iter_no_change`` keep it from stopping
+    early; its learning rate is scikit-learn's default, constant.
+
+    Parameters
+    ----------
+    hidden : tuple of int
+        Hidden layer sizes.
+    batch_size : int
+        Minibatch size.
+    learning_rate_init : float
+        The constant learning rate.
+    epochs : int
+        Number of epochs (``max_iter``).
+    seed : int, default=0
+        The ``random_state``.
+    alpha : float, default=1e-4
+        Strength of the L2 penalty.
+
+    Returns
+    -------
+    model : sklearn.neural_network.MLPClassifier
+        An unfitted scikit-learn MLPClassifier.
+
+    See Also
+    --------
+    skdigits_mlp : The skdigits MLPClassifier set the same way.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import sklearn_mlp
+    >>> model = sklearn_mlp((32,), batch_size=64, learning_rate_init=1e-3,
+    ...                     epochs=2)
+    >>> model.max_iter, model.learning_rate, model.tol
+    (2, 'constant', 0)
+    """
     from sklearn.neural_network import MLPClassifier
 
     return MLPClassifier(hidden_layer_sizes=hidden, batch_size=batch_size,
@@ -156,13 +336,60 @@ SETTLE_SECONDS = 1.0
 
 
 def settle():
-    """Let the previous side's spinning threads go idle (see SETTLE_SECONDS)."""
+    """Let the previous side's spinning threads go idle.
+
+    Sleeps for ``SETTLE_SECONDS`` seconds (one second): OpenBLAS and OpenMP
+    threads spin-wait for a while after a call, and would slow down the next
+    timing.
+
+    See Also
+    --------
+    fit_quietly : Time a fit, after settling.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import settle
+    >>> settle()
+    """
     time.sleep(SETTLE_SECONDS)
 
 
 def fit_quietly(model, X, y):
-    """``model.fit(X, y)`` without ConvergenceWarning, after :func:`settle`;
-    returns the seconds the fit took."""
+    """Time ``model.fit(X, y)``, without ConvergenceWarning.
+
+    The fit starts after :func:`settle`; a ``ConvergenceWarning`` (expected
+    when a model is set to run a fixed number of epochs) is silenced.
+
+    Parameters
+    ----------
+    model : estimator instance
+        The estimator to fit, in place.
+    X : array-like of shape (n_samples, n_features)
+        Training data.
+    y : array-like of shape (n_samples,)
+        Target labels.
+
+    Returns
+    -------
+    seconds : float
+        Wall-clock seconds the fit took.
+
+    See Also
+    --------
+    settle : Let the previous side's threads go idle.
+    equal_budget : Limit the threads of the fit.
+
+    Examples
+    --------
+    >>> from skdigits import SoftmaxRegression
+    >>> from skdigits.benchmark import fit_quietly
+    >>> from skdigits.datasets import load_mnist
+    >>> X, y = load_mnist(sample=True, return_X_y=True)
+    >>> model = SoftmaxRegression(max_iter=1, random_state=0)
+    >>> seconds = fit_quietly(model, X / 255.0, y)
+    >>> seconds > 0, model.n_iter_
+    (True, 1)
+    """
     from sklearn.exceptions import ConvergenceWarning
 
     settle()
@@ -176,6 +403,10 @@ def fit_quietly(model, X, y):
 class TorchMLP:
     """A ReLU MLP in PyTorch, trained with Adam and shuffled minibatches.
 
+    The PyTorch side of :func:`run_benchmark`: the network is trained the
+    usual PyTorch way, one Python loop over the minibatches of each epoch,
+    with ``CrossEntropyLoss``. It is not a scikit-learn estimator.
+
     Parameters
     ----------
     torch : module
@@ -184,9 +415,30 @@ class TorchMLP:
         Input and output units.
     hidden : tuple of int
         Hidden layer sizes.
-    batch_size : int
-    learning_rate_init : float
-    seed : int
+    batch_size : int, default=128
+        Minibatch size.
+    learning_rate_init : float, default=1e-3
+        Learning rate of Adam.
+    seed : int, default=0
+        Seed of ``torch.manual_seed``, which draws the initial weights and
+        the shuffling.
+
+    See Also
+    --------
+    import_torch : Import PyTorch if it is installed.
+    skdigits_mlp : The skdigits MLPClassifier of the same comparison.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import TorchMLP, import_torch
+    >>> from skdigits.datasets import load_mnist
+    >>> X, y = load_mnist(sample=True, return_X_y=True)
+    >>> torch, reason = import_torch()  # doctest: +SKIP
+    >>> net = TorchMLP(torch, 784, 10, (32,), seed=0)  # doctest: +SKIP
+    >>> Xt, yt = net.tensors(X / 255.0, y)  # doctest: +SKIP
+    >>> seconds = net.epoch(Xt, yt)  # doctest: +SKIP
+    >>> 0 <= net.accuracy(Xt, yt) <= 1  # doctest: +SKIP
+    True
     """
 
     def __init__(self, torch, n_features, n_classes, hidden, *, batch_size=128,
@@ -204,14 +456,44 @@ class TorchMLP:
         self.batch_size = batch_size
 
     def tensors(self, X, y=None):
-        """float32 / int64 tensors sharing memory with the arrays when possible."""
+        """Convert arrays to float32 / int64 tensors.
+
+        The tensors share memory with the arrays when possible.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data, converted to a C-contiguous float32 tensor.
+        y : array-like of shape (n_samples,), default=None
+            Integer class labels, converted to an int64 tensor.
+
+        Returns
+        -------
+        Xt : torch.Tensor
+            ``X`` as a tensor.
+        yt : torch.Tensor
+            ``y`` as a tensor; only returned when ``y`` is not None.
+        """
         Xt = self.torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
         if y is None:
             return Xt
         return Xt, self.torch.from_numpy(np.asarray(y, dtype=np.int64))
 
     def epoch(self, X, y):
-        """One epoch over tensors ``X``, ``y``; returns seconds taken."""
+        """Train for one epoch over shuffled minibatches.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            Training data, as returned by :meth:`tensors`.
+        y : torch.Tensor of shape (n_samples,)
+            Class labels, as returned by :meth:`tensors`.
+
+        Returns
+        -------
+        seconds : float
+            Wall-clock seconds the epoch took.
+        """
         torch = self.torch
         tic = time.perf_counter()
         self.model.train()
@@ -225,7 +507,22 @@ class TorchMLP:
         return time.perf_counter() - tic
 
     def accuracy(self, X, y):
-        """Accuracy on tensors ``X``, ``y`` (not part of any timing)."""
+        """Return the accuracy on tensors ``X``, ``y``.
+
+        It is not part of any timing.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            Input data, as returned by :meth:`tensors`.
+        y : torch.Tensor of shape (n_samples,)
+            True class labels, as returned by :meth:`tensors`.
+
+        Returns
+        -------
+        accuracy : float
+            Fraction of rows whose predicted class is ``y``.
+        """
         self.model.eval()
         with self.torch.no_grad():
             return float((self.model(X).argmax(1) == y).float().mean())
@@ -257,7 +554,8 @@ def run_benchmark(X, y, X_test, y_test, *, models=("softmax", "mlp"), epochs=3,
     seed : int, default=0
         Seed of every side.
     n_jobs : int, default=None
-        skdigits' threads; scikit-learn's BLAS and PyTorch get the same count.
+        Number of skdigits' threads; scikit-learn's BLAS and PyTorch get the
+        same count.
 
     Returns
     -------
@@ -265,6 +563,22 @@ def run_benchmark(X, y, X_test, y_test, *, models=("softmax", "mlp"), epochs=3,
         One per side: ``group`` ("softmax" or "mlp"), ``implementation``,
         ``seconds``, ``epochs``, ``accuracy``; plus ``notes`` (a list of
         str) in the first row's ``notes`` key when a side was skipped.
+
+    See Also
+    --------
+    format_table : Lay the rows out as a table.
+    machine_line : The line saying where the figures were measured.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import format_table, run_benchmark
+    >>> from skdigits.datasets import load_mnist
+    >>> X, y = load_mnist(sample=True, return_X_y=True)
+    >>> X = X / 255.0
+    >>> rows = run_benchmark(X, y, X, y, models=("softmax",))  # doctest: +SKIP
+    >>> [row["implementation"] for row in rows]  # doctest: +SKIP
+    ['skdigits SoftmaxRegression()', 'sklearn LogisticRegression()']
+    >>> lines = format_table(rows)  # doctest: +SKIP
     """
     from . import MLPClassifier, SoftmaxRegression
     from ._engine._parallel import effective_n_threads
@@ -327,9 +641,47 @@ def run_benchmark(X, y, X_test, y_test, *, models=("softmax", "mlp"), epochs=3,
 
 
 def format_table(rows):
-    """The lines of the side-by-side table of :func:`run_benchmark`'s rows:
-    fit seconds, epochs, seconds per epoch, test accuracy and the time ratio
-    to skdigits' row of the same group (above 1: skdigits is faster)."""
+    """Lay out :func:`run_benchmark`'s rows as a side-by-side table.
+
+    The columns are the fit seconds, the epochs, the seconds per epoch, the
+    test accuracy and the time ratio to skdigits' row of the same group
+    (above 1: skdigits is faster). A last line explains the time ratio.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The rows returned by :func:`run_benchmark`: each has the keys
+        ``group`` ("softmax" or "mlp"), ``implementation``, ``seconds``,
+        ``epochs`` and ``accuracy``.
+
+    Returns
+    -------
+    lines : list of str
+        The header, a rule, one line per row (grouped, softmax first) and the
+        explanation.
+
+    See Also
+    --------
+    run_benchmark : Fit skdigits and its peers side by side.
+    machine_line : The line that starts every report.
+
+    Examples
+    --------
+    >>> from skdigits.benchmark import format_table
+    >>> rows = [
+    ...     {"group": "mlp", "implementation": "skdigits MLPClassifier",
+    ...      "seconds": 2.0, "epochs": 4, "accuracy": 0.97},
+    ...     {"group": "mlp", "implementation": "sklearn MLPClassifier",
+    ...      "seconds": 6.0, "epochs": 4, "accuracy": 0.96},
+    ... ]
+    >>> lines = format_table(rows)
+    >>> len(lines)  # header, rule, two rows, note
+    5
+    >>> [line.split()[-1] for line in lines[2:4]]  # the time ratios
+    ['1.00x', '3.00x']
+    >>> lines[3].split()
+    ['mlp', 'sklearn', 'MLPClassifier', '6.00', '4', '1.500', '0.9600', '3.00x']
+    """
     head = (f"{'model':<8} {'implementation':<34} {'fit s':>8} {'epochs':>6} "
             f"{'s/epoch':>8} {'test acc':>8} {'time ratio':>10}")
     lines = [head, "-" * len(head)]

@@ -29,8 +29,16 @@ FORMAT_VERSION = 1
 
 
 class UntrustedFileError(ValueError):
-    """A model file that cannot be loaded without running code from it: a
-    pickle or joblib file, or a skops file holding types nobody trusted.
+    """A model file that cannot be loaded without running code from it.
+
+    Raised by :func:`load` for a pickle or joblib file (unless
+    ``allow_pickle=True``), or for a skops file holding types nobody trusted.
+    A subclass of :class:`ValueError`.
+
+    See Also
+    --------
+    load : Load a model saved by :func:`dump`.
+    trusted_types : The types trusted beyond skops' defaults.
 
     Examples
     --------
@@ -49,14 +57,22 @@ class UntrustedFileError(ValueError):
 
 
 def trusted_types():
-    """Names of the types :func:`load` trusts beyond skops' defaults: the
-    skdigits estimator classes.
+    """Return the types :func:`load` trusts beyond skops' defaults.
+
+    These are the skdigits estimator classes; further types are allowed only
+    through the ``trusted`` parameter of :func:`load`.
 
     Returns
     -------
     list of str
         Fully qualified class names, as :func:`skops.io.get_untrusted_types`
         reports them.
+
+    See Also
+    --------
+    load : Load a model, trusting these types.
+    skops.io.get_untrusted_types : The types in a file that skops does not
+        trust by default.
 
     Examples
     --------
@@ -158,6 +174,11 @@ def _take_sklearn_callbacks(obj, _seen=None):
 
 def load(path, *, allow_pickle=False, trusted=None, return_metadata=False):
     """Load a model saved by :func:`dump` without running code from the file.
+
+    A skops file is loaded when every type it holds is trusted: skops'
+    defaults, :func:`trusted_types` and the names in ``trusted``. Any other
+    file is refused with :class:`UntrustedFileError`, unless
+    ``allow_pickle=True`` loads it with :func:`joblib.load`.
 
     Parameters
     ----------

@@ -9,8 +9,9 @@ from .._kernels._losses import LOGISTIC, SOFTMAX
 
 
 class SoftmaxRegression(BaseMinibatchClassifier):
-    """Softmax (multinomial) or one-vs-rest logistic regression, trained by
-    minibatch gradient descent in a Numba kernel.
+    """Softmax (multinomial) or one-vs-rest logistic regression.
+
+    The model is trained by minibatch gradient descent in a Numba kernel.
 
     Every epoch records the loss of each class beside the overall loss and
     accuracy, so one can see which classes the model learns first and which

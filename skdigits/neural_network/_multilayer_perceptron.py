@@ -19,8 +19,10 @@ STANDARDIZE_FLOOR = 0.25
 
 
 class MLPClassifier(BaseMinibatchClassifier):
-    """Multilayer perceptron classifier trained by minibatch Adam or SGD, with
-    every epoch compiled by Numba.
+    """Multilayer perceptron classifier trained with Numba-compiled epochs.
+
+    The network is trained by minibatch Adam or SGD, every epoch running in
+    kernels compiled by Numba (or full-batch by L-BFGS, see ``solver``).
 
     A drop-in for :class:`sklearn.neural_network.MLPClassifier` (same
     parameter names and fitted attributes) that also records the loss of each
@@ -38,8 +40,8 @@ class MLPClassifier(BaseMinibatchClassifier):
     ----------
     hidden_layer_sizes : array-like of int, default=(256,)
         Units of each hidden layer; ``(256, 128)`` gives two hidden layers.
-        Each must be a positive integer; at least one layer. (scikit-learn's
-        default is ``(100,)``.)
+        Each must be a positive integer; at least one layer. scikit-learn's
+        default is ``(100,)``.
     activation : {"relu", "leaky_relu", "tanh", "logistic", "identity"}, \
             default="relu"
         Activation of the hidden layers. ``"leaky_relu"`` is

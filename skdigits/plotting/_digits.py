@@ -59,8 +59,9 @@ def _refuse_multilabel(*targets):
 
 
 class DigitGridDisplay:
-    """Grid of images titled with their labels, and optionally with a
-    classifier's predictions.
+    """Grid of images titled with their labels or a classifier's predictions.
+
+    The predictions are optional: without them each image shows its label.
 
     Each image gets one small axes and a title. Without predictions the
     title is the image's label. With predictions it is the predicted label;
@@ -476,8 +477,7 @@ class DigitGridDisplay:
                        figure=None, n_cols=None, cmap="gray_r",
                        mistake_color="red", correct_color="black", fontsize=None,
                        imshow_kw=None):
-        """Draw a random sample of images, titled with a classifier's
-        predictions.
+        """Draw a random sample of images, titled with a classifier's predictions.
 
         Parameters
         ----------
