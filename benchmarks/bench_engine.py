@@ -131,7 +131,8 @@ def test_epoch_torch(mnist):
         net = TorchMLP(torch, 784, 10, (256,), batch_size=128, learning_rate_init=1e-3)
         settle()
         RESULTS["PyTorch"] = float(np.median([net.epoch(Xtr, ytr) for _ in range(3)]))
-        RESULTS["torch version"] = f"{torch.__version__}, {torch.get_num_threads()} threads"
+        RESULTS["torch version"] = (f"{torch.__version__}, "
+                                    f"{torch.get_num_threads()} threads")
         assert net.accuracy(*net.tensors(Xt, yt)) > 0.95
 
 

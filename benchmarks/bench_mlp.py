@@ -13,9 +13,9 @@ processor supports (this project's environment forces an older one)::
 (skdigits' default, given to scikit-learn's BLAS through ``threadpool_limits``
 and to PyTorch through ``torch.set_num_threads``); the table printed at the end
 (to stderr, so pass ``-s``) gives each figure beside the peer's from the same
-run, the ratio and the target, after the machine line. Timings are reported, never asserted; the
-tests assert only that the results are sane (accuracies, finite positive
-times) and that skdigits reaches its accuracy targets.
+run, the ratio and the target, after the machine line. Timings are reported,
+never asserted; the tests assert only that the results are sane (accuracies,
+finite positive times) and that skdigits reaches its accuracy targets.
 
 1. Throughput: 784-256-10 ReLU, Adam lr 1e-3 (constant), batch 128, alpha
    1e-4 (sklearn, skdigits) / no weight decay (torch), ``E`` epochs; seconds
@@ -51,6 +51,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
 from skdigits import MLPClassifier
 from skdigits._engine._parallel import effective_n_threads
@@ -63,8 +64,6 @@ from skdigits.benchmark import (
     skdigits_mlp,
     sklearn_mlp,
 )
-
-from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
 EPOCHS = int(os.environ.get("SKDIGITS_BENCH_EPOCHS", "10"))
 BATCH = 128

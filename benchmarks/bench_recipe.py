@@ -48,8 +48,14 @@ from sklearn.model_selection import train_test_split
 
 from skdigits import MLPClassifier, SoftmaxRegression
 from skdigits._engine._parallel import effective_n_threads
-from skdigits.benchmark import TorchMLP, equal_budget, fit_quietly, import_torch, \
-    machine_line, settle
+from skdigits.benchmark import (
+    TorchMLP,
+    equal_budget,
+    fit_quietly,
+    import_torch,
+    machine_line,
+    settle,
+)
 from skdigits.datasets import load_mnist
 
 BUDGET = effective_n_threads(None)

@@ -26,12 +26,11 @@ import time
 
 import numpy as np
 import pytest
+from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
 from skdigits import SoftmaxRegression
 from skdigits._engine._parallel import effective_n_threads
 from skdigits.benchmark import equal_budget, machine_line, settle
-
-from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
 RESULTS = {}
 BUDGET = effective_n_threads(None)

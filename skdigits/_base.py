@@ -452,7 +452,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                         f"be {labels.tolist()} (the column indices); got "
                         f"{np.asarray(classes).tolist()}.")
                 self.classes_ = labels
-            elif not getattr(self, "_multilabel", False) or len(self.classes_) != len(labels):
+            elif (not getattr(self, "_multilabel", False)
+                  or len(self.classes_) != len(labels)):
                 raise ValueError(
                     f"y has {y.shape[1]} label columns, but the model was fitted "
                     f"on {self._target_description()}: set warm_start=False (or "
@@ -544,8 +545,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         return train_idx, val_idx
 
     def _diverged_message(self, loss, X):
-        message = (f"{type(self).__name__} diverged at epoch {self._n_epochs_total + 1}: "
-                   f"the loss became {loss}.")
+        message = (f"{type(self).__name__} diverged at epoch "
+                   f"{self._n_epochs_total + 1}: the loss became {loss}.")
         with np.errstate(over="ignore", invalid="ignore"):
             values = X.data if issparse(X) else X
             top = float(np.max(np.abs(values))) if values.size else 0.0

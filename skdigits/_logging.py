@@ -1,4 +1,5 @@
-"""Logging and progress reporting for ``verbose`` estimators (library code never prints)."""
+"""Logging and progress reporting for ``verbose`` estimators (library code never
+prints)."""
 
 import logging
 import sys

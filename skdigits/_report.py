@@ -371,8 +371,8 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
             line = _mark_kept(curves[panel].ax_, kept, annotate=False)
             curves[panel].ax_.get_legend().remove()
     # one legend for the four panels, below them, where it covers no curve
-    curves.figure.legend(handles=curves.loss.lines_ + [line], loc="outside lower center",
-                         ncols=3, fontsize="small")
+    curves.figure.legend(handles=curves.loss.lines_ + [line],
+                         loc="outside lower center", ncols=3, fontsize="small")
     fig["mlp_curves"] = _save(curves.figure, f"{prefix}_mlp_curves.png")
     mlp_pc = PerClassLossDisplay.from_estimator(mlp, class_names=names, highlight=3,
                                                 validation="highlighted")
@@ -450,7 +450,8 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
                + ".")
     if result["confused_pairs"]:
         obs.append("Most confused pairs on the test set (both directions): "
-                   + ", ".join(f"{a} vs {b} ({n})" for a, b, n in result["confused_pairs"])
+                   + ", ".join(f"{a} vs {b} ({n})"
+                               for a, b, n in result["confused_pairs"])
                    + ".")
     models = result["models"]
     obs.append(

@@ -231,7 +231,8 @@ def _cmd_evaluate(args):
     name = type(fitted_final_estimator(model, (), "skdigits evaluate")).__name__
     acc = float(np.mean(y_pred == data.target))
     print(f"{name} from {args.model_file} on {args.dataset} {args.subset} "
-          f"({len(X)} images, {where}): accuracy {acc:.4f}, predicted in {seconds:.2f} s")
+          f"({len(X)} images, {where}): accuracy {acc:.4f}, "
+          f"predicted in {seconds:.2f} s")
     labels = np.arange(len(names))
     print(classification_report(data.target, y_pred, labels=labels,
                                 target_names=names, digits=4, zero_division=0))
@@ -264,8 +265,9 @@ def _cmd_report(args):
 
     def fitted(kind, m):  # one line per fit with --quiet
         if args.quiet:
-            print(f"{titles[kind]} ({m['source']}): {m['model']}: {m['epochs']} epochs in "
-                  f"{m['fit_seconds']:.2f} s, test accuracy {m['test_accuracy']:.4f}")
+            print(f"{titles[kind]} ({m['source']}): {m['model']}: "
+                  f"{m['epochs']} epochs in {m['fit_seconds']:.2f} s, "
+                  f"test accuracy {m['test_accuracy']:.4f}")
 
     def announce(result):
         if args.quiet:
@@ -352,7 +354,8 @@ def _data_options(parser, *, both=False, default="digits", default_help=None):
     parser.add_argument("--dataset", choices=choices, default=default,
                         help=f"which dataset (default: {default_help or default})")
     parser.add_argument("--sample", action="store_true",
-                        help="use the sample bundled with the package (no files needed)")
+                        help="use the sample bundled with the package "
+                             "(no files needed)")
     parser.add_argument("--data-home", metavar="DIR", default=None,
                         help="folder holding mnist/ and fashion-mnist/ (default: "
                              "$SKDIGITS_DATA, then the per-user data folder)")

@@ -22,7 +22,8 @@ def full_data_home():
     root = Path(root).expanduser()
     for sub in ("mnist", "fashion-mnist"):
         for name in _FILES:
-            if not ((root / sub / name).exists() or (root / sub / (name + ".gz")).exists()):
+            if not ((root / sub / name).exists()
+                    or (root / sub / (name + ".gz")).exists()):
                 return None
     return root
 

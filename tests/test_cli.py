@@ -138,7 +138,8 @@ def test_fit_mlp_with_params_then_evaluate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "MLPClassifier(hidden_layer_sizes=(32, 16)): 5 epochs" in out
     model = load(path)
-    assert model.activation == "tanh" and [w.shape[1] for w in model.coefs_] == [32, 16, 10]
+    assert model.activation == "tanh"
+    assert [w.shape[1] for w in model.coefs_] == [32, 16, 10]
     assert main(["evaluate", str(path), "--sample", "--top", "3"]) == 0
     out = capsys.readouterr().out
     acc = float(out.split("accuracy ")[1].split(",")[0])
@@ -161,7 +162,8 @@ def test_fit_mlp_with_params_then_evaluate(tmp_path, capsys):
 def test_fit_bad_parameters_are_one_line(argv, needle, capsys):
     assert main(["fit", "--sample", "--max-iter", "1", *argv]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and needle in err[0] and err[0].startswith("skdigits fit: error:")
+    assert len(err) == 1 and needle in err[0]
+    assert err[0].startswith("skdigits fit: error:")
 
 
 def _one_error_line(capsys, command):
@@ -417,7 +419,8 @@ def test_fit_summary_follows_the_model_params(tmp_path, capsys):
                  "--param", "hidden_layer_sizes=16", "-o", str(path)]) == 0
     assert "MLPClassifier(hidden_layer_sizes=(16,))" in capsys.readouterr().out
     assert load(path).coefs_[0].shape == (784, 16)
-    assert main(["fit", "--sample", "--max-iter", "2", "--param", "multi_class=ovr"]) == 0
+    assert main(["fit", "--sample", "--max-iter", "2",
+                 "--param", "multi_class=ovr"]) == 0
     assert "SoftmaxRegression(multi_class='ovr')" in capsys.readouterr().out
 
 

@@ -18,6 +18,28 @@ distributed = pytest.importorskip("distributed")
 # server still asks for port 8787 first: a second cluster warns that it is taken
 pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 
+# The tests run in pytest's importlib mode (against the installed package),
+# where a worker cannot import this module by name, and dask pickles a task's
+# function by reference: the functions run in the workers travel by value.
+import cloudpickle  # noqa: E402
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class _ByValue:
+    """``func``, pickled by value: unpickled, it is ``func`` itself."""
+
+    def __init__(self, func):
+        self.func = func
+        self.__name__ = func.__name__
+
+    def __call__(self, *args, **kwargs):
+        return self.func(*args, **kwargs)
+
+    def __reduce__(self):
+        return cloudpickle.loads, (cloudpickle.dumps(self.func),)
+
+
 from skdigits import MLPClassifier  # noqa: E402
 from skdigits._search import add_parser  # noqa: E402
 from skdigits.datasets import load_mnist  # noqa: E402
@@ -124,8 +146,8 @@ def _team_sizes_of_a_fit():
 def test_one_thread_workers_run_their_fits_on_one_thread(client):
     # the nanny's OMP_NUM_THREADS=1 gave this before, but the cores a fit may
     # share were the machine's
-    assert client.submit(_thread_counts, pure=False).result() == _expected(1)
-    for counts in client.run(_thread_counts).values():
+    assert client.submit(_ByValue(_thread_counts), pure=False).result() == _expected(1)
+    for counts in client.run(_ByValue(_thread_counts)).values():
         assert counts == _expected(1)
 
 
@@ -133,9 +155,9 @@ def test_a_two_thread_worker_gives_its_fits_both_threads():
     # the nanny sets OMP_NUM_THREADS=1 whatever the worker's threads: a fit
     # with n_jobs=None took one thread of the two
     with _cluster(2, 1) as cluster, distributed.Client(cluster) as client:
-        in_task = client.submit(_thread_counts, pure=False).result()
-        in_run = list(client.run(_thread_counts).values())
-        sizes = client.submit(_team_sizes_of_a_fit, pure=False).result()
+        in_task = client.submit(_ByValue(_thread_counts), pure=False).result()
+        in_run = list(client.run(_ByValue(_thread_counts)).values())
+        sizes = client.submit(_ByValue(_team_sizes_of_a_fit), pure=False).result()
     assert in_task == _expected(2)
     assert in_run == [_expected(2)]  # Client.run: outside a task, same worker
     assert sizes == [_expected(2)["alone"]]

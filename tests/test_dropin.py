@@ -172,7 +172,8 @@ def test_softmax_regression_lbfgs_matches_logistic_regression(digits):
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X),
                                atol=1e-3)
     np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
-    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=5e-3 * np.abs(ref.coef_).max())
+    np.testing.assert_allclose(ours.coef_, ref.coef_,
+                               atol=5e-3 * np.abs(ref.coef_).max())
 
 
 # ---------------------------------------------------------------- multi-label

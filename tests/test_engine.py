@@ -14,10 +14,10 @@ from threadpoolctl import threadpool_limits
 from skdigits._engine import _parallel
 from skdigits._engine._history import History
 from skdigits._engine._models import Accumulators
-from skdigits._kernels._losses import LOGISTIC, SOFTMAX
 from skdigits._engine._parallel import CoreShare, Team, effective_n_threads
 from skdigits._engine._schedules import make_schedule
 from skdigits._engine._stopping import NoImprovement
+from skdigits._kernels._losses import LOGISTIC, SOFTMAX
 
 # ---------------------------------------------------------------- schedules
 
@@ -214,7 +214,8 @@ def test_default_n_jobs_leaves_cores_busy_elsewhere(monkeypatch):
 
 def test_cpu_meter_counts_other_processes_only(monkeypatch):
     readings = iter([(0.0, 10.0, 5.0), (1.0, 11.5, 5.5)])
-    monkeypatch.setattr(_parallel._CpuMeter, "_read", staticmethod(lambda: next(readings)))
+    monkeypatch.setattr(_parallel._CpuMeter, "_read",
+                        staticmethod(lambda: next(readings)))
     meter = _parallel._CpuMeter()
     # 1.5 core-seconds busy in one second, 0.5 of them ours: 1 core elsewhere
     assert meter.others() == pytest.approx(1.0)

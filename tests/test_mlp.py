@@ -143,9 +143,12 @@ def test_penalty_enters_the_reported_loss(digits):
 
 def test_random_state_reproduces_and_varies(digits):
     X_tr, X_te, y_tr, _ = digits
-    a = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=3).fit(X_tr, y_tr)
-    b = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=3).fit(X_tr, y_tr)
-    c = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=4).fit(X_tr, y_tr)
+    a = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5,
+                      random_state=3).fit(X_tr, y_tr)
+    b = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5,
+                      random_state=3).fit(X_tr, y_tr)
+    c = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5,
+                      random_state=4).fit(X_tr, y_tr)
     for wa, wb in zip(a.coefs_, b.coefs_):
         np.testing.assert_array_equal(wa, wb)
     assert a.loss_curve_ == b.loss_curve_
@@ -335,7 +338,8 @@ def test_callbacks_see_each_epoch_and_can_stop(digits):
     keys = {"epoch", "loss", "accuracy", "lr", "time", "loss_per_class",
             "val_loss", "val_accuracy", "val_loss_per_class"}
     assert keys <= set(seen[0])
-    np.testing.assert_allclose(seen[-1]["loss_per_class"], clf.loss_curve_per_class_[-1])
+    np.testing.assert_allclose(seen[-1]["loss_per_class"],
+                               clf.loss_curve_per_class_[-1])
     assert seen[-1]["val_accuracy"] == clf.validation_scores_[-1]
     # the stopped model is fitted and usable
     assert clf.predict(X_tr[:3]).shape == (3,)
@@ -421,7 +425,8 @@ def test_pipeline_gridsearch_parallel_and_pickle(digits):
     best = grid.best_estimator_
     assert best[-1].loss_curve_per_class_.shape == (10, 10)
     restored = pickle.loads(pickle.dumps(best))
-    np.testing.assert_array_equal(restored.predict_proba(X_te), best.predict_proba(X_te))
+    np.testing.assert_array_equal(restored.predict_proba(X_te),
+                                  best.predict_proba(X_te))
     assert restored.score(X_te, y_te) > 0.9
     # a restored model keeps training
     restored[-1].partial_fit(StandardScaler().fit(X_tr).transform(X_tr), y_tr)
@@ -430,7 +435,8 @@ def test_pipeline_gridsearch_parallel_and_pickle(digits):
 
 def test_clone_gives_an_unfitted_copy_with_the_same_params(digits):
     X_tr, _, y_tr, _ = digits
-    clf = MLPClassifier(hidden_layer_sizes=(8, 4), activation="tanh", max_iter=2).fit(X_tr, y_tr)
+    clf = MLPClassifier(hidden_layer_sizes=(8, 4), activation="tanh",
+                        max_iter=2).fit(X_tr, y_tr)
     twin = clone(clf)
     assert twin.get_params() == clf.get_params()
     assert not hasattr(twin, "coefs_")
@@ -440,7 +446,8 @@ def test_predict_in_blocks_matches_one_block(digits, monkeypatch):
     import skdigits._engine._models as models
 
     X_tr, X_te, y_tr, _ = digits
-    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X_tr, y_tr)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3,
+                        random_state=0).fit(X_tr, y_tr)
     whole = clf.predict_proba(X_te)
     monkeypatch.setattr(models, "PREDICT_BLOCK", 7)
     # each row on its own: the same bits whatever the blocks
@@ -477,7 +484,8 @@ def test_verbose_logs_each_epoch(digits, caplog):
     X_tr, _, y_tr, _ = digits
     with caplog.at_level(logging.INFO, logger="skdigits"):
         MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, verbose=1).fit(X_tr, y_tr)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Epoch")]
+    lines = [r.getMessage() for r in caplog.records
+             if r.getMessage().startswith("Epoch")]
     assert len(lines) == 3 and "loss =" in lines[0]
 
 
@@ -556,8 +564,9 @@ def test_bad_data_gives_clear_errors(digits):
 
 def test_divergence_raises_and_suggests_a_smaller_learning_rate(digits):
     X_tr, _, y_tr, _ = digits
-    clf = MLPClassifier(hidden_layer_sizes=(32,), solver="sgd", learning_rate="constant",
-                        learning_rate_init=1e6, max_iter=5, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), solver="sgd",
+                        learning_rate="constant", learning_rate_init=1e6,
+                        max_iter=5, random_state=0)
     with pytest.raises(TrainingDivergedError, match="smaller learning_rate_init"):
         clf.fit(X_tr * 100, y_tr)
     # it is a ValueError too; diverging in the first epoch leaves nothing
@@ -774,7 +783,8 @@ def test_a_fit_never_changes_the_blas_limits(digits):
 
 def test_a_failed_refit_keeps_the_previous_model(digits):
     X_tr, X_te, y_tr, _ = digits
-    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X_tr, y_tr)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2,
+                        random_state=0).fit(X_tr, y_tr)
     before = clf.predict_proba(X_te)
     with pytest.raises(ValueError):
         clf.fit(X_tr[:, :10], y_tr % 3, sample_weight=np.zeros(len(y_tr)))

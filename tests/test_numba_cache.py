@@ -200,8 +200,18 @@ def test_planted_cache_with_crafted_index_files_runs_nothing(tmp_path):
 def test_kernels_are_cached_and_not_fastmath():
     from numba.core.registry import CPUDispatcher
 
-    from skdigits._kernels import (_batch, _gemm, _linear, _losses, _mlp, _optim,
-                                   _rng, _sparse, _stats, _sync)
+    from skdigits._kernels import (
+        _batch,
+        _gemm,
+        _linear,
+        _losses,
+        _mlp,
+        _optim,
+        _rng,
+        _sparse,
+        _stats,
+        _sync,
+    )
 
     kernels = [obj for mod in (_batch, _gemm, _linear, _losses, _mlp, _optim, _rng,
                                _sparse, _stats, _sync)

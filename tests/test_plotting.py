@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
 from sklearn.dummy import DummyClassifier
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler

@@ -331,9 +331,9 @@ def test_pipeline_gridsearch_parallel_and_pickle(digits):
     X_tr, X_te, y_tr, y_te = digits
     pipe = make_pipeline(StandardScaler(), PCA(n_components=30),
                          SoftmaxRegression(random_state=0))
-    grid = GridSearchCV(pipe, {"softmaxregression__alpha": [1e-5, 1e-2],
-                               "softmaxregression__multi_class": ["multinomial", "ovr"]},
-                        cv=3, n_jobs=2)
+    param_grid = {"softmaxregression__alpha": [1e-5, 1e-2],
+                  "softmaxregression__multi_class": ["multinomial", "ovr"]}
+    grid = GridSearchCV(pipe, param_grid, cv=3, n_jobs=2)
     grid.fit(X_tr, y_tr)
     assert grid.best_score_ > 0.9
     assert grid.score(X_te, y_te) > 0.9

@@ -114,7 +114,14 @@ def _threads_in_worker():
 
 def test_a_loky_worker_takes_its_share_of_the_cores():
     # loky gives each of n_jobs workers cores // n_jobs threads through
-    # OMP_NUM_THREADS; a fit in a worker must not take every core
+    # OMP_NUM_THREADS; a fit in a worker must not take every core.
+    # The tests run in pytest's importlib mode, where a worker cannot import
+    # this module by name: its function travels by value
+    import sys
+
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     out = joblib.Parallel(n_jobs=2, backend="loky")(
         joblib.delayed(_threads_in_worker)() for _ in range(2))
     for wanted, cores in out:

@@ -115,9 +115,10 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
                 dot_rows(Z, r0, _I0, A, arows[r0:], rows, W, _I0, ld, lists[0],
                          counts[0], r0 // TILE_ROWS, _I1, _I0, n_features)
             add_row(Z[r0:], rows, b)
-            loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[0, r0:], Y, wb[0, r0:], rows,
-                      iopt[I_LOSS], grad_scale(fopt, m), fopt[F_SMOOTH], class_loss[item],
-                      class_weight[item], col_loss[item], stats[item])
+            loss_grad(Z[r0:r0 + rows, :iopt[I_N_OUT]], yb[0, r0:], Y, wb[0, r0:],
+                      rows, iopt[I_LOSS], grad_scale(fopt, m), fopt[F_SMOOTH],
+                      class_loss[item], class_weight[item], col_loss[item],
+                      stats[item])
             item = claim(sync)
         barrier(sync, n_threads)
         if indptr is not None:

@@ -19,7 +19,6 @@ empty ``Y`` (shape ``(0, 0)``) means single-label targets.
 
 import math
 
-
 from ._numba import jit
 
 SOFTMAX = 0

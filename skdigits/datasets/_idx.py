@@ -223,8 +223,8 @@ def write_idx(path, array, *, compresslevel=9):
     The file is written to a temporary file in the same folder, flushed to
     disk and then renamed, so an interrupted write (even a kill) never leaves
     a partial file under ``path``, and the file that was there stays intact
-    until the new one is complete. Compressed output is reproducible: the gzip header carries no
-    file name and a zero modification time.
+    until the new one is complete. Compressed output is reproducible: the gzip
+    header carries no file name and a zero modification time.
 
     Parameters
     ----------

@@ -17,12 +17,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 import skdigits.datasets
 from skdigits.datasets import (
     DataNotFoundError,
+    _base,
+    _mnist,
     get_data_home,
     load_mnist,
     read_idx,
     write_idx,
 )
-from skdigits.datasets import _base, _mnist
 from skdigits.datasets._mnist import _fetch_openml as real_fetch_openml
 
 FOLDER = {"digits": "mnist", "fashion": "fashion-mnist"}
