@@ -99,6 +99,10 @@ class OutputFolder:
     command's when it holds the command's marker file, written before any
     other file so that an interrupted run is recognised too, or when
     ``legacy(folder)`` says so (a folder written before markers existed).
+    The marker lists the files the command wrote there (and, while a run
+    goes on, those it is about to write): only listed files are ever
+    removed, so a file of the user's is never taken for a stale one, even
+    when its name looks like the command's.
 
     Parameters
     ----------
@@ -137,33 +141,45 @@ class OutputFolder:
             name = ".".join(parts[1:-2]) if len(parts) >= 4 else ""
         return name == self.marker or bool(self._own(name))
 
-    def is_marked(self, folder):
-        """Whether ``folder`` is the command's."""
+    def _marker(self, folder):
+        """The marker's content, or None when the folder has no valid one."""
         import json
 
         try:
             with open(os.path.join(folder, self.marker), encoding="utf-8") as fh:
-                if json.load(fh).get("generator") == self.generator:
-                    return True
-        except (OSError, ValueError, AttributeError):
-            pass
-        return bool(self.legacy is not None and self.legacy(folder))
+                content = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(content, dict) or content.get("generator") != self.generator:
+            return None
+        return content
 
-    def prepare(self, folder, *, force=False):
+    def _write_marker(self, folder, files):
+        import json
+
+        with atomic_write(os.path.join(folder, self.marker), "w",
+                          encoding="utf-8") as fh:
+            json.dump({"generator": self.generator, "files": sorted(files)}, fh)
+
+    def is_marked(self, folder):
+        """Whether ``folder`` is the command's."""
+        return self._marker(folder) is not None or bool(
+            self.legacy is not None and self.legacy(folder))
+
+    def prepare(self, folder, *, force=False, planned=()):
         """Create ``folder`` or check what it holds, before any work, and
         mark it.
 
         Any file whose name the command does not write, or any file at all
         in a folder that is not the command's, raises ``error`` unless
-        ``force``; with ``force`` those files are left alone (files with the
-        command's names are replaced). Returns the command's files already
-        there, for :meth:`remove_stale` (none for a folder that was not the
-        command's).
+        ``force``; with ``force`` those files are left alone, except files
+        named like the ``planned`` ones, which are replaced. Returns the
+        command's files from earlier runs there, for :meth:`finish`.
         """
-        import json
-
         os.makedirs(folder, exist_ok=True)
-        ours = self.is_marked(folder)
+        marker = self._marker(folder)
+        ours = marker is not None or bool(
+            self.legacy is not None and self.legacy(folder))
         entries = os.listdir(folder)
         foreign = sorted(name for name in entries if not (ours and self.is_own(name)))
         if foreign and not force:
@@ -174,17 +190,25 @@ class OutputFolder:
                 f"the {self.what} {folder} holds {len(foreign)} file(s) {why} "
                 f"({shown}): name an empty or new folder, or pass --force to "
                 "write beside them")
-        with atomic_write(os.path.join(folder, self.marker), "w",
-                          encoding="utf-8") as fh:
-            json.dump({"generator": self.generator}, fh)
-        if not ours:
-            return set()
-        return {name for name in entries if self.is_own(name)} - {self.marker}
+        if marker is not None:
+            listed = {str(f) for f in marker.get("files") or () if isinstance(f, str)}
+        elif ours:  # written before markers: the command's names are its files
+            listed = {name for name in entries if self.is_own(name)}
+        else:
+            listed = set()
+        previous = ({name for name in entries if name in listed}
+                    | {name for name in entries if ours and self.is_own(name)
+                       and name.endswith(".part")}) - {self.marker}
+        # written first: an interrupted run leaves a folder that says which
+        # files may be its own
+        self._write_marker(folder, previous | set(planned))
+        return previous
 
-    def remove_stale(self, folder, previous, written):
+    def finish(self, folder, previous, written):
         """Remove the command's files that an earlier (or interrupted) run
-        left and this one did not write: only the command's own names, and
-        never through a symbolic link. Returns the paths removed."""
+        left and this one did not write (only listed files with the
+        command's names, never through a symbolic link), then list this
+        run's files in the marker. Returns the paths removed."""
         removed = []
         for name in sorted(set(previous) - set(written) - self.fixed):
             if not self.is_own(name):
@@ -193,4 +217,5 @@ class OutputFolder:
             if os.path.isfile(path) and not os.path.islink(path):
                 os.unlink(path)
                 removed.append(path)
+        self._write_marker(folder, set(written) - {self.marker})
         return removed

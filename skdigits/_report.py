@@ -104,17 +104,17 @@ FOLDER = OutputFolder(MARKER, GENERATOR, REPORT_FILES.__contains__, {PAGE, JSON}
                       error=ReportFolderError)
 
 
-def prepare_folder(out_dir, *, force=False):
+def prepare_folder(out_dir, *, force=False, planned=()):
     """Create ``out_dir`` or check what it holds, before any training (see
     :meth:`~skdigits._fileio.OutputFolder.prepare`); returns the report files
     already there."""
-    return FOLDER.prepare(out_dir, force=force)
+    return FOLDER.prepare(out_dir, force=force, planned=planned)
 
 
 def remove_stale(out_dir, previous, written):
     """Remove the report files an earlier (or interrupted) report left that
     this one did not write."""
-    for path in FOLDER.remove_stale(out_dir, previous, written):
+    for path in FOLDER.finish(out_dir, previous, written):
         logger.info("Removed %s, left by an earlier report", path)
 
 
@@ -699,7 +699,9 @@ def build_report(out_dir, datasets=DATASETS, *, data_home=None, sample=False,
     ``out_dir`` (created if needed; see :func:`prepare_folder` for a folder
     that holds files). ``on_dataset(result)`` is called after each dataset,
     ``on_fit(kind, summary)`` after each fit. Returns ``(page_path, report)``."""
-    previous = prepare_folder(out_dir, force=force)
+    planned = {PAGE, JSON} | {f"{kind}_{figure}.png" for kind in datasets
+                               for figure in FIGURES}
+    previous = prepare_folder(out_dir, force=force, planned=planned)
     results, warmed = [], {}
     for kind in datasets:
         result = study(kind, out_dir, data_home=data_home, sample=sample,

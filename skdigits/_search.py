@@ -414,17 +414,17 @@ FOLDER = OutputFolder(MARKER, GENERATOR, _is_search_file, {PAGE, JSON},
                       "output folder", error=SearchFolderError)
 
 
-def prepare_folder(out_dir, *, force=False):
+def prepare_folder(out_dir, *, force=False, planned=()):
     """Create ``out_dir`` or check what it holds, before any fit (see
     :meth:`~skdigits._fileio.OutputFolder.prepare`); returns the search
     files already there."""
-    return FOLDER.prepare(out_dir, force=force)
+    return FOLDER.prepare(out_dir, force=force, planned=planned)
 
 
 def remove_stale(out_dir, previous, written):
     """Remove the files an earlier (or interrupted) search left that this one
     did not write."""
-    for path in FOLDER.remove_stale(out_dir, previous, written):
+    for path in FOLDER.finish(out_dir, previous, written):
         logger.info("Removed %s, left by an earlier search", path)
 
 
@@ -668,6 +668,7 @@ def add_parser(subparsers):
                    help="epochs per fit (default: the model's 'auto')")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       type=_scheduler_address,
                        help="run the fits on the dask cluster of this scheduler "
                             "(e.g. tcp://10.0.0.5:8786)")
     where.add_argument("--n-jobs", type=_positive_int, default=None, metavar="N",
@@ -676,7 +677,8 @@ def add_parser(subparsers):
                    help="output folder (default: ./skdigits-search)")
     p.add_argument("--force", action="store_true",
                    help="write into a folder that holds files skdigits did not "
-                        "write (they are left alone)")
+                        "write (they are left alone, except files named like the "
+                        "search's own, which are replaced)")
     p.add_argument("-o", "--save-model", metavar="FILE", default=None,
                    help="save the best model here, in the skops format "
                         "(e.g. best.skops); checked before the search")
@@ -720,6 +722,26 @@ def _check_out(out):
                               what="folder above --out")
 
 
+def _scheduler_address(text):
+    """A dask scheduler address, ``[PROTOCOL://]HOST:PORT``, checked before
+    any connection (a malformed one made distributed wait for its timeout
+    and print a traceback when the client was collected)."""
+    import re as _re
+
+    if not _re.fullmatch(r"([a-z]+://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):\d{1,5}",
+                         text):
+        raise argparse.ArgumentTypeError(
+            f"not a scheduler address: {text!r}; give HOST:PORT or "
+            "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+    return text
+
+
+def _inside(path, folder):
+    """Whether ``path`` lies in ``folder`` (or below it)."""
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 def _cmd_search(args):
     from .cli import (
         CLIError,
@@ -737,9 +759,14 @@ def _cmd_search(args):
     estimator, params, fixed = _base_estimator(args)
     grid = build_grid(estimator, args.grid, fixed)
     _check_out(args.out)
+    if args.save_model and _inside(args.save_model, args.out):
+        raise CLIError(
+            f"-o {args.save_model} is inside --out {args.out}, which holds only "
+            "the search's own files: save the model elsewhere")
     if args.save_model:
         _check_output_file(args.save_model)
-    previous = prepare_folder(args.out, force=args.force)
+    previous = prepare_folder(args.out, force=args.force, planned={
+        PAGE, JSON, LOSS_PNG} | {f"score_{name}.png" for name in grid})
 
     with search_backend(args.scheduler, n_jobs=args.n_jobs) as (n_jobs, where):
         train = _load(args.dataset, "train", args, fallback=True)

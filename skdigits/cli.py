@@ -401,8 +401,9 @@ def build_parser():
                      help="epochs per model (default: each model's 'auto')")
     rep.add_argument("--force", action="store_true",
                      help="write into a folder that holds files skdigits did not "
-                          "write (they are left alone); without it such a folder "
-                          "is refused")
+                          "write (they are left alone, except files named like the "
+                          "report's own, which are replaced); without it such a "
+                          "folder is refused")
     rep.add_argument("--self-contained", action="store_true",
                      help="embed the PNGs in index.html, so that the page can be "
                           "sent on its own (the PNGs are still written)")

@@ -237,3 +237,37 @@ def test_a_folder_with_other_files_is_refused_before_any_fit(tmp_path):
     with pytest.raises(ValueError, match="notes.txt.*--force"):
         run_search([*ARGV, "--n-jobs", "1", "--out", str(tmp_path)])
     assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_force_twice_never_removes_a_file_named_like_the_searchs(tmp_path, capsys):
+    """A user's score_final.png in a folder written with --force was taken
+    for a stale score plot by the second --force run, and deleted."""
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "score_final.png").write_bytes(b"mine")
+    argv = ["--sample", "--model", "softmax", "--grid", "alpha=1e-4,1e-3",
+            "--max-iter", "1", "--cv", "2", "--n-jobs", "1", "-q", "--force",
+            "--out", str(out)]
+    for _ in range(2):
+        assert run_search(argv) == 0
+    assert (out / "score_final.png").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("address", ["foo", "", "tcp://host", "host:port"])
+def test_a_malformed_scheduler_address_is_a_usage_error(address, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["search", "--sample", "--grid", "alpha=1e-4",
+                              "--scheduler", address])
+    assert exc.value.code == 2
+    assert "scheduler address" in capsys.readouterr().err
+
+
+def test_the_model_file_may_not_go_inside_the_output_folder(tmp_path, capsys):
+    from skdigits.cli import CLIError
+
+    out = tmp_path / "s"
+    args = _parser().parse_args(["search", "--sample", "--grid", "alpha=1e-4",
+                                 "--out", str(out), "-o", str(out / "best.skops")])
+    with pytest.raises(CLIError, match="inside --out"):
+        args.func(args)
+    assert not out.exists()
