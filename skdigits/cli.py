@@ -13,11 +13,12 @@ import argparse
 import ast
 import os
 import sys
+import textwrap
 import time
 
 import numpy as np
 
-from . import __version__, _search
+from . import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -245,20 +246,28 @@ def _cmd_evaluate(args):
 # ---------------------------------------------------------------- report
 
 
+def _check_out_folder(out, contents, what):
+    """Fail before any work when ``--out`` names a file, or a folder (or the
+    folder above a new one) where files cannot be created."""
+    from ._fileio import check_writable_folder
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out} is a file, not a folder: name a folder for "
+                       f"{contents}")
+    if os.path.isdir(out):
+        check_writable_folder(out, what=what)
+    else:
+        check_writable_folder(os.path.dirname(os.path.abspath(out)),
+                              what="folder above --out")
+
+
 def _cmd_report(args):
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never a window
-    from ._fileio import check_writable_folder
     from ._report import build_report
 
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise CLIError(f"--out {args.out} is a file, not a folder: name a folder "
-                       "for the report")
-    parent = os.path.dirname(os.path.abspath(args.out))
-    check_writable_folder(args.out if os.path.isdir(args.out) else parent,
-                          what="report folder" if os.path.isdir(args.out)
-                          else "folder above --out")
+    _check_out_folder(args.out, "the report", "report folder")
 
     datasets = ("digits", "fashion") if args.dataset == "both" else (args.dataset,)
     titles = {"digits": "MNIST", "fashion": "Fashion-MNIST"}
@@ -314,6 +323,200 @@ def _cmd_benchmark(args):
     for note in rows[0].get("notes", ()) if rows else ():
         print(note)
     print("\n".join(format_table(rows)))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- search
+
+
+def _grid_type(text):
+    from ._search import parse_grid_option
+
+    try:
+        return parse_grid_option(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _folds(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, "
+                                         f"got {value}")
+    return value
+
+
+_GRID_HELP = """\
+grid syntax: --grid NAME=V1,V2,... (repeat for each parameter). Values are
+Python literals (1e-4, 0.5, True, None, 'adam') or plain words (relu); commas
+inside brackets do not separate values. hidden_layer_sizes: 128 is (128,), and
+128x64 or "(128,64)" is two layers, e.g.
+  --grid alpha=1e-5,1e-4 --grid hidden_layer_sizes=128,256,128x64
+
+Without --scheduler the fits run in local processes, one per core (or
+--n-jobs); with --scheduler tcp://HOST:8786 they run on that dask cluster,
+whose workers need skdigits installed (the same version).
+"""
+
+
+def add_search_parser(subparsers):
+    """Register the ``search`` sub-command on ``subparsers`` (the object
+    ``ArgumentParser.add_subparsers`` returns); returns its parser. The
+    search itself is in ``skdigits._search``."""
+    p = subparsers.add_parser(
+        "search", help="grid search over an estimator's parameters, locally or "
+                       "on a dask cluster; writes a page and a JSON file",
+        description=textwrap.fill(
+            "Cross-validate every combination of the --grid values on the train "
+            "split (GridSearchCV, accuracy), refit the best on the whole train "
+            "split and score it on the test split. Writes results.json, "
+            "index.html (the candidates, a plot of the score against each "
+            "parameter, the best model's per-class loss curves) and the PNGs "
+            "into --out.", 78),
+        epilog=_GRID_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _data_options(p)
+    p.add_argument("--model", choices=MODELS, default="softmax")
+    p.add_argument("--grid", action="append", type=_grid_type, required=True,
+                   metavar="NAME=V1,V2,...",
+                   help="a parameter and the values to try (repeatable; see below)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a fixed estimator parameter, as a Python literal "
+                        "(repeatable)")
+    p.add_argument("--cv", type=_folds, default=3, metavar="K",
+                   help="cross-validation folds (default: 3)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random_state of every fit (default: 0)")
+    p.add_argument("--max-iter", type=_positive_int, default=None, metavar="N",
+                   help="epochs per fit (default: the model's 'auto')")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       type=_scheduler_address,
+                       help="run the fits on the dask cluster of this scheduler "
+                            "(e.g. tcp://10.0.0.5:8786)")
+    where.add_argument("--n-jobs", type=_positive_int, default=None, metavar="N",
+                       help="local processes (default: one per core)")
+    p.add_argument("--out", metavar="DIR", default="skdigits-search",
+                   help="output folder (default: ./skdigits-search)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds files skdigits did not "
+                        "write (they are left alone, except files named like the "
+                        "search's own, which are replaced)")
+    p.add_argument("-o", "--save-model", metavar="FILE", default=None,
+                   help="save the best model here, in the skops format "
+                        "(e.g. best.skops); checked before the search")
+    _console_options(p, quiet_help="no log lines, only the results")
+    p.set_defaults(func=_cmd_search)
+    return p
+
+
+def _base_estimator(args):
+    """The estimator every candidate starts from, and the parameters the
+    command line set on it: ``(estimator, params, fixed)``, where ``fixed``
+    (``--param``, ``--max-iter``) may not be searched too; ``--seed`` may."""
+    from . import MLPClassifier, SoftmaxRegression
+
+    cls = SoftmaxRegression if args.model == "softmax" else MLPClassifier
+    fixed = {} if args.max_iter is None else {"max_iter": args.max_iter}
+    fixed.update(_parse_params(args.param))
+    params = {"random_state": args.seed, **fixed}
+    valid = cls().get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise CLIError(f"{cls.__name__} has no parameter {', '.join(unknown)} "
+                       f"(--param); valid: {', '.join(sorted(valid))}")
+    estimator = cls(**params)
+    estimator._validate_params()
+    return estimator, params, fixed
+
+
+def _scheduler_address(text):
+    """A dask scheduler address, ``[PROTOCOL://]HOST:PORT``, checked before
+    any connection (a malformed one made distributed wait for its timeout
+    and print a traceback when the client was collected)."""
+    import re
+
+    if not re.fullmatch(r"([a-z]+://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):\d{1,5}",
+                         text):
+        raise argparse.ArgumentTypeError(
+            f"not a scheduler address: {text!r}; give HOST:PORT or "
+            "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+    return text
+
+
+def _inside(path, folder):
+    """Whether ``path`` lies in ``folder`` (or below it)."""
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _cmd_search(args):
+    from ._search import (
+        JSON,
+        LOSS_PNG,
+        PAGE,
+        _plain,
+        _where_text,
+        build_grid,
+        prepare_folder,
+        run_search,
+        search_backend,
+        write_results,
+    )
+
+    if args.sample and args.data_home:
+        raise CLIError("--sample and --data-home exclude each other: the bundled "
+                       "sample needs no data folder")
+    # everything that can be checked fails before the data loads
+    estimator, params, fixed = _base_estimator(args)
+    grid = build_grid(estimator, args.grid, fixed)
+    _check_out_folder(args.out, "the results", "output folder")
+    if args.save_model and _inside(args.save_model, args.out):
+        raise CLIError(
+            f"-o {args.save_model} is inside --out {args.out}, which holds only "
+            "the search's own files: save the model elsewhere")
+    if args.save_model:
+        _check_output_file(args.save_model)
+    previous = prepare_folder(args.out, force=args.force, planned={
+        PAGE, JSON, LOSS_PNG} | {f"score_{name}.png" for name in grid})
+
+    with search_backend(args.scheduler, n_jobs=args.n_jobs) as (n_jobs, where):
+        train = _load(args.dataset, "train", args, fallback=True)
+        test = _load(args.dataset, "test", args, fallback=True)
+        if not args.quiet:
+            _describe(args.dataset, train, test, args)
+        X, Xt = _pixels(train), _pixels(test)
+        search, seconds = run_search(estimator, grid, X, train.target, cv=args.cv,
+                                     n_jobs=n_jobs)
+    accuracy = search.score(Xt, test.target)
+    source = _where(train, args)
+    info = {
+        "command": "skdigits search", "model": type(estimator).__name__,
+        "dataset": args.dataset, "data": source, "n_train": int(len(X)),
+        "n_test": int(len(Xt)), "cv": args.cv, "seed": args.seed,
+        "max_iter": args.max_iter, "params": _plain(params), "where": where,
+        "timings": {"search_seconds": seconds},
+    }
+    page, results = write_results(
+        args.out, search, grid, test_accuracy=accuracy, info=info,
+        class_names=[str(n) for n in train.target_names], previous=previous)
+    if args.save_model:
+        from .io import dump
+
+        dump(search.best_estimator_, args.save_model, metadata={
+            "dataset": args.dataset, "n_train": int(len(X)), "data": source,
+            "search": {"best_params": results["best_params"],
+                       "best_score": results["best_score"]}})
+    best = ", ".join(f"{k}={v!r}" for k, v in search.best_params_.items())
+    print(f"best of {results['n_candidates']} candidates: {best}: {args.cv}-fold CV "
+          f"accuracy {results['best_score']:.4f} +/- {results['best_std']:.4f}, "
+          f"test accuracy {accuracy:.4f} (searched in {seconds:.1f} s on "
+          f"{_where_text(where)})")
+    print(f"results written: {page} ({len(results['figures'])} PNG files beside it)")
+    if args.save_model:
+        print(f"best model saved to {args.save_model}")
     return EXIT_OK
 
 
@@ -472,7 +675,7 @@ def build_parser():
                             "(default: the cores this process may use; -1 all)")
     _console_options(bench, quiet_help="no log lines, only the results")
     bench.set_defaults(func=_cmd_benchmark)
-    _search.add_parser(sub)
+    add_search_parser(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true",
                              help="on an error, print the full traceback too")

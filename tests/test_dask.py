@@ -41,7 +41,7 @@ class _ByValue:
 
 
 from skdigits import MLPClassifier  # noqa: E402
-from skdigits._search import add_parser  # noqa: E402
+from skdigits.cli import add_search_parser as add_parser  # noqa: E402
 from skdigits.datasets import load_mnist  # noqa: E402
 
 GRID = {"alpha": [1e-5, 1e-2], "hidden_layer_sizes": [(8,), (16,)]}

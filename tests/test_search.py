@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from sklearn.model_selection import GridSearchCV
 
 from skdigits import MLPClassifier
-from skdigits._search import add_parser, parse_grid_option, plot_param_scores
+from skdigits._search import parse_grid_option, plot_param_scores
 from skdigits.cli import CLIError
+from skdigits.cli import add_search_parser as add_parser
 from skdigits.datasets import load_mnist
 from skdigits.io import load
 
