@@ -302,6 +302,30 @@ def test_divergence_raises_and_says_why(scale, lr, needle):
     assert isinstance(TrainingDivergedError("x"), ValueError)
 
 
+@pytest.mark.parametrize("scale", [1e13, 1e20, 1e25])
+def test_lbfgs_trains_on_large_valued_features(scale):
+    # issue 19, finding 10: from 1e13 on, L-BFGS ran 0 iterations (its line
+    # search gave up after 20 evaluations) and returned all-zero weights
+    X, y = make_classification(300, 10, random_state=0)
+    X = X * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = LogisticRegression().fit(X, y).score(X, y)
+        clf = SoftmaxRegression(solver="lbfgs", random_state=0).fit(X, y)
+    assert clf.n_iter_ > 0 and np.any(clf.coef_ != 0)
+    assert clf.score(X, y) >= ref - 0.01 and ref > 0.8
+
+
+def test_lbfgs_refuses_features_too_large_to_step_on():
+    X, y = make_classification(300, 10, random_state=0)
+    X = X * 1e40
+    clf = SoftmaxRegression(solver="lbfgs", random_state=0)
+    with pytest.raises(TrainingDivergedError,
+                       match="features reach magnitude .*scale them first"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "coef_")
+
+
 # ---------------------------------------------------------------- predict
 
 

@@ -40,6 +40,33 @@ __all__ = ["train_lbfgs", "BLOCK_ROWS"]
 #: Rows per block of a loss-and-gradient evaluation.
 BLOCK_ROWS = 1024
 
+#: Evaluations one line search may take (scipy's default is 20), as
+#: scikit-learn's ``LogisticRegression``. Features of magnitude ``s`` make the
+#: first trial step (``1 / ||gradient||`` along it, weights of order one) about
+#: ``s`` times too long, and each backtrack shortens it about fourfold: 20 reach
+#: ``s`` near 1e12, 50 about 1e25 to 1e30 (beyond, ``_refuse_stuck_start``).
+MAX_LINE_SEARCH = 50
+
+#: Feature magnitude beyond which a failed first step is blamed on the data
+#: (as the minibatch solvers' divergence message).
+LARGE_FEATURES = 1e6
+
+
+def _refuse_stuck_start(est, result, X):
+    """Raise ``TrainingDivergedError`` when L-BFGS could not take its first
+    step (a line search that gave up) on features too large to train on,
+    rather than return the starting weights with a ConvergenceWarning."""
+    if result.nit > 0 or result.success:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = X.data if issparse(X) else X
+        top = float(np.max(np.abs(values))) if values.size else 0.0
+    if top > LARGE_FEATURES:
+        raise TrainingDivergedError(
+            f"{type(est).__name__}: L-BFGS could not take a single step: the "
+            f"features reach magnitude {top:.3g}, too large to train on: scale "
+            "them first (e.g. pixels / 255 or StandardScaler).")
+
 
 class _Objective:
     """The loss and gradient of ``theta`` over the training rows, with the
@@ -146,7 +173,7 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
             result = scipy.optimize.minimize(
                 objective, accepted[0], method="L-BFGS-B", jac=True, callback=record,
                 options={"maxiter": max_iter, "maxfun": getattr(est, "max_fun", 15000),
-                         "gtol": est.tol})
+                         "gtol": est.tol, "maxls": MAX_LINE_SEARCH})
         except KeyboardInterrupt:
             if est._epochs_this_call == 0:
                 raise
@@ -157,6 +184,8 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
         finally:
             progress.close()
     tasks.abandon()
+    if result is not None and est._epochs_this_call == 0:
+        _refuse_stuck_start(est, result, X)
     x = accepted[0] if result is None else result.x
     theta = aligned(np.asarray(x).astype(dtype))
     if not np.all(np.isfinite(theta)):
