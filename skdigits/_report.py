@@ -16,6 +16,7 @@ when asked, and returns what it measured; the command line prints.
 """
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import html
@@ -146,13 +147,39 @@ def _planned_epochs(model, n_rows):
     return model._resolve_max_iter(max(n_train, 1))
 
 
+#: How the estimators' warning begins when Ctrl-C stopped a fit.
+_INTERRUPTED = "Training interrupted by the user"
+
+
+@contextlib.contextmanager
+def interrupts_raised():
+    """Raise ``KeyboardInterrupt`` as soon as a fit in the block absorbs a
+    Ctrl-C.
+
+    The estimators, like scikit-learn's MLP, turn a Ctrl-C inside ``fit``
+    into a warning and keep the last finished epoch. A command the user
+    interrupted must stop instead: not go on with a truncated model, nor fit
+    the next candidate of a search. The warning is made an error where it is
+    given, so the fit stops there, and that error leaves the block as
+    ``KeyboardInterrupt``. scikit-learn passes the warning filters on to
+    joblib's workers, so a search's fits in other processes stop the same way.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=_INTERRUPTED, category=UserWarning)
+        try:
+            yield
+        except UserWarning as exc:
+            if str(exc).startswith(_INTERRUPTED):
+                raise KeyboardInterrupt from None
+            raise
+
+
 def fit_model(model, X, y, *, progress=None):
     """``model.fit(X, y)``; returns the seconds it took.
 
     ``progress``: a description to show a progress bar (one per fit) under.
-    A Ctrl-C that the estimator absorbed (it keeps the last finished epoch and
-    warns) is raised again as ``KeyboardInterrupt``: a command the user
-    interrupted must stop, not go on with a truncated model.
+    A Ctrl-C that the estimator absorbed is raised again as
+    ``KeyboardInterrupt`` (see :func:`interrupts_raised`).
     ConvergenceWarning is dropped (a fixed epoch budget is the point).
     """
     from sklearn.exceptions import ConvergenceWarning
@@ -165,16 +192,14 @@ def fit_model(model, X, y, *, progress=None):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            tic = time.perf_counter()
-            model.fit(X, y)
-            seconds = time.perf_counter() - tic
+            with interrupts_raised():
+                tic = time.perf_counter()
+                model.fit(X, y)
+                seconds = time.perf_counter() - tic
     finally:
         if bar is not None:
             bar.close()
             model.set_params(callbacks=callbacks)
-    for w in caught:
-        if "interrupted by the user" in str(w.message):
-            raise KeyboardInterrupt
     for w in caught:
         if not issubclass(w.category, ConvergenceWarning):
             warnings.warn(w.message, w.category, stacklevel=2)
@@ -190,8 +215,9 @@ def warm_up(model, X, y):
     tic = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clone(model).set_params(max_iter=1, verbose=0).fit(
-            X[:WARM_UP_ROWS], y[:WARM_UP_ROWS])
+        with interrupts_raised():
+            clone(model).set_params(max_iter=1, verbose=0).fit(
+                X[:WARM_UP_ROWS], y[:WARM_UP_ROWS])
     return time.perf_counter() - tic
 
 

@@ -276,11 +276,15 @@ def run_search(estimator, grid, X, y, *, cv=3, n_jobs=None):
     ``(X, y)`` with joblib's current backend (see :func:`search_backend`);
     returns ``(search, seconds)``.
 
-    A fit that fails stops the search (``error_score="raise"``).
+    A fit that fails stops the search (``error_score="raise"``), and so does
+    a Ctrl-C that a fit absorbed: it leaves as ``KeyboardInterrupt``, in the
+    fits of this process (``n_jobs=1``, the refit) as in the others.
     ConvergenceWarning is dropped: a fixed epoch budget is the point.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV
+
+    from ._report import interrupts_raised
 
     search = GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs, refit=True,
                           error_score="raise")
@@ -290,7 +294,8 @@ def run_search(estimator, grid, X, y, *, cv=3, n_jobs=None):
         # scikit-learn passes the filters on to the joblib workers
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         tic = time.perf_counter()
-        search.fit(X, y)
+        with interrupts_raised():  # no search goes on with a truncated fit
+            search.fit(X, y)
         seconds = time.perf_counter() - tic
     return search, seconds
 

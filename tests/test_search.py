@@ -272,3 +272,38 @@ def test_the_model_file_may_not_go_inside_the_output_folder(tmp_path, capsys):
     with pytest.raises(CLIError, match="inside --out"):
         args.func(args)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("interrupted_fit", [1, 5], ids=["cv-fit", "refit"])
+def test_ctrl_c_in_a_fit_or_the_refit_stops_the_search_with_exit_130(
+        interrupted_fit, tmp_path, capsys, monkeypatch):
+    """The fits in the search's own process (--n-jobs 1, and the refit)
+    turned Ctrl-C into a warning and kept a truncated model: the search went
+    on, exited 0 and saved results and a best model of one epoch."""
+    from skdigits._engine._models import LinearModel
+    from skdigits._engine._train import _Run
+    from skdigits.cli import main
+
+    fits, start, run_epoch = [], _Run.start, LinearModel.run_epoch
+
+    def counting_start(self):
+        fits.append(0)
+        return start(self)
+
+    def interrupt_in_second_epoch(self, *args):
+        fits[-1] += 1
+        if len(fits) == interrupted_fit and fits[-1] == 2:
+            raise KeyboardInterrupt
+        return run_epoch(self, *args)
+
+    monkeypatch.setattr(_Run, "start", counting_start)
+    monkeypatch.setattr(LinearModel, "run_epoch", interrupt_in_second_epoch)
+    out, model = tmp_path / "s", tmp_path / "best.skops"
+    # 2 candidates x 2 folds: fits 1-4, then the refit (fit 5)
+    assert main(["search", "--sample", "--grid", "alpha=1e-4,1e-3", "--cv", "2",
+                 "--max-iter", "3", "--n-jobs", "1", "-q", "--out", str(out),
+                 "-o", str(model)]) == 130
+    assert len(fits) == interrupted_fit  # stopped at once, not after the search
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert not (out / "results.json").exists() and not (out / "index.html").exists()
+    assert not model.exists()
