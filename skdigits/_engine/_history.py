@@ -6,14 +6,26 @@ loss of each class, and with a validation split its accuracy
 without validation (a fit without early stopping after one with it, or
 ``partial_fit``) gets NaN in the validation curves, so every curve always
 has one entry per epoch.
+
+``Checkpoint`` keeps the curves in step with everything else that says where
+training stands (weights, optimizer moments and step count, the shuffle's
+random state, the counters), so that an interrupted fit can go back to its
+last recorded epoch as a whole.
 """
 
 import numpy as np
 
-__all__ = ["History"]
+__all__ = ["History", "Checkpoint"]
 
 _LISTS = ("loss_curve_", "accuracy_curve_")
 _VALIDATION = ("validation_scores_", "validation_loss_curve_")
+_CURVES = (*_LISTS, "loss_curve_per_class_", *_VALIDATION,
+           "validation_loss_curve_per_class_")
+#: The estimator's values that say where training stands, besides the curves
+#: and the arrays (``_theta``, ``_opt_state``, ``_rng_state``).
+_VALUES = ("n_iter_", "_n_epochs_total", "_epochs_this_call", "t_", "_opt_t",
+           "_adaptive_lr", "_no_improvement_count", "best_loss_",
+           "best_validation_score_")
 
 
 class History:
@@ -84,3 +96,43 @@ class History:
             estimator.validation_scores_ = None
             for name in ("validation_loss_curve_", "validation_loss_curve_per_class_"):
                 estimator.__dict__.pop(name, None)
+
+
+class Checkpoint:
+    """The training state of an estimator at one moment: its weights,
+    optimizer moments and step count, the shuffle's random state, the
+    counters, the early-stopping figures and every curve.
+
+    Taken after each recorded epoch, it is what an interrupted fit goes back
+    to, so that all of these describe the same epoch. The arrays the kernels
+    update in place are copied; the curves are not, since ``History.export``
+    sets new objects for every epoch.
+
+    Parameters
+    ----------
+    estimator : object
+        The estimator whose state to keep.
+    """
+
+    def __init__(self, estimator):
+        d = estimator.__dict__
+        self.values = {name: d[name] for name in _VALUES + _CURVES if name in d}
+        self.theta = d["_theta"].copy()
+        self.opt_state = (tuple(a.copy() for a in d["_opt_state"])
+                          if "_opt_state" in d else None)
+        self.rng_state = d["_rng_state"].copy() if "_rng_state" in d else None
+
+    def restore(self, estimator):
+        """Put the estimator back in this state (the public weights are left
+        to the caller, which exports them from ``_theta``)."""
+        d = estimator.__dict__
+        for name in _VALUES + _CURVES:
+            if name in self.values:
+                d[name] = self.values[name]
+            else:
+                d.pop(name, None)
+        d["_theta"] = self.theta.copy()
+        if self.opt_state is not None:
+            d["_opt_state"] = tuple(a.copy() for a in self.opt_state)
+        if self.rng_state is not None:
+            d["_rng_state"] = self.rng_state.copy()

@@ -30,7 +30,7 @@ from .._kernels._batch import (
 from .._kernels._optim import GRADIENT
 from .._logging import Progress, verbose_logger
 from .._sklearn_callbacks import NO_TASKS
-from ._history import History
+from ._history import Checkpoint, History
 from ._models import Accumulators, aligned, aligned_zeros, no_labels
 from ._parallel import CoreShare, Team
 from ._train import TrainingDivergedError
@@ -136,7 +136,9 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
     progress = Progress(max_iter, est.verbose >= 2, type(est).__name__)
     callbacks = est._callbacks()
     dtype = est._theta.dtype
-    accepted = [est._theta.astype(np.float64)]
+    x0 = est._theta.astype(np.float64)
+    # the state after the last recorded iteration, what an interrupt keeps
+    checkpoint = [Checkpoint(est)]
     tic = [time.perf_counter()]
 
     with CoreShare(est.n_jobs) as share, Team() as team:
@@ -145,7 +147,6 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
         def record(intermediate_result):
             x = intermediate_result.x
             loss, accuracy, per_class = objective.figures(x)
-            accepted[0] = np.array(x, copy=True)
             est._theta = aligned(x.astype(dtype))
             history.append(loss, accuracy, per_class)
             est.n_iter_ += 1
@@ -154,6 +155,7 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
             history.export(est)
             est.best_loss_ = min(est.best_loss_, loss)
             est._export(model.unpack(est._theta))
+            checkpoint[0] = Checkpoint(est)  # one assignment: all or nothing
             elapsed = time.perf_counter() - tic[0]
             tic[0] = time.perf_counter()
             if est.verbose:
@@ -171,10 +173,11 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
         tasks.begin()
         try:
             result = scipy.optimize.minimize(
-                objective, accepted[0], method="L-BFGS-B", jac=True, callback=record,
+                objective, x0, method="L-BFGS-B", jac=True, callback=record,
                 options={"maxiter": max_iter, "maxfun": getattr(est, "max_fun", 15000),
                          "gtol": est.tol, "maxls": MAX_LINE_SEARCH})
         except KeyboardInterrupt:
+            checkpoint[0].restore(est)  # wherever it landed
             if est._epochs_this_call == 0:
                 raise
             result = None
@@ -186,7 +189,7 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
     tasks.abandon()
     if result is not None and est._epochs_this_call == 0:
         _refuse_stuck_start(est, result, X)
-    x = accepted[0] if result is None else result.x
+    x = est._theta if result is None else result.x
     theta = aligned(np.asarray(x).astype(dtype))
     if not np.all(np.isfinite(theta)):
         raise TrainingDivergedError(
