@@ -5,7 +5,13 @@ import contextlib
 import os
 import secrets
 
-__all__ = ["ForeignFilesError", "OutputFolder", "atomic_write", "check_writable_folder"]
+__all__ = ["FolderInUseError", "ForeignFilesError", "OutputFolder", "atomic_write",
+           "check_writable_folder"]
+
+#: How :func:`check_writable_folder` names its probe file.
+_PROBE = ".skdigits-write-test-"
+#: How the temporary files of an output folder's files end.
+_TEMPORARY = ".skdigits.part"
 
 
 def _fsync_folder(folder):
@@ -24,7 +30,7 @@ def _fsync_folder(folder):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb", encoding=None):
+def atomic_write(path, mode="wb", encoding=None, *, temporary=None):
     """Open a temporary file beside ``path`` for writing; on success, flush,
     fsync and rename it onto ``path``.
 
@@ -41,6 +47,9 @@ def atomic_write(path, mode="wb", encoding=None):
         Binary or text.
     encoding : str, default=None
         Encoding of a text file.
+    temporary : str, default=None
+        The temporary file's name, in the folder of ``path``; it must not
+        exist. Default: a new name, ``.NAME.XXXXXXXX.part``.
 
     Yields
     ------
@@ -49,7 +58,7 @@ def atomic_write(path, mode="wb", encoding=None):
     """
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.part")
+    tmp = os.path.join(folder, temporary or f".{name}.{secrets.token_hex(4)}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                  0o666)
     try:
@@ -77,7 +86,7 @@ def check_writable_folder(folder, what="output folder"):
         raise FileNotFoundError(f"the {what} {folder} does not exist")
     if not os.path.isdir(folder):
         raise NotADirectoryError(f"the {what} {folder} is not a folder")
-    probe = os.path.join(folder, f".skdigits-write-test-{secrets.token_hex(4)}")
+    probe = os.path.join(folder, f"{_PROBE}{secrets.token_hex(4)}")
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
@@ -91,6 +100,38 @@ class ForeignFilesError(ValueError):
     """An output folder holds files that the command did not write."""
 
 
+class FolderInUseError(OSError):
+    """Another skdigits run is writing into the output folder."""
+
+
+@contextlib.contextmanager
+def _folder_lock(folder, message):
+    """Hold an exclusive lock on ``folder`` in the block; raise
+    ``FolderInUseError(message)`` when another process (or another call in
+    this one) holds it.
+
+    The lock is ``flock`` on the folder itself, so no lock file is left
+    behind and a killed run holds nothing. Where there is no ``flock``
+    (Windows) or the file system refuses it, the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderInUseError(message) from None
+        except OSError:
+            pass  # no locks on this file system: as without flock
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class OutputFolder:
     """A folder that one command (``skdigits report``, ``skdigits search``)
     owns: it holds the command's files and nothing else.
@@ -100,9 +141,11 @@ class OutputFolder:
     other file so that an interrupted run is recognised too, or when
     ``legacy(folder)`` says so (a folder written before markers existed).
     The marker lists the files the command wrote there (and, while a run
-    goes on, those it is about to write): only listed files are ever
+    goes on, those it is about to write and their temporary files, see
+    :meth:`temporary`): only files whose exact names it lists are ever
     removed, so a file of the user's is never taken for a stale one, even
-    when its name looks like the command's.
+    when its name looks like the command's or like a temporary file.
+    One run at a time owns the folder (:meth:`claim`).
 
     Parameters
     ----------
@@ -134,12 +177,23 @@ class OutputFolder:
         self.error = error
 
     def is_own(self, name):
-        """Whether ``name`` is one of the command's files, or the temporary
-        file of an interrupted atomic write of one (``.NAME.XXXXXXXX.part``)."""
-        if name.startswith(".") and name.endswith(".part"):
-            parts = name.split(".")
-            name = ".".join(parts[1:-2]) if len(parts) >= 4 else ""
+        """Whether ``name`` is one of the command's file names. Temporary
+        files are not: they are the command's only when the marker lists
+        them."""
         return name == self.marker or bool(self._own(name))
+
+    @staticmethod
+    def temporary(name):
+        """The name of the temporary file that :meth:`write` writes ``name``
+        through: the same in every run, so that the marker can list it
+        before it exists and a later run can remove it when a kill left it."""
+        return f".{name}{_TEMPORARY}"
+
+    def write(self, folder, name, mode="wb", encoding=None):
+        """:func:`atomic_write` of the file ``name`` in ``folder``, through
+        its :meth:`temporary` file (which :meth:`prepare` listed)."""
+        return atomic_write(os.path.join(folder, name), mode, encoding,
+                            temporary=self.temporary(name))
 
     def _marker(self, folder):
         """The marker's content, or None when the folder has no valid one."""
@@ -155,10 +209,12 @@ class OutputFolder:
         return content
 
     def _write_marker(self, folder, files):
+        """Write the marker, listing ``files`` and its own temporary file
+        (which a kill while it is written would leave)."""
         import json
 
-        with atomic_write(os.path.join(folder, self.marker), "w",
-                          encoding="utf-8") as fh:
+        files = set(files) | {self.temporary(self.marker)}
+        with self.write(folder, self.marker, "w", encoding="utf-8") as fh:
             json.dump({"generator": self.generator, "files": sorted(files)}, fh)
 
     def is_marked(self, folder):
@@ -166,22 +222,45 @@ class OutputFolder:
         return self._marker(folder) is not None or bool(
             self.legacy is not None and self.legacy(folder))
 
+    @contextlib.contextmanager
+    def claim(self, folder, *, force=False, planned=()):
+        """:meth:`prepare` ``folder`` and own it until the block ends; yields
+        what :meth:`prepare` returns.
+
+        Raises :class:`FolderInUseError` when another run (of this command
+        or another one sharing the folder) owns it: two runs into one folder
+        would each list only their own files in the marker.
+        """
+        os.makedirs(folder, exist_ok=True)
+        with _folder_lock(folder, (
+                f"the {self.what} {folder} is in use by another skdigits run: "
+                "wait for it to end, or name another folder")):
+            yield self.prepare(folder, force=force, planned=planned)
+
     def prepare(self, folder, *, force=False, planned=()):
         """Create ``folder`` or check what it holds, before any work, and
-        mark it.
+        mark it; call it through :meth:`claim`, which also locks the folder.
 
-        Any file whose name the command does not write, or any file at all
-        in a folder that is not the command's, raises ``error`` unless
-        ``force``; with ``force`` those files are left alone, except files
-        named like the ``planned`` ones, which are replaced. Returns the
-        command's files from earlier runs there, for :meth:`finish`.
+        Any file that the marker does not list and whose name the command
+        does not write, or any file at all in a folder that is not the
+        command's, raises ``error`` unless ``force``; with ``force`` those
+        files are left alone, except files named like the ``planned`` ones,
+        which are replaced. Listed temporary files, left by a run that was
+        killed, are removed. Returns the command's files from earlier runs
+        there, for :meth:`finish`.
         """
         os.makedirs(folder, exist_ok=True)
         marker = self._marker(folder)
         ours = marker is not None or bool(
             self.legacy is not None and self.legacy(folder))
-        entries = os.listdir(folder)
-        foreign = sorted(name for name in entries if not (ours and self.is_own(name)))
+        if marker is not None:
+            listed = {f for f in marker.get("files") or () if isinstance(f, str)}
+        else:
+            listed = set()
+        # a probe of check_writable_folder lives for a moment: never foreign
+        entries = [name for name in os.listdir(folder) if not name.startswith(_PROBE)]
+        foreign = sorted(name for name in entries
+                         if not (ours and (self.is_own(name) or name in listed)))
         if foreign and not force:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             why = ("skdigits did not write" if ours else
@@ -190,32 +269,45 @@ class OutputFolder:
                 f"the {self.what} {folder} holds {len(foreign)} file(s) {why} "
                 f"({shown}): name an empty or new folder, or pass --force to "
                 "write beside them")
-        if marker is not None:
-            listed = {str(f) for f in marker.get("files") or () if isinstance(f, str)}
-        elif ours:  # written before markers: the command's names are its files
+        if marker is None and ours:  # written before markers: its names
             listed = {name for name in entries if self.is_own(name)}
-        else:
-            listed = set()
-        previous = ({name for name in entries if name in listed}
-                    | {name for name in entries if ours and self.is_own(name)
-                       and name.endswith(".part")}) - {self.marker}
+        previous = {name for name in entries if name in listed} - {self.marker}
+        temporaries = {self.temporary(name) for name in {*planned, self.marker}}
+        for name in sorted(previous & temporaries):
+            self._remove(folder, name)  # a killed run's: in the way of this one
+        previous -= temporaries
         # written first: an interrupted run leaves a folder that says which
         # files may be its own
-        self._write_marker(folder, previous | set(planned))
+        self._write_marker(folder, previous | set(planned) | temporaries)
         return previous
+
+    @staticmethod
+    def _remove(folder, name):
+        """Remove the file ``name`` in ``folder`` (never through a symbolic
+        link); returns its path, or None when it is not a plain file."""
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.unlink(path)
+            return path
+        return None
 
     def finish(self, folder, previous, written):
         """Remove the command's files that an earlier (or interrupted) run
-        left and this one did not write (only listed files with the
-        command's names, never through a symbolic link), then list this
-        run's files in the marker. Returns the paths removed."""
+        left and this one did not write (``previous``: files the marker
+        listed; only those with the command's names or temporary names of
+        them, never through a symbolic link), then list this run's files in
+        the marker. Returns the paths removed."""
         removed = []
         for name in sorted(set(previous) - set(written) - self.fixed):
-            if not self.is_own(name):
-                continue
-            path = os.path.join(folder, name)
-            if os.path.isfile(path) and not os.path.islink(path):
-                os.unlink(path)
+            if ((self.is_own(name) or self._is_own_temporary(name))
+                    and (path := self._remove(folder, name)) is not None):
                 removed.append(path)
         self._write_marker(folder, set(written) - {self.marker})
         return removed
+
+    def _is_own_temporary(self, name):
+        """Whether ``name`` is the :meth:`temporary` of one of the command's
+        file names."""
+        inner = name[1:-len(_TEMPORARY)] if (
+            name.startswith(".") and name.endswith(_TEMPORARY)) else ""
+        return bool(inner) and self.is_own(inner)

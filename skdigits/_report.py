@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 
 from . import _claims
-from ._fileio import ForeignFilesError, OutputFolder, atomic_write
+from ._fileio import ForeignFilesError, OutputFolder
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ FOLDER = OutputFolder(MARKER, GENERATOR, REPORT_FILES.__contains__, {PAGE, JSON}
 
 def prepare_folder(out_dir, *, force=False, planned=()):
     """Create ``out_dir`` or check what it holds, before any training (see
-    :meth:`~skdigits._fileio.OutputFolder.prepare`); returns the report files
-    already there."""
+    :meth:`~skdigits._fileio.OutputFolder.prepare`; :func:`build_report`
+    also locks the folder); returns the report files already there."""
     return FOLDER.prepare(out_dir, force=force, planned=planned)
 
 
@@ -242,7 +242,7 @@ def _class_cross_entropy(proba, y, n_classes):
 
 
 def _save(fig, path):
-    with atomic_write(path) as fh:
+    with FOLDER.write(*os.path.split(path)) as fh:
         fig.savefig(fh, dpi=90, format="png", metadata={"Software": None})
     import matplotlib.pyplot as plt
 
@@ -709,10 +709,10 @@ def write_report(results, out_dir, *, seed, max_iter=None, compile_seconds=None,
                     "fit_seconds": fit_seconds},
         "files": sorted(figures) + [JSON, PAGE, MARKER],
     }
-    with atomic_write(os.path.join(out_dir, JSON), "w", encoding="utf-8") as fh:
+    with FOLDER.write(out_dir, JSON, "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=2, allow_nan=False)
     page = os.path.join(out_dir, PAGE)
-    with atomic_write(page, "w", encoding="utf-8") as fh:
+    with FOLDER.write(out_dir, PAGE, "w", encoding="utf-8") as fh:
         fh.write(_render(report, out_dir, embed))
     remove_stale(out_dir, previous, report["files"])
     return page, report
@@ -727,15 +727,15 @@ def build_report(out_dir, datasets=DATASETS, *, data_home=None, sample=False,
     ``on_fit(kind, summary)`` after each fit. Returns ``(page_path, report)``."""
     planned = {PAGE, JSON} | {f"{kind}_{figure}.png" for kind in datasets
                                for figure in FIGURES}
-    previous = prepare_folder(out_dir, force=force, planned=planned)
-    results, warmed = [], {}
-    for kind in datasets:
-        result = study(kind, out_dir, data_home=data_home, sample=sample,
-                       download=download, seed=seed, max_iter=max_iter,
-                       progress=progress, verbose=verbose, on_fit=on_fit,
-                       warmed=warmed)
-        results.append(result)
-        if on_dataset is not None:
-            on_dataset(result)
-    return write_report(results, out_dir, seed=seed, max_iter=max_iter,
-                        compile_seconds=warmed, embed=embed, previous=previous)
+    with FOLDER.claim(out_dir, force=force, planned=planned) as previous:
+        results, warmed = [], {}
+        for kind in datasets:
+            result = study(kind, out_dir, data_home=data_home, sample=sample,
+                           download=download, seed=seed, max_iter=max_iter,
+                           progress=progress, verbose=verbose, on_fit=on_fit,
+                           warmed=warmed)
+            results.append(result)
+            if on_dataset is not None:
+                on_dataset(result)
+        return write_report(results, out_dir, seed=seed, max_iter=max_iter,
+                            compile_seconds=warmed, embed=embed, previous=previous)

@@ -42,7 +42,7 @@ import warnings
 
 import numpy as np
 
-from ._fileio import ForeignFilesError, OutputFolder, atomic_write
+from ._fileio import ForeignFilesError, OutputFolder
 
 logger = logging.getLogger(__name__)
 
@@ -353,10 +353,10 @@ def _new_figure(figsize):
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _save(fig, path):
-    with atomic_write(path) as fh:
+def _save(fig, out_dir, name):
+    with FOLDER.write(out_dir, name) as fh:
         fig.savefig(fh, dpi=90, format="png", metadata={"Software": None})
-    return os.path.basename(path)
+    return name
 
 
 def plot_param_scores(cv_results, grid, name, *, ax):
@@ -417,11 +417,12 @@ FOLDER = OutputFolder(MARKER, GENERATOR, _is_search_file, {PAGE, JSON},
                       "output folder", error=SearchFolderError)
 
 
-def prepare_folder(out_dir, *, force=False, planned=()):
-    """Create ``out_dir`` or check what it holds, before any fit (see
-    :meth:`~skdigits._fileio.OutputFolder.prepare`); returns the search
-    files already there."""
-    return FOLDER.prepare(out_dir, force=force, planned=planned)
+def claim_folder(out_dir, *, force=False, planned=()):
+    """Create ``out_dir`` or check what it holds, before any fit, and own it
+    until the block ends (see :meth:`~skdigits._fileio.OutputFolder.claim`);
+    yields the search files already there. Another search into the folder
+    meanwhile raises :class:`~skdigits._fileio.FolderInUseError`."""
+    return FOLDER.claim(out_dir, force=force, planned=planned)
 
 
 def remove_stale(out_dir, previous, written):
@@ -449,8 +450,7 @@ def write_results(out_dir, search, grid, *, test_accuracy, info, class_names=Non
     for name in grid:
         fig = _new_figure((6.4, 4.2))
         plot_param_scores(search.cv_results_, grid, name, ax=fig.add_subplot())
-        figures[f"score_{name}"] = _save(fig, os.path.join(out_dir,
-                                                           f"score_{name}.png"))
+        figures[f"score_{name}"] = _save(fig, out_dir, f"score_{name}.png")
     fig = _new_figure((8.5, 4.5))
     disp = PerClassLossDisplay.from_estimator(
         search.best_estimator_, class_names=class_names, highlight=3,
@@ -458,7 +458,7 @@ def write_results(out_dir, search, grid, *, test_accuracy, info, class_names=Non
     disp.ax_.set_title("Best model refitted on the training split: loss of each "
                        f"class (bold: {', '.join(disp.highlighted_)})",
                        fontsize="medium")
-    figures["best_loss_per_class"] = _save(fig, os.path.join(out_dir, LOSS_PNG))
+    figures["best_loss_per_class"] = _save(fig, out_dir, LOSS_PNG)
 
     info = dict(info)
     timings = dict(info.pop("timings", {}))
@@ -479,10 +479,10 @@ def write_results(out_dir, search, grid, *, test_accuracy, info, class_names=Non
         "timings": timings,
         "files": sorted(figures.values()) + [JSON, PAGE, MARKER],
     }
-    with atomic_write(os.path.join(out_dir, JSON), "w", encoding="utf-8") as fh:
+    with FOLDER.write(out_dir, JSON, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=2)
     page = os.path.join(out_dir, PAGE)
-    with atomic_write(page, "w", encoding="utf-8") as fh:
+    with FOLDER.write(out_dir, PAGE, "w", encoding="utf-8") as fh:
         fh.write(_render(results))
     remove_stale(out_dir, previous, results["files"])
     logger.debug("Wrote %s, %s and %d PNG files", JSON, PAGE, len(figures))

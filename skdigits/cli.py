@@ -460,7 +460,7 @@ def _cmd_search(args):
         _plain,
         _where_text,
         build_grid,
-        prepare_folder,
+        claim_folder,
         run_search,
         search_backend,
         write_results,
@@ -479,29 +479,29 @@ def _cmd_search(args):
             "the search's own files: save the model elsewhere")
     if args.save_model:
         _check_output_file(args.save_model)
-    previous = prepare_folder(args.out, force=args.force, planned={
-        PAGE, JSON, LOSS_PNG} | {f"score_{name}.png" for name in grid})
-
-    with search_backend(args.scheduler, n_jobs=args.n_jobs) as (n_jobs, where):
-        train = _load(args.dataset, "train", args, fallback=True)
-        test = _load(args.dataset, "test", args, fallback=True)
-        if not args.quiet:
-            _describe(args.dataset, train, test, args)
-        X, Xt = _pixels(train), _pixels(test)
-        search, seconds = run_search(estimator, grid, X, train.target, cv=args.cv,
-                                     n_jobs=n_jobs)
-    accuracy = search.score(Xt, test.target)
-    source = _where(train, args)
-    info = {
-        "command": "skdigits search", "model": type(estimator).__name__,
-        "dataset": args.dataset, "data": source, "n_train": int(len(X)),
-        "n_test": int(len(Xt)), "cv": args.cv, "seed": args.seed,
-        "max_iter": args.max_iter, "params": _plain(params), "where": where,
-        "timings": {"search_seconds": seconds},
-    }
-    page, results = write_results(
-        args.out, search, grid, test_accuracy=accuracy, info=info,
-        class_names=[str(n) for n in train.target_names], previous=previous)
+    planned = {PAGE, JSON, LOSS_PNG} | {f"score_{name}.png" for name in grid}
+    # the folder is this search's alone until its files are written
+    with claim_folder(args.out, force=args.force, planned=planned) as previous:
+        with search_backend(args.scheduler, n_jobs=args.n_jobs) as (n_jobs, where):
+            train = _load(args.dataset, "train", args, fallback=True)
+            test = _load(args.dataset, "test", args, fallback=True)
+            if not args.quiet:
+                _describe(args.dataset, train, test, args)
+            X, Xt = _pixels(train), _pixels(test)
+            search, seconds = run_search(estimator, grid, X, train.target,
+                                         cv=args.cv, n_jobs=n_jobs)
+        accuracy = search.score(Xt, test.target)
+        source = _where(train, args)
+        info = {
+            "command": "skdigits search", "model": type(estimator).__name__,
+            "dataset": args.dataset, "data": source, "n_train": int(len(X)),
+            "n_test": int(len(Xt)), "cv": args.cv, "seed": args.seed,
+            "max_iter": args.max_iter, "params": _plain(params), "where": where,
+            "timings": {"search_seconds": seconds},
+        }
+        page, results = write_results(
+            args.out, search, grid, test_accuracy=accuracy, info=info,
+            class_names=[str(n) for n in train.target_names], previous=previous)
     if args.save_model:
         from .io import dump
 

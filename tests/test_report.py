@@ -397,14 +397,15 @@ def test_the_folder_holds_what_the_page_shows(tmp_path, capsys):
     assert pngs == _shown(out) and len(pngs) == 6
     assert sorted(p.name for p in out.iterdir()) == sorted(
         json.loads((out / "report.json").read_text())["files"])
-    # an interrupted run (marked the folder with the files it planned, wrote
-    # one, then stopped) leaves PNGs the page does not show: the next run
-    # recognises them as the report's and removes them
+    # a killed run (marked the folder with the files it planned and their
+    # temporary files, wrote one, then died inside the next) leaves files the
+    # page does not show: the next run finds them listed and removes them
     import skdigits._report as rep
 
-    rep.prepare_folder(str(out), planned={"fashion_samples.png"})
+    rep.prepare_folder(str(out), planned={"fashion_samples.png",
+                                          "fashion_confusion.png"})
     (out / "fashion_samples.png").write_bytes(b"half a run")
-    (out / ".fashion_confusion.png.0a1b2c3d.part").write_bytes(b"half a file")
+    (out / rep.FOLDER.temporary("fashion_confusion.png")).write_bytes(b"half")
     assert _run(out, "-q", dataset="digits", max_iter="2") == 0
     assert sorted(p.name for p in out.glob("*.png")) == _shown(out)
     assert not list(out.glob(".*.part"))
@@ -455,6 +456,25 @@ def test_only_report_names_are_ever_removed(tmp_path, capsys):
     (out / "report.json").write_text(json.dumps(report))
     assert _run(out, "-q", "--dataset", "fashion", max_iter="2") == 0
     assert (tmp_path / "outside.txt").read_text() == "keep"
+
+
+def test_files_named_like_temporaries_are_the_users(tmp_path, capsys):
+    """A user's .index.html.backup.part in a report folder was taken for an
+    interrupted write of index.html and removed, without --force."""
+    out = tmp_path / "r"
+    assert _run(out, "-q", max_iter="2") == 0
+    mine = [".index.html.backup.part", ".report.json.v2.part",
+            ".digits_samples.png.0a1b2c3d.part"]
+    for name in mine:
+        (out / name).write_text("mine")
+    assert _run(out, "-q", max_iter="2") == 1  # not the report's: refused
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ".index.html.backup.part" in err[0]
+    assert _run(out, "-q", "--force", max_iter="2") == 0
+    for name in mine:
+        assert (out / name).read_text() == "mine", name
+    assert not set(mine) & set(json.loads(
+        (out / ".skdigits-report").read_text())["files"])
 
 
 def test_reports_of_the_previous_version_are_recognised(tmp_path, capsys):

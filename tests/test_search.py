@@ -307,3 +307,48 @@ def test_ctrl_c_in_a_fit_or_the_refit_stops_the_search_with_exit_130(
     assert capsys.readouterr().err.strip().endswith("interrupted")
     assert not (out / "results.json").exists() and not (out / "index.html").exists()
     assert not model.exists()
+
+
+def test_files_named_like_temporaries_are_the_users(tmp_path, capsys):
+    """A user's .results.json.v2.part in a search folder was taken for an
+    interrupted write of results.json and removed, without --force."""
+    out = tmp_path / "s"
+    argv = ["--sample", "--grid", "alpha=1e-4,1e-3", "--max-iter", "1", "--cv", "2",
+            "--n-jobs", "1", "-q", "--out", str(out)]
+    assert run_search(argv) == 0
+    mine = [".index.html.backup.part", ".results.json.v2.part",
+            ".score_alpha.png.0a1b2c3d.part"]
+    for name in mine:
+        (out / name).write_text("mine")
+    with pytest.raises(ValueError, match=r"\.index\.html\.backup\.part.*--force"):
+        run_search(argv)  # not the search's: refused
+    assert run_search([*argv, "--force"]) == 0
+    for name in mine:
+        assert (out / name).read_text() == "mine", name
+    listed = json.loads((out / ".skdigits-search").read_text())["files"]
+    assert not set(mine) & set(listed)
+
+
+def test_concurrent_searches_into_one_folder_leave_only_listed_files(tmp_path):
+    """Two searches into one folder at once: the second used to run beside
+    the first, and the folder kept a score plot its marker did not list.
+    Now every file is listed, or a search refuses in one line (exit 1)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "s"
+    runs = [subprocess.Popen(
+        [sys.executable, "-m", "skdigits", "search", "--sample", "--grid", grid,
+         "--max-iter", "2", "--cv", "2", "--n-jobs", "1", "-q", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for grid in ("alpha=1e-4,1e-3", "tol=1e-4,1e-3")]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    for run in runs:
+        run.stdout.close()
+        run.stderr.close()
+    assert 0 in [rc for rc, _ in results]
+    for rc, err in results:
+        assert rc == 0 or (rc == 1 and len(err.strip().splitlines()) == 1
+                           and "in use" in err), err
+    listed = json.loads((out / ".skdigits-search").read_text())["files"]
+    assert set(os.listdir(out)) - {".skdigits-search"} <= set(listed)
