@@ -30,7 +30,7 @@ from .._kernels._losses import loss_grad
 from .._kernels._rng import shuffle
 from .._logging import Progress, verbose_logger
 from .._sklearn_callbacks import NO_TASKS
-from ._history import History
+from ._history import Checkpoint, History
 from ._models import Accumulators, aligned, no_labels
 from ._parallel import CoreShare, Team
 from ._stopping import NoImprovement
@@ -63,7 +63,14 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
     rows ``train_idx``, validating on ``val_idx`` (or None). ``Y``: the
     multi-label indicator matrix (``y`` then indexes its rows), or None.
     ``tasks``: scikit-learn's callback hooks of this fit, one subtask per
-    epoch (see ``skdigits._sklearn_callbacks``)."""
+    epoch (see ``skdigits._sklearn_callbacks``).
+
+    A KeyboardInterrupt becomes a warning, as in scikit-learn's MLP, once an
+    epoch is recorded: wherever it lands, the estimator goes back to the
+    checkpoint taken after its last recorded epoch, so its weights, optimizer
+    state, random state, counters and curves all describe that epoch (and a
+    later call continues as after an uninterrupted fit of that many
+    epochs)."""
     run = _Run(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y)
     with CoreShare(est.n_jobs) as share, Team() as team:
         run.start()
@@ -78,17 +85,18 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
                     break
             else:
                 run.max_iter_reached()
+            run.finish()
         except KeyboardInterrupt:
+            run.rollback()
             if est._epochs_this_call == 0:
                 raise  # nothing to keep: the estimator goes back as it was
             tasks.abandon()
-            run.restore_last_epoch()
             warnings.warn(
                 f"Training interrupted by the user after {est.n_iter_} epochs; "
                 "the model keeps the weights of the last finished epoch.")
+            run.finish()
         finally:
             run.close()
-    run.finish()
 
 
 class _Run:
@@ -125,8 +133,9 @@ class _Run:
         self.best_theta = None
         if self.early and getattr(est, "validation_scores_", None):
             self.best_theta = est._theta.copy()  # continuing an early-stopped fit
-        self.snapshot = None
+        self.checkpoint = None
         self.stopped_by = None
+        self.lowered_lr = False
 
     def start(self):
         dtype = self.est._theta.dtype
@@ -142,6 +151,7 @@ class _Run:
             0.0, l2_fixed=self.l2_fixed, l2_per_row=self.l2_per_row,
             momentum=est.momentum, beta1=est.beta_1, beta2=est.beta_2,
             eps=est.epsilon, smooth=est.label_smoothing)
+        self.commit()
 
     def penalty(self, theta):
         return self.penalty_scale * self.model.penalty_norm(theta)
@@ -157,8 +167,6 @@ class _Run:
         # on cache lines, so that no line is written by two threads
         est._theta = aligned(est._theta)
         est._opt_state = tuple(aligned(a) for a in est._opt_state)
-        self.snapshot = (est._theta.copy(), est._opt_state[0].copy(),
-                         est._opt_state[1].copy(), est._opt_t)
         if est.shuffle:
             shuffle(self.order, est._rng_state)
         self.acc.reset()
@@ -172,7 +180,7 @@ class _Run:
         sums = self.acc.totals()
         loss = sums.mean_loss() + self.penalty(est._theta)
         if not (np.isfinite(loss) and np.all(np.isfinite(est._theta))):
-            self.restore_last_epoch(fresh_moments=True)
+            self.rollback(fresh_moments=True)
             est._export(model.unpack(est._theta))
             raise TrainingDivergedError(est._diverged_message(loss, self.X))
         est._opt_t = t
@@ -188,9 +196,10 @@ class _Run:
         return figures
 
     def record(self, f):
-        """Add the epoch to the curves and the public attributes (so callbacks,
-        and an exception in one, see a consistent model); log, show progress,
-        call the callbacks."""
+        """Add the epoch to the curves and the public attributes, apply the
+        plateau rule, and take the checkpoint (so callbacks, and an exception
+        or interrupt in one, see a consistent model); then log, show
+        progress, call the callbacks."""
         est = self.est
         validation = ((f["val_accuracy"], f["val_loss"], f["val_per_class"])
                       if self.early else None)
@@ -210,15 +219,30 @@ class _Run:
         if self.early:
             est.best_validation_score_ = self.stopper.best_score
         est._export(self.model.unpack(est._theta))
+        self.plateau()
+        self.commit()
         shown = {k: f[k] for k in ("loss", "accuracy", "lr", "val_loss", "val_accuracy")
                  if k in f}
         if est.verbose:
             self.log.info("Epoch %d, %s, %.3fs", est._n_epochs_total,
                           ", ".join(f"{k} = {v:.6g}" for k, v in shown.items()),
                           f["time"])
+            if self.lowered_lr:
+                self.log.info("Setting learning rate to %f", self.schedule.lr)
         self.progress.update(**{k: v for k, v in shown.items() if k != "lr"})
         self.callback_stop = bool(self.callbacks) and est._call_callbacks(
             self.callbacks, shown, f["time"], f["per_class"], f.get("val_per_class"))
+
+    def plateau(self):
+        """sgd's ``"adaptive"`` rate: after ``n_iter_no_change`` epochs
+        without improvement, divide the rate and start counting again (part
+        of the epoch's state, so before the checkpoint)."""
+        est = self.est
+        self.lowered_lr = (self.stopper.exhausted and est.learning_rate == "adaptive"
+                           and est.solver == "sgd" and self.schedule.plateau())
+        if self.lowered_lr:
+            est._adaptive_lr = self.schedule.lr
+            self.stopper.count = est._no_improvement_count = 0
 
     def should_stop(self, f):
         """Whether to end the call after this epoch (a callback asked, or no
@@ -231,13 +255,6 @@ class _Run:
                               est.n_iter_)
             return True
         if self.stopper.exhausted:
-            if est.learning_rate == "adaptive" and est.solver == "sgd" \
-                    and self.schedule.plateau():
-                est._adaptive_lr = self.schedule.lr
-                self.stopper.count = est._no_improvement_count = 0
-                if est.verbose:
-                    self.log.info("Setting learning rate to %f", self.schedule.lr)
-                return False
             if self.incremental:  # partial_fit never stops by itself
                 return True
             self.stopped_by = "tol"
@@ -260,19 +277,23 @@ class _Run:
                 f"{type(est).__name__}: maximum iterations ({est.max_iter}) reached "
                 "and the optimization hasn't converged yet.", ConvergenceWarning)
 
-    def restore_last_epoch(self, fresh_moments=False):
-        """Go back to the weights and optimizer state of the last recorded
-        epoch; ``fresh_moments`` also clears the optimizer state (after a
+    def commit(self):
+        """Take the checkpoint of the epoch just recorded (or of the start):
+        one assignment, so that an interrupt leaves the previous one whole."""
+        self.checkpoint = (Checkpoint(self.est), self.best_theta)
+
+    def rollback(self, fresh_moments=False):
+        """Go back to the checkpoint: the weights, optimizer state, random
+        state, counters and curves of the last recorded epoch, as a whole;
+        ``fresh_moments`` also clears the optimizer state (after a
         divergence, so that a later call can recover)."""
-        if self.snapshot is None:
+        if self.checkpoint is None:
             return
         est = self.est
-        theta, s1, s2, t = self.snapshot
-        est._theta = theta
-        est._opt_state = (s1, s2)
-        est._opt_t = t
+        checkpoint, self.best_theta = self.checkpoint
+        checkpoint.restore(est)
         if fresh_moments:
-            est._opt_state = self.model.new_state(theta.dtype)
+            est._opt_state = self.model.new_state(est._theta.dtype)
             est._opt_t = 0
 
     def close(self):
