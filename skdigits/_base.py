@@ -191,12 +191,33 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 f"smaller {culprit}.")
         return rates
 
+    def _finite_rates(self, schedule, epoch, n_epochs, incremental):
+        try:
+            self._epoch_rates(schedule, epoch, n_epochs, incremental)
+        except ValueError:
+            return False
+        return True
+
     def _check_schedule(self, n_epochs, incremental):
         """Fail before training when a learning rate of this call, or Adam's
-        bias-corrected first step, is not a finite number."""
+        bias-corrected first step, is not a finite number.
+
+        A few rates are computed whatever ``n_epochs`` is: a schedule's rate,
+        once not finite, stays so at every later epoch (see
+        ``_engine._schedules``), so the first and the last epoch tell whether
+        any fails, and when the last does, a bisection finds the first that
+        does, for the message."""
         schedule = self._schedule()
-        for epoch in range(n_epochs):
-            self._epoch_rates(schedule, epoch, n_epochs, incremental)
+        self._epoch_rates(schedule, 0, n_epochs, incremental)
+        good, bad = 0, n_epochs - 1
+        if bad > good and not self._finite_rates(schedule, bad, n_epochs, incremental):
+            while bad - good > 1:  # finite at good, not at bad
+                mid = (good + bad) // 2
+                if self._finite_rates(schedule, mid, n_epochs, incremental):
+                    good = mid
+                else:
+                    bad = mid
+            self._epoch_rates(schedule, bad, n_epochs, incremental)  # raises
         if self.solver == "adam":
             with np.errstate(over="ignore"):
                 first = (np.float64(self.learning_rate_init)

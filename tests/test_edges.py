@@ -2,6 +2,8 @@
 data and models too big for the machine get a clear error or a sane result,
 never a silently wrong model or a crash."""
 
+import math
+import sys
 import tracemalloc
 import warnings
 
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
+import skdigits._engine._schedules as _schedules
 import skdigits._system
 from skdigits import MLPClassifier, SoftmaxRegression
 
@@ -143,6 +146,94 @@ def test_overflowing_schedules_are_refused_before_training(make, params, culprit
         est.fit(X, y)
     assert "diverged" not in str(info.value)
     assert not hasattr(est, "n_iter_")
+
+
+class _CountedRates:
+    """Counts the calls to every schedule's ``rates`` (and stops a runaway
+    loop: the check used to compute every epoch's rates, 15 minutes for
+    ``max_iter=10**9``)."""
+
+    def __init__(self, monkeypatch, limit=100):
+        self.epochs = []
+        for cls in (_schedules.Constant, _schedules.InvScaling, _schedules.Cosine,
+                    _schedules.OneCycle, _schedules.Step, _schedules.Adaptive):
+            monkeypatch.setattr(cls, "rates", self._wrap(cls.rates, limit))
+
+    def _wrap(self, rates, limit):
+        def counted(schedule, epoch, n_epochs):
+            self.epochs.append(epoch)
+            if len(self.epochs) > limit:
+                raise AssertionError(f"more than {limit} calls to rates")
+            return rates(schedule, epoch, n_epochs)
+        return counted
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("schedule", _schedules.SCHEDULES)
+def test_a_huge_max_iter_starts_training_at_once(make, schedule, monkeypatch):
+    """Issue 19, finding 8: the schedule is checked in a few calls, not one
+    per epoch of max_iter (10**9 took about 15 minutes)."""
+    counted = _CountedRates(monkeypatch)
+    est = make(learning_rate=schedule, solver="sgd", callbacks=lambda e, i: True)
+    est.set_params(max_iter=10**9)
+    est.fit(X, y)  # the callback stops it after the first epoch
+    assert est.n_iter_ == 1
+    assert len(counted.epochs) <= 4, counted.epochs  # the check, then one epoch
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+def test_a_late_overflow_names_its_first_epoch_in_a_few_calls(make, monkeypatch):
+    # (epoch + 1) ** 40 first overflows when epoch + 1 exceeds 1.8e308 ** (1 / 40)
+    near = int(sys.float_info.max ** (1 / 40))  # about 5.1e7
+    first = next(n for n in range(near - 3, near + 4)
+                 if not math.isfinite(_safe_pow(n, 40.0)))
+    assert math.isfinite(_safe_pow(first - 1, 40.0))
+    counted = _CountedRates(monkeypatch)
+    est = make(learning_rate="invscaling", solver="sgd", power_t=40.0)
+    est.set_params(max_iter=10**9)
+    with pytest.raises(ValueError, match=f"epoch {first} .*power_t"):
+        est.fit(X, y)
+    assert not hasattr(est, "n_iter_")
+    assert len(counted.epochs) <= 40
+
+
+def _safe_pow(base, exponent):
+    try:
+        return float(base) ** exponent
+    except OverflowError:
+        return math.inf
+
+
+@settings(max_examples=150, deadline=None)
+@given(schedule=st.sampled_from(_schedules.SCHEDULES),
+       lr=st.sampled_from([1e-3, 1.0, 1e300, 1.7e308, math.inf]),
+       power_t=st.sampled_from([0.0, 0.5, 100.0, 300.0, 1e6]),
+       gamma=st.sampled_from([1e-300, 0.1, 1.0]),
+       step_size=st.integers(1, 5), warmup=st.sampled_from([0.0, 0.3, 0.99]),
+       n_epochs=st.integers(1, 40), incremental=st.booleans(),
+       done=st.integers(0, 20))
+def test_the_schedule_check_agrees_with_checking_every_epoch(
+        schedule, lr, power_t, gamma, step_size, warmup, n_epochs, incremental, done):
+    est = SoftmaxRegression(learning_rate=schedule, learning_rate_init=lr,
+                            power_t=power_t, lr_gamma=gamma, lr_step_size=step_size,
+                            warmup_fraction=warmup, solver="sgd")
+    est._adaptive_lr = lr
+    est._n_epochs_total = done
+    if incremental:
+        n_epochs = 1
+    expected = None
+    for epoch in range(n_epochs):  # what the check did before, epoch by epoch
+        try:
+            est._epoch_rates(est._schedule(), epoch, n_epochs, incremental)
+        except ValueError as error:
+            expected = str(error)
+            break
+    if expected is None:
+        est._check_schedule(n_epochs, incremental)
+    else:
+        with pytest.raises(ValueError) as info:
+            est._check_schedule(n_epochs, incremental)
+        assert str(info.value) == expected
 
 
 @pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)

@@ -7,6 +7,13 @@ of the one-cycle warm-up) returns two more values, the rate at the corner
 and where it falls (a fraction of the epoch): ``(lr0, lr1, lr_knee, knee)``.
 ``n_epochs`` is the number of epochs the schedule spans (the fit's
 ``max_iter``).
+
+Every schedule keeps one promise, on which the estimators' check of a fit's
+rates relies to cost a few calls whatever ``max_iter`` is: a rate that is not
+finite at some epoch is not finite at any later one. The rates never rise
+above the one they start from or peak at (``lr``), and the one computation
+that can overflow, ``invscaling``'s ``(epoch + 1) ** power_t``, overflows
+from some epoch on.
 """
 
 import math
