@@ -27,6 +27,7 @@ from ._engine._lbfgs import train_lbfgs
 from ._engine._parallel import CoreShare, Team
 from ._engine._schedules import SCHEDULES, make_schedule
 from ._engine._train import TrainingDivergedError, train
+from ._fitted import check_fitted_state
 from ._kernels._optim import ADAM, GRADIENT, SGD
 from ._kernels._rng import new_state
 from ._sklearn_callbacks import FIT_ATTRIBUTES, NO_TASKS, fit_tasks, support_check
@@ -153,6 +154,10 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
 
     def _check_warm_layout(self, n_features, n_outputs):
         """Raise when the kept weights cannot continue (architecture changed)."""
+
+    def _check_fitted_structure(self, n_features, n_outputs):
+        """Check the fitted attributes the model is built from, beyond the
+        ones every estimator has (see ``_fitted.check_fitted_state``)."""
 
     def _solver_code(self):
         return SOLVERS[self.solver]
@@ -616,8 +621,13 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         and only then rounded to float64.
         """
         check_is_fitted(self)
+        # a model loaded from a file, or edited by hand, must agree with
+        # itself before a kernel sizes its buffers from it
+        model = check_fitted_state(self)
         X = validate_predict_data(self, X)
-        model = self._model()
+        if X.shape[1] != model.n_features:  # never reached: n_features_in_ checked
+            raise ValueError(f"X has {X.shape[1]} features, the model "
+                             f"{model.n_features}.")
         rows = np.arange(X.shape[0], dtype=np.int64)
         with CoreShare(self.n_jobs) as share, Team() as team:
             with np.errstate(over="ignore", invalid="ignore"):

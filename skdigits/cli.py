@@ -166,7 +166,7 @@ def _cmd_fit(args):
 
 def _read_model(path, trust_pickle):
     """The model in ``path`` and the metadata saved with it."""
-    from .io import UntrustedFileError, load
+    from .io import ModelFileError, UntrustedFileError, load
 
     if not os.path.isfile(path):
         raise CLIError(f"model file not found: {path}")
@@ -181,6 +181,8 @@ def _read_model(path, trust_pickle):
             "models as skops files (skdigits fit -o model.skops); pass "
             "--trust-pickle only if you trust where this file comes from."
         ) from None
+    except ModelFileError as exc:  # damaged, oversized or inconsistent
+        raise CLIError(str(exc)) from None
     except Exception as exc:  # unpickling raises many kinds of errors
         raise CLIError(f"cannot read model file {path}: "
                        f"{type(exc).__name__}: {exc}") from None

@@ -20,12 +20,47 @@ import zipfile
 
 from ._fileio import atomic_write
 
-__all__ = ["dump", "load", "trusted_types", "UntrustedFileError"]
+__all__ = ["dump", "load", "trusted_types", "ModelFileError", "UntrustedFileError"]
 
 #: Name of the member holding skdigits' own metadata in a saved model.
 METADATA_MEMBER = "skdigits.json"
 #: Version of the metadata layout.
 FORMAT_VERSION = 1
+
+#: Largest ``schema.json`` (the skops file's description of the objects) and
+#: metadata member read; a real model's are a few kilobytes.
+SCHEMA_LIMIT = 64 << 20
+METADATA_LIMIT = 1 << 20
+#: Most members a model file may hold.
+MEMBER_LIMIT = 100_000
+#: Room a skdigits estimator's arrays get beyond its parameter count: the
+#: stored width of an output layer is padded to at most this many columns.
+_PAD_ROOM = 64
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used: damaged or truncated, declaring
+    arrays larger than the model it describes, or holding a model whose
+    attributes disagree with each other (a subclass of :class:`ValueError`).
+
+    See Also
+    --------
+    load : Load a model saved by :func:`dump`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skdigits.io import ModelFileError, load
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "model.skops")
+    ...     with open(path, "wb") as fh:
+    ...         _ = fh.write(b"PK\\x03\\x04 cut short")
+    ...     try:
+    ...         load(path)
+    ...     except ModelFileError:
+    ...         print("refused")
+    refused
+    """
 
 
 class UntrustedFileError(ValueError):
@@ -137,6 +172,11 @@ def dump(estimator, path, *, metadata=None):
     held = _take_sklearn_callbacks(estimator)
     try:
         buffer = io.BytesIO(sio.dumps(estimator))
+    except RecursionError:
+        raise ValueError(
+            f"cannot save the {type(estimator).__name__}: it holds objects nested "
+            "too deeply for a model file (look at the values of its parameters, "
+            "such as callbacks)") from None
     finally:
         for obj, callbacks in held:
             obj._skl_callbacks = callbacks
@@ -146,29 +186,27 @@ def dump(estimator, path, *, metadata=None):
         fh.write(buffer.getvalue())
 
 
-def _take_sklearn_callbacks(obj, _seen=None):
+def _take_sklearn_callbacks(obj):
     """Remove ``_skl_callbacks`` from ``obj`` and the estimators inside it
     (pipeline steps, search results, parameters); returns what was removed,
-    as ``(estimator, callbacks)`` pairs, to put back."""
+    as ``(estimator, callbacks)`` pairs, to put back. Walks without
+    recursion: a deeply nested object cannot exhaust the stack."""
     from sklearn.base import BaseEstimator
 
-    seen = set() if _seen is None else _seen
-    if id(obj) in seen:
-        return []
-    seen.add(id(obj))
-    held = []
-    if isinstance(obj, BaseEstimator):
-        if "_skl_callbacks" in vars(obj):
-            held.append((obj, vars(obj).pop("_skl_callbacks")))
-        children = list(vars(obj).values())
-    elif isinstance(obj, (list, tuple)):
-        children = list(obj)
-    elif isinstance(obj, dict):
-        children = list(obj.values())
-    else:
-        return held
-    for child in children:
-        held += _take_sklearn_callbacks(child, seen)
+    seen, held, stack = set(), [], [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, BaseEstimator):
+            if "_skl_callbacks" in vars(item):
+                held.append((item, vars(item).pop("_skl_callbacks")))
+            stack.extend(vars(item).values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
     return held
 
 
@@ -227,6 +265,11 @@ def load(path, *, allow_pickle=False, trusted=None, return_metadata=False):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            if fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06"):
+                raise ModelFileError(
+                    f"{path} is a damaged or truncated skops file (a zip file "
+                    "whose directory cannot be read): save the model again.")
         if not allow_pickle:
             raise UntrustedFileError(
                 f"{path} is not a skops file; loading it as a pickle or joblib "
@@ -237,6 +280,7 @@ def load(path, *, allow_pickle=False, trusted=None, return_metadata=False):
 
         estimator, metadata = joblib.load(path), {}
     else:
+        _check_declared_sizes(path)
         allowed = set(trusted_types()) | set(trusted or ())
         found = sio.get_untrusted_types(file=path)
         refused = sorted(set(found) - allowed)
@@ -245,9 +289,177 @@ def load(path, *, allow_pickle=False, trusted=None, return_metadata=False):
                 f"{path} holds types that are not trusted: {', '.join(refused)}. "
                 "Loading them may run code; if you trust the file, name them in "
                 "`trusted`.")
-        estimator = sio.load(path, trusted=found)
+        try:
+            estimator = sio.load(path, trusted=found)
+        except (ValueError, TypeError, KeyError, AttributeError, OSError,
+                RecursionError, zipfile.BadZipFile) as exc:
+            raise ModelFileError(
+                f"{path} is not a readable skops model file: "
+                f"{type(exc).__name__}: {exc}") from exc
         metadata = _read_metadata(path)
+    _check_fitted(estimator, path)
     return (estimator, metadata) if return_metadata else estimator
+
+
+def _check_fitted(obj, path):
+    """Every fitted skdigits estimator in ``obj`` agrees with itself, and its
+    public weights are those it predicts with (see ``_fitted``)."""
+    from ._fitted import InconsistentModelError, check_fitted_state, fitted_estimators
+
+    for est in fitted_estimators(obj):
+        try:
+            check_fitted_state(est, training=True, exports=True)
+        except InconsistentModelError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
+
+
+def _check_declared_sizes(path):
+    """Refuse a skops file before anything large is inflated: every member's
+    size is declared in the zip directory and every array's shape in its
+    ``.npy`` header; both must agree, each skdigits estimator's arrays must
+    fit the structure the file gives it (its feature, output, class and
+    epoch counts), and all of them the memory available."""
+    from ._system import check_memory
+
+    def refuse(why):
+        raise ModelFileError(f"{path} is refused: {why}.")
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            if len(infos) > MEMBER_LIMIT:
+                refuse(f"it holds {len(infos):,} members")
+            sizes = {info.filename: info.file_size for info in infos}
+            if sizes.get("schema.json", SCHEMA_LIMIT + 1) > SCHEMA_LIMIT:
+                refuse("its schema.json is missing or larger than "
+                       f"{SCHEMA_LIMIT >> 20} MiB")
+            if sizes.get(METADATA_MEMBER, 0) > METADATA_LIMIT:
+                refuse(f"its {METADATA_MEMBER} is larger than "
+                       f"{METADATA_LIMIT >> 20} MiB")
+            headers = {info.filename: _npy_header(archive, info, refuse)
+                       for info in infos if info.filename.endswith(".npy")}
+            schema = json.loads(archive.read("schema.json"))
+            caps = _structural_caps(schema, archive, headers)
+    except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError,
+            RecursionError, ValueError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"{path} is a damaged skops file: "
+                             f"{type(exc).__name__}: {exc}") from None
+    for name, (count, _) in headers.items():
+        cap = caps.get(name)
+        if cap is not None and count > cap:
+            refuse(f"{name} declares an array of {count:,} values, more than the "
+                   f"{cap:,} its model can hold")
+    total = sum(sizes.values())
+    try:  # skops reads a member's bytes, then NumPy makes the array of them
+        check_memory(2 * total, f"loading {path}")
+    except MemoryError as exc:
+        refuse(str(exc))
+
+
+def _npy_header(archive, info, refuse):
+    """``(values, nbytes)`` declared by a ``.npy`` member's header, which
+    must account for the member's declared size exactly."""
+    import numpy as np
+
+    with archive.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        start = fh.tell()
+    if dtype.hasobject:
+        refuse(f"{info.filename} holds Python objects")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    nbytes = count * dtype.itemsize
+    if start + nbytes != info.file_size:
+        refuse(f"{info.filename} declares {info.file_size:,} bytes but its header "
+               f"{shape} of {dtype} needs {start + nbytes:,}")
+    return count, nbytes
+
+
+def _structural_caps(schema, archive, headers):
+    """The most values each array of a skdigits estimator in ``schema`` may
+    hold, by member name: its parameter count (from its layer sizes or its
+    feature and output counts), its curves' epochs times its classes."""
+    caps = {}
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if (str(node.get("__module__", "")).startswith("skdigits.")
+                and isinstance(node.get("content"), dict)
+                and isinstance(node["content"].get("content"), dict)):
+            attrs = node["content"]["content"]
+            cap = _estimator_cap(attrs, archive, headers)
+            for name in _files(attrs):
+                caps[name] = cap
+            continue
+        stack.extend(node.values())
+    return caps
+
+
+def _files(node):
+    """The ``.npy`` members referenced under a schema node."""
+    found, stack = [], [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("file"), str):
+                found.append(item["file"])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _json_value(node, default=None):
+    """The value of a skops JSON node (a number or list), or ``default``."""
+    if not isinstance(node, dict):
+        return default
+    content = node.get("content")
+    if node.get("is_json") and isinstance(content, str):
+        try:
+            return json.loads(content)
+        except ValueError:
+            return default
+    if isinstance(content, list):  # a list node: its items' values
+        return [_json_value(item) for item in content]
+    return default
+
+
+def _estimator_cap(attrs, archive, headers):
+    """The most values any one array of this estimator may hold."""
+    import numpy as np
+
+    def count(value):
+        return int(value) if isinstance(value, int) and value >= 0 else 0
+
+    n_features = count(_json_value(attrs.get("n_features_in_"), 0))
+    n_outputs = count(_json_value(attrs.get("_n_outputs"), 0))
+    classes = attrs.get("classes_")
+    n_classes = (headers.get(classes.get("file"), (0, 0))[0]
+                 if isinstance(classes, dict) else 0)
+    sizes = [n_features, n_outputs]
+    sizes_node = attrs.get("_sizes")
+    if isinstance(sizes_node, dict) and sizes_node.get("file") in headers:
+        n, nbytes = headers[sizes_node["file"]]
+        if nbytes <= 8 * 4096:  # a few layers: small enough to read
+            with archive.open(sizes_node["file"]) as fh:
+                sizes = [count(int(v)) for v in np.load(fh).ravel()]
+    n_params = sum((a + 1) * (b + _PAD_ROOM) for a, b in zip(sizes[:-1], sizes[1:]))
+    curve = _json_value(attrs.get("loss_curve_"), [])
+    n_epochs = len(curve) if isinstance(curve, list) else 0
+    return max(n_params, (n_epochs + 1) * (max(n_classes, n_outputs) + 1),
+               n_features, n_classes, 64)
 
 
 def _read_metadata(path):

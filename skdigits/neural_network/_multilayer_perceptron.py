@@ -6,6 +6,7 @@ import numpy as np
 from scipy.sparse import issparse
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .. import _fitted
 from .._base import BaseMinibatchClassifier
 from .._engine._models import MLPModel
 from .._kernels._losses import LOGISTIC, SOFTMAX
@@ -428,6 +429,42 @@ class MLPClassifier(BaseMinibatchClassifier):
                             self._loss_code, mean, scale)
         return MLPModel(self._layer_sizes(n_features, n_outputs),
                         ACTIVATIONS[self.activation], loss, mean, scale)
+
+    def _check_fitted_structure(self, n_features, n_outputs):
+        sizes = _fitted.array_attr(self, "_sizes", getattr(self, "_sizes", None),
+                                   ndim=1, dtypes=(np.dtype(np.int64),))
+        if len(sizes) < 3:
+            _fitted.fail(self, f"_sizes has {len(sizes)} layers, at least 3 needed")
+        if sizes.min() < 1 or sizes.max() > _fitted.MAX_UNITS:
+            _fitted.fail(self, f"_sizes {sizes.tolist()} holds a size below 1 or "
+                                "too large")
+        weights = sum(int(a) * int(b) for a, b in zip(sizes[:-1], sizes[1:]))
+        if weights > _fitted.MAX_UNITS:
+            _fitted.fail(self, f"_sizes {sizes.tolist()} asks for {weights:,} "
+                                "weights")
+        if int(sizes[0]) != n_features or int(sizes[-1]) != n_outputs:
+            _fitted.fail(self, f"the layer sizes {sizes.tolist()} do not match "
+                                f"n_features_in_={n_features} and {n_outputs} "
+                                "outputs")
+        if sizes[1:-1].tolist() != self._hidden_sizes():
+            _fitted.fail(self, f"the hidden layers {sizes[1:-1].tolist()} are not "
+                                f"hidden_layer_sizes={self.hidden_layer_sizes!r}")
+        mean = self.__dict__.get("input_mean_")
+        scale = self.__dict__.get("input_scale_")
+        if (mean is None) != (scale is None):
+            _fitted.fail(self, "only one of input_mean_ and input_scale_ is set")
+        if mean is None:
+            return
+        if self.standardize is False:
+            _fitted.fail(self, "it holds standardisation statistics although "
+                                "standardize=False")
+        f64 = (np.dtype(np.float64),)
+        _fitted.array_attr(self, "input_mean_", mean, ndim=1, shape=(n_features,),
+                       dtypes=f64, finite=True)
+        _fitted.array_attr(self, "input_scale_", scale, ndim=1, shape=(n_features,),
+                       dtypes=f64, finite=True)
+        if not (scale > 0).all():
+            _fitted.fail(self, "input_scale_ holds values that are not positive")
 
     def _fit_input_statistics(self, X, rows, w):
         # the training rows only (not the validation split), weighted as the
