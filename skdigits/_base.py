@@ -399,6 +399,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 self.__dict__.pop(name, None)
         else:
             self._check_warm_layout(X.shape[1], n_outputs)
+            # the kept state (perhaps loaded from a file) must agree with
+            # itself before a kernel continues from it
+            check_fitted_state(self, training=True)
             if not hasattr(self, "_n_epochs_total"):  # saved by an older version
                 self._n_epochs_total = len(getattr(self, "loss_curve_", None) or [])
             if self._theta.dtype != dtype:

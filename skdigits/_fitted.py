@@ -18,6 +18,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from ._kernels._losses import LOGISTIC
+
 __all__ = ["InconsistentModelError", "array_attr", "check_fitted_state", "fail",
            "fitted_estimators"]
 
@@ -117,15 +119,22 @@ def check_fitted_state(est, *, training=False, exports=False):
     if multilabel and not np.array_equal(classes, np.arange(n_classes)):
         fail(est, "a multi-label model's classes_ must be its column indices")
     n_outputs = _int(est, "_n_outputs", 1, MAX_UNITS)
-    loss = _int(est, "_loss_code", 0)
-    try:
-        est._validate_params()
-        expected = est._output_layout(n_classes)
-    except ValueError as exc:  # includes sklearn's InvalidParameterError
-        fail(est, f"its parameters do not validate ({exc})")
-    if (n_outputs, loss) != tuple(expected):
-        fail(est, f"{n_classes} classes need {expected[0]} outputs with loss code "
-                   f"{expected[1]}, but the model has {n_outputs} with code {loss}")
+    loss = _int(est, "_loss_code", 0, 1)
+    # the outputs follow from the classes, whatever the parameters say now
+    # (set_params after fit changes the next fit, not this model)
+    if multilabel or n_classes > 2:
+        expected = n_classes
+    else:
+        expected = 1
+    if n_outputs != expected or (expected == 1 or multilabel) and loss != LOGISTIC:
+        fail(est, f"{n_classes} classes{' (multi-label)' if multilabel else ''} "
+                  f"need {expected} output{'s' if expected > 1 else ''}, but the "
+                  f"model has {n_outputs} with loss code {loss}")
+    if exports:  # a file's parameters, as fit would check them
+        try:
+            est._validate_params()
+        except ValueError as exc:  # sklearn's InvalidParameterError
+            fail(est, f"its parameters do not validate ({exc})")
     # the subclass checks its own structure (layer sizes, standardisation)
     # before the model is built from it
     est._check_fitted_structure(n_features, n_outputs)

@@ -84,6 +84,33 @@ def test_an_attribute_set_by_hand_is_caught_before_any_kernel(make):
         model.predict_proba(X)
 
 
+def test_a_lying_file_cannot_be_trained_further(tmp_path):
+    # warm_start and partial_fit continue from the kept state: a kernel
+    # must not continue from a vector shorter than the layout
+    model = _fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=2,
+                               random_state=0, warm_start=True))
+    model._opt_state = (model._opt_state[0][:5], model._opt_state[1])
+    with pytest.raises(InconsistentModelError, match=r"_opt_state\[0\] has shape"):
+        model.partial_fit(X, y)
+    with pytest.raises(InconsistentModelError, match=r"_opt_state\[0\] has shape"):
+        model.fit(X, y)
+
+
+@pytest.mark.parametrize("make, params", [
+    (lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0),
+     {"hidden_layer_sizes": (64, 32), "standardize": False}),
+    (lambda: SoftmaxRegression(max_iter=2, random_state=0),
+     {"multi_class": "ovr"}),
+])
+def test_parameters_changed_after_fit_leave_the_model_usable(make, params):
+    # set_params changes the next fit, not the fitted model: prediction goes
+    # on with the fitted structure, as in scikit-learn
+    model = _fit(make())
+    before = model.predict_proba(X)
+    model.set_params(**params)
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+
+
 def test_weights_that_are_not_those_the_model_predicts_with(tmp_path):
     # coefs_ is what a user reads; _theta is what the kernels use: a file
     # where they differ would describe one model and predict with another

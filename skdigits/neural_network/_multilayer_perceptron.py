@@ -446,23 +446,19 @@ class MLPClassifier(BaseMinibatchClassifier):
             _fitted.fail(self, f"the layer sizes {sizes.tolist()} do not match "
                                 f"n_features_in_={n_features} and {n_outputs} "
                                 "outputs")
-        if sizes[1:-1].tolist() != self._hidden_sizes():
-            _fitted.fail(self, f"the hidden layers {sizes[1:-1].tolist()} are not "
-                                f"hidden_layer_sizes={self.hidden_layer_sizes!r}")
+        if self.activation not in ACTIVATIONS:
+            _fitted.fail(self, f"its activation {self.activation!r} is unknown")
         mean = self.__dict__.get("input_mean_")
         scale = self.__dict__.get("input_scale_")
         if (mean is None) != (scale is None):
             _fitted.fail(self, "only one of input_mean_ and input_scale_ is set")
         if mean is None:
             return
-        if self.standardize is False:
-            _fitted.fail(self, "it holds standardisation statistics although "
-                                "standardize=False")
         f64 = (np.dtype(np.float64),)
         _fitted.array_attr(self, "input_mean_", mean, ndim=1, shape=(n_features,),
-                       dtypes=f64, finite=True)
+                           dtypes=f64, finite=True)
         _fitted.array_attr(self, "input_scale_", scale, ndim=1, shape=(n_features,),
-                       dtypes=f64, finite=True)
+                           dtypes=f64, finite=True)
         if not (scale > 0).all():
             _fitted.fail(self, "input_scale_ holds values that are not positive")
 
