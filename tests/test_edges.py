@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_digits
@@ -126,6 +127,48 @@ def test_any_real_dtype_that_fit_takes_predict_takes_too(make, dtype):
     assert proba.dtype == np.float64
     np.testing.assert_allclose(proba, ref, rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(model.predict(Xd), model.predict(Xd.astype(float)))
+
+
+# ---------------------------------------------------------------- standardisation
+
+_ROW = np.random.RandomState(0).uniform(0.1, 3.0, size=8) * 1.37
+_ROWS = np.tile(_ROW, (len(y), 1))
+_FEATURES = np.random.RandomState(1).uniform(0.1, 3.0, size=(len(y), 8)) * 1.37
+
+
+@pytest.mark.parametrize("data,weight", [
+    (_FEATURES, np.eye(1, len(y), 7).ravel() * 0.3),  # all on one sample
+    (_ROWS, None),  # identical rows
+    (_ROWS, np.random.RandomState(2).uniform(0.1, 1.0, len(y))),
+    (scipy.sparse.csr_matrix(_ROWS), None),
+], ids=["one-sample", "identical-rows", "identical-rows-weighted", "sparse"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_constant_features_are_not_divided_by_rounding_noise(data, weight, dtype):
+    """Issue 19, finding 7: the weighted variance of a constant feature is
+    rounding noise (a scale of about 1e-16); dividing by it gave weights of
+    about 1e15. It is now no spread at all, and a warning says so."""
+    est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0,
+                        dtype=dtype, standardize=True)
+    with pytest.warns(UserWarning, match="Every feature is constant .* only centred"):
+        _fit(est, data, y, sample_weight=weight)
+    np.testing.assert_array_equal(est.input_scale_, 1.0)
+    assert np.isfinite(est.loss_curve_).all() and max(est.loss_curve_) < 10
+    assert max(np.abs(W).max() for W in est.coefs_) < 10
+
+
+def test_a_constant_feature_among_others_gets_the_floor(recwarn):
+    """One constant feature among varying ones is scaled by the floor (a
+    quarter of the largest spread), not by its rounding noise, silently."""
+    data = _FEATURES.copy()
+    data[:, 3] = _ROW[3]
+    weight = np.random.RandomState(2).uniform(0.1, 1.0, len(y))
+    est = _fit(MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0),
+               data, y, sample_weight=weight)
+    assert not [w for w in recwarn if "constant" in str(w.message)]
+    scale = est.input_scale_
+    assert (np.delete(scale, 3) > scale[3]).all()
+    # scale = std + top / 4 with std = 0 for the constant feature
+    assert scale[3] == pytest.approx(0.25 * (scale.max() - scale[3]), rel=1e-12)
 
 
 # ---------------------------------------------------------------- schedules

@@ -1,5 +1,6 @@
 """MLPClassifier: a multilayer perceptron trained in Numba kernels."""
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -150,7 +151,10 @@ class MLPClassifier(BaseMinibatchClassifier):
         the training rows (weighted as the loss weighs them; the validation
         split left out) and divided by its standard deviation plus a quarter
         of the largest one, so that a nearly constant feature, such as a
-        border pixel, is not blown up. That floor is made for features in one
+        border pixel, is not blown up. When every feature is constant on
+        those rows (identical rows, or all the weight on one sample), there
+        is no spread to divide by: the inputs are only centred, with a
+        warning. That floor is made for features in one
         unit, like pixels: for features in different units, put a
         ``StandardScaler`` in front (every feature then gets the same
         scale). The statistics come from the first ``fit`` (or
@@ -475,10 +479,27 @@ class MLPClassifier(BaseMinibatchClassifier):
         else:
             column_moments(X, rows, w, mean, var)
         std = np.sqrt(var)
+        # a spread within the rounding of the mean is none: a feature that is
+        # constant on the weighted rows (identical rows, all the weight on one
+        # sample) has a standard deviation of about 1e-16 * |mean|, and
+        # dividing by it blew the inputs and the weights up to 1e15
+        n_rows = np.count_nonzero(w[rows])
+        noise = 4.0 * n_rows * np.finfo(np.float64).eps * np.abs(mean)
+        std[std <= noise] = 0.0
         top = std.max() if std.size else 0.0
         self.input_mean_ = mean
-        self.input_scale_ = (std + STANDARDIZE_FLOOR * top if top > 0
-                             else np.ones_like(std))
+        if top > 0:
+            self.input_scale_ = std + STANDARDIZE_FLOOR * top
+            return True
+        self.input_scale_ = np.ones_like(std)
+        if std.size:
+            # stacklevel: the caller of fit (through scikit-learn's wrapper)
+            warnings.warn(
+                f"Every feature is constant over the {n_rows} training "
+                f"row{'s' if n_rows != 1 else ''} with a positive weight (identical "
+                "rows, or all the weight on one sample), so standardize has no "
+                "spread to divide by: the inputs are only centred.",
+                UserWarning, stacklevel=6)
         return True
 
     def _init_params(self, model, rng, dtype):
