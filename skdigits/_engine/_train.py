@@ -68,9 +68,9 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
     A KeyboardInterrupt becomes a warning, as in scikit-learn's MLP, once an
     epoch is recorded: wherever it lands, the estimator goes back to the
     checkpoint taken after its last recorded epoch, so its weights, optimizer
-    state, random state, counters and curves all describe that epoch (and a
-    later call continues as after an uninterrupted fit of that many
-    epochs)."""
+    state, random state, counters and curves all describe that epoch, as the
+    uninterrupted fit held them after it (so a later call continues
+    alike)."""
     run = _Run(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y)
     with CoreShare(est.n_jobs) as share, Team() as team:
         run.start()
