@@ -127,17 +127,3 @@ def make_schedule(name, lr, *, power_t=0.5, step_size=10, gamma=0.1,
     if name == "adaptive":
         return Adaptive(lr)
     return Constant(lr)
-
-
-def checked_rates(schedule, epoch, n_epochs, names):
-    """``schedule.rates`` or ``ValueError`` when a rate overflows; ``names``
-    says which parameters to blame (``"power_t"``, ...)."""
-    try:
-        rates = schedule.rates(epoch, n_epochs)
-    except OverflowError:
-        rates = (math.inf, math.inf)
-    if not all(math.isfinite(r) for r in rates):
-        raise ValueError(
-            f"The learning-rate schedule overflows at epoch {epoch + 1}: use a "
-            f"smaller {names}.")
-    return rates
