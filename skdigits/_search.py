@@ -58,6 +58,11 @@ _SCORE_PNG = re.compile(r"score_[A-Za-z_][A-Za-z0-9_]*\.png")
 #: Seconds to wait for the scheduler to answer, then for a first worker.
 CONNECT_TIMEOUT = 10
 WORKERS_TIMEOUT = 30
+#: The most candidates a grid may hold: each is a row of the page and of
+#: results.json, and ``cv`` fits.
+MAX_CANDIDATES = 100_000
+#: More grid values to check than this (about 0.3 ms each) log a line first.
+CHECK_LOG_VALUES = 1000
 #: More combinations of the other parameters than this: a score plot shows
 #: the best of them for each value instead of one line per combination.
 MAX_SERIES = 8
@@ -146,14 +151,21 @@ def parse_grid_option(text):
 def build_grid(estimator, options, fixed=None):
     """The parameter grid of ``(name, values)`` pairs (parsed ``--grid``
     options), checked against ``estimator``: every name must be one of its
-    parameters, given once, and not also among the ``fixed`` ones, and every
-    candidate must pass the estimator's parameter validation.
+    parameters, given once, and not also among the ``fixed`` ones; the grid
+    may hold at most :data:`MAX_CANDIDATES` candidates; and every value must
+    pass the estimator's parameter validation.
+
+    Each value is checked once, set alone on ``estimator``, not each
+    candidate: a grid of a million candidates is a few lists of ten values.
+    The estimators' checks (the constraints table and
+    ``_more_validate_params``) each concern one parameter; a check across
+    parameters would stop the search at its first fit instead. More than
+    :data:`CHECK_LOG_VALUES` values to check log a line first.
 
     Returns a dict ``name -> list of values`` in the order given. Raises
     ``ValueError`` with a one-line message.
     """
     from sklearn.base import clone
-    from sklearn.model_selection import ParameterGrid
 
     valid = estimator.get_params()
     grid = {}
@@ -169,17 +181,29 @@ def build_grid(estimator, options, fixed=None):
             raise ValueError(f"{name} is both searched (--grid) and fixed "
                              "(--param, --max-iter): give it once")
         grid[name] = list(values)
-    for params in ParameterGrid(grid):
-        candidate = clone(estimator).set_params(**params)
-        try:
-            candidate._validate_params()
-            more = getattr(candidate, "_more_validate_params", None)
-            if more is not None:
-                more()
-        except (ValueError, TypeError) as exc:
-            shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
-            message = " ".join(str(exc).split())
-            raise ValueError(f"the candidate {shown} is refused: {message}") from None
+    count = n_candidates(grid)
+    if count > MAX_CANDIDATES:
+        sizes = " x ".join(str(len(v)) for v in grid.values())
+        raise ValueError(
+            f"the grid holds {count} candidates ({sizes} values), more than the "
+            f"{MAX_CANDIDATES} a search takes: search fewer values, e.g. a "
+            "coarse grid first and then a finer one around its best")
+    n_values = sum(len(v) for v in grid.values())
+    if n_values > CHECK_LOG_VALUES:
+        logger.info("Checking the %d values of the grid's %d parameters", n_values,
+                    len(grid))
+    for name, values in grid.items():
+        for value in values:
+            candidate = clone(estimator).set_params(**{name: value})
+            try:
+                candidate._validate_params()
+                more = getattr(candidate, "_more_validate_params", None)
+                if more is not None:
+                    more()
+            except (ValueError, TypeError) as exc:
+                message = " ".join(str(exc).split())
+                raise ValueError(f"the value {name}={value!r} is refused: "
+                                 f"{message}") from None
     return grid
 
 

@@ -357,6 +357,7 @@ Python literals (1e-4, 0.5, True, None, 'adam') or plain words (relu); commas
 inside brackets do not separate values. hidden_layer_sizes: 128 is (128,), and
 128x64 or "(128,64)" is two layers, e.g.
   --grid alpha=1e-5,1e-4 --grid hidden_layer_sizes=128,256,128x64
+A grid holds at most 100000 candidates (the product of the value counts).
 
 Without --scheduler the fits run in local processes, one per core (or
 --n-jobs); with --scheduler tcp://HOST:8786 they run on that dask cluster,

@@ -121,6 +121,78 @@ def test_unknown_or_invalid_parameters_are_refused_before_any_fit(argv, needle,
     assert not out.exists()  # refused before the folder, the data and the fits
 
 
+def _big_grid(n_params, n_values, last="1e-3"):
+    """``n_params`` --grid options of ``n_values`` valid values each (the
+    last value of the last option: ``last``)."""
+    names = ["alpha", "tol", "learning_rate_init", "power_t", "momentum",
+             "validation_fraction"][:n_params]
+    options = []
+    for k, name in enumerate(names):
+        values = [repr(0.01 + i / (10 * n_values)) for i in range(n_values)]
+        if k == n_params - 1:
+            values[-1] = last
+        options.append(parse_grid_option(f"{name}={','.join(values)}"))
+    return options
+
+
+@pytest.fixture
+def validations(monkeypatch):
+    """The estimators' parameter validations, counted; past 1000 they fail
+    the test instead of running for minutes."""
+    from skdigits._base import BaseMinibatchClassifier
+
+    calls, validate = [], BaseMinibatchClassifier._validate_params
+
+    def counted(self):
+        calls.append(1)
+        assert len(calls) <= 1000, "validated per candidate"
+        return validate(self)
+
+    monkeypatch.setattr(BaseMinibatchClassifier, "_validate_params", counted)
+    return calls
+
+
+def test_a_grid_is_checked_once_per_value_not_per_candidate(validations):
+    """A grid of 10^4 candidates was validated candidate by candidate (10^6
+    candidates: 6 silent minutes); each value is checked once now."""
+    from skdigits import SoftmaxRegression
+    from skdigits._search import build_grid
+
+    calls = validations
+    grid = build_grid(SoftmaxRegression(), _big_grid(4, 10))
+    assert [len(v) for v in grid.values()] == [10] * 4
+    assert len(calls) <= 4 * 10
+    # a bad value anywhere is still named, with the parameter it belongs to
+    with pytest.raises(ValueError, match=r"^the value momentum=-1 is refused: "):
+        build_grid(SoftmaxRegression(), _big_grid(5, 10, last="-1"))
+
+
+def test_an_absurd_grid_is_refused_at_once_in_one_line(tmp_path, capsys,
+                                                       validations):
+    from skdigits.cli import main
+
+    values = ",".join(repr(0.01 + i / 1000) for i in range(10))
+    argv = ["search", "--sample", "--out", str(tmp_path / "s")]
+    for name in ("alpha", "tol", "learning_rate_init", "power_t", "momentum",
+                 "validation_fraction"):
+        argv += ["--grid", f"{name}={values}"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1000000 candidates" in err[0], err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_long_grid_check_says_so(caplog):
+    import logging
+
+    from skdigits import SoftmaxRegression
+    from skdigits._search import build_grid
+
+    with caplog.at_level(logging.INFO, logger="skdigits"):
+        build_grid(SoftmaxRegression(), _big_grid(1, 1200))
+    assert any("Checking the 1200 values" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.parametrize("argv", [["--sample"],  # no grid
                                   ["--grid", "alpha=1", "--cv", "1"],
                                   ["--grid", "alpha=1", "--n-jobs", "2",
