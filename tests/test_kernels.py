@@ -555,11 +555,17 @@ def linear_epoch(X, y, w, theta, n_out, loss, batch_size, alpha=0.0, lr=0.1,
     return t, list(acc.totals())
 
 
+def linear_ld(k):
+    """The documented row width: ``k`` outputs, padded to a multiple of 16
+    from 9 on (ten classes: 16), unpadded below (a binary model: 1)."""
+    return k if k <= 8 else -(-k // 16) * 16
+
+
 def pack_linear(W, b):
-    """theta in the documented layout: W row-major with its columns padded to a
-    multiple of 16, then 16-padded intercepts."""
+    """theta in the documented layout: W row-major with its columns padded to
+    ``linear_ld``, then the intercepts, padded the same way."""
     nf, k = W.shape
-    ld = -(-k // 16) * 16
+    ld = linear_ld(k)
     Wp = np.zeros((nf, ld))
     Wp[:, :k] = W
     bp = np.zeros(ld)
@@ -568,7 +574,7 @@ def pack_linear(W, b):
 
 
 def unpack_linear(theta, nf, k):
-    ld = -(-k // 16) * 16
+    ld = linear_ld(k)
     W = theta[:nf * ld].reshape(nf, ld)
     b = theta[nf * ld:]
     assert not W[:, k:].any() and not b[k:].any()  # the padding stays zero

@@ -559,6 +559,32 @@ def test_binary_coef_is_a_copy_not_a_view():
     assert not np.shares_memory(clf.coef_, clf._theta)
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_weights_are_not_padded_and_old_padded_models_still_work(n_classes):
+    """Issue 19: a binary model's weights were padded to 16 columns. Fewer
+    than nine outputs are now stored as they are; a model kept in the older
+    layout (every output count padded to 16) still predicts and continues."""
+    from skdigits._engine._models import aligned_zeros
+
+    X, y = make_classification(200, 6, n_informative=4, n_classes=n_classes,
+                               random_state=0)
+    clf = SoftmaxRegression(max_iter=2, random_state=0).fit(X, y)
+    k = 1 if n_classes == 2 else n_classes
+    assert clf._theta.shape == (7 * k,)
+    proba = clf.predict_proba(X)
+    new = clone(clf).set_params(warm_start=True).fit(X, y)
+    old = aligned_zeros(7 * 16, clf._theta.dtype)
+    old.reshape(7, 16)[:, :k] = clf._theta.reshape(7, k)
+    clf._theta = old
+    clf._opt_state = (aligned_zeros(7 * 16), aligned_zeros(7 * 16))
+    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-12)
+    new.fit(X, y)  # two more epochs, in each layout
+    clf.set_params(warm_start=True).fit(X, y)
+    assert clf._theta.shape == (7 * 16,)
+    assert not clf._theta.reshape(7, 16)[:, k:].any()  # the padding stays zero
+    np.testing.assert_allclose(clf.coef_, new.coef_, rtol=1e-10, atol=1e-12)
+
+
 def test_interrupt_during_validation_keeps_curves_in_step(digits, monkeypatch):
     import skdigits._engine._train as train_mod
 

@@ -235,3 +235,78 @@ def test_digit_grid_draws_sparse_rows():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+# ---------------------------------------------------------------- wide sparse data
+
+
+def wide_problem(n=2000, d=1_000_000, nnz=20, n_classes=2, seed=0):
+    """Bag-of-words-like CSR rows: ``nnz`` entries per row, one of them a
+    word of the row's class."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    cols = rng.integers(0, d, (n, nnz))
+    cols[:, 0] = y * 7 + rng.integers(0, 7, n)
+    cols.sort(axis=1)
+    X = sparse.csr_matrix((rng.random(n * nnz), cols.ravel(),
+                           np.arange(0, n * nnz + 1, nnz)), shape=(n, d))
+    X.sum_duplicates()
+    return X, y
+
+
+def test_memory_check_lets_a_wide_binary_model_through(monkeypatch):
+    """Issue 19: a binary model of 10^7 features (weights: 80 MB) was
+    refused as needing about 10.73 GiB (its one output padded to 16 columns,
+    every vector counted at that width)."""
+    from skdigits import _system
+    from skdigits._kernels._losses import LOGISTIC
+
+    model = SoftmaxRegression()._model(10**7, 1, LOGISTIC)
+    assert model.ld == 1 and model.n_params == 10**7 + 1
+    need = model.fit_bytes(256, 8, sparse=True)
+    assert need < 2**30  # about 12 vectors of the weights, and small buffers
+    monkeypatch.setattr(_system, "available_memory", lambda: 2 * 2**30)
+    _system.check_memory(need, "SoftmaxRegression")  # not refused
+    with pytest.raises(MemoryError, match="needs about"):
+        _system.check_memory(model.fit_bytes(256, 8) + 2**31, "SoftmaxRegression")
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_memory_estimate_counts_what_a_fit_allocates(n_classes):
+    import tracemalloc
+
+    X, y = wide_problem(n_classes=n_classes)
+    clf = SoftmaxRegression(max_iter=2, random_state=0)
+    tracemalloc.start()
+    try:
+        clf.fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = clf._model().fit_bytes(256, 8, sparse=True)
+    assert 0.8 * estimate < peak < 1.15 * estimate, (peak, estimate)
+
+
+def test_wide_sparse_input_takes_the_lazy_update_on_any_thread_count():
+    """Wide CSR data trains with the lazy update (see the Notes of
+    SoftmaxRegression): the same bits whatever n_jobs; close to the dense
+    algorithm in accuracy, not in bits. The full-batch solver stays exact."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = wide_problem(n=600, d=20_000, nnz=10, n_classes=3)
+    fits = [SoftmaxRegression(max_iter=3, random_state=0, n_jobs=k).fit(X, y)
+            for k in (1, 2, 3)]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.coef_, fits[0].coef_)
+        np.testing.assert_array_equal(other.intercept_, fits[0].intercept_)
+        assert other.loss_curve_ == fits[0].loss_curve_
+    dense = SoftmaxRegression(max_iter=3, random_state=0).fit(X.toarray(), y)
+    assert not np.array_equal(dense.coef_, fits[0].coef_)  # another algorithm
+    assert abs(dense.score(X, y) - fits[0].score(X, y)) < 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exact = [SoftmaxRegression(solver="lbfgs", max_iter=5).fit(data, y)
+                 for data in (X, X.toarray())]
+    np.testing.assert_allclose(exact[0].coef_, exact[1].coef_, rtol=1e-5, atol=1e-8)

@@ -315,7 +315,9 @@ def test_sparse_workspace_holds_no_dense_rows():
     linear = LinearModel(10_000, 3, _losses.SOFTMAX)
     ws = linear.workspace(32, np.float64, sparse=True)
     assert ws["batches"].Xb.shape == (2, 32, 0)
-    assert linear.fit_bytes(1000, 8, sparse=True) == linear.fit_bytes(1, 8, sparse=True)
+    # per row of a minibatch: its logits only (no copied row)
+    assert (linear.fit_bytes(1000, 8, sparse=True) - linear.fit_bytes(1, 8, sparse=True)
+            == 999 * linear.ld * 8)
     X = sp.csr_matrix((5, 10_000))
     theta = model.init_params(np.random.RandomState(0), np.float32)
     with pytest.raises(ValueError, match="sparse=True"), Team() as team:
@@ -353,6 +355,144 @@ def test_linear_epochs_on_csr_are_the_dense_ones(loss, n_out, n, d, density,
     batch_size = min(batch_size, n)
     assert_csr_trains_as_dense(model, X, y, w, theta0, batch_size, loss, n_out,
                                index_dtype, kind)
+
+
+# ---------------------------------------------------------------- lazy update
+
+
+@pytest.fixture
+def always_lazy(monkeypatch):
+    """Small CSR data takes the lazy update of wide sparse data."""
+    from skdigits._engine import _models
+
+    monkeypatch.setattr(_models, "is_wide_sparse", lambda X, batch_size: True)
+
+
+def ref_lazy_epochs(A, y, w, W, b, loss, batch_size, n_epochs, order, *, solver,
+                    lr, alpha, beta1=0.9, beta2=0.999, eps=1e-8, momentum=0.0,
+                    nesterov=False):
+    """NumPy float64 reference of the lazy update: per minibatch, the loss
+    gradient of its rows, then a step of the intercepts and of the rows of
+    ``W`` whose features the minibatch holds (with their L2 term) only; the
+    other rows and their state stay as they are. Returns ``W, b, M, V``."""
+    W, b = W.copy(), b.copy()
+    M, V = np.zeros_like(W), np.zeros_like(W)
+    mb, vb = np.zeros_like(b), np.zeros_like(b)
+    t = 0
+    for _ in range(n_epochs):
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            m = len(rows)
+            Xb = A[rows].toarray()
+            Z = Xb @ W + b
+            if loss == _losses.SOFTMAX:
+                P = np.exp(Z - Z.max(axis=1, keepdims=True))
+                P /= P.sum(axis=1, keepdims=True)
+                T = np.eye(W.shape[1])[y[rows]]
+            else:
+                P = 1.0 / (1.0 + np.exp(-Z))
+                T = (y[rows] == 1)[:, None] * 1.0 if W.shape[1] == 1 else \
+                    np.eye(W.shape[1])[y[rows]]
+            dZ = w[rows, None] * (P - T) / m
+            touched = np.unique(A[rows].indices)
+            t += 1
+            G = Xb.T[touched] @ dZ + alpha * W[touched]
+            gb = dZ.sum(axis=0)
+            for P_, S1, S2, g, idx in ((W, M, V, G, touched), (b, mb, vb, gb, None)):
+                at = np.s_[idx] if idx is not None else np.s_[:]
+                if solver == _optim.ADAM:
+                    S1[at] = beta1 * S1[at] + (1 - beta1) * g
+                    S2[at] = beta2 * S2[at] + (1 - beta2) * g * g
+                    rate = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+                    P_[at] -= rate * S1[at] / (np.sqrt(S2[at]) + eps)
+                else:
+                    S1[at] = momentum * S1[at] - lr * g
+                    P_[at] += (momentum * S1[at] - lr * g) if nesterov else S1[at]
+    return W, b, M, V
+
+
+@pytest.mark.parametrize("loss,n_out", [(_losses.SOFTMAX, 4), (_losses.LOGISTIC, 1)])
+@pytest.mark.parametrize("solver", [_optim.ADAM, _optim.SGD])
+def test_lazy_update_matches_numpy_on_any_thread_count(loss, n_out, solver, rng,
+                                                       always_lazy):
+    """Wide sparse data: two epochs of the lazy update (only the minibatch's
+    features step) give NumPy's float64 values, and the same bits on 1, 2 and
+    3 threads (several blocks of touched features)."""
+    from skdigits._kernels import _linear
+
+    n, d, batch_size = 60, 9000, 16
+    X = random_data(rng, n, d, 0.01)
+    y = rng.integers(0, max(n_out, 2), size=n).astype(np.int64)
+    w = rng.uniform(0.5, 1.5, size=n)
+    model = LinearModel(d, n_out, loss)
+    assert model.ld == n_out  # no padding: one column for a binary model
+    theta0 = model.init_params(rng, np.float64)
+    theta0[:] = rng.normal(scale=0.1, size=theta0.size)
+    W0, b0 = _linear.params(theta0, d, model.ld)
+    order = np.arange(n, dtype=np.int64)
+    _rng.shuffle(order, _rng.new_state(np.random.RandomState(0)))
+    kw = dict(solver=solver, lr=0.05, alpha=1e-2, momentum=0.9)
+    want = ref_lazy_epochs(to_csr(X), y, w, W0, b0[0], loss, batch_size, 2, order,
+                           nesterov=True, **kw)
+    results = []
+    for n_threads in (1, 2, 3):
+        theta = theta0.copy()
+        state = model.new_state(np.float64)
+        iopt, _ = options(loss, n_out, solver=solver)
+        iopt[_batch.I_NESTEROV] = 1
+        fopt = _batch.float_options(0.05, l2_fixed=1e-2, momentum=0.9)
+        acc = Accumulators.for_batches(batch_size, max(n_out, 2), n_out)
+        ws = model.workspace(batch_size, np.float64, sparse=True)
+        with Team() as team:
+            t = 0
+            for _ in range(2):
+                t = model.run_epoch(team, n_threads, to_csr(X), y, no_labels(), w,
+                                    order, theta, state, ws, acc, iopt, fopt, t)
+        mark, touched, _ = ws["lazy"]
+        assert touched.size > 0 and not mark.any() and not ws["grad"].any()
+        results.append((theta, *state))
+    W, b = _linear.params(results[0][0], d, model.ld)
+    M, _ = _linear.params(results[0][1], d, model.ld)
+    np.testing.assert_allclose(W, want[0], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(b[0], want[1], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(M, want[2], rtol=1e-10, atol=1e-13)
+    untouched = np.setdiff1d(np.arange(d), to_csr(X).indices)
+    assert untouched.size > 0
+    np.testing.assert_array_equal(W[untouched], W0[untouched])  # never stepped
+    for got in results[1:]:
+        for a, b_ in zip(got, results[0]):
+            np.testing.assert_array_equal(a, b_)
+
+
+def test_lazy_gradient_is_the_dense_one(rng, always_lazy):
+    """The full-batch solver's gradient (``GRADIENT``, no L2 in the kernel)
+    is exact on the lazy route: the dense path's bits."""
+    n, d, k = 50, 5000, 3
+    X = random_data(rng, n, d, 0.01)
+    y = rng.integers(0, k, size=n).astype(np.int64)
+    w = rng.uniform(0.5, 1.5, size=n)
+    model = LinearModel(d, k, _losses.SOFTMAX)
+    theta = model.init_params(rng, np.float64)
+    theta[:] = rng.normal(scale=0.1, size=theta.size)
+    grads = []
+    for data in (X, to_csr(X)):
+        state, _ = train(model, data, y, w, theta.copy(), 16, _losses.SOFTMAX, k,
+                         n_epochs=1, solver=_optim.GRADIENT, alpha=0.0, smooth=0.0)
+        grads.append(state[0])
+    assert_same(grads[1], grads[0])
+
+
+def test_wide_sparse_rule():
+    from skdigits._engine._models import LAZY_MIN_FEATURES, is_wide_sparse
+
+    narrow = sp.random(100, 784, density=0.2, format="csr", random_state=0)
+    assert not is_wide_sparse(narrow, 256)  # MNIST-like: the dense algorithm
+    cols = np.sort(np.random.default_rng(0).integers(0, 2**20, (1000, 50)), axis=1)
+    wide = sp.csr_matrix((np.ones(50_000), cols.ravel(), np.arange(0, 50_001, 50)),
+                         shape=(1000, 2**20))
+    assert is_wide_sparse(wide, 256) and not is_wide_sparse(wide[:2].toarray(), 256)
+    small = sp.csr_matrix(wide[:100, :LAZY_MIN_FEATURES - 1])
+    assert not is_wide_sparse(small, 256)
 
 
 def test_float32_linear_on_float64_csr(rng):

@@ -94,6 +94,35 @@ def _padded(n):
     return -(-int(n) // _mlp.PAD) * _mlp.PAD
 
 
+def linear_width(n_outputs):
+    """Row width ``ld`` of a new linear model's weights: its outputs,
+    padded to a multiple of ``_mlp.PAD`` only from ``PAD // 2 + 1`` outputs
+    on (ten classes: 16 columns, the products on whole vectors); fewer
+    outputs are not padded (the kernels' scalar tails take them: a binary
+    model has one column, not 16)."""
+    n = int(n_outputs)
+    return n if n <= _mlp.PAD // 2 else _padded(n)
+
+
+#: Wide sparse data, for a linear model: CSR data of at least
+#: ``LAZY_MIN_FEATURES`` features whose minibatches hold at most
+#: ``1 / LAZY_RATIO`` as many non-zeros (on average) as there are features.
+#: Its minibatch solvers take the lazy update (see ``_kernels._linear``).
+LAZY_MIN_FEATURES = 4096
+LAZY_RATIO = 4
+
+
+def is_wide_sparse(X, batch_size):
+    """True when ``X`` is wide sparse data for minibatches of ``batch_size``
+    rows (see ``LAZY_MIN_FEATURES``): a function of its shape and number of
+    stored entries only, so of the data, not of the threads."""
+    if not sp.issparse(X) or X.shape[0] == 0:
+        return False
+    n_rows, n_features = X.shape
+    batch_nnz = X.nnz * min(int(batch_size), n_rows) / n_rows
+    return n_features >= LAZY_MIN_FEATURES and LAZY_RATIO * batch_nnz <= n_features
+
+
 #: Alignment of every buffer the threads share: a cache line. A work item
 #: writes whole 64-byte blocks of them, so no line is written by two threads.
 ALIGN = 64
@@ -229,13 +258,20 @@ class LinearModel(_Model):
         Sizes.
     loss : int
         ``_losses.SOFTMAX`` or ``_losses.LOGISTIC``.
+    ld : int or None
+        Row width of the weights in ``theta`` (at least ``n_outputs``);
+        None: ``linear_width(n_outputs)``. Models saved before that rule
+        padded every output count to ``_mlp.PAD``.
     """
 
-    def __init__(self, n_features, n_outputs, loss):
+    def __init__(self, n_features, n_outputs, loss, ld=None):
         self.n_features = int(n_features)
         self.n_outputs = int(n_outputs)
         self.loss = loss
-        self.ld = _padded(n_outputs)
+        self.ld = linear_width(n_outputs) if ld is None else int(ld)
+        if self.ld < max(self.n_outputs, 1):
+            raise ValueError(f"a row width of {self.ld} cannot hold "
+                             f"{self.n_outputs} outputs")
         self.n_params = self.n_features * self.ld + self.ld
 
     def max_threads(self, batch_size):
@@ -250,12 +286,21 @@ class LinearModel(_Model):
         return aligned_zeros(self.n_params, dtype)
 
     def fit_bytes(self, batch_size, itemsize, sparse=False):
-        """Memory a fit needs beyond the data (parameters, gradient, optimizer
-        state, copies kept to undo an epoch, exports, buffers); ``sparse``:
-        for CSR data (no copied rows)."""
+        """Memory a fit needs beyond the data, as allocated: the parameters,
+        their gradient and two optimizer vectors, the three copies kept to
+        undo an epoch and the best weights of early stopping (8 vectors of
+        ``n_params``); the exported weights (the last epoch's, their copy and
+        its transpose, without padding); the minibatch's logits and the copied
+        rows (dense data) or the lazy update's marks and feature list (sparse
+        data)."""
+        params = 8 * self.n_params * itemsize
+        exports = 3 * self.n_features * self.n_outputs * itemsize
+        logits = batch_size * self.ld * itemsize
         if sparse:
-            return 9 * self.n_params * itemsize
-        return (9 * self.n_params + 2 * batch_size * self.n_features) * itemsize
+            lazy = self.n_features * (1 + 8)
+            return params + exports + logits + lazy
+        rows = 2 * batch_size * self.n_features * itemsize
+        return params + exports + logits + rows
 
     def unpack(self, theta):
         """``[(W, b)]``: weights ``(n_features, n_outputs)`` and intercepts
@@ -277,11 +322,31 @@ class LinearModel(_Model):
             return float(np.dot(W, W))
 
     def workspace(self, batch_size, dtype, sparse=False):
-        """The buffers of a fit; ``sparse``: for CSR data (no copied rows)."""
+        """The buffers of a fit; ``sparse``: for CSR data (no copied rows;
+        the lazy update's buffers come with the first epoch on wide sparse
+        data, see ``run_epoch``)."""
         return dict(grad=aligned_zeros(self.n_params, dtype),
                     batches=_Batches(batch_size, 0 if sparse else self.n_features,
                                      dtype),
-                    Z=aligned_zeros((batch_size, self.ld), dtype), sparse=sparse)
+                    Z=aligned_zeros((batch_size, self.ld), dtype), sparse=sparse,
+                    lazy=None)
+
+    def _lazy_buffers(self, ws, X):
+        """``(mark, touched, n_touched)`` of the lazy update for ``X`` (made
+        once per workspace), or three empty arrays when ``X`` is not wide
+        sparse data."""
+        if ws["lazy"] is None:
+            batch = ws["batches"].Xb.shape[1]
+            if ws["sparse"] and is_wide_sparse(X, batch):
+                most = int(np.max(np.diff(X.indptr))) if X.shape[0] else 0
+                room = max(1, min(self.n_features, batch * most))
+                ws["lazy"] = (np.zeros(self.n_features, dtype=np.uint8),
+                              np.zeros(room, dtype=np.int64),
+                              np.zeros(1, dtype=np.int64))
+            else:
+                ws["lazy"] = (np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64),
+                              np.zeros(1, dtype=np.int64))
+        return ws["lazy"]
 
     def run_epoch(self, team, n_threads, X, y, Y, w, order, theta, state, ws, acc, iopt,
                   fopt, t):
@@ -290,11 +355,12 @@ class LinearModel(_Model):
         C-ordered array, or a canonical CSR matrix with ``ws`` made with
         ``sparse=True``."""
         _check_workspace(ws, X)
+        lazy = self._lazy_buffers(ws, X)
         X, csr = _data_args(X, theta.dtype)
         source = (X, True) if ws["sparse"] else _direct(X, theta)
         return team.run(n_threads, _linear.linear_epoch, X, *csr, y, Y, w, order,
                         *source, np.int64(self.ld), theta, ws["grad"], state[0],
-                        state[1], *ws["batches"].args(), ws["Z"],
+                        state[1], *ws["batches"].args(), ws["Z"], *lazy,
                         *acc.args(), iopt, fopt, t)
 
     def logits(self, team, n_threads, X, rows, theta):

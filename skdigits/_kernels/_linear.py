@@ -3,9 +3,11 @@ one-vs-rest logistic), run by a team of threads.
 
 Parameters live in one flat vector ``theta``: the weights ``W`` of shape
 ``(n_features, ld)``, row-major, followed by ``ld`` intercepts, where ``ld``
-is the number of outputs padded with zero columns to a multiple of
-``_mlp.PAD`` (so the products run on whole vectors; the padding stays zero).
-The logits of a block ``X`` are ``X @ W + b``.
+is the row width: the number of outputs, padded with zero columns to a
+multiple of ``_mlp.PAD`` from 9 outputs on (so the products of ten classes
+run on whole vectors; the padding stays zero), unpadded below (the vector
+tiles cover what they can, a scalar tail the rest: a binary model is one
+column). The logits of a block ``X`` are ``X @ W + b``.
 
 A minibatch takes two phases: chunks of rows compute their logits, their
 loss and its gradient; then item ``c`` computes the weights' gradient
@@ -14,14 +16,32 @@ items gather the next minibatch. The results do not depend on the number of
 threads (see ``_mlp``). Sparse (CSR) data is read in place (see ``_sparse``),
 with one more phase between the two: the minibatch's gradient scattered into
 the rows it touches.
+
+Wide sparse data (see ``LinearModel``) takes the lazy update: the item that
+scatters the gradient also lists, in order, the features the minibatch
+touches, and only their rows of ``W`` are stepped (with their L2 term), in
+blocks of that list (``_optim.step_rows``); the other rows, their gradient
+(zero) and their optimizer state are left as they are. A minibatch then
+costs its non-zeros times the outputs, not the features times the outputs.
+As TensorFlow's ``LazyAdam``, this is not the dense algorithm: dense Adam
+(or momentum) keeps moving a weight on the decaying moments of past
+minibatches, and shrinks every weight by its L2 term at every step. With the
+``GRADIENT`` code (the full-batch solver, whose L2 term is added in Python)
+the two agree exactly.
 """
 
 import numpy as np
 
 from ._batch import (
+    F_BETA1,
+    F_BETA2,
+    F_EPS,
+    F_MOMENTUM,
     F_SMOOTH,
     I_LOSS,
     I_N_OUT,
+    I_NESTEROV,
+    I_SOLVER,
     LOSS_ROWS,
     add_row,
     batch_rate,
@@ -36,12 +56,16 @@ from ._batch import (
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._losses import loss_grad
 from ._numba import jit
+from ._optim import step_rows
 from ._simd import TILE_ROWS
 from ._sparse import sparse_acc_rows, sparse_dot_rows
 from ._sync import barrier, claim
 
 #: Features per work item.
 FEATURE_BLOCK = 128
+
+#: Touched features per work item of the lazy update.
+TOUCHED_BLOCK = 2048
 
 
 def _params_py(theta, n_features, ld):
@@ -56,7 +80,8 @@ params = jit(_params_py)
 
 def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
                      Xsrc, direct, ld, theta, grad, s1, s2, Xb, lists, counts, yb, wb,
-                     Z, class_loss, class_weight, col_loss, stats, iopt, fopt, t):
+                     Z, mark, touched, n_touched, class_loss, class_weight, col_loss,
+                     stats, iopt, fopt, t):
     """One epoch of minibatch training over the rows ``order`` (already
     shuffled), as thread ``tid`` of ``n_threads``; returns the step count.
 
@@ -78,6 +103,12 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
     kind of data tests ``indptr is None`` itself, which Numba resolves when
     compiling for a None argument: the dense specialisation compiles no
     sparse code (see ``_mlp``).
+
+    Lazy update (sparse data only, when ``touched`` is not empty): ``mark``
+    (uint8, one per feature, all zero between minibatches) and ``touched``
+    (int64, room for the most features a minibatch can touch) collect the
+    minibatch's features, ``n_touched[0]`` their count; only their rows step
+    (see the module docstring). Otherwise the three are empty.
     """
     _I0 = np.int64(0)
     _I1 = np.int64(1)
@@ -92,6 +123,9 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
     V, vb = params(s2, n_features, ld)
     ident = np.arange(batch)
     no_scale = theta[:0]
+    lazy = indptr is not None and touched.shape[0] > 0
+    solver = iopt[I_SOLVER]
+    nesterov = iopt[I_NESTEROV] != 0
     for k in range(n_batches):
         start = k * batch
         m = min(batch, n_rows - start)
@@ -129,14 +163,26 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
                 if item == 0:
                     sparse_acc_rows(G, _I0, indptr, indices, data, arows, m, no_scale,
                                     Z, _I0, _I0, ld)
+                    if lazy:
+                        n_touched[0] = touched_features(indptr, indices, arows, m,
+                                                        mark, touched)
                 else:
                     column_sums(Z, m, _I0, ld, gb)
                     update(b, gb, mb, vb, _I0, _I1, _I0, ld, 0.0, lr, iopt, fopt, t)
                 item = claim(sync)
             barrier(sync, n_threads)
-        # the weights' gradient and update, block of features by block
+        # the weights' gradient and update, block of features by block (lazy:
+        # block of touched features by block)
         item = claim(sync)
-        while item < n_items:
+        if lazy:
+            n_t = n_touched[0]
+            while item * TOUCHED_BLOCK < n_t:
+                i0 = item * TOUCHED_BLOCK
+                step_rows(solver, W, G, M, V, touched, i0, min(i0 + TOUCHED_BLOCK, n_t),
+                          mark, l2, lr, fopt[F_MOMENTUM], nesterov, fopt[F_BETA1],
+                          fopt[F_BETA2], fopt[F_EPS], t)
+                item = claim(sync)
+        while not lazy and item < n_items:
             c0 = item * FEATURE_BLOCK
             c1 = min(c0 + FEATURE_BLOCK, n_features)
             if indptr is None:
@@ -152,6 +198,25 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
 
 
 linear_epoch = jit(_linear_epoch_py)
+
+
+def _touched_features_py(indptr, indices, rows, m, mark, touched):
+    """List in ``touched`` the features that the CSR rows ``rows[:m]`` hold,
+    in order of first appearance (rows in order, then columns), marking each
+    in ``mark``; returns their count."""
+    n = 0
+    for i in range(m):
+        r = rows[i]
+        for q in range(indptr[r], indptr[r + 1]):
+            f = indices[q]
+            if mark[f] == 0:
+                mark[f] = 1
+                touched[n] = f
+                n += 1
+    return n
+
+
+touched_features = jit(_touched_features_py)
 
 
 def _linear_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, ld, theta,

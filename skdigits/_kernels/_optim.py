@@ -92,3 +92,70 @@ def _step_block_py(solver, P, G, S1, S2, r0, r1, c0, c1, l2, lr, momentum,
 
 
 step_block = jit(_step_block_py)
+
+
+def _step_rows_py(solver, P, G, S1, S2, rows, i0, i1, mark, l2, lr, momentum,
+                  nesterov, beta1, beta2, eps, t):
+    """``step_block`` of the rows ``rows[i0:i1]`` of ``P`` only (all their
+    columns), with the same arithmetic element by element; clears their
+    ``mark``. The lazy update of wide sparse data (see ``_linear``): the rows
+    of the other features, their gradient and their state are not touched,
+    so they skip this update (no L2 decay, no moment decay, no momentum
+    step). ``P``, ``G``, ``S1``, ``S2``: C-ordered 2-D arrays of one shape."""
+    dt = P.dtype.type
+    width = P.shape[1]
+    l2_ = dt(l2)
+    zero = dt(0)
+    if solver == ADAM:
+        lr_t = dt(adam_rate(lr, beta1, beta2, t))
+        b1 = dt(beta1)
+        b2 = dt(beta2)
+        c1_ = dt(1.0 - beta1)
+        c2_ = dt(1.0 - beta2)
+        eps_ = dt(eps)
+        for i in range(i0, i1):
+            k = rows[i]
+            mark[k] = 0
+            p = P[k]
+            g = G[k]
+            m = S1[k]
+            v = S2[k]
+            for j in range(width):
+                gj = g[j] + l2_ * p[j]
+                g[j] = zero
+                mj = b1 * m[j] + c1_ * gj
+                vj = b2 * v[j] + c2_ * gj * gj
+                m[j] = mj
+                v[j] = vj
+                p[j] -= lr_t * mj / (np.sqrt(vj) + eps_)
+    elif solver == GRADIENT:
+        for i in range(i0, i1):
+            k = rows[i]
+            mark[k] = 0
+            p = P[k]
+            g = G[k]
+            s = S1[k]
+            for j in range(width):
+                s[j] += g[j] + l2_ * p[j]
+                g[j] = zero
+    else:
+        lr_ = dt(lr)
+        mu = dt(momentum)
+        for i in range(i0, i1):
+            k = rows[i]
+            mark[k] = 0
+            p = P[k]
+            g = G[k]
+            vel = S1[k]
+            for j in range(width):
+                gj = g[j] + l2_ * p[j]
+                g[j] = zero
+                v = mu * vel[j] - lr_ * gj
+                vel[j] = v
+                if nesterov:
+                    p[j] += mu * v - lr_ * gj
+                else:
+                    p[j] += v
+
+
+step_rows = jit(_step_rows_py)

@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from .._base import BaseMinibatchClassifier
-from .._engine._models import LinearModel
+from .._engine._models import LinearModel, _padded, linear_width
 from .._kernels._losses import LOGISTIC, SOFTMAX
 
 
@@ -187,6 +187,19 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     gradients and updates). The kernels are compiled on first use and cached
     on disk, so a new process pays the compile time once.
 
+    Wide sparse data (a CSR matrix of at least 4096 features whose
+    minibatches hold, on average, at most a quarter as many stored entries
+    as there are features: bag-of-words, hashed features) is trained with
+    lazy updates, as TensorFlow's ``LazyAdam``: each minibatch steps only the
+    weights of the features it holds, with their L2 term, and the other
+    weights and their optimizer state wait, so a minibatch costs its
+    non-zeros rather than every weight. This differs from the dense
+    algorithm (which would also move every other weight on its decaying
+    moments and its L2 term at every step), so such data gives a model close
+    to, but not the same as, the same rows given densely; the results still
+    do not depend on ``n_jobs``. ``solver="lbfgs"`` computes the exact
+    gradient either way.
+
     Examples
     --------
     >>> from skdigits import SoftmaxRegression
@@ -285,7 +298,19 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         if n_features is None:  # the fitted model
             n_features, n_outputs, loss = (self.n_features_in_, self._n_outputs,
                                            self._loss_code)
-        return LinearModel(n_features, n_outputs, loss)
+        return LinearModel(n_features, n_outputs, loss,
+                           ld=self._kept_width(n_features, n_outputs))
+
+    def _kept_width(self, n_features, n_outputs):
+        """The row width of the kept weights when they have the layout of
+        models saved before ``linear_width`` (every output count padded to
+        16 columns), so that those models load and continue; else None."""
+        theta = getattr(self, "_theta", None)
+        old = _padded(n_outputs)
+        if (old != linear_width(n_outputs) and isinstance(theta, np.ndarray)
+                and theta.ndim == 1 and theta.shape[0] == (int(n_features) + 1) * old):
+            return old
+        return None
 
     def _l2(self, batch_size):
         # alpha * W in every minibatch's gradient; alpha / 2 ||W||^2 in the loss
