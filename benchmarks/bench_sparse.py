@@ -1,12 +1,13 @@
-"""Sparse input: MNIST as CSR against the same dense data, and a wide, very
-sparse text-like input against scikit-learn's MLPClassifier, side by side.
+"""Sparse input: MNIST as CSR against the same dense data, a wide, very
+sparse text-like input against scikit-learn's MLPClassifier, and a wider
+binary one against its LogisticRegression, side by side.
 
 Run (full MNIST needed for part 1; CI never runs benchmarks), with the BLAS
 kernel the processor supports (this project's environment forces an older
 one)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE SKDIGITS_DATA=../shared/data \\
-        python -m pytest benchmarks/bench_sparse.py -s
+        PYTHONPATH=benchmarks python -m pytest benchmarks/bench_sparse.py -s
 
 (plain tests that time themselves). Every side runs in this process, one
 after the other, with the same thread budget: skdigits' default
@@ -33,6 +34,16 @@ assert only that the models learnt and that sparse and dense agree.
    costs accuracy here). Target: skdigits' fit at most 0.5x scikit-learn's.
    Peak memory (tracemalloc: every NumPy allocation) of each fit beside the
    size of a dense float32 copy (16 GB).
+3. Wide binary: 20 000 rows x 2^20 columns, 50 stored entries per row
+   (float64 CSR, values in (0, 1]), two classes drawn like part 2 (2 of a
+   row's entries from its class's 2000-column vocabulary), and 5000 test
+   rows; ``SoftmaxRegression(random_state=0)`` with its defaults (its
+   minibatches take the lazy update of wide sparse data) against
+   ``LogisticRegression()`` with its own: fit time, peak traced memory and
+   test accuracy; then skdigits with ``learning_rate_init=0.01`` and with
+   ``solver="lbfgs"`` (the exact gradient). Target (issue 19): skdigits' fit
+   at most 1x scikit-learn's, at its accuracy (within 0.01). Run this part
+   alone with ``-k wide``.
 """
 
 import sys
@@ -43,7 +54,7 @@ import pytest
 from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path
 from scipy import sparse
 
-from skdigits import MLPClassifier
+from skdigits import MLPClassifier, SoftmaxRegression
 from skdigits._engine._parallel import effective_n_threads
 from skdigits.benchmark import equal_budget, fit_quietly, machine_line, settle
 
@@ -151,6 +162,51 @@ def test_text_like_against_sklearn(text, warm):
         assert model.score(Xt, yt) > 1.5 / N_CLASSES  # it learnt something
 
 
+WIDE_ROWS, WIDE_COLS, WIDE_NNZ, WIDE_ON_TOPIC = 20_000, 2**20, 50, 2
+
+
+def _wide_binary(seed=0):
+    """Part 3's data: a binary problem on very wide, very sparse CSR rows
+    (train and test)."""
+    rng = np.random.default_rng(seed)
+    n = WIDE_ROWS + 5000
+    y = rng.integers(0, 2, n)
+    vocab = rng.permutation(WIDE_COLS)[:2 * TOPIC].reshape(2, TOPIC)
+    cols = np.concatenate([vocab[y][np.arange(n)[:, None],
+                                    rng.integers(0, TOPIC, (n, WIDE_ON_TOPIC))],
+                           rng.integers(0, WIDE_COLS, (n, WIDE_NNZ - WIDE_ON_TOPIC))],
+                          axis=1)
+    cols.sort(axis=1)
+    vals = 1.0 - rng.random((n, WIDE_NNZ))
+    X = sparse.csr_matrix((vals.ravel(), cols.ravel(),
+                           np.arange(0, n * WIDE_NNZ + 1, WIDE_NNZ)),
+                          shape=(n, WIDE_COLS))
+    X.sum_duplicates()
+    return X[:WIDE_ROWS], y[:WIDE_ROWS], X[WIDE_ROWS:], y[WIDE_ROWS:]
+
+
+def test_wide_binary_softmax_against_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, Xt, yt = _wide_binary()
+    SoftmaxRegression(max_iter=1).fit(X[:300], y[:300])  # compile outside timing
+    sides = {
+        "sklearn LogisticRegression()": (LogisticRegression, BUDGET),
+        "skdigits SoftmaxRegression()": (
+            lambda: SoftmaxRegression(random_state=0), None),
+        "skdigits, learning_rate_init=0.01": (
+            lambda: SoftmaxRegression(learning_rate_init=0.01, random_state=0), None),
+        "skdigits, solver='lbfgs'": (
+            lambda: SoftmaxRegression(solver="lbfgs"), None),
+    }
+    for name, (make, budget) in sides.items():
+        model = make()
+        settle()
+        sec, peak = _timed_fit(model, X, y, budget)
+        RESULTS[f"wide {name}"] = (sec, peak, model.score(Xt, yt), model.n_iter_)
+        assert model.score(Xt, yt) > 0.6  # it learnt something
+
+
 def teardown_module(module):
     if not RESULTS:
         return
@@ -186,4 +242,21 @@ def teardown_module(module):
         ratio = r["text skdigits MLPClassifier"][0] / base
         lines.append(f"skdigits / sklearn fit time: {ratio:.3f}x (target <= 0.5x: "
                      f"{'met' if ratio <= 0.5 else 'NOT met'})")
+    if "wide sklearn LogisticRegression()" in r:
+        lines.append(f"3. wide binary CSR: {WIDE_ROWS} x {WIDE_COLS}, {WIDE_NNZ} "
+                     "entries per row (float64); each estimator's defaults")
+        lines.append(f"{'side':34} {'fit (s)':>8} {'peak (MB)':>10} "
+                     f"{'test acc':>9} {'ratio':>7} {'n_iter_':>8}")
+        base, base_acc = (r["wide sklearn LogisticRegression()"][i] for i in (0, 2))
+        for key in [k for k in r if k.startswith("wide ")]:
+            sec, peak, acc, n_iter = r[key]
+            lines.append(f"{key[5:]:34} {sec:8.2f} {peak / 1e6:10.0f} "
+                         f"{acc:9.4f} {sec / base:6.3f}x {int(np.max(n_iter)):8d}")
+        for key in ("skdigits SoftmaxRegression()",
+                    "skdigits, learning_rate_init=0.01"):
+            sec, _, acc, _ = r[f"wide {key}"]
+            met = sec <= base and acc >= base_acc - 0.01
+            lines.append(f"{key} / sklearn fit time: {sec / base:.3f}x, accuracy "
+                         f"{acc - base_acc:+.4f} (target <= 1x at its accuracy: "
+                         f"{'met' if met else 'NOT met'})")
     sys.stderr.write("\n".join(lines) + "\n")
