@@ -241,13 +241,13 @@ class OutputFolder:
         """Create ``folder`` or check what it holds, before any work, and
         mark it; call it through :meth:`claim`, which also locks the folder.
 
-        Any file that the marker does not list and whose name the command
-        does not write, or any file at all in a folder that is not the
-        command's, raises ``error`` unless ``force``; with ``force`` those
-        files are left alone, except files named like the ``planned`` ones,
-        which are replaced. Listed temporary files, left by a run that was
-        killed, are removed. Returns the command's files from earlier runs
-        there, for :meth:`finish`.
+        Any file whose name the command does not write (except the
+        temporary files the marker lists), or any file at all in a folder
+        that is not the command's, raises ``error`` unless ``force``; with
+        ``force`` those files are left alone, except files named like the
+        ``planned`` ones, which are replaced. Listed temporary files, left
+        by a run that was killed, are removed. Returns the command's files
+        from earlier runs there, for :meth:`finish`.
         """
         os.makedirs(folder, exist_ok=True)
         marker = self._marker(folder)
@@ -259,8 +259,8 @@ class OutputFolder:
             listed = set()
         # a probe of check_writable_folder lives for a moment: never foreign
         entries = [name for name in os.listdir(folder) if not name.startswith(_PROBE)]
-        foreign = sorted(name for name in entries
-                         if not (ours and (self.is_own(name) or name in listed)))
+        foreign = sorted(name for name in entries if not ours or not (
+            self.is_own(name) or (name in listed and self._is_own_temporary(name))))
         if foreign and not force:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             why = ("skdigits did not write" if ours else

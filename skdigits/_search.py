@@ -23,7 +23,8 @@ The same data, grid and seed give the same ``results.json`` and PNGs; only
 the ``timings`` block and the run's date and machine change. The folder
 holds exactly what the page shows: files an earlier search wrote that no
 longer belong are removed, and a folder holding files skdigits did not write
-is refused unless ``force=True``.
+is refused unless ``force=True``. One search (or report) at a time writes
+into a folder; another one meanwhile is refused.
 
 Library code: it logs through :mod:`logging`. The command line (argument
 parsing, messages, the final lines) is in :mod:`skdigits.cli`.
