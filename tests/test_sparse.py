@@ -269,14 +269,25 @@ def test_memory_check_lets_a_wide_binary_model_through(monkeypatch):
     _system.check_memory(need, "SoftmaxRegression")  # not refused
     with pytest.raises(MemoryError, match="needs about"):
         _system.check_memory(model.fit_bytes(256, 8) + 2**31, "SoftmaxRegression")
+    # L-BFGS keeps about 54 float64 vectors of the weights: refused at 2 GiB
+    # free, not at 24 GiB
+    full = SoftmaxRegression(solver="lbfgs")._model(10**7, 1, LOGISTIC)
+    need = full.fit_bytes(256, 8, sparse=True)
+    assert 54 * 8e7 < need < 5 * 2**30
+    with pytest.raises(MemoryError):
+        _system.check_memory(need, "SoftmaxRegression")
+    monkeypatch.setattr(_system, "available_memory", lambda: 24 * 2**30)
+    _system.check_memory(need, "SoftmaxRegression")
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_memory_estimate_counts_what_a_fit_allocates(n_classes):
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_memory_estimate_counts_what_a_fit_allocates(n_classes, solver):
     import tracemalloc
 
     X, y = wide_problem(n_classes=n_classes)
-    clf = SoftmaxRegression(max_iter=2, random_state=0)
+    clf = SoftmaxRegression(max_iter=2, solver=solver, random_state=0)
     tracemalloc.start()
     try:
         clf.fit(X, y)

@@ -111,6 +111,13 @@ def linear_width(n_outputs):
 LAZY_MIN_FEATURES = 4096
 LAZY_RATIO = 4
 
+#: float64 vectors of the parameters' size that a full-batch (L-BFGS) fit
+#: holds at its peak, measured with scipy 1.17: L-BFGS-B's ``2 m = 20``
+#: correction vectors and its work arrays and bounds (about 30), its
+#: wrapper's copies of the point and the gradient, and the objective's
+#: float64 copies of the weights and the gradient (``_engine._lbfgs``).
+FULL_BATCH_VECTORS = 54
+
 
 def is_wide_sparse(X, batch_size):
     """True when ``X`` is wide sparse data for minibatches of ``batch_size``
@@ -262,12 +269,16 @@ class LinearModel(_Model):
         Row width of the weights in ``theta`` (at least ``n_outputs``);
         None: ``linear_width(n_outputs)``. Models saved before that rule
         padded every output count to ``_mlp.PAD``.
+    full_batch : bool
+        Trained by the full-batch solver (L-BFGS): ``fit_bytes`` counts its
+        memory.
     """
 
-    def __init__(self, n_features, n_outputs, loss, ld=None):
+    def __init__(self, n_features, n_outputs, loss, ld=None, full_batch=False):
         self.n_features = int(n_features)
         self.n_outputs = int(n_outputs)
         self.loss = loss
+        self.full_batch = bool(full_batch)
         self.ld = linear_width(n_outputs) if ld is None else int(ld)
         if self.ld < max(self.n_outputs, 1):
             raise ValueError(f"a row width of {self.ld} cannot hold "
@@ -292,8 +303,11 @@ class LinearModel(_Model):
         ``n_params``); the exported weights (the last epoch's, their copy and
         its transpose, without padding); the minibatch's logits and the copied
         rows (dense data) or the lazy update's marks and feature list (sparse
-        data)."""
+        data). A full-batch fit holds ``FULL_BATCH_VECTORS`` float64 vectors
+        of the parameters instead of the eight."""
         params = 8 * self.n_params * itemsize
+        if self.full_batch:
+            params = FULL_BATCH_VECTORS * self.n_params * 8
         exports = 3 * self.n_features * self.n_outputs * itemsize
         logits = batch_size * self.ld * itemsize
         if sparse:

@@ -299,7 +299,8 @@ class SoftmaxRegression(BaseMinibatchClassifier):
             n_features, n_outputs, loss = (self.n_features_in_, self._n_outputs,
                                            self._loss_code)
         return LinearModel(n_features, n_outputs, loss,
-                           ld=self._kept_width(n_features, n_outputs))
+                           ld=self._kept_width(n_features, n_outputs),
+                           full_batch=self.solver == "lbfgs")
 
     def _kept_width(self, n_features, n_outputs):
         """The row width of the kept weights when they have the layout of
