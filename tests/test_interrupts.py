@@ -76,6 +76,76 @@ def test_ctrl_c_during_a_first_compile(tmp_path):
     _check(_run_child(["compile", 16, 12, 2, tmp_path], env=env))
 
 
+def test_interrupts_deferred_raises_at_the_end_and_restores_the_handler():
+    import _thread
+    import signal
+
+    from skdigits._engine._parallel import interrupts_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            _thread.interrupt_main()
+            for i in range(1000):  # bytecodes: the handler runs among them
+                steps.append(i)
+            steps.append("end")
+    assert steps[-1] == "end"
+    assert signal.getsignal(signal.SIGINT) is before
+    # nested blocks: the interrupt comes at the end of the outer one
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            with interrupts_deferred():
+                _thread.interrupt_main()
+                sum(range(1000))
+            steps.append("outer")
+    assert steps[-1] == "outer"
+    assert signal.getsignal(signal.SIGINT) is before
+    with interrupts_deferred():  # nothing came: nothing is raised
+        pass
+
+
+def test_interrupts_deferred_is_a_no_op_outside_the_main_thread():
+    import signal
+    import threading
+
+    from skdigits._engine._parallel import interrupts_deferred
+
+    seen = []
+
+    def body():
+        with interrupts_deferred():
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert seen == [signal.getsignal(signal.SIGINT)]
+
+
+def test_a_team_never_closed_stops_its_helpers_when_collected():
+    # Ctrl-C can land as ``Team.__exit__`` starts, before it closes the team
+    import gc
+    import threading
+
+    from skdigits._engine._parallel import Team
+
+    def kernel(tid, n_threads, sync):
+        return tid
+
+    others = set(threading.enumerate())
+    team = Team()
+    assert team.run(3, kernel) == 0
+    helpers = [t for t in threading.enumerate()
+               if t.name == "skdigits-worker" and t not in others]
+    assert len(helpers) == 2
+    del team
+    gc.collect()
+    for thread in helpers:
+        thread.join(5.0)
+    assert not any(thread.is_alive() for thread in helpers)
+
+
 # ---------------------------------------------------------------------------
 # the child
 

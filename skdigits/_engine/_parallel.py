@@ -21,19 +21,29 @@ one kernel call on them.
 None of this changes the results: the kernels give the same bits for any
 number of threads. Nothing here changes a setting other code can see (no
 BLAS or OpenMP limits, no environment variables).
+
+Ctrl-C: Python turns SIGINT into a KeyboardInterrupt in the main thread, at
+any bytecode, including inside ``threading``'s locks and inside Numba's
+dispatcher and compiler (whose lock it can leave held). So a team's call and
+its closing hold the interrupt back (``interrupts_deferred``) and raise it
+once its threads are idle again; the main thread's own part of a kernel call
+cannot be interrupted anyway (compiled code runs no bytecode), so Ctrl-C comes
+no later than before.
 """
 
 import itertools
 import os
+import signal
 import sys
 import threading
 import time
+import weakref
 
 import numpy as np
 
 from .._kernels._sync import SYNC_SIZE, abort
 
-__all__ = ["effective_n_threads", "CoreShare", "Team"]
+__all__ = ["effective_n_threads", "CoreShare", "Team", "interrupts_deferred"]
 
 
 def effective_n_threads(n_jobs=None):
@@ -150,7 +160,9 @@ except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
     _CLOCK_TICKS = 100
 
 _SHARE_LOCK = threading.Lock()
-_ACTIVE = {}
+#: The running fits' shares, by id. Weak: a share whose ``__exit__`` a
+#: Ctrl-C skipped (it can land as ``__exit__`` starts) leaves once collected.
+_ACTIVE = weakref.WeakValueDictionary()
 _IDS = itertools.count()
 
 
@@ -171,7 +183,7 @@ class CoreShare:
 
     def __enter__(self):
         with _SHARE_LOCK:
-            _ACTIVE[self._id] = self.wanted
+            _ACTIVE[self._id] = self
         return self
 
     def __exit__(self, *exc):
@@ -190,6 +202,50 @@ class CoreShare:
         return n
 
 
+class interrupts_deferred:
+    """Hold Ctrl-C back for the duration of a ``with`` block in the main
+    thread, and raise it at the end of the block (a context manager).
+
+    Inside the block SIGINT is only recorded; at the end the handler that was
+    in place before is restored and, when a SIGINT came, called (the default
+    one raises KeyboardInterrupt), so the block's clean-up can never be cut
+    in two and the interrupt is never lost. A no-op outside the main thread
+    (which Python's SIGINT never interrupts) and when SIGINT has no Python
+    handler (ignored, or the process's default action). Blocks may nest.
+    Only for short sections and ones that run compiled code: the Python code
+    inside cannot be interrupted.
+    """
+
+    def __init__(self):
+        self._previous = None
+        self._caught = None
+
+    def __enter__(self):
+        # a SIGINT already pending is raised here, by the current handler,
+        # before anything is held back
+        if (threading.current_thread() is threading.main_thread()
+                and callable(signal.getsignal(signal.SIGINT))):
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._record)
+            except ValueError:  # not the main interpreter's main thread
+                self._previous = None
+        return self
+
+    def _record(self, signum, frame):
+        if self._caught is None:
+            self._caught = (signum, frame)
+
+    def __exit__(self, *exc):
+        previous, self._previous = self._previous, None
+        if previous is None:
+            return False
+        signal.signal(signal.SIGINT, previous)  # records one still pending
+        caught, self._caught = self._caught, None
+        if caught is not None:
+            previous(*caught)
+        return False
+
+
 class Team:
     """Threads that run one kernel call together (a context manager).
 
@@ -197,11 +253,19 @@ class Team:
     threads at once, the calling thread being ``tid = 0``, with a fresh
     ``sync`` array, and returns thread 0's result. The kernels release the
     GIL (``nogil``). Helper threads are started when first needed and stop
-    when the team closes.
+    when the team closes, or, should Ctrl-C skip the closing, when the team
+    is collected.
+
+    A call and the closing hold Ctrl-C back (``interrupts_deferred``): the
+    KeyboardInterrupt comes once every helper is idle again, and a first
+    call's compile is never cut short (which could leave Numba's compiler
+    lock held, or a half-built kernel).
     """
 
     def __init__(self):
         self._workers = []
+        # stops the helpers of a team that was never closed
+        weakref.finalize(self, _stop_all, self._workers)
 
     def __enter__(self):
         return self
@@ -216,8 +280,12 @@ class Team:
 
     def run(self, n, kernel, *args):
         sync = np.zeros(SYNC_SIZE, dtype=np.int64)
-        if n <= 1:
-            return kernel(0, 1, sync, *args)
+        with interrupts_deferred():
+            if n <= 1:
+                return kernel(0, 1, sync, *args)
+            return self._run(n, kernel, sync, args)
+
+    def _run(self, n, kernel, sync, args):
         self._grow(n - 1)
         started = []
         try:
@@ -227,7 +295,7 @@ class Team:
             result = kernel(0, n, sync, *args)
         except BaseException:
             # this thread will not reach the kernel's barriers (for example
-            # Ctrl-C arrived before it entered): release the helpers
+            # it could not start a helper): release the helpers
             abort(sync)
             raise
         finally:
@@ -237,17 +305,25 @@ class Team:
         return result
 
     def close(self):
-        workers, self._workers = self._workers, []
-        for worker in workers:  # tell every helper first: none is left behind
-            worker.stop()
-        for worker in workers:
-            worker.join()
+        """Stop and join every helper."""
+        with interrupts_deferred():
+            workers = list(self._workers)
+            del self._workers[:]
+            _stop_all(workers)  # tell every helper first: none is left behind
+            for worker in workers:
+                worker.join()
+
+
+def _stop_all(workers):
+    for worker in workers:
+        worker.stop()
 
 
 class _Worker:
     """One helper thread: runs submitted calls, one at a time. A call that
     raises aborts its kernel call (its ``sync``, the third argument), so the
-    other threads do not wait for this one at a barrier."""
+    other threads do not wait for this one at a barrier. The thread holds no
+    reference to its team."""
 
     def __init__(self):
         self._call = None
