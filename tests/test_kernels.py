@@ -556,9 +556,9 @@ def linear_epoch(X, y, w, theta, n_out, loss, batch_size, alpha=0.0, lr=0.1,
 
 
 def linear_ld(k):
-    """The documented row width: ``k`` outputs, padded to a multiple of 16
-    from 9 on (ten classes: 16), unpadded below (a binary model: 1)."""
-    return k if k <= 8 else -(-k // 16) * 16
+    """The documented row width of a model for dense data: ``k`` outputs
+    padded to a multiple of 16."""
+    return -(-k // 16) * 16
 
 
 def pack_linear(W, b):

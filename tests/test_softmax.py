@@ -560,29 +560,35 @@ def test_binary_coef_is_a_copy_not_a_view():
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_weights_are_not_padded_and_old_padded_models_still_work(n_classes):
-    """Issue 19: a binary model's weights were padded to 16 columns. Fewer
-    than nine outputs are now stored as they are; a model kept in the older
-    layout (every output count padded to 16) still predicts and continues."""
-    from skdigits._engine._models import aligned_zeros
+def test_sparse_fits_are_not_padded_and_each_layout_continues(n_classes):
+    """Issue 19: a binary model's weights were padded to 16 columns whatever
+    its data. Fitted on sparse data, fewer than nine outputs are now stored
+    as they are; fitted on dense data they stay padded (the dense products
+    run on whole vectors). Either model keeps its layout, and gives the same
+    model, when later calls bring the other kind of data."""
+    from scipy import sparse
 
     X, y = make_classification(200, 6, n_informative=4, n_classes=n_classes,
                                random_state=0)
-    clf = SoftmaxRegression(max_iter=2, random_state=0).fit(X, y)
+    S = sparse.csr_matrix(X)
     k = 1 if n_classes == 2 else n_classes
-    assert clf._theta.shape == (7 * k,)
-    proba = clf.predict_proba(X)
-    new = clone(clf).set_params(warm_start=True).fit(X, y)
-    old = aligned_zeros(7 * 16, clf._theta.dtype)
-    old.reshape(7, 16)[:, :k] = clf._theta.reshape(7, k)
-    clf._theta = old
-    clf._opt_state = (aligned_zeros(7 * 16), aligned_zeros(7 * 16))
-    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-12)
-    new.fit(X, y)  # two more epochs, in each layout
-    clf.set_params(warm_start=True).fit(X, y)
-    assert clf._theta.shape == (7 * 16,)
-    assert not clf._theta.reshape(7, 16)[:, k:].any()  # the padding stays zero
-    np.testing.assert_allclose(clf.coef_, new.coef_, rtol=1e-10, atol=1e-12)
+    on_sparse = SoftmaxRegression(max_iter=2, random_state=0).fit(S, y)
+    on_dense = SoftmaxRegression(max_iter=2, random_state=0).fit(X, y)
+    assert on_sparse._theta.shape == (7 * k,)
+    assert on_dense._theta.shape == (7 * 16,)
+    assert "_new_model_sparse" not in vars(on_sparse)
+    np.testing.assert_allclose(on_sparse.coef_, on_dense.coef_, rtol=1e-10)
+    np.testing.assert_allclose(on_sparse.predict_proba(X), on_dense.predict_proba(S),
+                               rtol=1e-10)
+    for clf, other in ((on_sparse, X), (on_dense, S)):
+        shape = clf._theta.shape
+        clf.set_params(warm_start=True).fit(other, y)
+        clf.partial_fit(other, y)
+        assert clf._theta.shape == shape
+    np.testing.assert_allclose(on_sparse.coef_, on_dense.coef_, rtol=1e-10)
+    assert not on_dense._theta.reshape(7, 16)[:, k:].any()  # the padding stays 0
+    on_dense.set_params(warm_start=False).fit(S, y)  # a new model: a new layout
+    assert on_dense._theta.shape == (7 * k,)
 
 
 def test_interrupt_during_validation_keeps_curves_in_step(digits, monkeypatch):

@@ -15,7 +15,13 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skdigits._engine._models import Accumulators, LinearModel, MLPModel, no_labels
+from skdigits._engine._models import (
+    Accumulators,
+    LinearModel,
+    MLPModel,
+    linear_width,
+    no_labels,
+)
 from skdigits._engine._parallel import Team
 from skdigits._kernels import _batch, _gemm, _losses, _mlp, _optim, _rng, _sparse
 
@@ -424,7 +430,7 @@ def test_lazy_update_matches_numpy_on_any_thread_count(loss, n_out, solver, rng,
     X = random_data(rng, n, d, 0.01)
     y = rng.integers(0, max(n_out, 2), size=n).astype(np.int64)
     w = rng.uniform(0.5, 1.5, size=n)
-    model = LinearModel(d, n_out, loss)
+    model = LinearModel(d, n_out, loss, ld=linear_width(n_out, sparse=True))
     assert model.ld == n_out  # no padding: one column for a binary model
     theta0 = model.init_params(rng, np.float64)
     theta0[:] = rng.normal(scale=0.1, size=theta0.size)

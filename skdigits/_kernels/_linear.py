@@ -4,10 +4,12 @@ one-vs-rest logistic), run by a team of threads.
 Parameters live in one flat vector ``theta``: the weights ``W`` of shape
 ``(n_features, ld)``, row-major, followed by ``ld`` intercepts, where ``ld``
 is the row width: the number of outputs, padded with zero columns to a
-multiple of ``_mlp.PAD`` from 9 outputs on (so the products of ten classes
-run on whole vectors; the padding stays zero), unpadded below (the vector
-tiles cover what they can, a scalar tail the rest: a binary model is one
-column). The logits of a block ``X`` are ``X @ W + b``.
+multiple of ``_mlp.PAD`` (so the dense products run on whole vectors; the
+padding stays zero), or for a model fitted on sparse data with at most
+``PAD // 2`` outputs the outputs as they are (the vector tiles cover what
+they can, a scalar tail the rest: a binary model is one column; see
+``_engine._models.linear_width``). The logits of a block ``X`` are ``X @ W +
+b``.
 
 A minibatch takes two phases: chunks of rows compute their logits, their
 loss and its gradient; then item ``c`` computes the weights' gradient

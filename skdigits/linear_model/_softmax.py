@@ -1,10 +1,11 @@
 """SoftmaxRegression: multinomial or one-vs-rest logistic regression."""
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.utils._param_validation import StrOptions
 
 from .._base import BaseMinibatchClassifier
-from .._engine._models import LinearModel, _padded, linear_width
+from .._engine._models import LinearModel, linear_width
 from .._kernels._losses import LOGISTIC, SOFTMAX
 
 
@@ -299,19 +300,35 @@ class SoftmaxRegression(BaseMinibatchClassifier):
             n_features, n_outputs, loss = (self.n_features_in_, self._n_outputs,
                                            self._loss_code)
         return LinearModel(n_features, n_outputs, loss,
-                           ld=self._kept_width(n_features, n_outputs),
+                           ld=self._width(n_features, n_outputs),
                            full_batch=self.solver == "lbfgs")
 
-    def _kept_width(self, n_features, n_outputs):
-        """The row width of the kept weights when they have the layout of
-        models saved before ``linear_width`` (every output count padded to
-        16 columns), so that those models load and continue; else None."""
+    def _width(self, n_features, n_outputs):
+        """Row width of the weights: for a new model (a fit's first pass),
+        the one that suits the kind of data it is fitted on
+        (``linear_width``); else the width of the kept weights, found from
+        their length (a model fitted on sparse data keeps its width on dense
+        data, and the reverse); None (the dense layout) when there are none."""
+        sparse = getattr(self, "_new_model_sparse", None)
+        if sparse is not None:
+            return linear_width(n_outputs, sparse)
         theta = getattr(self, "_theta", None)
-        old = _padded(n_outputs)
-        if (old != linear_width(n_outputs) and isinstance(theta, np.ndarray)
-                and theta.ndim == 1 and theta.shape[0] == (int(n_features) + 1) * old):
-            return old
+        if isinstance(theta, np.ndarray) and theta.ndim == 1:
+            for ld in (linear_width(n_outputs, True), linear_width(n_outputs)):
+                if theta.shape[0] == (int(n_features) + 1) * ld:
+                    return ld
         return None
+
+    def _fit_checked(self, X, y, sample_weight, incremental, classes):
+        # a new model takes the layout that suits its data (see _width),
+        # for this fit only
+        first_pass = not hasattr(self, "_theta") or (
+            not incremental and not self.warm_start)
+        self._new_model_sparse = issparse(X) if first_pass else None
+        try:
+            return super()._fit_checked(X, y, sample_weight, incremental, classes)
+        finally:
+            self.__dict__.pop("_new_model_sparse", None)
 
     def _l2(self, batch_size):
         # alpha * W in every minibatch's gradient; alpha / 2 ||W||^2 in the loss
