@@ -122,6 +122,24 @@ class Checkpoint:
                           if "_opt_state" in d else None)
         self.rng_state = d["_rng_state"].copy() if "_rng_state" in d else None
 
+    def refresh(self, estimator):
+        """Take the estimator's state again, copying its arrays into the ones
+        kept here when they have the same shape and dtype (no new memory: a
+        fit would otherwise hold two checkpoints while taking one). An
+        interrupt midway leaves this checkpoint torn: the caller knows that
+        the estimator itself then holds the state being taken."""
+        d = estimator.__dict__
+        self.values = {name: d[name] for name in _VALUES + _CURVES if name in d}
+        self.theta = _copy_into(self.theta, d["_theta"])
+        if "_opt_state" in d:
+            kept = self.opt_state or (None,) * len(d["_opt_state"])
+            self.opt_state = tuple(_copy_into(k, a)
+                                   for k, a in zip(kept, d["_opt_state"]))
+        else:
+            self.opt_state = None
+        self.rng_state = (_copy_into(self.rng_state, d["_rng_state"])
+                          if "_rng_state" in d else None)
+
     def restore(self, estimator):
         """Put the estimator back in this state (the public weights are left
         to the caller, which exports them from ``_theta``)."""
@@ -136,3 +154,12 @@ class Checkpoint:
             d["_opt_state"] = tuple(a.copy() for a in self.opt_state)
         if self.rng_state is not None:
             d["_rng_state"] = self.rng_state.copy()
+
+
+def _copy_into(kept, a):
+    """``a`` copied into ``kept`` when it fits, else a new copy."""
+    if (kept is not None and kept.shape == a.shape and kept.dtype == a.dtype
+            and kept is not a):
+        np.copyto(kept, a)
+        return kept
+    return a.copy()

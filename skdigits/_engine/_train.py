@@ -134,6 +134,7 @@ class _Run:
         if self.early and getattr(est, "validation_scores_", None):
             self.best_theta = est._theta.copy()  # continuing an early-stopped fit
         self.checkpoint = None
+        self.refreshing = False
         self.stopped_by = None
         self.lowered_lr = False
 
@@ -279,8 +280,18 @@ class _Run:
 
     def commit(self):
         """Take the checkpoint of the epoch just recorded (or of the start):
-        one assignment, so that an interrupt leaves the previous one whole."""
-        self.checkpoint = (Checkpoint(self.est), self.best_theta)
+        one assignment, so that an interrupt leaves the previous one whole.
+        Later checkpoints reuse the first one's arrays (a fit holding two
+        while taking one needed three more copies of the parameters); while
+        one is being refreshed, the estimator itself holds the state being
+        kept, so an interrupt then keeps that (see ``rollback``)."""
+        if self.checkpoint is None:
+            self.checkpoint = (Checkpoint(self.est), self.best_theta)
+            return
+        self.refreshing = True
+        self.checkpoint[0].refresh(self.est)
+        self.checkpoint = (self.checkpoint[0], self.best_theta)
+        self.refreshing = False
 
     def rollback(self, fresh_moments=False):
         """Go back to the checkpoint: the weights, optimizer state, random
@@ -290,6 +301,13 @@ class _Run:
         if self.checkpoint is None:
             return
         est = self.est
+        if self.refreshing:  # the estimator holds the state being kept
+            self.refreshing = False
+            self.checkpoint = None  # torn: the estimator's state is the one
+            if fresh_moments:
+                est._opt_state = self.model.new_state(est._theta.dtype)
+                est._opt_t = 0
+            return
         checkpoint, self.best_theta = self.checkpoint
         checkpoint.restore(est)
         if fresh_moments:
