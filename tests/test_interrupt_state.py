@@ -73,8 +73,11 @@ class Interrupter:
 def _run(fit, at=None):
     """``fit()`` under an interrupter; returns (the interrupter, whether
     KeyboardInterrupt escaped)."""
+    import signal
+
     tracer = Interrupter(at)
     previous = sys.gettrace()
+    handler = signal.getsignal(signal.SIGINT)
     sys.settrace(tracer)
     try:
         fit()
@@ -83,6 +86,12 @@ def _run(fit, at=None):
         escaped = True
     finally:
         sys.settrace(previous)
+        # a raise at the line event Python emits when a `with` block ends
+        # skips the block's __exit__, so an interrupts_deferred block (see
+        # _engine._parallel) would leave its recording handler installed; a
+        # real SIGINT cannot land there, since inside the block it is only
+        # recorded
+        signal.signal(signal.SIGINT, handler)
     return tracer, escaped
 
 

@@ -30,6 +30,7 @@ from .._kernels._losses import (
     STAT_WEIGHT,
 )
 from .._kernels._simd import TILE_ROWS
+from ._parallel import interrupts_deferred
 
 __all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK", "no_labels"]
 
@@ -321,7 +322,8 @@ class LinearModel(_Model):
     def unpack(self, theta):
         """``[(W, b)]``: weights ``(n_features, n_outputs)`` and intercepts
         (copies)."""
-        W, b = _linear.params(theta, self.n_features, self.ld)
+        with interrupts_deferred():  # a kernel outside a team (see Team)
+            W, b = _linear.params(theta, self.n_features, self.ld)
         return [(W[:, :self.n_outputs].copy(), b[0, :self.n_outputs].copy())]
 
     def weight_mask(self):

@@ -32,7 +32,7 @@ from .._logging import Progress, verbose_logger
 from .._sklearn_callbacks import NO_TASKS
 from ._history import Checkpoint, History
 from ._models import Accumulators, aligned, no_labels
-from ._parallel import CoreShare, Team
+from ._parallel import CoreShare, Team, interrupts_deferred
 from ._stopping import NoImprovement
 
 __all__ = ["train", "TrainingDivergedError", "evaluate"]
@@ -48,9 +48,11 @@ def evaluate(model, team, n_threads, X, y, w, rows, theta, n_classes, Y=None):
     in float64."""
     Z = model.logits(team, n_threads, X, rows, theta)
     acc = Accumulators(1, n_classes, model.n_outputs)
-    loss_grad(Z, y[rows], no_labels() if Y is None else Y, w[rows].astype(np.float64),
-              len(rows), model.loss, 0.0, 0.0,
-              acc.class_loss[0], acc.class_weight[0], acc.col_loss[0], acc.stats[0])
+    with interrupts_deferred():  # a kernel outside a team (see Team)
+        loss_grad(Z, y[rows], no_labels() if Y is None else Y,
+                  w[rows].astype(np.float64), len(rows), model.loss, 0.0, 0.0,
+                  acc.class_loss[0], acc.class_weight[0], acc.col_loss[0],
+                  acc.stats[0])
     sums = acc.totals()
     return (sums.mean_loss(), sums.accuracy(),
             sums.per_class(model.loss, model.n_outputs))
@@ -169,7 +171,10 @@ class _Run:
         est._theta = aligned(est._theta)
         est._opt_state = tuple(aligned(a) for a in est._opt_state)
         if est.shuffle:
-            shuffle(self.order, est._rng_state)
+            # a kernel called outside a team: Ctrl-C held back here too, so
+            # that it cannot cut a first compile short (see Team)
+            with interrupts_deferred():
+                shuffle(self.order, est._rng_state)
         self.acc.reset()
         self.fopt[[F_LR0, F_LR1, F_LRK, F_KNEE]] = lr0, lr1, lr_knee, knee
         n_threads = min(n_threads, model.max_threads(self.batch_size))

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _fitted
 from .._base import BaseMinibatchClassifier
 from .._engine._models import MLPModel
+from .._engine._parallel import interrupts_deferred
 from .._kernels._losses import LOGISTIC, SOFTMAX
 from .._kernels._mlp import ACTIVATIONS
 from .._kernels._stats import column_moments, sparse_column_moments
@@ -474,10 +475,12 @@ class MLPClassifier(BaseMinibatchClassifier):
             return True
         mean = np.empty(X.shape[1])
         var = np.empty(X.shape[1])
-        if issparse(X):  # the stored entries only
-            sparse_column_moments(X.indptr, X.indices, X.data, rows, w, mean, var)
-        else:
-            column_moments(X, rows, w, mean, var)
+        with interrupts_deferred():  # kernels outside a team (see Team)
+            if issparse(X):  # the stored entries only
+                sparse_column_moments(X.indptr, X.indices, X.data, rows, w, mean,
+                                      var)
+            else:
+                column_moments(X, rows, w, mean, var)
         std = np.sqrt(var)
         # a spread within the rounding of the mean is none: a feature that is
         # constant on the weighted rows (identical rows, all the weight on one
