@@ -39,9 +39,11 @@ _PAD_ROOM = 64
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be used: damaged or truncated, declaring
-    arrays larger than the model it describes, or holding a model whose
-    attributes disagree with each other (a subclass of :class:`ValueError`).
+    """A model file that is damaged, oversized or inconsistent.
+
+    Raised by :func:`load` for a damaged or truncated file, one declaring
+    arrays larger than the model it describes, or one holding a model whose
+    attributes disagree with each other. A subclass of :class:`ValueError`.
 
     See Also
     --------

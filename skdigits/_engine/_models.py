@@ -301,14 +301,15 @@ class LinearModel(_Model):
 
     def fit_bytes(self, batch_size, itemsize, sparse=False):
         """Memory a fit needs beyond the data, as allocated: the parameters,
-        their gradient and two optimizer vectors, the three copies kept to
-        undo an epoch and the best weights of early stopping (8 vectors of
-        ``n_params``); the exported weights (the last epoch's, their copy and
-        its transpose, without padding); the minibatch's logits and the copied
-        rows (dense data) or the lazy update's marks and feature list (sparse
-        data). A full-batch fit holds ``FULL_BATCH_VECTORS`` float64 vectors
-        of the parameters instead of the eight."""
-        params = 8 * self.n_params * itemsize
+        their gradient and two optimizer vectors and the three copies kept to
+        undo an epoch (7 vectors of ``n_params``; early stopping's best
+        weights add an eighth, within the estimate's margin); the exported
+        weights (the last epoch's, their copy and its transpose, without
+        padding); the minibatch's logits and the copied rows (dense data) or
+        the lazy update's marks and feature list (sparse data). A full-batch
+        fit holds ``FULL_BATCH_VECTORS`` float64 vectors of the parameters
+        instead of the seven."""
+        params = 7 * self.n_params * itemsize
         if self.full_batch:
             params = FULL_BATCH_VECTORS * self.n_params * 8
         exports = 3 * self.n_features * self.n_outputs * itemsize
