@@ -41,8 +41,18 @@ def fail(est, message):
         "damaged or was edited, so it cannot be used (fit the model again).")
 
 
+_MISSING = object()
+
+
+def _get(est, name):
+    value = getattr(est, name, _MISSING)
+    if value is _MISSING:
+        fail(est, f"{name} is missing")
+    return value
+
+
 def _int(est, name, low=0, high=None):
-    value = getattr(est, name)
+    value = _get(est, name)
     if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
         fail(est, f"{name} is {value!r}, not an integer")
     value = int(value)
@@ -102,7 +112,7 @@ def check_fitted_state(est, *, training=False, exports=False):
     names = getattr(est, "feature_names_in_", None)
     if names is not None:
         array_attr(est, "feature_names_in_", names, ndim=1, shape=(n_features,))
-    classes = getattr(est, "classes_")
+    classes = _get(est, "classes_")
     array_attr(est, "classes_", classes, ndim=1)
     n_classes = len(classes)
     if n_classes < 2:
@@ -142,12 +152,15 @@ def check_fitted_state(est, *, training=False, exports=False):
     if model.n_features != n_features or model.n_outputs != n_outputs:
         fail(est, "the network's input or output size disagrees with "
                    "n_features_in_ or the classes")
-    theta = getattr(est, "_theta")
+    theta = _get(est, "_theta")
     if isinstance(theta, np.ndarray) and theta.shape != (model.n_params,):
         fail(est, f"_theta has shape {theta.shape}, not ({model.n_params},) as "
                   f"n_features_in_={n_features} and {n_outputs} outputs need")
+    # finiteness costs a pass over the weights: checked where a model comes
+    # in (load) and before training continues, not at every prediction (a
+    # weight that is not finite gives NaN, never a read outside an array)
     array_attr(est, "_theta", theta, ndim=1, shape=(model.n_params,),
-               dtypes=_FLOATS, finite=True)
+               dtypes=_FLOATS, finite=training or exports)
     if not theta.flags.c_contiguous:
         fail(est, "_theta is not a contiguous array")
     curves = _check_curves(est, n_classes)
@@ -212,7 +225,10 @@ def _check_exports(est, model, theta):
     import copy
 
     shadow = copy.copy(est)
-    shadow._export(model.unpack(theta))
+    try:
+        shadow._export(model.unpack(theta))
+    except AttributeError as exc:
+        fail(est, f"an attribute the weights are published with is missing ({exc})")
     held = vars(est)
     for name, value in vars(shadow).items():
         if name not in held:
@@ -223,25 +239,30 @@ def _check_exports(est, model, theta):
 
 def fitted_estimators(obj):
     """The fitted skdigits estimators inside ``obj`` (itself, the steps of a
-    ``Pipeline``, the results of a search, estimators held in lists and
-    dicts), each once. Walks without recursion, so a deeply nested object
-    cannot exhaust the stack."""
-    from sklearn.base import BaseEstimator
+    ``Pipeline``, the results of a search, the calibrated classifiers of
+    ``CalibratedClassifierCV``: anything held in attributes, lists, tuples
+    and dicts), each once. Walks without recursion, so a deeply nested
+    object cannot exhaust the stack."""
+    import types
 
     from ._base import BaseMinibatchClassifier
 
+    plain = (type, types.ModuleType, types.FunctionType, types.MethodType,
+             np.ndarray)
     seen, found, stack = set(), [], [obj]
     while stack:
         item = stack.pop()
         if id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, BaseMinibatchClassifier) and hasattr(item, "_theta"):
+        if isinstance(item, BaseMinibatchClassifier) and (
+                "_theta" in vars(item) or any(  # fitted, as check_is_fitted says
+                    k.endswith("_") and not k.startswith("__") for k in vars(item))):
             found.append(item)
-        if isinstance(item, BaseEstimator):
-            stack.extend(reversed(list(vars(item).values())))
-        elif isinstance(item, (list, tuple)):
+        if isinstance(item, (list, tuple)):
             stack.extend(reversed(item))
         elif isinstance(item, dict):
             stack.extend(reversed(list(item.values())))
+        elif hasattr(item, "__dict__") and not isinstance(item, plain):
+            stack.extend(reversed(list(vars(item).values())))
     return found

@@ -33,6 +33,10 @@ SCHEMA_LIMIT = 64 << 20
 METADATA_LIMIT = 1 << 20
 #: Most members a model file may hold.
 MEMBER_LIMIT = 100_000
+#: What the members outside skdigits estimators (a pipeline's transformers)
+#: may inflate to: this many times the file's size, or ``OTHER_FLOOR`` bytes.
+OTHER_RATIO = 32
+OTHER_FLOOR = 64 << 20
 #: Room a skdigits estimator's arrays get beyond its parameter count: the
 #: stored width of an output layer is padded to at most this many columns.
 _PAD_ROOM = 64
@@ -316,11 +320,16 @@ def _check_fitted(obj, path):
 
 
 def _check_declared_sizes(path):
-    """Refuse a skops file before anything large is inflated: every member's
-    size is declared in the zip directory and every array's shape in its
-    ``.npy`` header; both must agree, each skdigits estimator's arrays must
-    fit the structure the file gives it (its feature, output, class and
-    epoch counts), and all of them the memory available."""
+    """Refuse a skops file before anything large is inflated.
+
+    Every member's size is declared in the zip directory and every array's
+    shape in its ``.npy`` header: both must agree, whatever the member's
+    name; every member must be one the file's objects use; each skdigits
+    estimator's arrays must fit the structure the file gives it (its
+    feature, output, class and epoch counts); the rest (a pipeline's
+    transformers) may inflate to at most ``OTHER_RATIO`` times the file's
+    size (or ``OTHER_FLOOR``); and all of it must fit the memory available.
+    """
     from ._system import check_memory
 
     def refuse(why):
@@ -338,9 +347,17 @@ def _check_declared_sizes(path):
             if sizes.get(METADATA_MEMBER, 0) > METADATA_LIMIT:
                 refuse(f"its {METADATA_MEMBER} is larger than "
                        f"{METADATA_LIMIT >> 20} MiB")
-            headers = {info.filename: _npy_header(archive, info, refuse)
-                       for info in infos if info.filename.endswith(".npy")}
             schema = json.loads(archive.read("schema.json"))
+            refs = _file_refs(schema)
+            unused = set(sizes) - set(refs) - {"schema.json", METADATA_MEMBER}
+            if unused:
+                refuse(f"it holds members no object uses: {sorted(unused)[:3]}")
+            missing = set(refs) - set(sizes)
+            if missing:
+                refuse(f"its objects use members it lacks: {sorted(missing)[:3]}")
+            infos = {info.filename: info for info in infos}
+            headers = {name: _npy_header(archive, infos[name], refuse)
+                       for name, kind in refs.items() if kind == "numpy"}
             caps = _structural_caps(schema, archive, headers)
     except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError,
             RecursionError, ValueError) as exc:
@@ -353,11 +370,36 @@ def _check_declared_sizes(path):
         if cap is not None and count > cap:
             refuse(f"{name} declares an array of {count:,} values, more than the "
                    f"{cap:,} its model can hold")
+    other = sum(size for name, size in sizes.items()  # not capped above
+                if name in refs and not (name in caps and name in headers))
+    allowed = max(OTHER_FLOOR, OTHER_RATIO * os.path.getsize(path))
+    if other > allowed:
+        refuse(f"its objects other than skdigits estimators declare {other:,} "
+               f"bytes, more than the {allowed:,} a file of its size may inflate "
+               "to")
     total = sum(sizes.values())
     try:  # skops reads a member's bytes, then NumPy makes the array of them
         check_memory(2 * total, f"loading {path}")
     except MemoryError as exc:
         refuse(str(exc))
+
+
+def _file_refs(schema):
+    """``{member: kind}`` of every member the schema's objects read (kind:
+    ``"numpy"`` for an array stored as ``.npy``, else the node's type)."""
+    refs, stack = {}, [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                kind = node.get("type")
+                if node.get("__loader__") == "NdArrayNode" or kind == "numpy":
+                    kind = "numpy"
+                refs[node["file"]] = str(kind)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return refs
 
 
 def _npy_header(archive, info, refuse):
@@ -397,7 +439,8 @@ def _structural_caps(schema, archive, headers):
             continue
         if not isinstance(node, dict):
             continue
-        if (str(node.get("__module__", "")).startswith("skdigits.")
+        if (node.get("__class__") in _ESTIMATOR_NAMES
+                and str(node.get("__module__", "")).startswith("skdigits")
                 and isinstance(node.get("content"), dict)
                 and isinstance(node["content"].get("content"), dict)):
             attrs = node["content"]["content"]
@@ -407,6 +450,10 @@ def _structural_caps(schema, archive, headers):
             continue
         stack.extend(node.values())
     return caps
+
+
+#: The class names of skdigits' estimators, as a skops schema names them.
+_ESTIMATOR_NAMES = ("MLPClassifier", "SoftmaxRegression")
 
 
 def _files(node):

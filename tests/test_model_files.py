@@ -441,3 +441,105 @@ def test_dump_of_a_deeply_nested_object_says_why(tmp_path):
     with pytest.raises(ValueError, match="nested too deeply"):
         dump(model, tmp_path / "m.skops")
     assert not (tmp_path / "m.skops").exists()
+
+
+# ---------------------------------------------------------------- review
+def test_a_model_saved_before_multilabel_targets_still_loads(tmp_path):
+    # files of older versions lack _multilabel and _n_epochs_total; they
+    # predict in memory, so they must load
+    model = _fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0))
+    expected = model.predict_proba(X)
+    del model._multilabel, model._n_epochs_total
+    dump(model, tmp_path / "old.skops")
+    np.testing.assert_array_equal(load(tmp_path / "old.skops").predict_proba(X),
+                                  expected)
+
+
+@pytest.mark.parametrize("name", ["_n_outputs", "_loss_code", "_theta", "classes_"])
+def test_a_missing_attribute_is_a_model_file_error(name, tmp_path):
+    model = _fit(SoftmaxRegression(max_iter=2, random_state=0))
+    delattr(model, name)
+    dump(model, tmp_path / "m.skops")
+    with pytest.raises(ModelFileError, match=f"{name} is missing"):
+        load(tmp_path / "m.skops")
+
+
+def _renamed(src, out, member, new_name, payload, module=None):
+    """Copy ``src`` with ``member`` renamed ``new_name`` (in the zip and the
+    schema) and written by ``payload``; ``module`` replaces the estimator's
+    module name in the schema."""
+    with zipfile.ZipFile(src) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        members = {i.filename: archive.read(i.filename)
+                   for i in archive.infolist()}
+    text = json.dumps(schema).replace(member, new_name)
+    schema = json.loads(text)
+    if module is not None:
+        schema["__module__"] = module
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name, data in members.items():
+            if name == "schema.json":
+                dst.writestr(name, json.dumps(schema))
+            elif name == member:
+                with dst.open(new_name, "w", force_zip64=True) as fh:
+                    payload(fh)
+            else:
+                dst.writestr(name, data)
+
+
+def _big_theta(n):
+    def payload(fh):
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": (n,)})
+        fh.write(header.getvalue())
+        chunk = bytes(1 << 22)
+        for _ in range(n * 8 // len(chunk)):
+            fh.write(chunk)
+    return payload
+
+
+@pytest.mark.parametrize("rename, module", [(True, None), (False, "skdigits")],
+                         ids=["member-not-named-npy", "module-without-dot"])
+def test_the_size_check_cannot_be_sidestepped(rename, module, tmp_path):
+    # a member not named .npy, or an estimator node whose module skops still
+    # resolves, escaped the structural caps: the array was inflated first
+    import tracemalloc
+
+    model = _fit(SoftmaxRegression(max_iter=2, random_state=0))
+    dump(model, tmp_path / "m.skops")
+    member = _theta_member(tmp_path / "m.skops")
+    new_name = member.replace(".npy", ".bin") if rename else member
+    _renamed(tmp_path / "m.skops", tmp_path / "bomb.skops", member, new_name,
+             _big_theta(1 << 25), module=module)
+    tracemalloc.start()
+    with pytest.raises(ModelFileError, match="more than the"):
+        load(tmp_path / "bomb.skops")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32 << 20
+
+
+def test_a_member_no_object_uses_is_refused(tmp_path):
+    model = _fit(SoftmaxRegression(max_iter=2, random_state=0))
+    dump(model, tmp_path / "m.skops")
+    with zipfile.ZipFile(tmp_path / "m.skops", "a") as archive:
+        archive.writestr("extra.bin", b"\0" * 1000)
+    with pytest.raises(ModelFileError, match="no object uses"):
+        load(tmp_path / "m.skops")
+
+
+def test_estimators_held_by_plain_objects_are_checked_at_load(tmp_path):
+    # CalibratedClassifierCV keeps its fitted estimators in plain objects
+    from sklearn.calibration import CalibratedClassifierCV
+
+    model = _fit(CalibratedClassifierCV(SoftmaxRegression(max_iter=2,
+                                                          random_state=0), cv=2))
+    inner = model.calibrated_classifiers_[0].estimator
+    inner.coef_ = inner.coef_ * 2
+    dump(model, tmp_path / "m.skops")
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=tmp_path / "m.skops")
+    with pytest.raises(ModelFileError, match="coef_ does not match"):
+        load(tmp_path / "m.skops", trusted=untrusted)

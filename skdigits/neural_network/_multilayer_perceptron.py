@@ -540,7 +540,9 @@ class MLPClassifier(BaseMinibatchClassifier):
         self.intercepts_ = [b for _, b in weights]
         self.n_layers_ = len(self._sizes)
         self.n_outputs_ = int(self._sizes[-1])
-        self.out_activation_ = ("logistic" if self.n_outputs_ == 1 or self._multilabel
+        # getattr: models saved before multi-label targets have no _multilabel
+        self.out_activation_ = ("logistic" if self.n_outputs_ == 1
+                                or getattr(self, "_multilabel", False)
                                 else "softmax")
         if getattr(self, "loss_curve_", None):
             self.loss_ = self.loss_curve_[-1]
