@@ -372,3 +372,29 @@ def _main(argv):
 
 if __name__ == "__main__":
     _main(sys.argv[1:])
+
+
+def test_interrupts_deferred_restores_the_handler_when_its_start_fails(monkeypatch):
+    # an exception from another signal's handler right after ours is
+    # installed must not leave it installed (Ctrl-C would be lost for good)
+    import signal
+
+    from skdigits._engine import _parallel
+
+    before = signal.getsignal(signal.SIGINT)
+    real = signal.signal
+    calls = []
+
+    def install_then_fail(signum, handler):
+        previous = real(signum, handler)
+        calls.append(handler)
+        if len(calls) == 1:
+            raise RuntimeError("another signal's handler raised here")
+        return previous
+
+    monkeypatch.setattr(_parallel.signal, "signal", install_then_fail)
+    with pytest.raises(RuntimeError, match="another signal"):
+        with _parallel.interrupts_deferred():
+            pass
+    monkeypatch.setattr(_parallel.signal, "signal", real)
+    assert signal.getsignal(signal.SIGINT) is before

@@ -225,10 +225,16 @@ class interrupts_deferred:
         # before anything is held back
         if (threading.current_thread() is threading.main_thread()
                 and callable(signal.getsignal(signal.SIGINT))):
+            previous = signal.getsignal(signal.SIGINT)
             try:
-                self._previous = signal.signal(signal.SIGINT, self._record)
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._record)
             except ValueError:  # not the main interpreter's main thread
                 self._previous = None
+            except BaseException:  # another signal's exception: undo
+                signal.signal(signal.SIGINT, previous)
+                self._previous = None
+                raise
         return self
 
     def _record(self, signum, frame):
@@ -236,10 +242,13 @@ class interrupts_deferred:
             self._caught = (signum, frame)
 
     def __exit__(self, *exc):
-        previous, self._previous = self._previous, None
+        previous = self._previous
         if previous is None:
             return False
-        signal.signal(signal.SIGINT, previous)  # records one still pending
+        try:  # the handler first, so nothing can leave ours installed
+            signal.signal(signal.SIGINT, previous)  # records one still pending
+        finally:
+            self._previous = None
         caught, self._caught = self._caught, None
         if caught is not None:
             previous(*caught)
