@@ -23,9 +23,10 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from ._cores import CoreShare
 from ._engine._lbfgs import train_lbfgs
-from ._engine._parallel import CoreShare, Team
 from ._engine._schedules import SCHEDULES, make_schedule
+from ._engine._team import Team
 from ._engine._train import TrainingDivergedError, train
 from ._fitted import check_fitted_state
 from ._kernels._optim import ADAM, GRADIENT, SGD

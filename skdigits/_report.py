@@ -510,7 +510,7 @@ def run_context(*, seed, max_iter):
     import sklearn
 
     from . import __version__
-    from ._engine._parallel import effective_n_threads
+    from ._cores import effective_n_threads
     from ._system import machine_info
 
     info = machine_info()

@@ -243,9 +243,9 @@ def search_backend(scheduler=None, *, n_jobs=None):
     import joblib
 
     if scheduler is None:
-        from ._engine._parallel import _process_cores
+        from ._cores import process_cores
 
-        n = _process_cores() if n_jobs is None else int(n_jobs)
+        n = process_cores() if n_jobs is None else int(n_jobs)
         logger.debug("Local search: %d process(es)", n)
         with joblib.parallel_config(backend="loky"):
             yield n, {"backend": "loky", "processes": n}

@@ -28,7 +28,7 @@ def machine_info():
 
     from threadpoolctl import threadpool_info
 
-    from ._engine._parallel import _process_cores
+    from ._cores import process_cores
 
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
 
@@ -39,7 +39,7 @@ def machine_info():
     return {
         "cpu": _cpu_model(),
         "logical_cores": os.cpu_count(),
-        "physical_cores": _process_cores(),
+        "physical_cores": process_cores(),
         "blas": sorted({name(i) + ")" for i in blas}),
         "blas_threads": list(dict.fromkeys(
             f"{name(i)}, {i.get('num_threads')} threads)" for i in blas)),

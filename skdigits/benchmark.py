@@ -74,7 +74,7 @@ def machine_line(threads=None):
     >>> line.endswith("thread budget 2 for every side")
     True
     """
-    from ._engine._parallel import effective_n_threads
+    from ._cores import effective_n_threads
 
     info = machine_info()
     threads = effective_n_threads(None) if threads is None else threads
@@ -581,7 +581,7 @@ def run_benchmark(X, y, X_test, y_test, *, models=("softmax", "mlp"), epochs=3,
     >>> lines = format_table(rows)  # doctest: +SKIP
     """
     from . import MLPClassifier, SoftmaxRegression
-    from ._engine._parallel import effective_n_threads
+    from ._cores import effective_n_threads
 
     budget = effective_n_threads(n_jobs)
     rows, notes = [], []

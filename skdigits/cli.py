@@ -311,7 +311,7 @@ def _cmd_report(args):
 
 
 def _cmd_benchmark(args):
-    from ._engine._parallel import effective_n_threads
+    from ._cores import effective_n_threads
     from .benchmark import format_table, machine_line, run_benchmark
 
     train = _load(args.dataset, "train", args)

@@ -103,18 +103,14 @@ def test_a_search_on_the_cluster_gives_the_local_scores(client, data, local_sear
 
 def _thread_counts():
     """What a fit's threads resolve to where this runs."""
-    from skdigits._engine._parallel import (
-        CoreShare,
-        _process_cores,
-        effective_n_threads,
-    )
+    from skdigits._cores import CoreShare, effective_n_threads, process_cores
 
     with CoreShare(-1) as one:
         alone = one.threads()
         with CoreShare(-1) as two:
             together = (one.threads(), two.threads())
     return {"none": effective_n_threads(None), "all": effective_n_threads(-1),
-            "cores": _process_cores(), "alone": alone, "together": together}
+            "cores": process_cores(), "alone": alone, "together": together}
 
 
 def _expected(threads):
@@ -126,20 +122,21 @@ def _expected(threads):
 def _team_sizes_of_a_fit():
     """The thread count of every kernel call of a real fit (n_jobs=None) on a
     quiet machine, measured inside the worker."""
-    from skdigits._engine import _parallel
+    from skdigits import _cores
+    from skdigits._engine import _team
 
     X, y = load_mnist(sample=True, return_X_y=True)
-    sizes, run, others = [], _parallel.Team.run, _parallel._CpuMeter.others
+    sizes, run, others = [], _team.Team.run, _cores._CpuMeter.others
 
     def spy(self, n, kernel, *args):
         sizes.append(n)
         return run(self, n, kernel, *args)
 
-    _parallel.Team.run, _parallel._CpuMeter.others = spy, lambda self: 0.0
+    _team.Team.run, _cores._CpuMeter.others = spy, lambda self: 0.0
     try:
         MLPClassifier(max_iter=1, random_state=0).fit(X[:1500] / 255.0, y[:1500])
     finally:
-        _parallel.Team.run, _parallel._CpuMeter.others = run, others
+        _team.Team.run, _cores._CpuMeter.others = run, others
     return sorted(set(sizes))
 
 
@@ -166,17 +163,16 @@ def test_a_two_thread_worker_gives_its_fits_both_threads():
 def test_outside_a_worker_nothing_changes_and_distributed_is_not_imported():
     code = ("import sys\n"
             "from sklearn.utils._openmp_helpers import _openmp_effective_n_threads\n"
-            "from skdigits._engine._parallel import effective_n_threads, "
-            "_process_cores\n"
+            "from skdigits._cores import effective_n_threads, process_cores\n"
             "assert effective_n_threads(None) == "
             "max(1, _openmp_effective_n_threads())\n"
-            "_process_cores()\n"
+            "process_cores()\n"
             "assert 'distributed' not in sys.modules, 'distributed imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
     # here distributed is imported, but no task runs in this thread
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
-    from skdigits._engine._parallel import effective_n_threads
+    from skdigits._cores import effective_n_threads
 
     assert effective_n_threads(None) == max(1, _openmp_effective_n_threads())
 

@@ -15,7 +15,7 @@ from sklearn.neural_network import MLPClassifier as SkMLP
 
 from skdigits import MLPClassifier, SoftmaxRegression
 from skdigits._engine._lbfgs import _Objective
-from skdigits._engine._parallel import Team
+from skdigits._engine._team import Team
 
 
 @pytest.fixture(scope="module")

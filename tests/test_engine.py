@@ -11,12 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from skdigits._engine import _parallel
+from skdigits import _cores
+from skdigits._cores import CoreShare, effective_n_threads
+from skdigits._engine import _team
 from skdigits._engine._history import History
 from skdigits._engine._models import Accumulators
-from skdigits._engine._parallel import CoreShare, Team, effective_n_threads
 from skdigits._engine._schedules import make_schedule
 from skdigits._engine._stopping import NoImprovement
+from skdigits._engine._team import Team
 from skdigits._kernels._losses import LOGISTIC, SOFTMAX
 
 # ---------------------------------------------------------------- schedules
@@ -176,7 +178,7 @@ def test_epoch_sums_add_the_chunks_and_give_the_figures_by_hand():
 
 
 def test_n_jobs_counts_like_sklearn(monkeypatch):
-    monkeypatch.setattr(_parallel, "_process_cores", lambda: 2)
+    monkeypatch.setattr(_cores, "process_cores", lambda: 2)
     assert effective_n_threads(3) == 3
     assert effective_n_threads(1) == 1
     assert effective_n_threads(-1) >= 1
@@ -187,7 +189,7 @@ def test_n_jobs_counts_like_sklearn(monkeypatch):
 
 
 def test_fits_running_together_share_the_cores(monkeypatch):
-    monkeypatch.setattr(_parallel, "_process_cores", lambda: 4)
+    monkeypatch.setattr(_cores, "process_cores", lambda: 4)
     with CoreShare(4) as a:
         assert a.threads() == 4
         with CoreShare(4) as b:
@@ -198,10 +200,10 @@ def test_fits_running_together_share_the_cores(monkeypatch):
 
 
 def test_default_n_jobs_leaves_cores_busy_elsewhere(monkeypatch):
-    monkeypatch.setattr(_parallel, "_process_cores", lambda: 4)
-    monkeypatch.setattr(_parallel, "effective_n_threads", lambda n_jobs: 4)
+    monkeypatch.setattr(_cores, "process_cores", lambda: 4)
+    monkeypatch.setattr(_cores, "effective_n_threads", lambda n_jobs: 4)
     busy = {"cores": 0.0}
-    monkeypatch.setattr(_parallel._CpuMeter, "others", lambda self: busy["cores"])
+    monkeypatch.setattr(_cores._CpuMeter, "others", lambda self: busy["cores"])
     with CoreShare(None) as share:
         assert share.threads() == 4
         busy["cores"] = 1.0
@@ -214,9 +216,9 @@ def test_default_n_jobs_leaves_cores_busy_elsewhere(monkeypatch):
 
 def test_cpu_meter_counts_other_processes_only(monkeypatch):
     readings = iter([(0.0, 10.0, 5.0), (1.0, 11.5, 5.5)])
-    monkeypatch.setattr(_parallel._CpuMeter, "_read",
+    monkeypatch.setattr(_cores._CpuMeter, "_read",
                         staticmethod(lambda: next(readings)))
-    meter = _parallel._CpuMeter()
+    meter = _cores._CpuMeter()
     # 1.5 core-seconds busy in one second, 0.5 of them ours: 1 core elsewhere
     assert meter.others() == pytest.approx(1.0)
 
@@ -284,14 +286,14 @@ def test_thread_0_interrupted_before_the_kernel_releases_the_helpers(monkeypatch
         barrier(sync, n)
         return tid
 
-    submit = _parallel._Worker.submit
+    submit = _team._Worker.submit
 
     def interrupted_submit(self, kernel, args):
         submit(self, kernel, args)
         entered.wait(10)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_parallel._Worker, "submit", interrupted_submit)
+    monkeypatch.setattr(_team._Worker, "submit", interrupted_submit)
 
     def run():
         with Team() as team:
@@ -306,12 +308,12 @@ def test_an_interrupted_fit_returns_and_leaves_no_thread(monkeypatch):
     from skdigits import SoftmaxRegression
     from skdigits._engine import _models
 
-    monkeypatch.setattr(_parallel, "_process_cores", lambda: 2)
-    monkeypatch.setattr(_parallel._CpuMeter, "others", lambda self: 0.0)
+    monkeypatch.setattr(_cores, "process_cores", lambda: 2)
+    monkeypatch.setattr(_cores._CpuMeter, "others", lambda self: 0.0)
     monkeypatch.setattr(_models, "MIN_WORK", 1)  # threads even on tiny data
     rng = np.random.RandomState(0)
     X, y = rng.rand(40, 300), rng.randint(0, 3, 40)
-    submit, calls = _parallel._Worker.submit, []
+    submit, calls = _team._Worker.submit, []
 
     def interrupted_submit(self, kernel, args):
         submit(self, kernel, args)
@@ -320,7 +322,7 @@ def test_an_interrupted_fit_returns_and_leaves_no_thread(monkeypatch):
         if len(calls) == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(_parallel._Worker, "submit", interrupted_submit)
+    monkeypatch.setattr(_team._Worker, "submit", interrupted_submit)
 
     def fit():
         with pytest.warns(UserWarning, match="interrupted"):

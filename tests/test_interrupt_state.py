@@ -88,7 +88,7 @@ def _run(fit, at=None):
         sys.settrace(previous)
         # a raise at the line event Python emits when a `with` block ends
         # skips the block's __exit__, so an interrupts_deferred block (see
-        # _engine._parallel) would leave its recording handler installed; a
+        # _engine._team) would leave its recording handler installed; a
         # real SIGINT cannot land there, since inside the block it is only
         # recorded
         signal.signal(signal.SIGINT, handler)

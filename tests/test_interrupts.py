@@ -80,7 +80,7 @@ def test_interrupts_deferred_raises_at_the_end_and_restores_the_handler():
     import _thread
     import signal
 
-    from skdigits._engine._parallel import interrupts_deferred
+    from skdigits._engine._team import interrupts_deferred
 
     before = signal.getsignal(signal.SIGINT)
     steps = []
@@ -109,7 +109,7 @@ def test_interrupts_deferred_is_a_no_op_outside_the_main_thread():
     import signal
     import threading
 
-    from skdigits._engine._parallel import interrupts_deferred
+    from skdigits._engine._team import interrupts_deferred
 
     seen = []
 
@@ -128,7 +128,7 @@ def test_a_team_never_closed_stops_its_helpers_when_collected():
     import gc
     import threading
 
-    from skdigits._engine._parallel import Team
+    from skdigits._engine._team import Team
 
     def kernel(tid, n_threads, sync):
         return tid
@@ -166,11 +166,11 @@ def _storm(kind, n_threads, rounds, seed):
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from skdigits import MLPClassifier
-    from skdigits._engine import _models, _parallel
+    from skdigits import MLPClassifier, _cores
+    from skdigits._engine import _models
 
     sys.setswitchinterval(1e-4)  # the interrupter wakes when its sleep ends
-    _parallel._process_cores = lambda: n_threads
+    _cores.process_cores = lambda: n_threads
     # teams as large as asked, whatever the work (the kernels give the same
     # bits for any thread count)
     _models.MLPModel.max_threads = lambda self, batch_size: n_threads
@@ -264,7 +264,7 @@ def _storm(kind, n_threads, rounds, seed):
         after = refit.predict_proba(X)
     return dict(kind=kind, n_threads=n_threads, rounds=rounds,
                 span_ms=round(1e3 * span, 2), late=state["late"],
-                leaked_threads=leaked, leaked_shares=len(_parallel._ACTIVE),
+                leaked_threads=leaked, leaked_shares=len(_cores._ACTIVE),
                 same_bits=bool(same and np.array_equal(after, expected)), **counts)
 
 
@@ -301,7 +301,8 @@ def _compile_storm(n_threads, rounds, seed, folder):
 
     import numpy as np
 
-    from skdigits._engine import _parallel
+    from skdigits import _cores
+    from skdigits._engine import _team
 
     # stacks if it hangs (the first kernel compiles the barrier too)
     faulthandler.dump_traceback_later(2 * HANG, exit=True)
@@ -328,7 +329,7 @@ def _compile_storm(n_threads, rounds, seed, folder):
         try:
             try:
                 timer.start()
-                with _parallel.Team() as team:
+                with _team.Team() as team:
                     # odd rounds: the calling thread compiles alone
                     team.run(1 if r % 2 else n_threads, module.kernel, out)
             finally:
@@ -344,7 +345,7 @@ def _compile_storm(n_threads, rounds, seed, folder):
             counts[outcome] += 1
         try:  # the kernel works once the interrupt is over
             out[:] = 0
-            with _parallel.Team() as team:
+            with _team.Team() as team:
                 team.run(n_threads, module.kernel, out)
             same = same and np.array_equal(out, np.arange(1000.0) * r)
         except BaseException as exc:  # noqa: BLE001
@@ -357,7 +358,7 @@ def _compile_storm(n_threads, rounds, seed, folder):
             t.join(max(0.0, deadline - time.monotonic()))
     leaked = sum(t.name == "skdigits-worker" for t in threading.enumerate())
     return dict(kind="compile", n_threads=n_threads, rounds=rounds,
-                leaked_threads=leaked, leaked_shares=len(_parallel._ACTIVE),
+                leaked_threads=leaked, leaked_shares=len(_cores._ACTIVE),
                 same_bits=bool(same), **counts)
 
 
@@ -379,7 +380,7 @@ def test_interrupts_deferred_restores_the_handler_when_its_start_fails(monkeypat
     # installed must not leave it installed (Ctrl-C would be lost for good)
     import signal
 
-    from skdigits._engine import _parallel
+    from skdigits._engine import _team
 
     before = signal.getsignal(signal.SIGINT)
     real = signal.signal
@@ -392,9 +393,9 @@ def test_interrupts_deferred_restores_the_handler_when_its_start_fails(monkeypat
             raise RuntimeError("another signal's handler raised here")
         return previous
 
-    monkeypatch.setattr(_parallel.signal, "signal", install_then_fail)
+    monkeypatch.setattr(_team.signal, "signal", install_then_fail)
     with pytest.raises(RuntimeError, match="another signal"):
-        with _parallel.interrupts_deferred():
+        with _team.interrupts_deferred():
             pass
-    monkeypatch.setattr(_parallel.signal, "signal", real)
+    monkeypatch.setattr(_team.signal, "signal", real)
     assert signal.getsignal(signal.SIGINT) is before

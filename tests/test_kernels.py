@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from numba import njit
 
 from skdigits._engine._models import Accumulators, LinearModel, no_labels
-from skdigits._engine._parallel import Team
+from skdigits._engine._team import Team
 from skdigits._kernels import _batch, _gemm, _losses, _optim, _rng, _stats, _sync
 
 # ---------------------------------------------------------------- references

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skdigits._engine._models import Accumulators, MLPModel, no_labels
-from skdigits._engine._parallel import Team
+from skdigits._engine._team import Team
 from skdigits._kernels import _batch, _losses, _mlp, _optim, _rng
 
 ACTIVATIONS = [_mlp.IDENTITY, _mlp.RELU, _mlp.TANH, _mlp.LOGISTIC, _mlp.LEAKY_RELU]

@@ -22,7 +22,7 @@ from skdigits._engine._models import (
     linear_width,
     no_labels,
 )
-from skdigits._engine._parallel import Team
+from skdigits._engine._team import Team
 from skdigits._kernels import _batch, _gemm, _losses, _mlp, _optim, _rng, _sparse
 
 INDEX_DTYPES = [np.int32, np.int64]

@@ -9,8 +9,8 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
-from skdigits import MLPClassifier, SoftmaxRegression
-from skdigits._engine import _parallel
+from skdigits import MLPClassifier, SoftmaxRegression, _cores
+from skdigits._engine import _team
 from skdigits.datasets import load_mnist
 
 
@@ -25,17 +25,17 @@ def team_sizes(monkeypatch):
     """The thread count of every kernel call, by calling thread."""
     sizes = {}
     lock = threading.Lock()
-    real = _parallel.Team.run
+    real = _team.Team.run
 
     def spy(self, n, kernel, *args):
         with lock:
             sizes.setdefault(threading.get_ident(), []).append(n)
         return real(self, n, kernel, *args)
 
-    monkeypatch.setattr(_parallel.Team, "run", spy)
-    monkeypatch.setattr(_parallel, "_process_cores", lambda: 4)
+    monkeypatch.setattr(_team.Team, "run", spy)
+    monkeypatch.setattr(_cores, "process_cores", lambda: 4)
     # a quiet machine, whatever this one is doing
-    monkeypatch.setattr(_parallel._CpuMeter, "others", lambda self: 0.0)
+    monkeypatch.setattr(_cores._CpuMeter, "others", lambda self: 0.0)
     return sizes
 
 
@@ -46,7 +46,7 @@ def _all(sizes):
 def test_a_fit_uses_the_cores_by_default_and_n_jobs_overrides(data, team_sizes,
                                                               monkeypatch):
     X, y = data
-    monkeypatch.setattr(_parallel, "effective_n_threads",
+    monkeypatch.setattr(_cores, "effective_n_threads",
                         lambda n_jobs: {None: 4, -1: 4}.get(n_jobs, n_jobs))
     MLPClassifier(max_iter=2, random_state=0).fit(X, y)
     assert set(_all(team_sizes)) == {4}  # 4 panels of 64 hidden units
@@ -106,10 +106,10 @@ def test_grid_search_in_parallel_gives_the_sequential_results(data, backend):
 
 
 def _threads_in_worker():
-    from skdigits._engine._parallel import CoreShare, _process_cores
+    from skdigits._cores import CoreShare, process_cores
 
     with CoreShare(None) as share:
-        return share.wanted, _process_cores()
+        return share.wanted, process_cores()
 
 
 def test_a_loky_worker_takes_its_share_of_the_cores():

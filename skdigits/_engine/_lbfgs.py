@@ -19,6 +19,7 @@ import scipy.optimize
 from scipy.sparse import issparse
 from sklearn.utils.optimize import _check_optimize_result
 
+from .._cores import CoreShare
 from .._kernels._batch import (
     I_ACTIVATION,
     I_LOSS,
@@ -32,7 +33,7 @@ from .._logging import Progress, verbose_logger
 from .._sklearn_callbacks import NO_TASKS
 from ._history import Checkpoint, History
 from ._models import Accumulators, aligned, aligned_zeros, no_labels
-from ._parallel import CoreShare, Team
+from ._team import Team
 from ._train import TrainingDivergedError
 
 __all__ = ["train_lbfgs", "BLOCK_ROWS"]

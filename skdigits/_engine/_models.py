@@ -30,7 +30,7 @@ from .._kernels._losses import (
     STAT_WEIGHT,
 )
 from .._kernels._simd import TILE_ROWS
-from ._parallel import interrupts_deferred
+from ._team import interrupts_deferred
 
 __all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK", "no_labels"]
 

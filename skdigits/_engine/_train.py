@@ -13,6 +13,7 @@ import numpy as np
 from scipy.sparse import issparse
 from sklearn.exceptions import ConvergenceWarning
 
+from .._cores import CoreShare
 from .._kernels._batch import (
     F_KNEE,
     F_LR0,
@@ -32,8 +33,8 @@ from .._logging import Progress, verbose_logger
 from .._sklearn_callbacks import NO_TASKS
 from ._history import Checkpoint, History
 from ._models import Accumulators, aligned, no_labels
-from ._parallel import CoreShare, Team, interrupts_deferred
 from ._stopping import NoImprovement
+from ._team import Team, interrupts_deferred
 
 __all__ = ["train", "TrainingDivergedError", "evaluate"]
 

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import _fitted
 from .._base import BaseMinibatchClassifier
 from .._engine._models import MLPModel
-from .._engine._parallel import interrupts_deferred
+from .._engine._team import interrupts_deferred
 from .._kernels._losses import LOGISTIC, SOFTMAX
 from .._kernels._mlp import ACTIVATIONS
 from .._kernels._stats import column_moments, sparse_column_moments
