@@ -215,7 +215,8 @@ def test_default_n_jobs_leaves_cores_busy_elsewhere(monkeypatch):
 
 
 def test_cpu_meter_counts_other_processes_only(monkeypatch):
-    readings = iter([(0.0, 10.0, 5.0), (1.0, 11.5, 5.5)])
+    cpus = frozenset({0, 1})
+    readings = iter([(0.0, 10.0, 5.0, cpus, 2), (1.0, 11.5, 5.5, cpus, 2)])
     monkeypatch.setattr(_cores._CpuMeter, "_read",
                         staticmethod(lambda: next(readings)))
     meter = _cores._CpuMeter()
