@@ -54,7 +54,7 @@ import pytest
 from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
 from skdigits import MLPClassifier
-from skdigits._engine._parallel import effective_n_threads
+from skdigits._cores import effective_n_threads
 from skdigits.benchmark import (
     TorchMLP,
     equal_budget,

@@ -47,7 +47,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from skdigits import MLPClassifier, SoftmaxRegression
-from skdigits._engine._parallel import effective_n_threads
+from skdigits._cores import effective_n_threads
 from skdigits.benchmark import (
     TorchMLP,
     equal_budget,

@@ -29,7 +29,7 @@ import pytest
 from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path under pytest
 
 from skdigits import SoftmaxRegression
-from skdigits._engine._parallel import effective_n_threads
+from skdigits._cores import effective_n_threads
 from skdigits.benchmark import equal_budget, machine_line, settle
 
 RESULTS = {}

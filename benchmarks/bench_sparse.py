@@ -55,7 +55,7 @@ from _bench_data import _data, _have_full_data  # benchmarks/, on sys.path
 from scipy import sparse
 
 from skdigits import MLPClassifier, SoftmaxRegression
-from skdigits._engine._parallel import effective_n_threads
+from skdigits._cores import effective_n_threads
 from skdigits.benchmark import equal_budget, fit_quietly, machine_line, settle
 
 BUDGET = effective_n_threads(None)
