@@ -106,10 +106,11 @@ def _refuse_complex(a, name):
 def validate_predict_data(estimator, X):
     """Check ``X`` for prediction without converting it all at once.
 
-    Numeric arrays keep their dtype (the chunks are cast one by one, so memory
-    stays bounded), except floats other than float32 and float64 (float16,
-    long double), which the kernels do not read: those become float64, as in
-    ``fit``. The feature count and names must match ``fit``.
+    Numeric arrays keep their dtype and memory order (blocks of rows are cast
+    one by one to the forward pass's one type by ``canonical_row_blocks``, so
+    memory stays bounded), except floats other than float32 and float64
+    (float16, long double), which become float64, as in ``fit``. The feature
+    count and names must match ``fit``.
     """
     _refuse_complex(X, "X")
     with np.errstate(over="ignore", invalid="ignore"):
@@ -120,6 +121,65 @@ def validate_predict_data(estimator, X):
     elif X.dtype.kind == "f" and X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     return as_csr(X)
+
+
+#: Most values of a prediction's input cast at a time (see
+#: ``canonical_row_blocks``): 4096 rows of 784 float64 pixels, 25 MB.
+PREDICT_VALUES = 4096 * 784
+
+#: The dtypes of ``X`` (or of a CSR matrix's data) the forward kernels are
+#: compiled for, as in ``fit``: other dtypes are cast to float64.
+FORWARD_DTYPES = (np.float32, np.float64)
+
+
+def _is_canonical(X):
+    """True when the forward kernels read ``X`` in place with a type they are
+    compiled for: a writeable, aligned, C-ordered 2-D float32 or float64
+    array, or a CSR matrix with such data and int64 ``indices`` and
+    ``indptr``."""
+    if sparse.issparse(X):
+        return (X.data.dtype in FORWARD_DTYPES and X.indices.dtype == np.int64
+                and X.indptr.dtype == np.int64 and X.data.flags.writeable
+                and X.indices.flags.writeable and X.indptr.flags.writeable)
+    return (X.dtype in FORWARD_DTYPES and X.flags.c_contiguous
+            and X.flags.writeable and X.flags.aligned)
+
+
+def canonical_row_blocks(X, rows, block=None):
+    """``(start, Xc, rows_c)`` triples covering the rows ``rows`` of ``X``
+    (an array, or a canonical CSR matrix from ``as_csr``) in a type the
+    forward kernels are compiled for, so that no input dtype, memory order,
+    writeability or index dtype compiles a new forward pass.
+
+    Canonical input (see ``_is_canonical``) is read in place: one triple
+    ``(0, X, rows)``. Other input is copied ``block`` rows at a time (by
+    default as many as hold ``PREDICT_VALUES`` values, so memory stays
+    bounded): ``Xc`` holds the rows ``rows[start:start + block]`` as a
+    C-ordered float64 array, or a CSR matrix with int64 ``indices`` and
+    ``indptr`` (its data float32 or float64), and ``rows_c`` numbers them
+    from 0. The cast is exact (integers, float16 and float32 widen to the
+    same float64 the kernels convert each element to), so no logit changes.
+    """
+    if sparse.issparse(X) and X.format != "csr":
+        raise TypeError(f"sparse data must be CSR, not {X.format.upper()}")
+    if _is_canonical(X):
+        yield 0, X, rows
+        return
+    if block is None:
+        block = max(1, PREDICT_VALUES // max(1, X.shape[1]))
+    for start in range(0, len(rows), block):
+        part = rows[start:start + block]
+        if sparse.issparse(X):
+            Xc = sparse.csr_matrix(X[part], copy=True)
+            if Xc.dtype not in FORWARD_DTYPES:
+                Xc = Xc.astype(np.float64)
+            # set after construction: scipy's constructor may narrow them
+            Xc.indptr = Xc.indptr.astype(np.int64)
+            Xc.indices = Xc.indices.astype(np.int64)
+        else:
+            Xc = np.empty((len(part), X.shape[1]), dtype=np.float64)
+            Xc[...] = X[part]
+        yield start, Xc, np.arange(len(part), dtype=np.int64)
 
 
 def encode_labels(y, classes):

@@ -30,6 +30,7 @@ from .._kernels._losses import (
     STAT_WEIGHT,
 )
 from .._kernels._simd import TILE_ROWS
+from .._validation import canonical_row_blocks
 from ._team import interrupts_deferred
 
 __all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK", "no_labels"]
@@ -384,15 +385,20 @@ class LinearModel(_Model):
 
     def logits(self, team, n_threads, X, rows, theta):
         """float64 logits of the rows ``rows`` of ``X`` (an array, or a
-        canonical CSR matrix, read in place)."""
+        canonical CSR matrix): read in place when it is of a type the
+        forward pass is compiled for, else cast in blocks of rows (see
+        ``canonical_row_blocks``)."""
         theta = theta.astype(np.float64, copy=False)
-        X, csr = _data_args(X, theta.dtype)
-        n_features = self.n_features if csr[0] is None else 0
-        Xb, lists, counts, Z = self._forward_buffers(n_threads, n_features, [self.ld])
         out = np.empty((len(rows), self.n_outputs))
-        team.run(n_threads, _linear.linear_forward, X, *csr, rows, np.int64(self.ld),
-                 theta, Xb, lists, counts, Z.reshape(n_threads, PREDICT_BLOCK, self.ld),
-                 out)
+        for start, Xc, rows_c in canonical_row_blocks(X, rows):
+            Xc, csr = _data_args(Xc, theta.dtype)
+            n_features = self.n_features if csr[0] is None else 0
+            Xb, lists, counts, Z = self._forward_buffers(n_threads, n_features,
+                                                         [self.ld])
+            team.run(n_threads, _linear.linear_forward, Xc, *csr, rows_c,
+                     np.int64(self.ld), theta, Xb, lists, counts,
+                     Z.reshape(n_threads, PREDICT_BLOCK, self.ld),
+                     out[start:start + len(rows_c)])
         return out
 
     def logits_exact(self, X, theta):
@@ -575,18 +581,22 @@ class MLPModel(_Model):
 
     def logits(self, team, n_threads, X, rows, theta):
         """float64 logits of the rows ``rows`` of ``X`` (an array, or a
-        canonical CSR matrix, read in place)."""
+        canonical CSR matrix): read in place when it is of a type the
+        forward pass is compiled for, else cast in blocks of rows (see
+        ``canonical_row_blocks``)."""
         theta = self._folded(theta)
-        X, csr = _data_args(X, theta.dtype)
         widths = [*self.sizes[1:-1], self.ld[-1]]
         a_off, _ = self._slots(PREDICT_BLOCK, widths)
-        n_features = self.n_features if csr[0] is None else 0
-        Xb, lists, counts, H = self._forward_buffers(n_threads, n_features, widths)
         dense, dense_counts = _dense(int(self.sizes.max()))
         out = np.empty((len(rows), self.n_outputs))
-        team.run(n_threads, _mlp.mlp_forward, X, *csr, rows, self.sizes, self.w_off,
-                 self.b_off, self.ld, theta, np.int64(self.activation), Xb, lists,
-                 counts, H, a_off, dense, dense_counts, out)
+        for start, Xc, rows_c in canonical_row_blocks(X, rows):
+            Xc, csr = _data_args(Xc, theta.dtype)
+            n_features = self.n_features if csr[0] is None else 0
+            Xb, lists, counts, H = self._forward_buffers(n_threads, n_features, widths)
+            team.run(n_threads, _mlp.mlp_forward, Xc, *csr, rows_c, self.sizes,
+                     self.w_off, self.b_off, self.ld, theta,
+                     np.int64(self.activation), Xb, lists, counts, H, a_off, dense,
+                     dense_counts, out[start:start + len(rows_c)])
         return out
 
     def logits_exact(self, X, theta):
