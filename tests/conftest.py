@@ -61,3 +61,39 @@ def pyplot():
     plt.close("all")
     yield plt
     plt.close("all")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a kernel entry point holds a signature outside the
+    table of ``skdigits._kernels._signatures`` (only what this run compiled
+    or loaded is checked, so any subset of the suite can run).
+    ``SKDIGITS_SIGNATURES_DUMP=path`` writes the signatures held to ``path``
+    (JSON), to rebuild the table."""
+    if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR,
+                      pytest.ExitCode.NO_TESTS_COLLECTED):
+        return
+    from skdigits._kernels import _signatures
+
+    dump = os.environ.get("SKDIGITS_SIGNATURES_DUMP")
+    if dump:
+        import json
+
+        with open(dump, "w") as f:
+            json.dump(_signatures.observed(), f, indent=1)
+    bad = _signatures.outside_table()
+    if not bad:
+        return
+    lines = [f"{len(bad)} kernel signature(s) outside the table of "
+             "skdigits/_kernels/_signatures.py (a new specialisation compiled: "
+             "make the input canonical in Python, or add it to ALLOWED):"]
+    for key, sig, why in bad:
+        lines.append(f"  {key}({', '.join(sig)})")
+        lines.append(f"    not allowed: {why}")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "kernel signatures outside the table", red=True)
+        for line in lines:
+            reporter.write_line(line)
+    else:
+        print("\n".join(lines))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
