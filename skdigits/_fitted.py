@@ -21,7 +21,7 @@ import numpy as np
 from ._kernels._losses import LOGISTIC
 
 __all__ = ["InconsistentModelError", "array_attr", "check_fitted_state", "fail",
-           "fitted_estimators"]
+           "fitted_estimators", "objects_within"]
 
 #: Largest layer (or feature count) a model may declare: the kernels index
 #: with int64 and a layer of more units could not be allocated anyway.
@@ -237,32 +237,39 @@ def _check_exports(est, model, theta):
             fail(est, f"{name} does not match the weights the model predicts with")
 
 
-def fitted_estimators(obj):
-    """The fitted skdigits estimators inside ``obj`` (itself, the steps of a
-    ``Pipeline``, the results of a search, the calibrated classifiers of
-    ``CalibratedClassifierCV``: anything held in attributes, lists, tuples
-    and dicts), each once. Walks without recursion, so a deeply nested
-    object cannot exhaust the stack."""
+def objects_within(obj):
+    """``obj`` and every object held inside it, each once: the values of
+    lists, tuples, dicts and of the attributes of any object with a
+    ``__dict__`` (estimators, the steps of a ``Pipeline``, the results of a
+    search, the calibrated classifiers of ``CalibratedClassifierCV``). An
+    object's attributes are read when the walk resumes after yielding it, so
+    the caller may remove some first. Walks without recursion, so a deeply
+    nested object cannot exhaust the stack."""
     import types
-
-    from ._base import BaseMinibatchClassifier
 
     plain = (type, types.ModuleType, types.FunctionType, types.MethodType,
              np.ndarray)
-    seen, found, stack = set(), [], [obj]
+    seen, stack = set(), [obj]
     while stack:
         item = stack.pop()
         if id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, BaseMinibatchClassifier) and (
-                "_theta" in vars(item) or any(  # fitted, as check_is_fitted says
-                    k.endswith("_") and not k.startswith("__") for k in vars(item))):
-            found.append(item)
+        yield item
         if isinstance(item, (list, tuple)):
             stack.extend(reversed(item))
         elif isinstance(item, dict):
             stack.extend(reversed(list(item.values())))
         elif hasattr(item, "__dict__") and not isinstance(item, plain):
             stack.extend(reversed(list(vars(item).values())))
-    return found
+
+
+def fitted_estimators(obj):
+    """The fitted skdigits estimators inside ``obj`` (see
+    :func:`objects_within`), each once."""
+    from ._base import BaseMinibatchClassifier
+
+    return [item for item in objects_within(obj)
+            if isinstance(item, BaseMinibatchClassifier) and (
+                "_theta" in vars(item) or any(  # fitted, as check_is_fitted says
+                    k.endswith("_") and not k.startswith("__") for k in vars(item)))]

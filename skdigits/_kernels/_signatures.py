@@ -194,58 +194,6 @@ ALLOWED = {
         ('array(float64, 1d, C)',),  # 43 fopt
         ('int64',),  # 44 t
     ),
-    '_mlp.mlp_epoch_deep': (
-        ('int64',),  # 0 tid
-        ('int64',),  # 1 n_threads
-        ('array(int64, 1d, C)',),  # 2 sync
-        (  # 3 X
-            'array(float32, 2d, C)',
-            'array(float64, 2d, C)',
-            'readonly array(float32, 2d, C)',
-            'readonly array(float64, 2d, C)',
-        ),
-        ('array(int32, 1d, C)', 'array(int64, 1d, C)', 'none'),  # 4 indptr
-        ('array(int32, 1d, C)', 'array(int64, 1d, C)', 'none'),  # 5 indices
-        ('array(float64, 1d, C)', 'none'),  # 6 data
-        ('array(int64, 1d, C)',),  # 7 y
-        ('array(uint8, 2d, C)',),  # 8 Y
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 9 w
-        ('array(int64, 1d, C)',),  # 10 order
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 11 Xsrc
-        ('bool',),  # 12 direct
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 13 scale
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 14 shift
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 15 beff
-        ('array(int64, 1d, C)',),  # 16 sizes
-        ('array(int64, 1d, C)',),  # 17 w_off
-        ('array(int64, 1d, C)',),  # 18 b_off
-        ('array(int64, 1d, C)',),  # 19 ld
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 20 theta
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 21 grad
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 22 s1
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 23 s2
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 24 Wt
-        ('array(int64, 1d, C)',),  # 25 t_off
-        ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 26 Xb
-        ('array(int32, 3d, C)',),  # 27 lists
-        ('array(int64, 2d, C)',),  # 28 counts
-        ('array(int64, 2d, C)',),  # 29 yb
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 30 wb
-        ('array(int32, 2d, C)',),  # 31 dense
-        ('array(int64, 1d, C)',),  # 32 dense_counts
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 33 H
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 34 D
-        ('array(int64, 1d, C)',),  # 35 a_off
-        ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 36 Zp
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 37 Z
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 38 class_loss
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 39 class_weight
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 40 col_loss
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 41 stats
-        ('array(int64, 1d, C)',),  # 42 iopt
-        ('array(float64, 1d, C)',),  # 43 fopt
-        ('int64',),  # 44 t
-    ),
     '_mlp.mlp_forward': (
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
@@ -296,6 +244,8 @@ ALLOWED = {
         ('array(float64, 1d, C)',),  # 6 var
     ),
 }
+# the deep epoch takes the same arguments as the shallow one
+ALLOWED["_mlp.mlp_epoch_deep"] = ALLOWED["_mlp.mlp_epoch"]
 
 
 def dispatchers():
