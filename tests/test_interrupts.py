@@ -150,13 +150,27 @@ def test_a_team_never_closed_stops_its_helpers_when_collected():
 # the child
 
 
+def _leaked_workers(grace=5.0):
+    """Helper threads still alive after a collection and ``grace`` seconds
+    for them to end."""
+    import gc
+    import threading
+    import time
+
+    gc.collect()
+    deadline = time.monotonic() + grace
+    for t in threading.enumerate():
+        if t.name == "skdigits-worker":
+            t.join(max(0.0, deadline - time.monotonic()))
+    return sum(t.name == "skdigits-worker" for t in threading.enumerate())
+
+
 def _storm(kind, n_threads, rounds, seed):
     """Fit a small model, then run ``rounds`` calls of ``kind`` ("predict":
     ``predict_proba``; "fit") on ``n_threads`` threads, each hit by a SIGINT
     at a random moment; return the verdict."""
     import _thread
     import faulthandler
-    import gc
     import random
     import signal
     import threading
@@ -250,12 +264,7 @@ def _storm(kind, n_threads, rounds, seed):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     faulthandler.cancel_dump_traceback_later()
 
-    gc.collect()
-    deadline = time.monotonic() + 5.0
-    for t in threading.enumerate():
-        if t.name == "skdigits-worker":
-            t.join(max(0.0, deadline - time.monotonic()))
-    leaked = sum(t.name == "skdigits-worker" for t in threading.enumerate())
+    leaked = _leaked_workers()
     after = model.predict_proba(X)
     if kind == "fit":
         with warnings.catch_warnings():
@@ -292,7 +301,6 @@ def _compile_storm(n_threads, rounds, seed, folder):
     ``NUMBA_CACHE_DIR``), each hit by a SIGINT at a random moment of its
     compile, then a call on a team of ``n_threads``; return the verdict."""
     import faulthandler
-    import gc
     import importlib.util
     import random
     import signal
@@ -351,12 +359,7 @@ def _compile_storm(n_threads, rounds, seed, folder):
         except BaseException as exc:  # noqa: BLE001
             key = f"afterwards {type(exc).__name__}: {exc}"[:200]
             counts["errors"][key] = counts["errors"].get(key, 0) + 1
-    gc.collect()
-    deadline = time.monotonic() + 5.0
-    for t in threading.enumerate():
-        if t.name == "skdigits-worker":
-            t.join(max(0.0, deadline - time.monotonic()))
-    leaked = sum(t.name == "skdigits-worker" for t in threading.enumerate())
+    leaked = _leaked_workers()
     return dict(kind="compile", n_threads=n_threads, rounds=rounds,
                 leaked_threads=leaked, leaked_shares=len(_cores._ACTIVE),
                 same_bits=bool(same), **counts)

@@ -350,17 +350,38 @@ def test_mutated_model_files_are_refused_or_work_never_crash(tmp_path):
 
 
 # ---------------------------------------------------------------- sizes
-def _rewrite(path, out, member, payload):
+def _rewrite(path, out, member, payload, new_name=None, module=None):
     """Copy the zip ``path`` to ``out`` with ``member`` written by
-    ``payload(fh)`` (deflated)."""
-    with zipfile.ZipFile(path) as src, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            if info.filename == member:
-                with dst.open(info.filename, "w", force_zip64=True) as fh:
+    ``payload(fh)`` (deflated), renamed ``new_name`` in the zip and the
+    schema when given; ``module`` replaces the estimator's module name in
+    the schema."""
+    new_name = new_name or member
+    with zipfile.ZipFile(path) as src:
+        members = {i.filename: src.read(i.filename) for i in src.infolist()}
+    schema = json.loads(members["schema.json"].decode().replace(member, new_name))
+    if module is not None:
+        schema["__module__"] = module
+    members["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name, data in members.items():
+            if name == member:
+                with dst.open(new_name, "w", force_zip64=True) as fh:
                     payload(fh)
             else:
-                dst.writestr(info.filename, src.read(info.filename))
+                dst.writestr(name, data)
+
+
+def _big_theta(n):
+    """A payload: the ``.npy`` of ``n`` float64 zeros, written in chunks."""
+    def payload(fh):
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": (n,)})
+        fh.write(header.getvalue())
+        chunk = bytes(1 << 22)
+        for _ in range(n * 8 // len(chunk)):
+            fh.write(chunk)
+    return payload
 
 
 def _theta_member(path):
@@ -376,19 +397,8 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
 
     model = _fit(SoftmaxRegression(max_iter=2, random_state=0))
     dump(model, tmp_path / "m.skops")
-    n = (1 << 30) // 8
-
-    def bomb(fh):
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            header, {"descr": "<f8", "fortran_order": False, "shape": (n,)})
-        fh.write(header.getvalue())
-        chunk = bytes(1 << 24)
-        for _ in range(n * 8 // len(chunk)):
-            fh.write(chunk)
-
     _rewrite(tmp_path / "m.skops", tmp_path / "bomb.skops",
-             _theta_member(tmp_path / "m.skops"), bomb)
+             _theta_member(tmp_path / "m.skops"), _big_theta((1 << 30) // 8))
     assert os.path.getsize(tmp_path / "bomb.skops") < 2 << 20
     tracemalloc.start()
     with pytest.raises(ModelFileError, match="134,217,728 values, more than"):
@@ -464,41 +474,6 @@ def test_a_missing_attribute_is_a_model_file_error(name, tmp_path):
         load(tmp_path / "m.skops")
 
 
-def _renamed(src, out, member, new_name, payload, module=None):
-    """Copy ``src`` with ``member`` renamed ``new_name`` (in the zip and the
-    schema) and written by ``payload``; ``module`` replaces the estimator's
-    module name in the schema."""
-    with zipfile.ZipFile(src) as archive:
-        schema = json.loads(archive.read("schema.json"))
-        members = {i.filename: archive.read(i.filename)
-                   for i in archive.infolist()}
-    text = json.dumps(schema).replace(member, new_name)
-    schema = json.loads(text)
-    if module is not None:
-        schema["__module__"] = module
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name, data in members.items():
-            if name == "schema.json":
-                dst.writestr(name, json.dumps(schema))
-            elif name == member:
-                with dst.open(new_name, "w", force_zip64=True) as fh:
-                    payload(fh)
-            else:
-                dst.writestr(name, data)
-
-
-def _big_theta(n):
-    def payload(fh):
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            header, {"descr": "<f8", "fortran_order": False, "shape": (n,)})
-        fh.write(header.getvalue())
-        chunk = bytes(1 << 22)
-        for _ in range(n * 8 // len(chunk)):
-            fh.write(chunk)
-    return payload
-
-
 @pytest.mark.parametrize("rename, module", [(True, None), (False, "skdigits")],
                          ids=["member-not-named-npy", "module-without-dot"])
 def test_the_size_check_cannot_be_sidestepped(rename, module, tmp_path):
@@ -510,8 +485,8 @@ def test_the_size_check_cannot_be_sidestepped(rename, module, tmp_path):
     dump(model, tmp_path / "m.skops")
     member = _theta_member(tmp_path / "m.skops")
     new_name = member.replace(".npy", ".bin") if rename else member
-    _renamed(tmp_path / "m.skops", tmp_path / "bomb.skops", member, new_name,
-             _big_theta(1 << 25), module=module)
+    _rewrite(tmp_path / "m.skops", tmp_path / "bomb.skops", member,
+             _big_theta(1 << 25), new_name=new_name, module=module)
     tracemalloc.start()
     with pytest.raises(ModelFileError, match="more than the"):
         load(tmp_path / "bomb.skops")
