@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import skdigits
@@ -197,9 +198,7 @@ def test_planted_cache_with_crafted_index_files_runs_nothing(tmp_path):
     assert "belongs to uid 65534" in victim.stderr
 
 
-def test_kernels_are_cached_and_not_fastmath():
-    from numba.core.registry import CPUDispatcher
-
+def _kernel_objects():
     from skdigits._kernels import (
         _batch,
         _gemm,
@@ -213,18 +212,67 @@ def test_kernels_are_cached_and_not_fastmath():
         _sync,
     )
 
-    kernels = [obj for mod in (_batch, _gemm, _linear, _losses, _mlp, _optim, _rng,
-                               _sparse, _stats, _sync)
-               for obj in vars(mod).values() if isinstance(obj, CPUDispatcher)]
-    assert {"mlp_epoch", "mlp_forward", "linear_epoch", "linear_forward",
-            "step_block", "dot_rows", "acc_rows", "barrier", "sparse_dot_rows",
-            "sparse_acc_rows", "sparse_column_moments"} <= {
-        k.py_func.__name__.removeprefix("_").removesuffix("_py") for k in kernels}
-    for k in kernels:
+    return [(mod.__name__.rsplit(".", 1)[1], name, obj)
+            for mod in (_batch, _gemm, _linear, _losses, _mlp, _optim, _rng, _sparse,
+                        _stats, _sync)
+            for name, obj in vars(mod).items()]
+
+
+def test_entry_points_are_cached_and_not_fastmath():
+    from numba.core.registry import CPUDispatcher
+
+    from skdigits._kernels._signatures import ENTRY_POINTS
+
+    kernels = {f"{mod}.{name}": obj for mod, name, obj in _kernel_objects()
+               if isinstance(obj, CPUDispatcher)
+               and obj.py_func.__module__.endswith(mod)}  # not the imported ones
+    entries = {f"{mod}.{name}" for mod, names in ENTRY_POINTS.items() for name in names}
+    # every kernel called from Python is a cached dispatcher, and no other is
+    assert set(kernels) == entries
+    for k in kernels.values():
         assert k._cache is not None and type(k._cache).__name__ == "FunctionCache"
         assert not k.targetoptions.get("fastmath")
         # NumPy's error model: a division guard would stop vectorisation
         assert k.targetoptions.get("error_model") == "numpy"
+
+
+def test_helpers_are_subroutines_with_the_kernels_flags():
+    flags = _numba._subroutine_flags()
+    assert flags.error_model == "numpy" and not flags.fastmath
+    assert flags.no_compile and flags.no_cpython_wrapper
+    subs = {name for _, name, obj in _kernel_objects()
+            if isinstance(obj, _numba._Subroutine)}
+    assert {"step_block", "dot_rows", "acc_rows", "barrier", "sparse_dot_rows",
+            "sparse_acc_rows", "update", "loss_phase", "group_lists"} <= subs
+
+
+def test_a_helper_called_from_python_gives_the_compiled_result():
+    from skdigits._kernels._gemm import list_range
+
+    lists = np.array([[1, 4, 6, 9]], dtype=np.int32)
+    counts = np.array([4], dtype=np.int64)
+    for k0, k1 in [(0, 10), (2, 7), (5, 6), (10, 12), (0, 1)]:
+        expected = tuple(int(v) for v in np.searchsorted(lists[0], [k0, k1]))
+        assert tuple(list_range(lists, counts, 0, 1, k0, k1)) == expected
+
+
+def test_a_cold_fit_caches_its_entry_points_only(tmp_path):
+    """Helpers are compiled into the entry points that call them, not cached
+    (nor compiled to machine code) on their own: before, a cold MLP fit wrote
+    an index per helper (49 of them)."""
+    code = ("import numpy as np, skdigits\n"
+            "rng = np.random.default_rng(0)\n"
+            "X = rng.random((64, 12)).astype(np.float32); y = np.arange(64) % 3\n"
+            "skdigits.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2,\n"
+            "                       random_state=0).fit(X, y)\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    names = sorted({p.name.split(".")[1].rsplit("-", 1)[0]
+                    for p in (tmp_path / "cache").rglob("*.nbi")})
+    assert names == sorted({"_column_moments_py", "_loss_grad_py", "_mlp_epoch_py",
+                            "_shuffle_py"}), names
 
 
 def test_the_chosen_folder_is_private():
@@ -277,8 +325,8 @@ def test_a_cached_kernel_goes_stale_when_another_kernel_source_changes(
 
 
 def test_every_kernel_is_keyed_by_the_kernel_sources():
-    from skdigits._kernels import _linear, _mlp, _sync
+    from skdigits._kernels import _linear, _mlp, _stats
 
-    for kernel in (_linear.linear_epoch, _mlp.mlp_epoch, _sync.barrier):
+    for kernel in (_linear.linear_epoch, _mlp.mlp_epoch, _stats.column_moments):
         stamp = kernel._cache._cache_file._source_stamp
         assert stamp[1] == _numba.SOURCES_DIGEST

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._gemm import gather_rows, gather_rows_scaled, group_lists
 from ._losses import loss_grad
-from ._numba import jit
+from ._numba import subroutine
 from ._optim import step_block
 from ._simd import TILE_ROWS
 from ._sync import claim
@@ -49,7 +49,7 @@ def _n_blocks_py(n, width):
     return (n + width - 1) // width
 
 
-n_blocks = jit(_n_blocks_py)
+n_blocks = subroutine(_n_blocks_py)
 
 
 def _gather_item_py(X, y, w, order, start, r0, m, direct, indptr, scale, Xb, ident,
@@ -79,7 +79,7 @@ def _gather_item_py(X, y, w, order, start, r0, m, direct, indptr, scale, Xb, ide
         wb[buf, r0 + i] = w[order[start + r0 + i]]
 
 
-gather_item = jit(_gather_item_py)
+gather_item = subroutine(_gather_item_py)
 
 
 def _gather_phase_py(sync, X, y, w, order, start, m, direct, indptr, scale, Xb, ident,
@@ -95,7 +95,7 @@ def _gather_phase_py(sync, X, y, w, order, start, m, direct, indptr, scale, Xb, 
         item = claim(sync)
 
 
-gather_phase = jit(_gather_phase_py)
+gather_phase = subroutine(_gather_phase_py)
 
 
 def _batch_rows_py(Xsrc, Xb, order, ident, start, m, direct, buf):
@@ -107,7 +107,7 @@ def _batch_rows_py(Xsrc, Xb, order, ident, start, m, direct, buf):
     return Xb[buf], ident[:m]
 
 
-batch_rows = jit(_batch_rows_py)
+batch_rows = subroutine(_batch_rows_py)
 
 
 #: Rows per work item of the loss phase.
@@ -147,7 +147,7 @@ def _loss_phase_py(sync, Zp, n_parts, Z, yb, Y, wb, m, class_loss, class_weight,
         item = claim(sync)
 
 
-loss_phase = jit(_loss_phase_py)
+loss_phase = subroutine(_loss_phase_py)
 
 
 def _add_row_py(Z, m, b):
@@ -158,7 +158,7 @@ def _add_row_py(Z, m, b):
             z[j] += b[0, j]
 
 
-add_row = jit(_add_row_py)
+add_row = subroutine(_add_row_py)
 
 
 def _column_sums_py(D, m, c0, c1, out):
@@ -171,7 +171,7 @@ def _column_sums_py(D, m, c0, c1, out):
             acc[j] += row[j]
 
 
-column_sums = jit(_column_sums_py)
+column_sums = subroutine(_column_sums_py)
 
 
 def _update_py(P, G, S1, S2, r0, r1, c0, c1, l2, lr, iopt, fopt, t):
@@ -181,7 +181,7 @@ def _update_py(P, G, S1, S2, r0, r1, c0, c1, l2, lr, iopt, fopt, t):
                fopt[F_BETA2], fopt[F_EPS], t)
 
 
-update = jit(_update_py)
+update = subroutine(_update_py)
 
 
 def _batch_rate_py(fopt, k, n_batches):
@@ -198,7 +198,7 @@ def _batch_rate_py(fopt, k, n_batches):
     return fopt[F_LRK] + (fopt[F_LR1] - fopt[F_LRK]) * ((x - knee) / (1.0 - knee))
 
 
-batch_rate = jit(_batch_rate_py)
+batch_rate = subroutine(_batch_rate_py)
 
 
 def _grad_scale_py(fopt, m):
@@ -206,7 +206,7 @@ def _grad_scale_py(fopt, m):
     return fopt[F_SCALE] if fopt[F_SCALE] > 0.0 else 1.0 / m
 
 
-grad_scale = jit(_grad_scale_py)
+grad_scale = subroutine(_grad_scale_py)
 
 
 def _l2_py(fopt, m):
@@ -214,4 +214,4 @@ def _l2_py(fopt, m):
     return fopt[F_L2_FIXED] + fopt[F_L2_PER_ROW] / m
 
 
-l2_of = jit(_l2_py)
+l2_of = subroutine(_l2_py)

@@ -20,7 +20,7 @@ of each).
 
 import numpy as np
 
-from ._numba import jit
+from ._numba import subroutine
 from ._simd import (
     TILE_ROWS,
     TILE_VECTORS,
@@ -41,7 +41,7 @@ def _lanes_py(a):
     return 64 // a.itemsize
 
 
-lanes_of = jit(_lanes_py)
+lanes_of = subroutine(_lanes_py)
 
 
 def _group_lists_py(X, rows, m, lists, counts, g0):
@@ -84,7 +84,7 @@ def _group_lists_py(X, rows, m, lists, counts, g0):
         counts[g0 + g] = pos
 
 
-group_lists = jit(_group_lists_py)
+group_lists = subroutine(_group_lists_py)
 
 
 def _list_range_py(lists, counts, g, gstep, k0, k1):
@@ -99,7 +99,7 @@ def _list_range_py(lists, counts, g, gstep, k0, k1):
     return np.searchsorted(row, k0), np.searchsorted(row, k1)
 
 
-list_range = jit(_list_range_py)
+list_range = subroutine(_list_range_py)
 
 
 def _row_offsets_py(arows, i, lda):
@@ -112,7 +112,7 @@ def _row_offsets_py(arows, i, lda):
     return a0, a1, a2, a3
 
 
-row_offsets = jit(_row_offsets_py)
+row_offsets = subroutine(_row_offsets_py)
 
 
 def _dot_rows_py(out, orow, ocol, A, arows, m, B, c0, c1, lists, counts, g0, gstep,
@@ -181,8 +181,8 @@ def _dot_tail_py(out, o, A, a, B, j0, j1, lists, lp, n):
         flat_out[o + j] = acc
 
 
-_dot_tail = jit(_dot_tail_py)
-dot_rows = jit(_dot_rows_py)
+_dot_tail = subroutine(_dot_tail_py)
+dot_rows = subroutine(_dot_rows_py)
 
 
 def _acc_rows_py(G, gcol, A, arows, m, D, drow, dcol, width, lists, counts, g0,
@@ -252,8 +252,8 @@ def _acc_tail_py(G, gcol, A, arows, i, rows, D, d, ldd, j0, j1, lists, lp, n):
             flat_g[k * ldg + gcol + j] = acc
 
 
-_acc_tail = jit(_acc_tail_py)
-acc_rows = jit(_acc_rows_py)
+_acc_tail = subroutine(_acc_tail_py)
+acc_rows = subroutine(_acc_rows_py)
 
 
 def _gather_rows_py(X, order, start, m, out, orow):
@@ -266,7 +266,7 @@ def _gather_rows_py(X, order, start, m, out, orow):
             dst[f] = src[f]
 
 
-gather_rows = jit(_gather_rows_py)
+gather_rows = subroutine(_gather_rows_py)
 
 
 def _gather_rows_scaled_py(X, order, start, m, out, orow, scale):
@@ -279,4 +279,4 @@ def _gather_rows_scaled_py(X, order, start, m, out, orow, scale):
             dst[f] = src[f] * scale[f]
 
 
-gather_rows_scaled = jit(_gather_rows_scaled_py)
+gather_rows_scaled = subroutine(_gather_rows_scaled_py)

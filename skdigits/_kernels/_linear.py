@@ -57,7 +57,7 @@ from ._batch import (
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._losses import loss_grad
-from ._numba import jit
+from ._numba import jit, subroutine
 from ._optim import step_rows
 from ._simd import TILE_ROWS
 from ._sparse import sparse_acc_rows, sparse_dot_rows
@@ -218,7 +218,7 @@ def _touched_features_py(indptr, indices, rows, m, mark, touched):
     return n
 
 
-touched_features = jit(_touched_features_py)
+touched_features = subroutine(_touched_features_py)
 
 
 def _linear_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, ld, theta,

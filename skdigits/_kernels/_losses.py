@@ -19,7 +19,7 @@ empty ``Y`` (shape ``(0, 0)``) means single-label targets.
 
 import math
 
-from ._numba import jit
+from ._numba import jit, subroutine
 
 SOFTMAX = 0
 LOGISTIC = 1
@@ -39,7 +39,7 @@ def _log1pexp_py(x):
     return math.log1p(math.exp(x))
 
 
-log1pexp = jit(_log1pexp_py)
+log1pexp = subroutine(_log1pexp_py)
 
 
 def _sigmoid_py(x):
@@ -49,7 +49,7 @@ def _sigmoid_py(x):
     return e / (1.0 + e)
 
 
-sigmoid = jit(_sigmoid_py)
+sigmoid = subroutine(_sigmoid_py)
 
 
 def _loss_grad_py(Z, y, Y, w, n_rows, loss, scale, smooth, class_loss, class_weight,

@@ -80,7 +80,7 @@ from ._batch import (
     update,
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
-from ._numba import jit
+from ._numba import jit, subroutine
 from ._sparse import sparse_acc_rows, sparse_dot_rows, sparse_step
 from ._sync import barrier, claim
 
@@ -185,7 +185,7 @@ def _panel_py(theta, sizes, w_off, l, p):
     return theta[start:start + sizes[l] * width].reshape((sizes[l], width)), c0
 
 
-panel = jit(_panel_py)
+panel = subroutine(_panel_py)
 
 
 def _output_weights_py(theta, sizes, w_off, b_off, ld):
@@ -197,7 +197,7 @@ def _output_weights_py(theta, sizes, w_off, b_off, ld):
     return W, b
 
 
-output_weights = jit(_output_weights_py)
+output_weights = subroutine(_output_weights_py)
 
 
 def _intercepts_py(theta, b_off, ld, l):
@@ -205,7 +205,7 @@ def _intercepts_py(theta, b_off, ld, l):
     return theta[b_off[l]:b_off[l] + ld[l]].reshape((1, ld[l]))
 
 
-intercepts = jit(_intercepts_py)
+intercepts = subroutine(_intercepts_py)
 
 
 def _layer_rows_py(buf, a_off, l, n_rows, width):
@@ -213,7 +213,7 @@ def _layer_rows_py(buf, a_off, l, n_rows, width):
     return buf[a_off[l]:a_off[l] + n_rows * width].reshape((n_rows, width))
 
 
-layer_rows = jit(_layer_rows_py)
+layer_rows = subroutine(_layer_rows_py)
 
 
 def _bias_activate_py(Z, b, m, c0, c1, activation):
@@ -238,7 +238,7 @@ def _bias_activate_py(Z, b, m, c0, c1, activation):
             row[j] = z
 
 
-bias_activate = jit(_bias_activate_py)
+bias_activate = subroutine(_bias_activate_py)
 
 
 def _times_derivative_py(D, H, m, c0, c1, activation):
@@ -265,7 +265,7 @@ def _times_derivative_py(D, H, m, c0, c1, activation):
             drow[j] = d
 
 
-times_derivative = jit(_times_derivative_py)
+times_derivative = subroutine(_times_derivative_py)
 
 
 def _transpose_panel_py(P, c0, T):
@@ -276,7 +276,7 @@ def _transpose_panel_py(P, c0, T):
             T[c0 + j, f] = P[f, j]
 
 
-transpose_panel = jit(_transpose_panel_py)
+transpose_panel = subroutine(_transpose_panel_py)
 
 
 def _transpose_view_py(Wt, t_off, ld, sizes, l):
@@ -284,7 +284,7 @@ def _transpose_view_py(Wt, t_off, ld, sizes, l):
     return Wt[t_off[l]:t_off[l] + ld[l] * sizes[l]].reshape((ld[l], sizes[l]))
 
 
-transpose_view = jit(_transpose_view_py)
+transpose_view = subroutine(_transpose_view_py)
 
 
 def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, xrows, m, lists,
@@ -310,7 +310,7 @@ def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, xrows, m, lists,
     return c0, c1
 
 
-forward_panel = jit(_forward_panel_py)
+forward_panel = subroutine(_forward_panel_py)
 
 
 def _sparse_forward_panel_py(theta, sizes, w_off, b_off, ld, p, indptr, indices, data,
@@ -334,7 +334,7 @@ def _sparse_forward_panel_py(theta, sizes, w_off, b_off, ld, p, indptr, indices,
     return c0, c1
 
 
-sparse_forward_panel = jit(_sparse_forward_panel_py)
+sparse_forward_panel = subroutine(_sparse_forward_panel_py)
 
 
 def _centred_intercepts_py(P, shift, b, c0, beff):
@@ -352,7 +352,7 @@ def _centred_intercepts_py(P, shift, b, c0, beff):
                 out[j] -= cf * row[j]
 
 
-centred_intercepts = jit(_centred_intercepts_py)
+centred_intercepts = subroutine(_centred_intercepts_py)
 
 
 def _centre_gradient_py(G, shift, gb, c0):
@@ -369,7 +369,7 @@ def _centre_gradient_py(G, shift, gb, c0):
                 row[j] -= cf * g[j]
 
 
-centre_gradient = jit(_centre_gradient_py)
+centre_gradient = subroutine(_centre_gradient_py)
 
 
 def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, indptr, scale, shift,
@@ -405,7 +405,7 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, indptr, scale,
     barrier(sync, n_threads)
 
 
-_epoch_start = jit(_epoch_start_py)
+_epoch_start = subroutine(_epoch_start_py)
 
 
 def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
@@ -454,7 +454,7 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
     barrier(sync, n_threads)
 
 
-_forward_and_loss = jit(_forward_and_loss_py)
+_forward_and_loss = subroutine(_forward_and_loss_py)
 
 
 def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xsrc,
@@ -589,7 +589,7 @@ def _sparse_panel_step_py(P, G, M, V, b, gb, mb, vb, c0, c1, indptr, indices, da
                 fopt, t)
 
 
-_sparse_panel_step = jit(_sparse_panel_step_py)
+_sparse_panel_step = subroutine(_sparse_panel_step_py)
 
 
 def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off,
@@ -658,7 +658,7 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
     return item
 
 
-_backward_shallow = jit(_backward_shallow_py)
+_backward_shallow = subroutine(_backward_shallow_py)
 
 
 def _n_update_items_py(sizes):
@@ -669,7 +669,7 @@ def _n_update_items_py(sizes):
     return n
 
 
-_n_update_items = jit(_n_update_items_py)
+_n_update_items = subroutine(_n_update_items_py)
 
 
 def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
@@ -784,7 +784,7 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
     return item
 
 
-_backward_deep = jit(_backward_deep_py)
+_backward_deep = subroutine(_backward_deep_py)
 mlp_epoch = jit(_mlp_epoch_py)
 mlp_epoch_deep = jit(_mlp_epoch_deep_py)
 

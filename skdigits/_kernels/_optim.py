@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ._numba import jit
+from ._numba import subroutine
 
 SGD = 0
 ADAM = 1
@@ -34,7 +34,7 @@ def _adam_rate_py(lr, beta1, beta2, t):
     return lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
 
 
-adam_rate = jit(_adam_rate_py)
+adam_rate = subroutine(_adam_rate_py)
 
 
 def _step_block_py(solver, P, G, S1, S2, r0, r1, c0, c1, l2, lr, momentum,
@@ -91,7 +91,7 @@ def _step_block_py(solver, P, G, S1, S2, r0, r1, c0, c1, l2, lr, momentum,
                     p[j] += v
 
 
-step_block = jit(_step_block_py)
+step_block = subroutine(_step_block_py)
 
 
 def _step_rows_py(solver, P, G, S1, S2, rows, i0, i1, mark, l2, lr, momentum,
@@ -158,4 +158,4 @@ def _step_rows_py(solver, P, G, S1, S2, rows, i0, i1, mark, l2, lr, momentum,
                     p[j] += v
 
 
-step_rows = jit(_step_rows_py)
+step_rows = subroutine(_step_rows_py)

@@ -7,7 +7,7 @@ the global NumPy generator is never touched.
 
 import numpy as np
 
-from ._numba import jit
+from ._numba import jit, subroutine
 
 
 def new_state(random_state):
@@ -30,7 +30,7 @@ def _next_uint64_py(state):
     return x * np.uint64(0x2545F4914F6CDD1D)
 
 
-next_uint64 = jit(_next_uint64_py)
+next_uint64 = subroutine(_next_uint64_py)
 
 
 def _randbelow_py(state, n):
@@ -39,7 +39,7 @@ def _randbelow_py(state, n):
     return np.int64((next_uint64(state) >> np.uint64(11)) % np.uint64(n))
 
 
-randbelow = jit(_randbelow_py)
+randbelow = subroutine(_randbelow_py)
 
 
 def _shuffle_py(order, state):

@@ -35,7 +35,7 @@ from numba.extending import intrinsic
 
 from ._batch import F_BETA1, F_BETA2, F_EPS, F_MOMENTUM, I_NESTEROV, I_SOLVER, update
 from ._gemm import lanes_of
-from ._numba import jit
+from ._numba import subroutine
 from ._optim import ADAM, GRADIENT, adam_rate
 from ._simd import (
     TILE_VECTORS,
@@ -71,7 +71,7 @@ def _scaled_py(data, q, scale, k, dt):
     return dt(data[q])
 
 
-scaled = jit(_scaled_py)
+scaled = subroutine(_scaled_py)
 
 
 def _convert(builder, x, to):
@@ -285,7 +285,7 @@ def _ahead_of_py(B):
     return 0
 
 
-ahead_of = jit(_ahead_of_py)
+ahead_of = subroutine(_ahead_of_py)
 
 
 def _sparse_dot_rows_py(out, orow, ocol, indptr, indices, data, rows, m, scale, B,
@@ -337,7 +337,7 @@ def _sparse_dot_rows_py(out, orow, ocol, indptr, indices, data, rows, m, scale, 
                     tail[jj] = fma(x, b[jj], tail[jj])
 
 
-sparse_dot_rows = jit(_sparse_dot_rows_py)
+sparse_dot_rows = subroutine(_sparse_dot_rows_py)
 
 
 def _sparse_acc_rows_py(G, gcol, indptr, indices, data, rows, m, scale, D, drow,
@@ -386,7 +386,7 @@ def _sparse_acc_rows_py(G, gcol, indptr, indices, data, rows, m, scale, D, drow,
                     g[jj] = fma(x, drest[jj], g[jj])
 
 
-sparse_acc_rows = jit(_sparse_acc_rows_py)
+sparse_acc_rows = subroutine(_sparse_acc_rows_py)
 
 
 def _centred_step_py(P, G, S1, S2, shift, gsum, b, beff, l2, lr, iopt, fopt, t):
@@ -483,7 +483,7 @@ def _centred_step_py(P, G, S1, S2, shift, gsum, b, beff, l2, lr, iopt, fopt, t):
                     beff[j] -= cf * p[j]
 
 
-centred_step = jit(_centred_step_py)
+centred_step = subroutine(_centred_step_py)
 
 
 def _sparse_step_py(P, G, S1, S2, shift, gsum, b, beff, l2, lr, iopt, fopt, t):
@@ -506,4 +506,4 @@ def _sparse_step_py(P, G, S1, S2, shift, gsum, b, beff, l2, lr, iopt, fopt, t):
            S2.reshape((1, n)), _I0, np.int64(1), _I0, n, l2, lr, iopt, fopt, t)
 
 
-sparse_step = jit(_sparse_step_py)
+sparse_step = subroutine(_sparse_step_py)

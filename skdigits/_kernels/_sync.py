@@ -16,7 +16,7 @@ threads leave the kernel without waiting for the missing one. The results
 of an aborted call are garbage and are thrown away by the caller.
 """
 
-from ._numba import jit
+from ._numba import subroutine
 from ._simd import atomic_add, atomic_load, atomic_store, yield_cpu
 
 #: Slots of ``sync``, 64 bytes apart (no false sharing between them).
@@ -57,7 +57,7 @@ def _barrier_py(sync, n_threads):
             yield_cpu()
 
 
-barrier = jit(_barrier_py)
+barrier = subroutine(_barrier_py)
 
 
 def _claim_py(sync):
@@ -68,7 +68,7 @@ def _claim_py(sync):
     return atomic_add(sync, CLAIM, 1)
 
 
-claim = jit(_claim_py)
+claim = subroutine(_claim_py)
 
 
 def abort(sync):
