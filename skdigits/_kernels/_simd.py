@@ -7,12 +7,22 @@ explicit vectors of ``LANES`` elements (64 bytes: 16 float32 or 8 float64;
 LLVM splits them into what the CPU has, so they run on any x86 or ARM CPU).
 
 Every product here accumulates each output element with fused multiply-adds
-(``llvm.fma``, correctly rounded on every target) in the order its index list
-gives, one term at a time. So an element's value depends only on its inputs
-and that order, never on which thread computes it, how the work is tiled, or
-whether terms whose input is exactly zero are skipped (``fma(0, w, acc)`` is
-``acc``): that is what makes skdigits' results bit-identical for any number of
-threads, and lets the kernels skip the zeros of MNIST exactly.
+(``llvm.fma``, one rounding) in the order its index list gives, one term at a
+time. So an element's value depends only on its inputs and that order, never
+on which thread computes it, how the work is tiled, or whether terms whose
+input is exactly zero are skipped (``fma(0, w, acc)`` is ``acc``): that is
+what makes skdigits' results bit-identical for any number of threads, and lets
+the kernels skip the zeros of MNIST exactly.
+
+On a compile target without a fused multiply-add instruction (``HAS_FMA``
+false: an x86 CPU older than Haswell or Bulldozer, a VM that hides FMA,
+``NUMBA_CPU_NAME=generic``), ``llvm.fma`` would become a call to libm's
+correctly rounded ``fma`` per element, some 30 times slower than the BLAS
+floor. There each step is a multiply then an add instead (two roundings): the
+results differ from an FMA machine's in the last bits, but each element is
+still the same chain of steps in the same order, so they still do not depend
+on the thread count or the tiling (``0 * w + acc`` is ``acc`` too). Importing
+this module then warns once (``RuntimeWarning``).
 
 Also here: atomics on int64 arrays and a yield, for the barrier that
 synchronises the threads of a team (``_sync``).
@@ -21,12 +31,15 @@ All functions take arrays and offsets in elements, and int32 index lists;
 callers check bounds.
 """
 
+import re
 import sys
+import warnings
 
+import llvmlite.binding as ll
 import llvmlite.ir as ir
 import numpy as np
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.extending import intrinsic
 
 #: Bytes per vector register the kernels are written for.
@@ -45,7 +58,83 @@ def _float_type(numba_dtype):
     return ir.FloatType() if numba_dtype == types.float32 else ir.DoubleType()
 
 
+def compile_target(cpu_name=None, cpu_features=None):
+    """``(cpu_name, features)`` Numba's JIT compiles for, by its rule.
+
+    The arguments stand for ``numba.config.CPU_NAME`` and ``CPU_FEATURES``
+    (``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``; Numba sets the features to
+    ``""`` when the name is ``generic`` and they are unset). As in
+    ``numba.core.codegen.JITCPUCodegen``: the host's CPU name when none is
+    given, and the host's features (with Numba's ``ENABLE_AVX`` applied) when
+    none are given.
+    """
+    name = cpu_name if cpu_name is not None else ll.get_host_cpu_name()
+    if cpu_features is not None:
+        return name, cpu_features
+    try:
+        from numba.core.codegen import get_host_cpu_features
+    except ImportError:  # pragma: no cover - older or newer Numba layout
+        try:
+            return name, ll.get_host_cpu_features().flatten()
+        except RuntimeError:
+            return name, ""
+    return name, get_host_cpu_features()
+
+
+def target_has_fma(cpu_name, features):
+    """Whether code compiled for ``cpu_name`` with ``features`` (an LLVM
+    feature string such as ``"+avx2,-fma"``) has a fused multiply-add.
+
+    LLVM itself decides: a function returning ``llvm.fma.f32`` is compiled
+    for that target, and the answer is no when the code calls libm's
+    ``fmaf`` instead of using an instruction (this follows what a CPU name
+    implies, what the feature string adds or removes, and FMA4).
+    """
+    ll.initialize_native_target()
+    ll.initialize_native_asmprinter()
+    module = ir.Module(name="skdigits_fma_probe")
+    module.triple = ll.get_process_triple()
+    f32 = ir.FloatType()
+    fnty = ir.FunctionType(f32, [f32, f32, f32])
+    fn = ir.Function(module, fnty, "skdigits_fma_probe")
+    intrinsic_fn = ir.Function(module, fnty, "llvm.fma.f32")
+    builder = ir.IRBuilder(fn.append_basic_block())
+    builder.ret(builder.call(intrinsic_fn, fn.args))
+    parsed = ll.parse_assembly(str(module))
+    machine = ll.Target.from_triple(module.triple).create_target_machine(
+        cpu=cpu_name, features=features, opt=2)
+    # "fmaf", or "_fmaf" where C symbols take an underscore (macOS)
+    return re.search(r"\b_?fmaf\b", machine.emit_assembly(parsed)) is None
+
+
+def _decide_fma():
+    name, features = compile_target(config.CPU_NAME, config.CPU_FEATURES)
+    try:
+        return name, target_has_fma(name, features)
+    except Exception:  # noqa: BLE001 - LLVM refused the probe: trust the flags
+        return name, bool({"+fma", "+fma4"} & set(features.split(",")))
+
+
+#: CPU name the kernels are compiled for (``numba.config.CPU_NAME`` or the
+#: host's) and whether it has a fused multiply-add, decided once at import.
+CPU_NAME, HAS_FMA = _decide_fma()
+
+if not HAS_FMA:
+    warnings.warn(
+        f"skdigits: the CPU the kernels are compiled for ({CPU_NAME!r}"
+        f"{', from NUMBA_CPU_NAME' if config.CPU_NAME is not None else ''}) "
+        "has no fused multiply-add, so each step of a matrix product is a "
+        "multiply then an add (two roundings): results differ in the last bits "
+        "from those of a machine with FMA (they still do not depend on the "
+        "number of threads), and training is slower.",
+        RuntimeWarning, stacklevel=2)
+
+
 def _fma(builder, a, b, c):
+    """``a * b + c``: one ``llvm.fma`` where the target has FMA, else a
+    multiply then an add (see the module docstring)."""
+    if not HAS_FMA:
+        return builder.fadd(builder.fmul(a, b), c)
     t = a.type
     elem = t.element if isinstance(t, ir.VectorType) else t
     suffix = "f32" if isinstance(elem, ir.FloatType) else "f64"
