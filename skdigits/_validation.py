@@ -127,22 +127,23 @@ def validate_predict_data(estimator, X):
 #: ``canonical_row_blocks``): 4096 rows of 784 float64 pixels, 25 MB.
 PREDICT_VALUES = 4096 * 784
 
-#: The dtypes of ``X`` (or of a CSR matrix's data) the forward kernels are
-#: compiled for, as in ``fit``: other dtypes are cast to float64.
+#: The dtypes of dense ``X`` the forward kernels read in place (they compute
+#: in float64 and widen float32 rows as they copy them); CSR data and other
+#: dtypes are cast to float64.
 FORWARD_DTYPES = (np.float32, np.float64)
 
 
 def _is_canonical(X):
-    """True when the forward kernels read ``X`` in place with a type they are
-    compiled for: a writeable, aligned, C-ordered 2-D float32 or float64
-    array, or a CSR matrix with such data and int64 ``indices`` and
-    ``indptr``."""
+    """True when the forward kernels read ``X`` in place with the one type
+    they are compiled for (read-only views of it: see
+    ``_engine._models.readonly``): an aligned, C-ordered 2-D float32 or
+    float64 array, or a CSR matrix with float64 data and int64 ``indices``
+    and ``indptr``."""
     if sparse.issparse(X):
-        return (X.data.dtype in FORWARD_DTYPES and X.indices.dtype == np.int64
-                and X.indptr.dtype == np.int64 and X.data.flags.writeable
-                and X.indices.flags.writeable and X.indptr.flags.writeable)
+        return (X.data.dtype == np.float64 and X.indices.dtype == np.int64
+                and X.indptr.dtype == np.int64)
     return (X.dtype in FORWARD_DTYPES and X.flags.c_contiguous
-            and X.flags.writeable and X.flags.aligned)
+            and X.flags.aligned)
 
 
 def canonical_row_blocks(X, rows, block=None):
@@ -156,7 +157,7 @@ def canonical_row_blocks(X, rows, block=None):
     default as many as hold ``PREDICT_VALUES`` values, so memory stays
     bounded): ``Xc`` holds the rows ``rows[start:start + block]`` as a
     C-ordered float64 array, or a CSR matrix with int64 ``indices`` and
-    ``indptr`` (its data float32 or float64), and ``rows_c`` numbers them
+    ``indptr`` and float64 data, and ``rows_c`` numbers them
     from 0. The cast is exact (integers, float16 and float32 widen to the
     same float64 the kernels convert each element to), so no logit changes.
     """
@@ -171,7 +172,7 @@ def canonical_row_blocks(X, rows, block=None):
         part = rows[start:start + block]
         if sparse.issparse(X):
             Xc = sparse.csr_matrix(X[part], copy=True)
-            if Xc.dtype not in FORWARD_DTYPES:
+            if Xc.dtype != np.float64:
                 Xc = Xc.astype(np.float64)
             # set after construction: scipy's constructor may narrow them
             Xc.indptr = Xc.indptr.astype(np.int64)

@@ -81,14 +81,22 @@ def pytest_sessionfinish(session, exitstatus):
         with open(dump, "w") as f:
             json.dump(_signatures.observed(), f, indent=1)
     bad = _signatures.outside_table()
-    if not bad:
+    twice = _signatures.repeated()
+    if not bad and not twice:
         return
-    lines = [f"{len(bad)} kernel signature(s) outside the table of "
-             "skdigits/_kernels/_signatures.py (a new specialisation compiled: "
-             "make the input canonical in Python, or add it to ALLOWED):"]
+    lines = []
+    if bad:
+        lines.append(f"{len(bad)} kernel signature(s) outside the table of "
+                     "skdigits/_kernels/_signatures.py (a new specialisation "
+                     "compiled: make the input canonical in Python, or add it to "
+                     "ALLOWED):")
     for key, sig, why in bad:
         lines.append(f"  {key}({', '.join(sig)})")
         lines.append(f"    not allowed: {why}")
+    for key, axes, sigs in twice:
+        lines.append(f"{key} holds {len(sigs)} signatures for {axes} (one per "
+                     "model dtype and kind of data: make the others canonical):")
+        lines.extend(f"  {key}({', '.join(sig)})" for sig in sigs)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_sep("=", "kernel signatures outside the table", red=True)

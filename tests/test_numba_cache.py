@@ -257,22 +257,37 @@ def test_a_helper_called_from_python_gives_the_compiled_result():
 
 
 def test_a_cold_fit_caches_its_entry_points_only(tmp_path):
-    """Helpers are compiled into the entry points that call them, not cached
-    (nor compiled to machine code) on their own: before, a cold MLP fit wrote
-    an index per helper (49 of them)."""
+    """The suite's one cold compile into an empty cache, in a subprocess
+    (every other test shares the run's cache). Helpers are compiled into the
+    entry points that call them, not cached (nor compiled to machine code) on
+    their own: before, a cold MLP fit wrote an index per helper (49 of them).
+    A second process then loads every kernel from the cache, compiling
+    none."""
     code = ("import numpy as np, skdigits\n"
+            "from skdigits._kernels import _signatures\n"
             "rng = np.random.default_rng(0)\n"
             "X = rng.random((64, 12)).astype(np.float32); y = np.arange(64) % 3\n"
-            "skdigits.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2,\n"
-            "                       random_state=0).fit(X, y)\n")
+            "m = skdigits.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2,\n"
+            "                           random_state=0).fit(X, y)\n"
+            "m.predict_proba(X)\n"
+            "stats = [d.stats for d in _signatures.dispatchers().values()]\n"
+            "print(sum(sum(s.cache_hits.values()) for s in stats),\n"
+            "      sum(sum(s.cache_misses.values()) for s in stats))\n")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        runs.append([int(v) for v in out.stdout.split()])
     names = sorted({p.name.split(".")[1].rsplit("-", 1)[0]
                     for p in (tmp_path / "cache").rglob("*.nbi")})
     assert names == sorted({"_column_moments_py", "_loss_grad_py", "_mlp_epoch_py",
-                            "_shuffle_py"}), names
+                            "_mlp_forward_py", "_shuffle_py"}), names
+    (cold_hits, cold_misses), (warm_hits, warm_misses) = runs
+    # the cold process compiled everything; the warm one loaded it all
+    assert cold_hits == 0 and cold_misses >= 4
+    assert warm_hits >= 4 and warm_misses == 0
 
 
 def test_the_chosen_folder_is_private():

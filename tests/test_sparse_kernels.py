@@ -9,6 +9,8 @@ two paths give the same bits, for any number of threads; the tests check the
 bits, and the values against float64 NumPy.
 """
 
+import inspect
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -235,16 +237,14 @@ def test_sparse_step_is_the_dense_steps(shape, dtype, solver, nesterov, rng):
             np.testing.assert_array_equal(beff, beff_want[0])
 
 
-def test_sparse_kernels_are_cached_and_not_fastmath():
-    from numba.core.registry import CPUDispatcher
+def test_sparse_kernels_are_subroutines_of_the_entry_points():
+    # compiled into the epoch and forward kernels that call them, with the
+    # kernels' flags (see test_numba_cache.py)
+    from skdigits._kernels._numba import _Subroutine
 
-    kernels = [obj for obj in vars(_sparse).values() if isinstance(obj, CPUDispatcher)]
+    kernels = [obj for obj in vars(_sparse).values() if isinstance(obj, _Subroutine)]
     assert {"sparse_dot_rows", "sparse_acc_rows", "sparse_step", "centred_step"} <= {
         k.py_func.__name__.removeprefix("_").removesuffix("_py") for k in kernels}
-    for k in kernels:
-        assert k._cache is not None and type(k._cache).__name__ == "FunctionCache"
-        assert not k.targetoptions.get("fastmath")
-        assert k.targetoptions.get("error_model") == "numpy"
 
 
 # ---------------------------------------------------------------- MLP epochs
@@ -628,9 +628,10 @@ def test_dense_and_csr_data_compile_apart(rng):
                                           model.logits(team, 1, X, rows, theta))
     for kernel in (_mlp.mlp_epoch, _mlp.mlp_epoch_deep, _mlp.mlp_forward,
                    _linear.linear_epoch, _linear.linear_forward):
-        # arguments 4..6 (after tid, n_threads, sync, X): indptr, indices, data
-        dense = [sig for sig in kernel.signatures if sig[4:7] == (types.none,) * 3]
+        names = list(inspect.signature(kernel.py_func).parameters)
+        at = slice(names.index("indptr"), names.index("data") + 1)
+        dense = [sig for sig in kernel.signatures if sig[at] == (types.none,) * 3]
         csr = [sig for sig in kernel.signatures
-               if all(isinstance(a, types.Array) for a in sig[4:7])]
+               if all(isinstance(a, types.Array) for a in sig[at])]
         assert dense and csr, kernel
         assert len(dense) + len(csr) == len(kernel.signatures), kernel

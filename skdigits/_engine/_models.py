@@ -31,7 +31,6 @@ from .._kernels._losses import (
 )
 from .._kernels._simd import TILE_ROWS
 from .._validation import canonical_row_blocks
-from ._team import interrupts_deferred
 
 __all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK", "no_labels"]
 
@@ -60,27 +59,105 @@ def _dense(n):
     return dense, np.array([dense.shape[1]], dtype=np.int64)
 
 
-def _direct(X, theta):
-    """``(Xsrc, direct)`` for the epoch kernels: the data itself, read in place,
-    when it is already a C-ordered array of the model's dtype; else an empty
-    array of that dtype (the kernels then copy and cast each minibatch)."""
-    if X.dtype == theta.dtype and X.flags.c_contiguous:
-        return X, True
-    return np.zeros((0, X.shape[1]), dtype=theta.dtype), False
+def readonly(a):
+    """A read-only view of ``a``: the kernels take every input array
+    read-only, so writeable and read-only input (a loaded model, a memory
+    map) compile one specialisation, not two."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
-def _data_args(X, dtype):
-    """``(X, (indptr, indices, data))`` for the kernels: a dense ``X`` with
-    None for the CSR arrays, or for a CSR matrix an empty ``(0,
-    n_features)`` array of ``dtype`` and its arrays, read in place. None (a
-    type of its own to Numba, unlike empty arrays) makes the kernels compile
-    a dense specialisation without the sparse code (see ``_kernels._mlp``)."""
+def _writeable(theta):
+    """``theta``, or a copy when it is read-only (a loaded model's): the
+    forward kernels take the parameters writeable, one type."""
+    return theta if theta.flags.writeable else theta.copy()
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _float_rows(X):
+    """``X`` as a C-ordered float32 or float64 array (a float64 copy of any
+    other dtype or order)."""
+    if X.dtype in _FLOATS and X.flags.c_contiguous and X.flags.aligned:
+        return X
+    return np.ascontiguousarray(X, dtype=X.dtype if X.dtype in _FLOATS else np.float64)
+
+
+class KernelData:
+    """The data of a fit as the epoch kernels take it, in one type per model
+    dtype and kind of data, so that each entry point compiles once per
+    (model dtype, dense or CSR, depth) whatever the input's dtypes, order or
+    writeability (issue 20, item 2). Made once per workspace
+    (``of``), since a CSR matrix's indices may need a copy.
+
+    - ``X``: dense rows in the model's dtype (read in place), or an empty
+      ``(0, n_features)`` array when they are in the other float dtype;
+    - ``Xalt``: those rows (the kernels copy and cast each minibatch, one
+      rounding as before), or an empty array of the other dtype;
+    - ``csr``: ``(indptr, indices, data)`` of CSR data as int64, int64 and
+      float64 (copies of narrower arrays; every cast is exact, and the
+      kernels convert each stored value from its float64), or three Nones
+      for dense data (see ``_kernels._mlp``: a None compiles no sparse
+      code);
+    - ``w``: the sample weights in float64 (exact; the kernels cast them to
+      the model's dtype as before).
+
+    Every array is read-only.
+    """
+
+    def __init__(self, X, w, dtype):
+        dtype = np.dtype(dtype)
+        other = _FLOATS[1] if dtype == _FLOATS[0] else _FLOATS[0]
+        n_features = X.shape[1]
+        self.source = (X, w)
+        if sp.issparse(X):
+            if X.format != "csr":
+                raise TypeError(f"sparse data must be CSR, not {X.format.upper()}")
+            self.X = readonly(np.zeros((0, n_features), dtype=dtype))
+            self.Xalt = readonly(np.zeros((0, n_features), dtype=other))
+            self.csr = tuple(readonly(np.ascontiguousarray(a, dtype=t)) for a, t in (
+                (X.indptr, np.int64), (X.indices, np.int64), (X.data, np.float64)))
+        else:
+            rows = _float_rows(X)
+            empty = np.zeros((0, n_features), dtype=dtype)
+            if rows.dtype == dtype:
+                self.X, self.Xalt = readonly(rows), readonly(empty.astype(other))
+            else:
+                self.X, self.Xalt = readonly(empty), readonly(rows)
+            self.csr = (None, None, None)
+        self.w = readonly(np.ascontiguousarray(w, dtype=np.float64))
+
+    @classmethod
+    def of(cls, ws, X, w, dtype):
+        """The kernel data of ``X`` and ``w`` for workspace ``ws`` (made on
+        the first call with them)."""
+        data = ws.get("data")
+        if data is None or data.source[0] is not X or data.source[1] is not w:
+            data = ws["data"] = cls(X, w, dtype)
+        return data
+
+    def direct(self):
+        """Whether the kernels can read the minibatches in place: CSR data,
+        or dense rows already in the model's dtype."""
+        return self.csr[0] is not None or self.X.shape[0] > 0
+
+
+def _forward_args(X):
+    """``(X, Xalt, indptr, indices, data)`` for the forward kernels, from a
+    canonical block of ``canonical_row_blocks``, all read-only: dense
+    float64 rows in ``X`` or float32 ones in ``Xalt`` (the other an empty
+    ``(0, n_features)`` array) and None for the CSR arrays, or for a CSR
+    matrix two empty arrays and its int64/int64/float64 arrays."""
+    empty64 = readonly(np.zeros((0, X.shape[1])))
+    empty32 = readonly(np.zeros((0, X.shape[1]), dtype=np.float32))
     if sp.issparse(X):
-        if X.format != "csr":
-            raise TypeError(f"sparse data must be CSR, not {X.format.upper()}")
-        return (np.zeros((0, X.shape[1]), dtype=dtype),
-                (X.indptr, X.indices, X.data))
-    return X, (None, None, None)
+        return (empty64, empty32, readonly(X.indptr), readonly(X.indices),
+                readonly(X.data))
+    if X.dtype == np.float32:
+        return empty64, readonly(X), None, None, None
+    return readonly(X), empty32, None, None, None
 
 
 def _check_workspace(ws, X):
@@ -185,8 +262,13 @@ class Accumulators:
         return cls(-(-batch_size // LOSS_ROWS), n_classes, n_outputs)
 
     def __init__(self, n_rows, n_classes, n_outputs):
+        # whole cache lines of float64, at least one column more than used
+        # and at least two rows (the second one zero when unused), so the
+        # view is never C-contiguous: one kernel type
+        n_rows = max(n_rows, 2)
+
         def rows(n):
-            width = -(-n // 8) * 8  # whole cache lines of float64
+            width = -(-(n + 1) // 8) * 8
             return aligned_zeros((n_rows, width))[:, :n]
 
         self.class_loss = rows(n_classes)
@@ -324,9 +406,10 @@ class LinearModel(_Model):
     def unpack(self, theta):
         """``[(W, b)]``: weights ``(n_features, n_outputs)`` and intercepts
         (copies)."""
-        with interrupts_deferred():  # a kernel outside a team (see Team)
-            W, b = _linear.params(theta, self.n_features, self.ld)
-        return [(W[:, :self.n_outputs].copy(), b[0, :self.n_outputs].copy())]
+        n_weights = self.n_features * self.ld
+        W = theta[:n_weights].reshape(self.n_features, self.ld)
+        b = theta[n_weights:n_weights + self.ld]
+        return [(W[:, :self.n_outputs].copy(), b[:self.n_outputs].copy())]
 
     def weight_mask(self):
         """True at the weights of ``theta`` (the penalised entries), False at
@@ -376,10 +459,10 @@ class LinearModel(_Model):
         ``sparse=True``."""
         _check_workspace(ws, X)
         lazy = self._lazy_buffers(ws, X)
-        X, csr = _data_args(X, theta.dtype)
-        source = (X, True) if ws["sparse"] else _direct(X, theta)
-        return team.run(n_threads, _linear.linear_epoch, X, *csr, y, Y, w, order,
-                        *source, np.int64(self.ld), theta, ws["grad"], state[0],
+        data = KernelData.of(ws, X, w, theta.dtype)
+        return team.run(n_threads, _linear.linear_epoch, data.X, *data.csr, y, Y,
+                        data.w, order, data.Xalt, data.direct(), np.int64(self.ld),
+                        theta, ws["grad"], state[0],
                         state[1], *ws["batches"].args(), ws["Z"], *lazy,
                         *acc.args(), iopt, fopt, t)
 
@@ -388,14 +471,14 @@ class LinearModel(_Model):
         canonical CSR matrix): read in place when it is of a type the
         forward pass is compiled for, else cast in blocks of rows (see
         ``canonical_row_blocks``)."""
-        theta = theta.astype(np.float64, copy=False)
+        theta = _writeable(theta.astype(np.float64, copy=False))
         out = np.empty((len(rows), self.n_outputs))
         for start, Xc, rows_c in canonical_row_blocks(X, rows):
-            Xc, csr = _data_args(Xc, theta.dtype)
-            n_features = self.n_features if csr[0] is None else 0
+            args = _forward_args(Xc)
+            n_features = self.n_features if args[2] is None else 0
             Xb, lists, counts, Z = self._forward_buffers(n_threads, n_features,
                                                          [self.ld])
-            team.run(n_threads, _linear.linear_forward, Xc, *csr, rows_c,
+            team.run(n_threads, _linear.linear_forward, *args, rows_c,
                      np.int64(self.ld), theta, Xb, lists, counts,
                      Z.reshape(n_threads, PREDICT_BLOCK, self.ld),
                      out[start:start + len(rows_c)])
@@ -429,7 +512,7 @@ class MLPModel(_Model):
     """
 
     def __init__(self, sizes, activation, loss, mean=None, scale=None):
-        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.sizes = np.array(sizes, dtype=np.int64)  # a copy: one kernel type
         self.activation = activation
         self.loss = loss
         self.standardize = mean is not None
@@ -558,21 +641,20 @@ class MLPModel(_Model):
         C-ordered array, or a canonical CSR matrix with ``ws`` made with
         ``sparse=True``."""
         _check_workspace(ws, X)
-        X, csr = _data_args(X, theta.dtype)
+        data = KernelData.of(ws, X, w, theta.dtype)
         dense, dense_counts = _dense(int(self.sizes.max()))
         epoch = _mlp.mlp_epoch if len(self.sizes) == 3 else _mlp.mlp_epoch_deep
-        if ws["sparse"]:  # rows read in place, as they are
-            source = (X, True)
-        elif self.standardize:  # rows copied and scaled; centring in the kernel
-            source = (np.zeros((0, X.shape[1]), dtype=theta.dtype), False)
-        else:
-            source = _direct(X, theta)
+        # dense rows of a standardised model are copied and scaled (centring
+        # in the kernel); CSR rows are read in place, as they are
+        direct = data.direct() and (ws["sparse"] or not self.standardize)
+        source = (data.Xalt, direct)
         if self.standardize:
             source += (self.inv_scale.astype(theta.dtype),
                        self.shift.astype(theta.dtype))
         else:
             source += (theta[:0], theta[:0])
-        return team.run(n_threads, epoch, X, *csr, y, Y, w, order, *source, ws["beff"],
+        return team.run(n_threads, epoch, data.X, *data.csr, y, Y, data.w, order,
+                        *source, ws["beff"],
                         self.sizes, self.w_off, self.b_off, self.ld, theta, ws["grad"],
                         state[0], state[1], ws["Wt"], ws["t_off"],
                         *ws["batches"].args(), dense, dense_counts,
@@ -584,16 +666,16 @@ class MLPModel(_Model):
         canonical CSR matrix): read in place when it is of a type the
         forward pass is compiled for, else cast in blocks of rows (see
         ``canonical_row_blocks``)."""
-        theta = self._folded(theta)
+        theta = _writeable(self._folded(theta))
         widths = [*self.sizes[1:-1], self.ld[-1]]
         a_off, _ = self._slots(PREDICT_BLOCK, widths)
         dense, dense_counts = _dense(int(self.sizes.max()))
         out = np.empty((len(rows), self.n_outputs))
         for start, Xc, rows_c in canonical_row_blocks(X, rows):
-            Xc, csr = _data_args(Xc, theta.dtype)
-            n_features = self.n_features if csr[0] is None else 0
+            args = _forward_args(Xc)
+            n_features = self.n_features if args[2] is None else 0
             Xb, lists, counts, H = self._forward_buffers(n_threads, n_features, widths)
-            team.run(n_threads, _mlp.mlp_forward, Xc, *csr, rows_c, self.sizes,
+            team.run(n_threads, _mlp.mlp_forward, *args, rows_c, self.sizes,
                      self.w_off, self.b_off, self.ld, theta,
                      np.int64(self.activation), Xb, lists, counts, H, a_off, dense,
                      dense_counts, out[start:start + len(rows_c)])

@@ -52,14 +52,18 @@ def _n_blocks_py(n, width):
 n_blocks = subroutine(_n_blocks_py)
 
 
-def _gather_item_py(X, y, w, order, start, r0, m, direct, indptr, scale, Xb, ident,
-                    lists, counts, yb, wb, buf):
+def _gather_item_py(X, Xalt, y, w, order, start, r0, m, direct, indptr, scale, Xb,
+                    ident, lists, counts, yb, wb, buf):
     """Rows ``r0 .. r0 + m`` of the minibatch that starts at ``order[start]``,
     into buffer ``buf``: their labels and weights, and the non-zero columns of
     their row groups. Unless ``direct`` (the kernels then read the rows of
     ``X`` in place: ``X`` is already in the model's dtype), the rows are
     copied (and cast) into ``Xb[buf]`` first, each column times its factor in
-    ``scale`` when that is not empty (standardised inputs). For CSR data
+    ``scale`` when that is not empty (standardised inputs). Dense rows come
+    from ``X`` (in the model's dtype) or, when it is not empty, ``Xalt`` (the
+    other float dtype): one compiled signature per model dtype, whatever the
+    data's, and the same bits as a cast of the whole data would not give
+    (a float64 row times a float32 scale is rounded once). For CSR data
     (``indptr`` its row pointers, which the kernels read in place: see
     ``_sparse``) only the labels and weights are gathered; ``indptr`` is
     None for dense data (a type of its own: see ``_mlp``)."""
@@ -68,7 +72,12 @@ def _gather_item_py(X, y, w, order, start, r0, m, direct, indptr, scale, Xb, ide
             group_lists(X, order[start + r0:], m, lists[buf], counts[buf],
                         r0 // TILE_ROWS)
         else:
-            if scale.shape[0] > 0:
+            if Xalt.shape[0] > 0:
+                if scale.shape[0] > 0:
+                    gather_rows_scaled(Xalt, order, start + r0, m, Xb[buf], r0, scale)
+                else:
+                    gather_rows(Xalt, order, start + r0, m, Xb[buf], r0)
+            elif scale.shape[0] > 0:
                 gather_rows_scaled(X, order, start + r0, m, Xb[buf], r0, scale)
             else:
                 gather_rows(X, order, start + r0, m, Xb[buf], r0)
@@ -82,15 +91,15 @@ def _gather_item_py(X, y, w, order, start, r0, m, direct, indptr, scale, Xb, ide
 gather_item = subroutine(_gather_item_py)
 
 
-def _gather_phase_py(sync, X, y, w, order, start, m, direct, indptr, scale, Xb, ident,
-                     lists, counts, yb, wb, buf, item, first):
+def _gather_phase_py(sync, X, Xalt, y, w, order, start, m, direct, indptr, scale, Xb,
+                     ident, lists, counts, yb, wb, buf, item, first):
     """Claim gather items, numbered from ``first`` in the current phase,
     until none is left; ``item`` is one already claimed. ``indptr``: as in
     ``gather_item``."""
     n_gather = n_blocks(m, GATHER_ROWS)
     while item - first < n_gather:
         r0 = (item - first) * GATHER_ROWS
-        gather_item(X, y, w, order, start, r0, min(GATHER_ROWS, m - r0), direct,
+        gather_item(X, Xalt, y, w, order, start, r0, min(GATHER_ROWS, m - r0), direct,
                     indptr, scale, Xb, ident, lists, counts, yb, wb, buf)
         item = claim(sync)
 
@@ -98,12 +107,12 @@ def _gather_phase_py(sync, X, y, w, order, start, m, direct, indptr, scale, Xb, 
 gather_phase = subroutine(_gather_phase_py)
 
 
-def _batch_rows_py(Xsrc, Xb, order, ident, start, m, direct, buf):
+def _batch_rows_py(X, Xb, order, ident, start, m, direct, buf):
     """The matrix and the row index the kernels read minibatch ``buf`` from:
-    the data in place (``Xsrc``, rows ``order[start:]``) when ``direct``, else
+    the data in place (``X``, rows ``order[start:]``) when ``direct``, else
     the copied rows ``Xb[buf]``."""
     if direct:
-        return Xsrc, order[start:start + m]
+        return X, order[start:start + m]
     return Xb[buf], ident[:m]
 
 

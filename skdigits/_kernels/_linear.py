@@ -77,11 +77,11 @@ def _params_py(theta, n_features, ld):
     return W, b
 
 
-params = jit(_params_py)
+params = subroutine(_params_py)
 
 
 def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
-                     Xsrc, direct, ld, theta, grad, s1, s2, Xb, lists, counts, yb, wb,
+                     Xalt, direct, ld, theta, grad, s1, s2, Xb, lists, counts, yb, wb,
                      Z, mark, touched, n_touched, class_loss, class_weight, col_loss,
                      stats, iopt, fopt, t):
     """One epoch of minibatch training over the rows ``order`` (already
@@ -134,7 +134,7 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
         lr = batch_rate(fopt, k, n_batches)
         l2 = l2_of(fopt, m)
         t += 1
-        A, arows = batch_rows(Xsrc, Xb, order, ident, start, m, direct, _I0)
+        A, arows = batch_rows(X, Xb, order, ident, start, m, direct, _I0)
         # chunks of rows: gathered (their labels, weights and non-zero
         # columns, and the rows themselves unless read in place), their
         # logits, their loss and its gradient
@@ -142,8 +142,8 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
         while item * LOSS_ROWS < m:
             r0 = item * LOSS_ROWS
             rows = min(LOSS_ROWS, m - r0)
-            gather_item(X, y, w, order, start, r0, rows, direct, indptr, no_scale, Xb,
-                        ident, lists, counts, yb, wb, _I0)
+            gather_item(X, Xalt, y, w, order, start, r0, rows, direct, indptr, no_scale,
+                        Xb, ident, lists, counts, yb, wb, _I0)
             if indptr is not None:
                 sparse_dot_rows(Z, r0, _I0, indptr, indices, data, arows[r0:], rows,
                                 no_scale, W, _I0, ld)
@@ -221,8 +221,8 @@ def _touched_features_py(indptr, indices, rows, m, mark, touched):
 touched_features = subroutine(_touched_features_py)
 
 
-def _linear_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, ld, theta,
-                       Xb, lists, counts, Z, out):
+def _linear_forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, ld,
+                       theta, Xb, lists, counts, Z, out):
     """Logits of the rows ``rows`` of ``X`` into ``out`` (its real outputs),
     in blocks of ``Xb.shape[1]`` rows claimed by the threads of a team;
     ``Xb``, ``lists``, ``counts`` and ``Z`` hold one block per thread. A
@@ -230,7 +230,10 @@ def _linear_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, ld,
     arrays ``indptr``, ``indices``, ``data``, read in place (see
     ``_sparse``); ``X`` is then an empty ``(0, n_features)`` array and
     ``Xb``, ``lists`` have no columns. Dense data: the three are None (see
-    ``linear_epoch``)."""
+    ``linear_epoch``), and the rows are in ``X`` (float64) or, when it is
+    not empty, in ``Xalt`` (float32, widened exactly as they are copied):
+    one signature for both, and float32 input needs no float64 copy.
+    ``n_features`` is ``X.shape[1]`` (both have it)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     n_features = X.shape[1]
@@ -249,7 +252,10 @@ def _linear_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, ld,
             sparse_dot_rows(Zb, _I0, _I0, indptr, indices, data, rows[r0:], m,
                             no_scale, W, _I0, ld)
         else:
-            gather_rows(X, rows, r0, m, Xt, _I0)
+            if Xalt.shape[0] > 0:  # float32 rows, widened exactly
+                gather_rows(Xalt, rows, r0, m, Xt, _I0)
+            else:
+                gather_rows(X, rows, r0, m, Xt, _I0)
             group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
             dot_rows(Zb, _I0, _I0, Xt, ident, m, W, _I0, ld, lists[tid], counts[tid],
                      _I0, _I1, _I0, n_features)

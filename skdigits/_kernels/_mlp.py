@@ -372,9 +372,9 @@ def _centre_gradient_py(G, shift, gb, c0):
 centre_gradient = subroutine(_centre_gradient_py)
 
 
-def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, indptr, scale, shift,
-                    beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
-                    counts, yb, wb):
+def _epoch_start_py(tid, n_threads, sync, X, Xalt, y, w, order, direct, indptr, scale,
+                    shift, beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident,
+                    lists, counts, yb, wb):
     """Before the first minibatch: the transposes of the weights (thread 0),
     for standardised sparse data (``indptr`` not None) the first layer's
     centred intercepts (one item per panel), and the first minibatch
@@ -400,7 +400,8 @@ def _epoch_start_py(tid, n_threads, sync, X, y, w, order, direct, indptr, scale,
             P, c0 = panel(theta, sizes, w_off, _I0, item)
             centred_intercepts(P, shift, b, c0, beff)
             item = claim(sync)
-    gather_phase(sync, X, y, w, order, _I0, min(Xb.shape[1], order.shape[0]), direct,
+    gather_phase(sync, X, Xalt, y, w, order, _I0, min(Xb.shape[1], order.shape[0]),
+                 direct,
                  indptr, scale, Xb, ident, lists, counts, yb, wb, _I0, item, first)
     barrier(sync, n_threads)
 
@@ -457,7 +458,7 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
 _forward_and_loss = subroutine(_forward_and_loss_py)
 
 
-def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xsrc,
+def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xalt,
                   direct, scale, shift, beff, sizes, w_off, b_off, ld, theta, grad, s1,
                   s2, Wt, t_off, Xb, lists, counts, yb, wb, dense, dense_counts,
                   H, D, a_off, Zp, Z, class_loss, class_weight, col_loss, stats, iopt,
@@ -483,9 +484,16 @@ def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order
     Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2``, ``Wt`` and the
     buffers in place. ``mlp_epoch_deep`` does the same for deeper networks.
 
+    Dense data: ``X`` holds the rows in the model's dtype (read in place when
+    ``direct``), or is empty when they are in the other float dtype, in
+    ``Xalt`` (copied and cast into ``Xb`` per minibatch; see
+    ``_batch.gather_item``). The engine passes each input array read-only
+    and in one type per model dtype (``_engine._models.KernelData``), so each
+    entry point compiles once per model dtype and kind of data.
+
     Sparse data: ``indptr``, ``indices`` and ``data`` are the CSR arrays of
     the data (see ``_sparse``), read in place through ``order``; ``X`` and
-    ``Xsrc`` are empty ``(0, n_features)`` arrays, ``direct`` is true,
+    ``Xalt`` are empty ``(0, n_features)`` arrays, ``direct`` is true,
     ``Xb`` and ``lists`` have no columns (gathering a minibatch gathers its
     labels and weights only) and ``scale`` the factors the rows are read
     with (empty when not standardised). The first layer's products then run
@@ -500,14 +508,14 @@ def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order
     n_batches = (n_rows + batch - 1) // batch
     ident = np.arange(batch)
     gsum = np.empty(PANEL, dtype=theta.dtype)
-    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, indptr, scale, shift,
-                 beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
-                 counts, yb, wb)
+    _epoch_start(tid, n_threads, sync, X, Xalt, y, w, order, direct, indptr, scale,
+                 shift, beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident,
+                 lists, counts, yb, wb)
     for k in range(n_batches):
         cur = k % 2
         m = min(batch, n_rows - k * batch)
         t += 1
-        A, arows = batch_rows(Xsrc, Xb, order, ident, k * batch, m, direct, cur)
+        A, arows = batch_rows(X, Xb, order, ident, k * batch, m, direct, cur)
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
@@ -521,7 +529,7 @@ def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order
                                  gsum, beff)
         if k + 1 < n_batches:
             start = (k + 1) * batch
-            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
+            gather_phase(sync, X, Xalt, y, w, order, start, min(batch, n_rows - start),
                          direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
                          1 - cur, item, n_blocks(sizes[1], PANEL))
         barrier(sync, n_threads)
@@ -529,7 +537,7 @@ def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order
 
 
 def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
-                       Xsrc, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
+                       Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
                        grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
                        dense_counts, H, D, a_off, Zp, Z, class_loss,
                        class_weight, col_loss, stats, iopt, fopt, t):
@@ -539,14 +547,14 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, 
     n_batches = (n_rows + batch - 1) // batch
     ident = np.arange(batch)
     gsum = np.empty(PANEL, dtype=theta.dtype)
-    _epoch_start(tid, n_threads, sync, X, y, w, order, direct, indptr, scale, shift,
-                 beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident, lists,
-                 counts, yb, wb)
+    _epoch_start(tid, n_threads, sync, X, Xalt, y, w, order, direct, indptr, scale,
+                 shift, beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident,
+                 lists, counts, yb, wb)
     for k in range(n_batches):
         cur = k % 2
         m = min(batch, n_rows - k * batch)
         t += 1
-        A, arows = batch_rows(Xsrc, Xb, order, ident, k * batch, m, direct, cur)
+        A, arows = batch_rows(X, Xb, order, ident, k * batch, m, direct, cur)
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
@@ -560,7 +568,7 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, 
                               scale, gsum, beff)
         if k + 1 < n_batches:
             start = (k + 1) * batch
-            gather_phase(sync, X, y, w, order, start, min(batch, n_rows - start),
+            gather_phase(sync, X, Xalt, y, w, order, start, min(batch, n_rows - start),
                          direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
                          1 - cur, item, _n_update_items(sizes))
         barrier(sync, n_threads)
@@ -789,9 +797,9 @@ mlp_epoch = jit(_mlp_epoch_py)
 mlp_epoch_deep = jit(_mlp_epoch_deep_py)
 
 
-def _mlp_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, sizes, w_off,
-                    b_off, ld, theta, activation, Xb, lists, counts, H, a_off, dense,
-                    dense_counts, out):
+def _mlp_forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, sizes,
+                    w_off, b_off, ld, theta, activation, Xb, lists, counts, H, a_off,
+                    dense, dense_counts, out):
     """Logits of the rows ``rows`` of ``X`` into ``out`` (one row each, its
     real outputs), in blocks of ``Xb.shape[1]`` rows claimed by the threads
     of a team. ``Xb``, ``lists``, ``counts`` and ``H`` hold one block per
@@ -801,7 +809,9 @@ def _mlp_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, sizes,
     arrays ``indptr``, ``indices``, ``data``, read in place (see
     ``_sparse``); ``X`` is then an empty ``(0, n_features)`` array and
     ``Xb``, ``lists`` have no columns. Dense data: the three are None (see
-    the module's docstring)."""
+    the module's docstring), and the rows are in ``X`` (float64) or, when it
+    is not empty, in ``Xalt`` (float32, widened exactly as they are copied):
+    one signature for both, and float32 input needs no float64 copy."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     last = sizes.shape[0] - 2
@@ -817,7 +827,10 @@ def _mlp_forward_py(tid, n_threads, sync, X, indptr, indices, data, rows, sizes,
         r0 = item * block
         m = min(block, n_rows - r0)
         if indptr is None:
-            gather_rows(X, rows, r0, m, Xt, _I0)
+            if Xalt.shape[0] > 0:  # float32 rows, widened exactly
+                gather_rows(Xalt, rows, r0, m, Xt, _I0)
+            else:
+                gather_rows(X, rows, r0, m, Xt, _I0)
             group_lists(Xt, ident, m, lists[tid], counts[tid], _I0)
         for l in range(last):
             for p in range(n_blocks(sizes[l + 1], PANEL)):

@@ -5,12 +5,14 @@ An entry point is a kernel called from Python (by the engine, the models or
 the estimators). Each one compiles a specialisation per distinct tuple of
 argument types, and each costs seconds of a cold start. ``ALLOWED`` lists,
 per entry point and argument, the Numba types that argument may have; a
-signature is allowed when each of its arguments has one of them. The table
-was read from the dispatchers after the suite ran, so it documents the axes
-the kernels vary on today (data dtype, model dtype, dense or CSR, index
-dtype, writeable or read-only, depth); a specialisation along a new axis
-(``predict`` on uint8 or F-ordered input, say) is outside it, and the suite
-fails on it (``tests/conftest.py``). Listing each argument's types rather
+signature is allowed when each of its arguments has one of them. The engine
+makes every argument canonical in Python (``_engine._models.KernelData``:
+read-only inputs, int64 indices, float64 CSR data and weights, the data's
+float dtype in an argument of its own), so the only axes left are those of
+``AXES``: the model's dtype and dense or CSR data, the depth being an entry
+point of its own. ``repeated`` finds an entry point holding two signatures
+for one value of them, ``outside_table`` one outside the table; the suite
+fails on either (``tests/conftest.py``). Listing each argument's types rather
 than whole signatures keeps the table readable and lets it hold the
 combinations of known axes that the randomised tests reach only on some runs.
 
@@ -23,7 +25,7 @@ import importlib
 
 #: The entry points, by kernel module.
 ENTRY_POINTS = {
-    "_linear": ("params", "linear_epoch", "linear_forward"),
+    "_linear": ("linear_epoch", "linear_forward"),
     "_losses": ("loss_grad",),
     "_mlp": ("mlp_epoch", "mlp_epoch_deep", "mlp_forward"),
     "_rng": ("shuffle",),
@@ -37,25 +39,15 @@ ALLOWED = {
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
         ('array(int64, 1d, C)',),  # 2 sync
-        (  # 3 X
-            'array(float32, 2d, C)',
-            'array(float64, 2d, C)',
-            'readonly array(float32, 2d, C)',
-            'readonly array(float64, 2d, C)',
-        ),
-        ('array(int32, 1d, C)', 'array(int64, 1d, C)', 'none'),  # 4 indptr
-        ('array(int32, 1d, C)', 'array(int64, 1d, C)', 'none'),  # 5 indices
-        ('array(float64, 1d, C)', 'none'),  # 6 data
+        ('readonly array(float32, 2d, C)', 'readonly array(float64, 2d, C)'),  # 3 X
+        ('none', 'readonly array(int64, 1d, C)'),  # 4 indptr
+        ('none', 'readonly array(int64, 1d, C)'),  # 5 indices
+        ('none', 'readonly array(float64, 1d, C)'),  # 6 data
         ('array(int64, 1d, C)',),  # 7 y
         ('array(uint8, 2d, C)',),  # 8 Y
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 9 w
+        ('readonly array(float64, 1d, C)',),  # 9 w
         ('array(int64, 1d, C)',),  # 10 order
-        (  # 11 Xsrc
-            'array(float32, 2d, C)',
-            'array(float64, 2d, C)',
-            'readonly array(float32, 2d, C)',
-            'readonly array(float64, 2d, C)',
-        ),
+        ('readonly array(float32, 2d, C)', 'readonly array(float64, 2d, C)'),  # 11 Xalt
         ('bool',),  # 12 direct
         ('int64',),  # 13 ld
         ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 14 theta
@@ -71,10 +63,10 @@ ALLOWED = {
         ('array(uint8, 1d, C)',),  # 24 mark
         ('array(int64, 1d, C)',),  # 25 touched
         ('array(int64, 1d, C)',),  # 26 n_touched
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 27 class_loss
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 28 class_weight
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 29 col_loss
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 30 stats
+        ('array(float64, 2d, A)',),  # 27 class_loss
+        ('array(float64, 2d, A)',),  # 28 class_weight
+        ('array(float64, 2d, A)',),  # 29 col_loss
+        ('array(float64, 2d, A)',),  # 30 stats
         ('array(int64, 1d, C)',),  # 31 iopt
         ('array(float64, 1d, C)',),  # 32 fopt
         ('int64',),  # 33 t
@@ -83,27 +75,19 @@ ALLOWED = {
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
         ('array(int64, 1d, C)',),  # 2 sync
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 3 X
-        ('array(int64, 1d, C)', 'none'),  # 4 indptr
-        ('array(int64, 1d, C)', 'none'),  # 5 indices
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)', 'none'),  # 6 data
-        ('array(int64, 1d, C)',),  # 7 rows
-        ('int64',),  # 8 ld
-        ('array(float64, 1d, C)', 'readonly array(float64, 1d, C)'),  # 9 theta
-        ('array(float64, 3d, C)',),  # 10 Xb
-        ('array(int32, 3d, C)',),  # 11 lists
-        ('array(int64, 2d, C)',),  # 12 counts
-        ('array(float64, 3d, C)',),  # 13 Z
-        ('array(float64, 2d, C)',),  # 14 out
-    ),
-    '_linear.params': (
-        (  # 0 theta
-            'array(float32, 1d, C)',
-            'array(float64, 1d, C)',
-            'readonly array(float64, 1d, C)',
-        ),
-        ('int64',),  # 1 n_features
-        ('int64',),  # 2 ld
+        ('readonly array(float64, 2d, C)',),  # 3 X
+        ('readonly array(float32, 2d, C)',),  # 4 Xalt
+        ('none', 'readonly array(int64, 1d, C)'),  # 5 indptr
+        ('none', 'readonly array(int64, 1d, C)'),  # 6 indices
+        ('none', 'readonly array(float64, 1d, C)'),  # 7 data
+        ('array(int64, 1d, C)',),  # 8 rows
+        ('int64',),  # 9 ld
+        ('array(float64, 1d, C)',),  # 10 theta
+        ('array(float64, 3d, C)',),  # 11 Xb
+        ('array(int32, 3d, C)',),  # 12 lists
+        ('array(int64, 2d, C)',),  # 13 counts
+        ('array(float64, 3d, C)',),  # 14 Z
+        ('array(float64, 2d, C)',),  # 15 out
     ),
     '_losses.loss_grad': (
         (  # 0 Z
@@ -127,39 +111,15 @@ ALLOWED = {
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
         ('array(int64, 1d, C)',),  # 2 sync
-        (  # 3 X
-            'array(float32, 2d, C)',
-            'array(float64, 2d, C)',
-            'readonly array(float32, 2d, C)',
-            'readonly array(float64, 2d, C)',
-        ),
-        (  # 4 indptr
-            'array(int32, 1d, C)',
-            'array(int64, 1d, C)',
-            'none',
-            'readonly array(int32, 1d, C)',
-        ),
-        (  # 5 indices
-            'array(int32, 1d, C)',
-            'array(int64, 1d, C)',
-            'none',
-            'readonly array(int32, 1d, C)',
-        ),
-        (  # 6 data
-            'array(float32, 1d, C)',
-            'array(float64, 1d, C)',
-            'none',
-            'readonly array(float64, 1d, C)',
-        ),
+        ('readonly array(float32, 2d, C)', 'readonly array(float64, 2d, C)'),  # 3 X
+        ('none', 'readonly array(int64, 1d, C)'),  # 4 indptr
+        ('none', 'readonly array(int64, 1d, C)'),  # 5 indices
+        ('none', 'readonly array(float64, 1d, C)'),  # 6 data
         ('array(int64, 1d, C)',),  # 7 y
         ('array(uint8, 2d, C)',),  # 8 Y
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 9 w
+        ('readonly array(float64, 1d, C)',),  # 9 w
         ('array(int64, 1d, C)',),  # 10 order
-        (  # 11 Xsrc
-            'array(float32, 2d, C)',
-            'array(float64, 2d, C)',
-            'readonly array(float32, 2d, C)',
-        ),
+        ('readonly array(float32, 2d, C)', 'readonly array(float64, 2d, C)'),  # 11 Xalt
         ('bool',),  # 12 direct
         ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 13 scale
         ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 14 shift
@@ -186,10 +146,10 @@ ALLOWED = {
         ('array(int64, 1d, C)',),  # 35 a_off
         ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 36 Zp
         ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 37 Z
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 38 class_loss
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 39 class_weight
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 40 col_loss
-        ('array(float64, 2d, A)', 'array(float64, 2d, C)'),  # 41 stats
+        ('array(float64, 2d, A)',),  # 38 class_loss
+        ('array(float64, 2d, A)',),  # 39 class_weight
+        ('array(float64, 2d, A)',),  # 40 col_loss
+        ('array(float64, 2d, A)',),  # 41 stats
         ('array(int64, 1d, C)',),  # 42 iopt
         ('array(float64, 1d, C)',),  # 43 fopt
         ('int64',),  # 44 t
@@ -198,25 +158,26 @@ ALLOWED = {
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
         ('array(int64, 1d, C)',),  # 2 sync
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 3 X
-        ('array(int64, 1d, C)', 'none'),  # 4 indptr
-        ('array(int64, 1d, C)', 'none'),  # 5 indices
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)', 'none'),  # 6 data
-        ('array(int64, 1d, C)',),  # 7 rows
-        ('array(int64, 1d, C)', 'readonly array(int64, 1d, C)'),  # 8 sizes
-        ('array(int64, 1d, C)',),  # 9 w_off
-        ('array(int64, 1d, C)',),  # 10 b_off
-        ('array(int64, 1d, C)',),  # 11 ld
-        ('array(float64, 1d, C)',),  # 12 theta
-        ('int64',),  # 13 activation
-        ('array(float64, 3d, C)',),  # 14 Xb
-        ('array(int32, 3d, C)',),  # 15 lists
-        ('array(int64, 2d, C)',),  # 16 counts
-        ('array(float64, 2d, C)',),  # 17 H
-        ('array(int64, 1d, C)',),  # 18 a_off
-        ('array(int32, 2d, C)',),  # 19 dense
-        ('array(int64, 1d, C)',),  # 20 dense_counts
-        ('array(float64, 2d, C)',),  # 21 out
+        ('readonly array(float64, 2d, C)',),  # 3 X
+        ('readonly array(float32, 2d, C)',),  # 4 Xalt
+        ('none', 'readonly array(int64, 1d, C)'),  # 5 indptr
+        ('none', 'readonly array(int64, 1d, C)'),  # 6 indices
+        ('none', 'readonly array(float64, 1d, C)'),  # 7 data
+        ('array(int64, 1d, C)',),  # 8 rows
+        ('array(int64, 1d, C)',),  # 9 sizes
+        ('array(int64, 1d, C)',),  # 10 w_off
+        ('array(int64, 1d, C)',),  # 11 b_off
+        ('array(int64, 1d, C)',),  # 12 ld
+        ('array(float64, 1d, C)',),  # 13 theta
+        ('int64',),  # 14 activation
+        ('array(float64, 3d, C)',),  # 15 Xb
+        ('array(int32, 3d, C)',),  # 16 lists
+        ('array(int64, 2d, C)',),  # 17 counts
+        ('array(float64, 2d, C)',),  # 18 H
+        ('array(int64, 1d, C)',),  # 19 a_off
+        ('array(int32, 2d, C)',),  # 20 dense
+        ('array(int64, 1d, C)',),  # 21 dense_counts
+        ('array(float64, 2d, C)',),  # 22 out
     ),
     '_rng.shuffle': (
         ('array(int64, 1d, C)',),  # 0 order
@@ -230,16 +191,28 @@ ALLOWED = {
             'readonly array(float64, 2d, C)',
         ),
         ('array(int64, 1d, C)',),  # 1 rows
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 2 w
+        (  # 2 w
+            'array(float32, 1d, C)',
+            'array(float64, 1d, C)',
+            'readonly array(float64, 1d, C)',
+        ),
         ('array(float64, 1d, C)',),  # 3 mean
         ('array(float64, 1d, C)',),  # 4 var
     ),
     '_stats.sparse_column_moments': (
-        ('array(int32, 1d, C)', 'array(int64, 1d, C)'),  # 0 indptr
-        ('array(int32, 1d, C)', 'array(int64, 1d, C)'),  # 1 indices
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 2 data
+        (  # 0 indptr
+            'array(int32, 1d, C)',
+            'array(int64, 1d, C)',
+            'readonly array(int64, 1d, C)',
+        ),
+        (  # 1 indices
+            'array(int32, 1d, C)',
+            'array(int64, 1d, C)',
+            'readonly array(int64, 1d, C)',
+        ),
+        ('array(float64, 1d, C)', 'readonly array(float64, 1d, C)'),  # 2 data
         ('array(int64, 1d, C)',),  # 3 rows
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 4 w
+        ('array(float64, 1d, C)', 'readonly array(float64, 1d, C)'),  # 4 w
         ('array(float64, 1d, C)',),  # 5 mean
         ('array(float64, 1d, C)',),  # 6 var
     ),
@@ -278,6 +251,52 @@ def why_not_allowed(key, signature):
     bad = [f"argument {i}: {t}" for i, (t, ok) in enumerate(zip(signature, allowed))
            if t not in ok]
     return f"{key}: " + "; ".join(bad) if bad else None
+
+
+#: The arguments that name an entry point's specialisation, by kernel: the
+#: model's dtype (the parameters', or the data's for a kernel of the data
+#: alone) and the kind of data (the CSR row pointers, None for dense data).
+#: Everything else is made canonical in Python (``_engine._models``), so each
+#: entry point compiles at most one signature per value of these: per (model
+#: dtype, dense or CSR), the depth being an entry point of its own
+#: (``mlp_epoch``, ``mlp_epoch_deep``).
+AXES = {
+    "_linear.linear_epoch": ("theta", "indptr"),
+    "_linear.linear_forward": ("theta", "indptr"),
+    # called from Python on one row of the accumulators (C), from the
+    # kernels on a chunk's (any layout): the tests call it with either
+    "_losses.loss_grad": ("Z", "class_loss"),
+    "_mlp.mlp_epoch": ("theta", "indptr"),
+    "_mlp.mlp_epoch_deep": ("theta", "indptr"),
+    "_mlp.mlp_forward": ("theta", "indptr"),
+    "_rng.shuffle": (),
+    "_stats.column_moments": ("X",),
+    # the estimator passes int64 indices; the kernel tests, scipy's int32
+    "_stats.sparse_column_moments": ("indices",),
+}
+
+
+def _axes_of(key, signature):
+    import inspect
+
+    names = list(inspect.signature(dispatchers()[key].py_func).parameters)
+    return tuple(signature[names.index(name)] for name in AXES[key])
+
+
+def repeated(signatures=None):
+    """``[(key, axes, [signature, ...])]`` for every entry point holding more
+    than one signature for one value of its ``AXES`` (``observed()`` by
+    default): a specialisation along an axis that Python should have made
+    canonical."""
+    signatures = observed() if signatures is None else signatures
+    out = []
+    for key, sigs in sorted(signatures.items()):
+        groups = {}
+        for sig in sigs:
+            groups.setdefault(_axes_of(key, sig), []).append(sig)
+        out.extend((key, axes, group) for axes, group in sorted(groups.items())
+                   if len(group) > 1)
+    return out
 
 
 def outside_table():

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _fitted
 from .._base import BaseMinibatchClassifier
-from .._engine._models import MLPModel
+from .._engine._models import KernelData, MLPModel
 from .._engine._team import interrupts_deferred
 from .._kernels._losses import LOGISTIC, SOFTMAX
 from .._kernels._mlp import ACTIVATIONS
@@ -475,12 +475,15 @@ class MLPClassifier(BaseMinibatchClassifier):
             return True
         mean = np.empty(X.shape[1])
         var = np.empty(X.shape[1])
+        # the kernels' one type per argument (see _engine._models.KernelData)
+        data = KernelData(X, w, X.dtype if X.dtype == np.float32 else np.float64)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
         with interrupts_deferred():  # kernels outside a team (see Team)
             if issparse(X):  # the stored entries only
-                sparse_column_moments(X.indptr, X.indices, X.data, rows, w, mean,
-                                      var)
+                sparse_column_moments(*data.csr, rows, data.w, mean, var)
             else:
-                column_moments(X, rows, w, mean, var)
+                column_moments(data.X if data.X.shape[0] else data.Xalt, rows,
+                               data.w, mean, var)
         std = np.sqrt(var)
         # a spread within the rounding of the mean is none: a feature that is
         # constant on the weighted rows (identical rows, all the weight on one
