@@ -223,12 +223,19 @@ def test_entry_points_are_cached_and_not_fastmath():
 
     from skdigits._kernels._signatures import ENTRY_POINTS
 
-    kernels = {f"{mod}.{name}": obj for mod, name, obj in _kernel_objects()
-               if isinstance(obj, CPUDispatcher)
-               and obj.py_func.__module__.endswith(mod)}  # not the imported ones
+    dispatchers = {f"{mod}.{name}": obj for mod, name, obj in _kernel_objects()
+                   if isinstance(obj, CPUDispatcher)
+                   and obj.py_func.__module__.endswith(mod)}  # not the imported
+    # the helpers copied into their callers by Numba (_numba.inline)
+    inlined = {key: k for key, k in dispatchers.items()
+               if k.targetoptions.get("inline") == "always"}
+    kernels = {key: k for key, k in dispatchers.items() if key not in inlined}
     entries = {f"{mod}.{name}" for mod, names in ENTRY_POINTS.items() for name in names}
     # every kernel called from Python is a cached dispatcher, and no other is
     assert set(kernels) == entries
+    for k in inlined.values():
+        assert not k.targetoptions.get("fastmath")
+        assert k.targetoptions.get("error_model") == "numpy"
     for k in kernels.values():
         assert k._cache is not None and type(k._cache).__name__ == "FunctionCache"
         assert not k.targetoptions.get("fastmath")

@@ -326,3 +326,13 @@ def subroutine(func):
     sub._dispatcher = None
     sub._register()
     return sub
+
+
+def inline(func):
+    """Compile ``func`` into each of its callers at Numba's level (its IR is
+    copied into the caller's and typed there): for a small helper called
+    once per row of a loop, where a subroutine's call, with its arguments
+    passed as structures, cost more than the row's work (a row of a
+    one-column model is one element). Called from Python (the tests), it
+    runs as an uncached dispatcher."""
+    return numba.njit(inline="always", nogil=True, error_model="numpy")(func)

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ._numba import subroutine
+from ._numba import inline, subroutine
 
 SGD = 0
 ADAM = 1
@@ -37,58 +37,64 @@ def _adam_rate_py(lr, beta1, beta2, t):
 adam_rate = subroutine(_adam_rate_py)
 
 
+def _step_scalars_py(P, l2, lr, momentum, beta1, beta2, eps, t):
+    """The scalars of one update in ``P``'s dtype, cast once per block:
+    ``(l2, lr, momentum, Adam's step size at update t, beta1, beta2,
+    1 - beta1, 1 - beta2, eps)``."""
+    dt = P.dtype.type
+    return (dt(l2), dt(lr), dt(momentum), dt(adam_rate(lr, beta1, beta2, t)),
+            dt(beta1), dt(beta2), dt(1.0 - beta1), dt(1.0 - beta2), dt(eps))
+
+
+step_scalars = subroutine(_step_scalars_py)
+
+
+def _step_row_py(solver, p, g, s1, s2, nesterov, scalars):
+    """One update of the vector ``p`` (a row, or a row's slice) with gradient
+    ``g + l2 * p``: the state ``s1``/``s2`` (velocity for SGD; moments for
+    Adam) updated and ``g`` zeroed in place; ``scalars`` from
+    ``step_scalars``. The one element-wise step of every optimizer path
+    (dense blocks, the lazy update's rows, sparse panels)."""
+    l2_, lr_, mu, lr_t, b1, b2, c1_, c2_, eps_ = scalars
+    zero = p.dtype.type(0)
+    if solver == ADAM:
+        for j in range(p.shape[0]):
+            gj = g[j] + l2_ * p[j]
+            g[j] = zero
+            mj = b1 * s1[j] + c1_ * gj
+            vj = b2 * s2[j] + c2_ * gj * gj
+            s1[j] = mj
+            s2[j] = vj
+            p[j] -= lr_t * mj / (np.sqrt(vj) + eps_)
+    elif solver == GRADIENT:
+        for j in range(p.shape[0]):
+            s1[j] += g[j] + l2_ * p[j]
+            g[j] = zero
+    else:
+        for j in range(p.shape[0]):
+            gj = g[j] + l2_ * p[j]
+            g[j] = zero
+            v = mu * s1[j] - lr_ * gj
+            s1[j] = v
+            if nesterov:
+                p[j] += mu * v - lr_ * gj
+            else:
+                p[j] += v
+
+
+step_row = inline(_step_row_py)
+
+
 def _step_block_py(solver, P, G, S1, S2, r0, r1, c0, c1, l2, lr, momentum,
                    nesterov, beta1, beta2, eps, t):
     """One update of the block ``P[r0:r1, c0:c1]`` with gradient ``G + l2 *
     P``; updates ``P``, the state ``S1``/``S2`` (velocity for SGD; moments for
     Adam) in place, and zeroes ``G``. All four are C-ordered 2-D arrays of
     the same shape; the block's rows are processed as contiguous slices."""
-    dt = P.dtype.type
-    l2_ = dt(l2)
-    if solver == ADAM:
-        lr_t = dt(adam_rate(lr, beta1, beta2, t))
-        b1 = dt(beta1)
-        b2 = dt(beta2)
-        c1_ = dt(1.0 - beta1)
-        c2_ = dt(1.0 - beta2)
-        eps_ = dt(eps)
-        for i in range(r0, r1):
-            p = P[i, c0:c1]
-            g = G[i, c0:c1]
-            m = S1[i, c0:c1]
-            v = S2[i, c0:c1]
-            for j in range(c1 - c0):
-                gj = g[j] + l2_ * p[j]
-                g[j] = 0
-                mj = b1 * m[j] + c1_ * gj
-                vj = b2 * v[j] + c2_ * gj * gj
-                m[j] = mj
-                v[j] = vj
-                p[j] -= lr_t * mj / (np.sqrt(vj) + eps_)
-    elif solver == GRADIENT:
-        for i in range(r0, r1):
-            p = P[i, c0:c1]
-            g = G[i, c0:c1]
-            s = S1[i, c0:c1]
-            for j in range(c1 - c0):
-                s[j] += g[j] + l2_ * p[j]
-                g[j] = 0
-    else:
-        lr_ = dt(lr)
-        mu = dt(momentum)
-        for i in range(r0, r1):
-            p = P[i, c0:c1]
-            g = G[i, c0:c1]
-            vel = S1[i, c0:c1]
-            for j in range(c1 - c0):
-                gj = g[j] + l2_ * p[j]
-                g[j] = 0
-                v = mu * vel[j] - lr_ * gj
-                vel[j] = v
-                if nesterov:
-                    p[j] += mu * v - lr_ * gj
-                else:
-                    p[j] += v
+    scalars = step_scalars(P, l2, lr, momentum, beta1, beta2, eps, t)
+    for i in range(r0, r1):
+        step_row(solver, P[i, c0:c1], G[i, c0:c1], S1[i, c0:c1], S2[i, c0:c1],
+                 nesterov, scalars)
 
 
 step_block = subroutine(_step_block_py)
@@ -102,60 +108,11 @@ def _step_rows_py(solver, P, G, S1, S2, rows, i0, i1, mark, l2, lr, momentum,
     of the other features, their gradient and their state are not touched,
     so they skip this update (no L2 decay, no moment decay, no momentum
     step). ``P``, ``G``, ``S1``, ``S2``: C-ordered 2-D arrays of one shape."""
-    dt = P.dtype.type
-    width = P.shape[1]
-    l2_ = dt(l2)
-    zero = dt(0)
-    if solver == ADAM:
-        lr_t = dt(adam_rate(lr, beta1, beta2, t))
-        b1 = dt(beta1)
-        b2 = dt(beta2)
-        c1_ = dt(1.0 - beta1)
-        c2_ = dt(1.0 - beta2)
-        eps_ = dt(eps)
-        for i in range(i0, i1):
-            k = rows[i]
-            mark[k] = 0
-            p = P[k]
-            g = G[k]
-            m = S1[k]
-            v = S2[k]
-            for j in range(width):
-                gj = g[j] + l2_ * p[j]
-                g[j] = zero
-                mj = b1 * m[j] + c1_ * gj
-                vj = b2 * v[j] + c2_ * gj * gj
-                m[j] = mj
-                v[j] = vj
-                p[j] -= lr_t * mj / (np.sqrt(vj) + eps_)
-    elif solver == GRADIENT:
-        for i in range(i0, i1):
-            k = rows[i]
-            mark[k] = 0
-            p = P[k]
-            g = G[k]
-            s = S1[k]
-            for j in range(width):
-                s[j] += g[j] + l2_ * p[j]
-                g[j] = zero
-    else:
-        lr_ = dt(lr)
-        mu = dt(momentum)
-        for i in range(i0, i1):
-            k = rows[i]
-            mark[k] = 0
-            p = P[k]
-            g = G[k]
-            vel = S1[k]
-            for j in range(width):
-                gj = g[j] + l2_ * p[j]
-                g[j] = zero
-                v = mu * vel[j] - lr_ * gj
-                vel[j] = v
-                if nesterov:
-                    p[j] += mu * v - lr_ * gj
-                else:
-                    p[j] += v
+    scalars = step_scalars(P, l2, lr, momentum, beta1, beta2, eps, t)
+    for i in range(i0, i1):
+        k = rows[i]
+        mark[k] = 0
+        step_row(solver, P[k], G[k], S1[k], S2[k], nesterov, scalars)
 
 
 step_rows = subroutine(_step_rows_py)

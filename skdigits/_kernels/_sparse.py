@@ -36,7 +36,7 @@ from numba.extending import intrinsic
 from ._batch import F_BETA1, F_BETA2, F_EPS, F_MOMENTUM, I_NESTEROV, I_SOLVER, update
 from ._gemm import lanes_of
 from ._numba import subroutine
-from ._optim import ADAM, GRADIENT, adam_rate
+from ._optim import ADAM, GRADIENT, step_row, step_scalars
 from ._simd import (
     TILE_VECTORS,
     VECTOR_BYTES,
@@ -397,26 +397,22 @@ def _centred_step_py(P, G, S1, S2, shift, gsum, b, beff, l2, lr, iopt, fopt, t):
 
     The same arithmetic, element by element and in the same order, as the
     dense path's ``_mlp.centre_gradient``, then ``_batch.update``, then
-    ``_mlp.centred_intercepts`` (rows whose shift is zero are not centred
-    and add nothing to ``beff``): the same bits, without the two extra
-    sweeps of the block. Updates ``P``, ``G`` (left at zero), ``S1``,
-    ``S2`` and ``beff`` in place; ``P``, ``G``, ``S1`` and ``S2`` are
+    ``_mlp.centred_intercepts`` (rows whose shift is zero are not centred,
+    take ``_optim.step_row`` and add nothing to ``beff``): the same bits,
+    without the two extra sweeps of the block. Updates ``P``, ``G`` (left
+    at zero), ``S1``, ``S2`` and ``beff`` in place; ``P``, ``G``, ``S1`` and ``S2`` are
     C-ordered 2-D arrays of one shape.
     """
-    dt = P.dtype.type
     n, width = P.shape
     solver = iopt[I_SOLVER]
-    l2_ = dt(l2)
-    zero = dt(0)
+    nesterov = iopt[I_NESTEROV] != 0
+    scalars = step_scalars(P, l2, lr, fopt[F_MOMENTUM], fopt[F_BETA1], fopt[F_BETA2],
+                           fopt[F_EPS], t)
+    l2_, lr_, mu, lr_t, b1, b2, c1_, c2_, eps_ = scalars
+    zero = P.dtype.type(0)
     for j in range(width):
         beff[j] = b[j]
     if solver == ADAM:
-        lr_t = dt(adam_rate(lr, fopt[F_BETA1], fopt[F_BETA2], t))
-        b1 = dt(fopt[F_BETA1])
-        b2 = dt(fopt[F_BETA2])
-        c1_ = dt(1.0 - fopt[F_BETA1])
-        c2_ = dt(1.0 - fopt[F_BETA2])
-        eps_ = dt(fopt[F_EPS])
         for f in range(n):
             cf = shift[f]
             p = P[f]
@@ -435,14 +431,7 @@ def _centred_step_py(P, G, S1, S2, shift, gsum, b, beff, l2, lr, iopt, fopt, t):
                     p[j] = pj
                     beff[j] -= cf * pj
             else:
-                for j in range(width):
-                    gj = g[j] + l2_ * p[j]
-                    g[j] = zero
-                    mj = b1 * m[j] + c1_ * gj
-                    vj = b2 * v[j] + c2_ * gj * gj
-                    m[j] = mj
-                    v[j] = vj
-                    p[j] -= lr_t * mj / (np.sqrt(vj) + eps_)
+                step_row(solver, p, g, m, v, nesterov, scalars)
     elif solver == GRADIENT:
         for f in range(n):
             cf = shift[f]
@@ -455,32 +444,27 @@ def _centred_step_py(P, G, S1, S2, shift, gsum, b, beff, l2, lr, iopt, fopt, t):
                     g[j] = zero
                     beff[j] -= cf * p[j]
             else:
-                for j in range(width):
-                    s[j] += g[j] + l2_ * p[j]
-                    g[j] = zero
+                step_row(solver, p, g, s, S2[f], nesterov, scalars)
     else:
-        lr_ = dt(lr)
-        mu = dt(fopt[F_MOMENTUM])
-        nesterov = iopt[I_NESTEROV] != 0
         for f in range(n):
             cf = shift[f]
             p = P[f]
             g = G[f]
             vel = S1[f]
-            centre = cf != 0
-            for j in range(width):
-                gj = g[j] - cf * gsum[j] if centre else g[j]
-                gj = gj + l2_ * p[j]
-                g[j] = zero
-                v = mu * vel[j] - lr_ * gj
-                vel[j] = v
-                if nesterov:
-                    p[j] += mu * v - lr_ * gj
-                else:
-                    p[j] += v
-            if centre:
+            if cf != 0:
+                for j in range(width):
+                    gj = (g[j] - cf * gsum[j]) + l2_ * p[j]
+                    g[j] = zero
+                    v = mu * vel[j] - lr_ * gj
+                    vel[j] = v
+                    if nesterov:
+                        p[j] += mu * v - lr_ * gj
+                    else:
+                        p[j] += v
                 for j in range(width):
                     beff[j] -= cf * p[j]
+            else:
+                step_row(solver, p, g, vel, S2[f], nesterov, scalars)
 
 
 centred_step = subroutine(_centred_step_py)
