@@ -33,6 +33,7 @@ import stat
 import warnings
 
 import numba
+from numba.core.extending import _Intrinsic
 
 #: Where the kernels' cache lives: ``"numba"`` (``NUMBA_CACHE_DIR``, left to
 #: Numba), ``"in-tree"``, ``"user"`` or ``"none"``; set at import.
@@ -228,9 +229,9 @@ def jit(func):
 # runs is the same (the whole-program optimisation always ran last), so the
 # bits are too; a cold MLP fit compiles in about 60% of the time.
 
-#: Flags a subroutine compiles with: those of ``jit`` (no machine code and no
-#: Python wrapper of its own).
 def _subroutine_flags():
+    """The flags a subroutine compiles with: those of ``jit``, without
+    machine code or a Python wrapper of its own."""
     from numba.core import compiler
 
     flags = compiler.Flags()
@@ -263,27 +264,18 @@ def _ir_only(library):
     return library
 
 
-def _make_subroutine_type():
-    from numba.core.extending import _Intrinsic
+class _Subroutine(_Intrinsic):
+    """A kernel helper: compiled into its callers (see above); called from
+    Python (by the tests), it compiles a dispatcher of its own, uncached."""
 
-    class Subroutine(_Intrinsic):
-        """A kernel helper: compiled into its callers (see above); called
-        from Python (by the tests), it compiles a dispatcher of its own,
-        uncached."""
+    def __call__(self, *args):
+        if self._dispatcher is None:
+            self._dispatcher = numba.njit(nogil=True, error_model="numpy")(
+                self.py_func)
+        return self._dispatcher(*args)
 
-        def __call__(self, *args):
-            if self._dispatcher is None:
-                self._dispatcher = numba.njit(nogil=True, error_model="numpy")(
-                    self.py_func)
-            return self._dispatcher(*args)
-
-        def __repr__(self):
-            return f"<skdigits subroutine {self.py_func.__name__}>"
-
-    return Subroutine
-
-
-_Subroutine = _make_subroutine_type()
+    def __repr__(self):
+        return f"<skdigits subroutine {self.py_func.__name__}>"
 
 
 def subroutine(func):

@@ -475,15 +475,15 @@ class MLPClassifier(BaseMinibatchClassifier):
             return True
         mean = np.empty(X.shape[1])
         var = np.empty(X.shape[1])
-        # the kernels' one type per argument (see _engine._models.KernelData)
-        data = KernelData(X, w, X.dtype if X.dtype == np.float32 else np.float64)
+        # the kernels' one type per argument (see _engine._models.KernelData),
+        # dense rows in their own float dtype (read in place, in data.X)
+        data = KernelData(X, w, np.float32 if X.dtype == np.float32 else np.float64)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         with interrupts_deferred():  # kernels outside a team (see Team)
             if issparse(X):  # the stored entries only
                 sparse_column_moments(*data.csr, rows, data.w, mean, var)
             else:
-                column_moments(data.X if data.X.shape[0] else data.Xalt, rows,
-                               data.w, mean, var)
+                column_moments(data.X, rows, data.w, mean, var)
         std = np.sqrt(var)
         # a spread within the rounding of the mean is none: a feature that is
         # constant on the weighted rows (identical rows, all the weight on one
