@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from . import _warmup
 from ._cores import CoreShare
 from ._engine._lbfgs import train_lbfgs
 from ._engine._schedules import SCHEDULES, make_schedule
@@ -384,6 +385,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                                          self.classes_, y, dtype)
         n_outputs, loss_code = self._output_layout(n_classes)
         model = self._model(X.shape[1], n_outputs, loss_code)
+        # the prediction's kernel compiles in another process while this fit
+        # compiles its own (a cold cache only; see _warmup)
+        _warmup.compile_ahead(_warmup.forward_job(model, issparse(X)))
         rng = check_random_state(self.random_state)
         if first_pass:
             check_memory(model.fit_bytes(self._batch_size(X.shape[0]), dtype.itemsize,

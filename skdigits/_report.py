@@ -718,16 +718,48 @@ def write_report(results, out_dir, *, seed, max_iter=None, compile_seconds=None,
     return page, report
 
 
+#: The kernels the study runs (float32 models on dense images), by job
+#: (see ``_warmup``).
+REPORT_JOBS = ("mlp_epoch-float32-dense", "mlp_forward-dense",
+               "linear_epoch-float32-dense", "linear_forward-dense")
+
+#: Seconds the report's compiles add to a cold run on the reference machine
+#: (a 2-core Zen 5): a cold sample report took 17.9-19.4 s, a warm one 8 s.
+REPORT_COMPILE_SECONDS = 11.0
+
+
+def _announce_compile():
+    """On a cold cache, log that the kernels compile once, and about how
+    long it takes. The report compiles them
+    in this process, the forward passes in the background (see ``_warmup``):
+    compiling the MLP's epoch in another process while this one compiles the
+    softmax's was slower on 2 cores (20.7 s against 17.9-19.4 s for a cold
+    sample report), as the kernels share most of their subroutines and each
+    process compiles them again."""
+    from . import _warmup
+
+    cold = _warmup.cold_jobs(REPORT_JOBS)
+    if not cold:
+        return
+    seconds = REPORT_COMPILE_SECONDS * (_warmup.estimate_seconds(cold, 1)
+                                        / _warmup.estimate_seconds(REPORT_JOBS, 1))
+    logger.info("Compiling skdigits' kernels for this CPU, once (about %.0f s)",
+                seconds)
+
+
 def build_report(out_dir, datasets=DATASETS, *, data_home=None, sample=False,
                  download=False, seed=0, max_iter=None, progress=False, verbose=0,
                  embed=False, force=False, on_dataset=None, on_fit=None):
     """Run the study on each of ``datasets`` and write the report into
     ``out_dir`` (created if needed; see :func:`prepare_folder` for a folder
     that holds files). ``on_dataset(result)`` is called after each dataset,
-    ``on_fit(kind, summary)`` after each fit. Returns ``(page_path, report)``."""
+    ``on_fit(kind, summary)`` after each fit. On a cold cache it first logs
+    (INFO, which the CLI shows) that the kernels compile, once, and about how
+    long it takes. Returns ``(page_path, report)``."""
     planned = {PAGE, JSON} | {f"{kind}_{figure}.png" for kind in datasets
                                for figure in FIGURES}
     with FOLDER.claim(out_dir, force=force, planned=planned) as previous:
+        _announce_compile()
         results, warmed = [], {}
         for kind in datasets:
             result = study(kind, out_dir, data_home=data_home, sample=sample,

@@ -223,8 +223,42 @@ def _skdigits_version():
     return __version__
 
 
+def search_jobs(estimator, grid, sparse=False):
+    """The kernel jobs (see ``_warmup``) the fits of a search of ``grid``
+    (``{name: [values]}``) on ``estimator`` run: each candidate's epoch and
+    the forward pass its scoring uses."""
+    from sklearn.model_selection import ParameterGrid
+
+    from . import _warmup
+
+    jobs = []
+    for params in ParameterGrid(grid):
+        candidate = estimator.__class__(**{**estimator.get_params(), **params})
+        jobs += _warmup.jobs_for(candidate, sparse=sparse, dtype="float32")
+    return list(dict.fromkeys(jobs))
+
+
+def _warm_up_here(jobs):
+    from . import _warmup
+    from ._cores import process_cores
+
+    _warmup.wait_quietly(_warmup.start(jobs, process_cores()))
+
+
+def _warm_worker(jobs):
+    """On a dask worker: compile ``jobs`` into this machine's cache in
+    background processes, from a thread, so that the worker's event loop
+    goes on; the search's fits in this worker wait for them
+    (``_warmup.settle``) rather than compiling them again. Returns at
+    once."""
+    import threading
+
+    threading.Thread(target=_warm_up_here, args=(list(jobs),),
+                     name="skdigits-warm-up", daemon=True).start()
+
+
 @contextlib.contextmanager
-def search_backend(scheduler=None, *, n_jobs=None):
+def search_backend(scheduler=None, *, n_jobs=None, jobs=()):
     """Run the joblib calls in the block on a dask cluster or in local
     processes; yields ``(n_jobs, where)``: the ``n_jobs`` to give
     ``GridSearchCV`` and a dict describing where the fits run.
@@ -236,19 +270,32 @@ def search_backend(scheduler=None, *, n_jobs=None):
     fits run in ``n_jobs`` local processes (joblib's ``loky``; default: one
     per core).
 
+    ``jobs`` (see ``search_jobs``): the kernels the fits run, compiled into
+    the cache while the block loads the data (``run_search`` waits for
+    them), by the workers of a cluster for their own machines, in this
+    machine's processes for a local search, so that the fits load them
+    instead of each compiling them.
+
     Raises ``ImportError`` when dask.distributed is missing, ``OSError`` when
     the scheduler cannot be reached or no worker joins, ``ValueError`` when
     the workers lack skdigits or run another version.
     """
     import joblib
 
+    from . import _warmup
+
     if scheduler is None:
         from ._cores import process_cores
 
         n = process_cores() if n_jobs is None else int(n_jobs)
+        n = process_cores() if n < 0 else n
         logger.debug("Local search: %d process(es)", n)
-        with joblib.parallel_config(backend="loky"):
-            yield n, {"backend": "loky", "processes": n}
+        started = _warmup.start(list(jobs), n)
+        try:
+            with joblib.parallel_config(backend="loky"):
+                yield n, {"backend": "loky", "processes": n}
+        finally:
+            _warmup.stop(started)
         return
     try:
         from distributed import Client
@@ -268,6 +315,8 @@ def search_backend(scheduler=None, *, n_jobs=None):
             raise OSError(f"no dask worker joined the scheduler at {scheduler} "
                           f"within {WORKERS_TIMEOUT} s") from None
         _check_workers(client, scheduler)
+        if jobs:  # each worker warms up while the data travels
+            client.run(_warm_worker, list(jobs))
         threads = client.nthreads()
         where = {"backend": "dask", "scheduler": scheduler,
                  "workers": len(threads), "threads": int(sum(threads.values()))}
@@ -309,10 +358,13 @@ def run_search(estimator, grid, X, y, *, cv=3, n_jobs=None):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV
 
+    from . import _warmup
     from ._report import interrupts_raised
 
     search = GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs, refit=True,
                           error_score="raise")
+    # the kernels search_backend is compiling: the local workers load them
+    _warmup.wait_quietly()
     logger.info("Searching %d candidates x %d folds = %d fits",
                 n_candidates(grid), cv, n_candidates(grid) * cv)
     with warnings.catch_warnings():

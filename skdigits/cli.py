@@ -365,6 +365,59 @@ whose workers need skdigits installed (the same version).
 """
 
 
+def _compile_jobs(args):
+    """The kernel jobs ``skdigits compile`` runs for its options."""
+    from ._warmup import JOBS
+
+    if args.every:
+        return list(JOBS)
+    kinds = ("dense", "csr") if args.sparse else ("dense",)
+    jobs = []
+    for kind in kinds:
+        if "mlp" in args.models:
+            dtypes = ("float32", "float64") if args.dtype == "both" else (
+                args.dtype or "float32",)
+            epochs = ("mlp_epoch", "mlp_epoch_deep") if args.deep else ("mlp_epoch",)
+            jobs += [f"{e}-{d}-{kind}" for e in epochs for d in dtypes]
+            jobs.append(f"mlp_forward-{kind}")
+        if "softmax" in args.models:
+            dtypes = (args.dtype,) if args.dtype in ("float32", "float64") else (
+                "float32", "float64")
+            jobs += [f"linear_epoch-{d}-{kind}" for d in dtypes]
+            jobs.append(f"linear_forward-{kind}")
+    return jobs
+
+
+def _cmd_compile(args):
+    from . import _warmup
+    from ._cores import process_cores
+    from ._kernels import _numba
+
+    if _numba.CACHE_KIND == "none":
+        raise CLIError("no kernel cache to fill: " + _numba.CACHE_PROBLEM
+                       + " (set NUMBA_CACHE_DIR to a folder of your own)")
+    jobs = _compile_jobs(args)
+    cold = _warmup.cold_jobs(jobs)
+    where = _numba.CACHE_DIR or os.environ.get("NUMBA_CACHE_DIR") or (
+        "skdigits' __pycache__ folders")
+    if not cold:
+        if not args.quiet:
+            print(f"nothing to compile: the cache ({where}) holds all "
+                  f"{len(jobs)} kernel(s) for this CPU")
+        return EXIT_OK
+    n = process_cores() if args.n_jobs is None or args.n_jobs < 0 else args.n_jobs
+    n = max(1, min(n, len(cold)))
+    if not args.quiet:
+        print(f"compiling {len(cold)} kernel(s) for this CPU in {n} process(es), "
+              f"about {_warmup.estimate_seconds(cold, n):.0f} s: {', '.join(cold)}",
+              flush=True)
+    tic = time.perf_counter()
+    _warmup.warm_up(cold, n)
+    if not args.quiet:
+        print(f"compiled in {time.perf_counter() - tic:.1f} s into {where}")
+    return EXIT_OK
+
+
 def add_search_parser(subparsers):
     """Register the ``search`` sub-command on ``subparsers`` (the object
     ``ArgumentParser.add_subparsers`` returns); returns its parser. The
@@ -466,6 +519,7 @@ def _cmd_search(args):
         claim_folder,
         run_search,
         search_backend,
+        search_jobs,
         write_results,
     )
 
@@ -485,7 +539,8 @@ def _cmd_search(args):
     planned = {PAGE, JSON, LOSS_PNG} | {f"score_{name}.png" for name in grid}
     # the folder is this search's alone until its files are written
     with claim_folder(args.out, force=args.force, planned=planned) as previous:
-        with search_backend(args.scheduler, n_jobs=args.n_jobs) as (n_jobs, where):
+        with search_backend(args.scheduler, n_jobs=args.n_jobs,
+                            jobs=search_jobs(estimator, grid)) as (n_jobs, where):
             train = _load(args.dataset, "train", args, fallback=True)
             test = _load(args.dataset, "test", args, fallback=True)
             if not args.quiet:
@@ -679,6 +734,33 @@ def build_parser():
     _console_options(bench, quiet_help="no log lines, only the results")
     bench.set_defaults(func=_cmd_benchmark)
     add_search_parser(sub)
+
+    comp = sub.add_parser(
+        "compile", help="compile the kernels into the cache ahead of time "
+                        "(container images, fleets)",
+        description="Compile skdigits' Numba kernels for this CPU into the "
+                    "on-disk cache, in parallel processes, so that the first fit "
+                    "and prediction of a process load them instead (a few "
+                    "hundredths of a second instead of seconds). Kernels already "
+                    "in the cache are skipped. Without options: what the "
+                    "defaults and the report use on dense data.")
+    comp.add_argument("--models", type=_model_list, default=list(MODELS),
+                      metavar="LIST", help="softmax,mlp (default: both)")
+    comp.add_argument("--dtype", choices=["float32", "float64", "both"],
+                      default=None, help="model dtype (default: the MLP's float32, "
+                                         "and float32 and float64 for the softmax, "
+                                         "which follows the data)")
+    comp.add_argument("--sparse", action="store_true",
+                      help="also the kernels for CSR data")
+    comp.add_argument("--deep", action="store_true",
+                      help="also the MLP epoch of two or more hidden layers")
+    comp.add_argument("--all", action="store_true", dest="every",
+                      help="every kernel, every dtype, dense and CSR")
+    comp.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N",
+                      help="processes (default: the cores this process may use; "
+                           "-1 all)")
+    _console_options(comp, quiet_help="only errors")
+    comp.set_defaults(func=_cmd_compile)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true",
                              help="on an error, print the full traceback too")

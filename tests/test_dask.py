@@ -224,3 +224,34 @@ def test_workers_running_another_skdigits_are_refused(cluster, tmp_path, monkeyp
                                          "0.0.0-elsewhere"):
         run_search([*ARGV, "--scheduler", cluster.scheduler_address,
                     "--out", str(tmp_path / "out")])
+
+
+def test_the_search_backend_warms_each_worker_while_the_data_travels(monkeypatch):
+    """``search_backend(..., jobs=...)`` has every worker start compiling the
+    kernels of the search in background processes and return at once. An
+    in-process worker (``processes=False``) shares this process's
+    ``_warmup``, so the processes it started show here; the jobs are faked
+    (always cold, a short sleep) so that nothing is compiled."""
+    import sys
+    import time
+
+    from skdigits import _warmup
+    from skdigits._search import search_backend
+
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: False)
+    monkeypatch.setattr(_warmup, "_command", lambda jobs: [
+        sys.executable, "-c", "import time; time.sleep(1.0)"])
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        with search_backend(cluster.scheduler_address,
+                            jobs=["mlp_forward-csr"]) as (_, where):
+            deadline = time.monotonic() + 30
+            while "mlp_forward-csr" not in _warmup.RUNNING:
+                assert time.monotonic() < deadline, "no worker started a warm-up"
+                time.sleep(0.05)
+            assert where["workers"] == 1
+            tic = time.monotonic()
+            _warmup.settle(__import__("skdigits._kernels._mlp").
+                           _kernels._mlp.mlp_forward)
+            assert time.monotonic() - tic < 5
+    assert "mlp_forward-csr" not in _warmup.RUNNING

@@ -17,6 +17,7 @@ import weakref
 
 import numpy as np
 
+from .. import _warmup
 from .._kernels._sync import SYNC_SIZE, abort
 
 __all__ = ["Team", "interrupts_deferred"]
@@ -108,6 +109,8 @@ class Team:
             self._workers.append(_Worker())
 
     def run(self, n, kernel, *args):
+        if _warmup.RUNNING:  # a background process is compiling a kernel
+            _warmup.settle(kernel)
         sync = np.zeros(SYNC_SIZE, dtype=np.int64)
         with interrupts_deferred():
             if n <= 1:

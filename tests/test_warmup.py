@@ -1,0 +1,232 @@
+"""Compiling the kernels ahead of time (``skdigits._warmup``, ``skdigits
+compile``): which jobs an estimator needs, how they are spread over
+processes, waiting for and stopping them, and, in subprocesses with an empty
+cache, that a warmed cache leaves a fit and its prediction nothing to
+compile. The background compile of a fit's forward pass is covered by
+``test_numba_cache.test_a_cold_fit_caches_its_entry_points_only``."""
+
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skdigits import MLPClassifier, SoftmaxRegression, _warmup
+from skdigits._search import search_jobs
+from skdigits.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    yield
+    for proc in set(_warmup.RUNNING.values()):
+        proc.kill()
+        proc.wait()
+    _warmup.RUNNING.clear()
+
+
+def test_jobs_name_the_specialisation_an_estimator_compiles():
+    assert _warmup.jobs_for(MLPClassifier()) == ["mlp_epoch-float32-dense",
+                                                "mlp_forward-dense"]
+    assert _warmup.jobs_for(MLPClassifier(hidden_layer_sizes=(8, 8), dtype="float64"),
+                            sparse=True) == ["mlp_epoch_deep-float64-csr",
+                                             "mlp_forward-csr"]
+    # dtype=None and SoftmaxRegression follow the data
+    assert _warmup.jobs_for(MLPClassifier(dtype=None), dtype="float64",
+                            predict=False) == ["mlp_epoch-float64-dense"]
+    assert _warmup.jobs_for(SoftmaxRegression(), dtype="float32") == [
+        "linear_epoch-float32-dense", "linear_forward-dense"]
+    assert _warmup.jobs_for(SoftmaxRegression()) == ["linear_epoch-float64-dense",
+                                                    "linear_forward-dense"]
+    for job in _warmup.JOBS:
+        kernel, dtype, kind = _warmup.parse(job)
+        assert kernel in _warmup.KERNELS and kind in _warmup.KINDS
+        assert (dtype is None) == kernel.endswith("_forward")
+    with pytest.raises(ValueError, match="unknown kernel job 'mlp_epoch-int8-dense'"):
+        _warmup.parse("mlp_epoch-int8-dense")
+
+
+def test_a_search_warms_every_candidate_s_kernels_once():
+    grid = {"hidden_layer_sizes": [(16,), (16, 16), (32,)], "alpha": [1e-4, 1e-3]}
+    assert search_jobs(MLPClassifier(), grid) == [
+        "mlp_epoch-float32-dense", "mlp_forward-dense",
+        "mlp_epoch_deep-float32-dense"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(jobs=st.lists(st.sampled_from(_warmup.JOBS), min_size=1, unique=True),
+       n=st.integers(1, 8))
+def test_the_schedule_runs_each_job_once_longest_first(jobs, n):
+    lists, loads = _warmup._schedule(jobs, n)
+    assert 1 <= len(lists) <= min(n, len(jobs))
+    assert sorted(j for part in lists for j in part) == sorted(jobs)
+    cost = {j: _warmup.KERNELS[_warmup.parse(j)[0]][1] for j in jobs}
+    for part, load in zip(lists, loads):
+        assert part and load == pytest.approx(sum(cost[j] for j in part))
+        assert [cost[j] for j in part] == sorted((cost[j] for j in part), reverse=True)
+    # the rule's guarantee: within 4/3 of the best split, so within 4/3 of
+    # the larger of the longest job and an even share
+    best = max(max(cost.values()), sum(cost.values()) / len(lists))
+    assert max(loads) <= 4 / 3 * best + 1e-9
+    assert _warmup.estimate_seconds(jobs, n) == max(loads)
+
+
+def _fake_jobs(monkeypatch, code):
+    """Jobs always cold, run by ``python -c code`` instead of a workload."""
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: False)
+    monkeypatch.setattr(_warmup, "_command",
+                        lambda jobs: [sys.executable, "-c", code, *jobs])
+
+
+def test_a_failed_compile_names_the_job_and_its_error(monkeypatch):
+    _fake_jobs(monkeypatch, "import sys; sys.exit('LLVM ran out of patience')")
+    with pytest.raises(RuntimeError, match=r"compiling skdigits' kernels failed: "
+                       r"mlp_forward-csr: LLVM ran out of patience"):
+        _warmup.warm_up(["mlp_forward-csr"], 2)
+    assert not _warmup.RUNNING
+
+
+def test_warm_up_runs_the_jobs_in_parallel_processes(monkeypatch):
+    _fake_jobs(monkeypatch, "import time; time.sleep(1.5)")
+    tic = time.perf_counter()
+    done = _warmup.warm_up(["mlp_forward-csr", "linear_forward-csr"], 2)
+    # two processes of 1.5 s each, side by side (one after the other: 3 s)
+    assert time.perf_counter() - tic < 2.8
+    assert sorted(done) == ["linear_forward-csr", "mlp_forward-csr"]
+    assert not _warmup.RUNNING
+
+
+def test_settle_waits_for_the_kernel_s_own_jobs_only(monkeypatch):
+    _fake_jobs(monkeypatch, "import time; time.sleep(1.0)")
+    from skdigits._kernels import _linear, _mlp
+
+    _warmup.start(["mlp_forward-csr"], 1)
+    tic = time.perf_counter()
+    _warmup.settle(_linear.linear_forward)  # another kernel: no wait
+    assert time.perf_counter() - tic < 0.5 and "mlp_forward-csr" in _warmup.RUNNING
+    _warmup.settle(_mlp.mlp_forward)
+    assert time.perf_counter() - tic >= 0.9 and not _warmup.RUNNING
+
+
+def test_stop_ends_the_processes_of_a_caller_that_leaves(monkeypatch):
+    _fake_jobs(monkeypatch, "import time; time.sleep(60)")
+    started = _warmup.start(["mlp_forward-csr", "linear_forward-csr"], 2)
+    procs = [proc for _, proc in started]
+    _warmup.stop(started)
+    assert all(proc.returncode is not None for proc in procs)
+    assert not _warmup.RUNNING
+
+
+def test_the_background_compile_of_fit_can_be_turned_off(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_warmup, "_KNOWN", set())
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: False)
+    monkeypatch.setattr(_warmup, "start",
+                        lambda jobs, n, errors=True: calls.append(jobs) or [])
+    monkeypatch.setenv("SKDIGITS_COMPILE_AHEAD", "0")
+    assert not _warmup.compile_ahead("mlp_forward-csr")
+    assert calls == []
+    monkeypatch.setattr("skdigits._cores.process_cores", lambda: 1)
+    monkeypatch.setenv("SKDIGITS_COMPILE_AHEAD", "1")
+    assert not _warmup.compile_ahead("mlp_forward-csr")  # no second core
+    monkeypatch.setattr("skdigits._cores.process_cores", lambda: 2)
+    _warmup.compile_ahead("mlp_forward-csr")
+    assert calls == [["mlp_forward-csr"]]
+
+
+def test_a_cached_job_is_never_started(monkeypatch):
+    # this suite's own kernels: compiled here already
+    import numpy as np
+
+    X = np.random.default_rng(0).random((30, 4))
+    SoftmaxRegression(max_iter=1).fit(X, np.arange(30) % 3).predict(X)
+    assert _warmup.is_cached("linear_epoch-float64-dense")
+    assert _warmup.is_cached("linear_forward-dense")
+    assert _warmup.cold_jobs(["linear_forward-dense",
+                              "linear_epoch-float64-dense"]) == []
+    assert not _warmup.compile_ahead("linear_forward-dense")
+    assert _warmup.start(["linear_forward-dense"], 2) == []
+
+
+def test_the_report_says_once_that_it_compiles(monkeypatch, caplog):
+    from skdigits import _report
+
+    monkeypatch.setattr(_warmup, "cold_jobs", lambda jobs: list(jobs))
+    with caplog.at_level(logging.INFO, logger="skdigits"):
+        _report._announce_compile()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Compiling skdigits' kernels for this CPU, once (about 11 s)"]
+    caplog.clear()
+    monkeypatch.setattr(_warmup, "cold_jobs", lambda jobs: [])
+    with caplog.at_level(logging.INFO, logger="skdigits"):
+        _report._announce_compile()
+    assert caplog.records == []
+
+
+def test_compile_without_a_cache_is_a_one_line_error(monkeypatch, capsys):
+    from skdigits._kernels import _numba
+
+    monkeypatch.setattr(_numba, "CACHE_KIND", "none")
+    monkeypatch.setattr(_numba, "CACHE_PROBLEM", "/home/x is not a folder")
+    assert main(["compile"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("skdigits compile: error: no kernel cache to fill: /home/x is "
+                   "not a folder (set NUMBA_CACHE_DIR to a folder of your own)")
+
+
+@pytest.mark.parametrize("argv, jobs", [
+    ([], ["mlp_epoch-float32-dense", "mlp_forward-dense", "linear_epoch-float32-dense",
+          "linear_epoch-float64-dense", "linear_forward-dense"]),
+    (["--models", "mlp", "--dtype", "both", "--deep", "--sparse"],
+     ["mlp_epoch-float32-dense", "mlp_epoch-float64-dense",
+      "mlp_epoch_deep-float32-dense", "mlp_epoch_deep-float64-dense",
+      "mlp_forward-dense", "mlp_epoch-float32-csr", "mlp_epoch-float64-csr",
+      "mlp_epoch_deep-float32-csr", "mlp_epoch_deep-float64-csr", "mlp_forward-csr"]),
+    (["--models", "softmax", "--dtype", "float64"],
+     ["linear_epoch-float64-dense", "linear_forward-dense"]),
+    (["--all"], list(_warmup.JOBS)),
+])
+def test_compile_options_choose_the_jobs(argv, jobs, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(_warmup, "cold_jobs", lambda js: list(js))
+    monkeypatch.setattr(_warmup, "warm_up", lambda js, n: seen.append((js, n)) or js)
+    assert main(["compile", "--n-jobs", "3", *argv]) == 0
+    (ran, n), = seen
+    assert ran == jobs and n == min(3, len(jobs))
+    out = capsys.readouterr().out
+    assert out.startswith(f"compiling {len(jobs)} kernel(s) for this CPU in {n} "
+                          "process(es), about ")
+
+
+def test_compile_fills_an_empty_cache_so_that_nothing_compiles_later(tmp_path):
+    """End to end, in subprocesses: ``skdigits compile`` for the softmax in
+    float64 (two processes), then a fresh process fits and predicts and
+    compiles nothing; a second ``skdigits compile`` finds nothing to do."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    run = dict(env=env, capture_output=True, text=True, timeout=600)
+    argv = [sys.executable, "-m", "skdigits", "compile", "--models", "softmax",
+            "--dtype", "float64", "--n-jobs", "2"]
+    first = subprocess.run(argv, **run)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("compiling 2 kernel(s) for this CPU in 2 "
+                                   "process(es)"), first.stdout
+    code = ("import numpy as np, skdigits\n"
+            "from skdigits._kernels import _signatures\n"
+            "rng = np.random.default_rng(1)\n"
+            "X = rng.random((200, 30)); y = np.arange(200) % 4\n"
+            "m = skdigits.SoftmaxRegression(max_iter=3, random_state=0).fit(X, y)\n"
+            "m.predict_proba(X)\n"
+            "ds = _signatures.dispatchers().values()\n"
+            "print(sum(sum(d.stats.cache_hits.values()) for d in ds),\n"
+            "      sum(sum(d.stats.cache_misses.values()) for d in ds))\n")
+    fit = subprocess.run([sys.executable, "-W", "ignore", "-c", code], **run)
+    assert fit.returncode == 0, fit.stderr
+    hits, misses = map(int, fit.stdout.split())
+    assert misses == 0 and hits >= 2
+    again = subprocess.run(argv, **run)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("nothing to compile"), again.stdout
