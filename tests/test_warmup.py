@@ -57,7 +57,7 @@ def test_a_search_warms_every_candidate_s_kernels_once():
         "mlp_epoch_deep-float32-dense"]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(jobs=st.lists(st.sampled_from(_warmup.JOBS), min_size=1, unique=True),
        n=st.integers(1, 8))
 def test_the_schedule_runs_each_job_once_longest_first(jobs, n):
@@ -68,10 +68,15 @@ def test_the_schedule_runs_each_job_once_longest_first(jobs, n):
     for part, load in zip(lists, loads):
         assert part and load == pytest.approx(sum(cost[j] for j in part))
         assert [cost[j] for j in part] == sorted((cost[j] for j in part), reverse=True)
-    # the rule's guarantee: within 4/3 of the best split, so within 4/3 of
-    # the larger of the longest job and an even share
-    best = max(max(cost.values()), sum(cost.values()) / len(lists))
-    assert max(loads) <= 4 / 3 * best + 1e-9
+    # the rule's guarantee: within 4/3 of the best split (found by trying
+    # every split when there are few)
+    if len(jobs) <= 7 and n <= 3:
+        import itertools
+
+        best = min(max(sum(cost[j] for j, p in zip(jobs, split) if p == k)
+                       for k in range(n))
+                   for split in itertools.product(range(n), repeat=len(jobs)))
+        assert max(loads) <= 4 / 3 * best + 1e-9
     assert _warmup.estimate_seconds(jobs, n) == max(loads)
 
 
