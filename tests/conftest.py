@@ -63,27 +63,11 @@ def pyplot():
     plt.close("all")
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """Fail the run when a kernel entry point holds a signature outside the
-    table of ``skdigits._kernels._signatures`` (only what this run compiled
-    or loaded is checked, so any subset of the suite can run).
-    ``SKDIGITS_SIGNATURES_DUMP=path`` writes the signatures held to ``path``
-    (JSON), to rebuild the table."""
-    if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR,
-                      pytest.ExitCode.NO_TESTS_COLLECTED):
-        return
-    from skdigits._kernels import _signatures
+#: What each pytest-xdist worker found: its signatures and its complaints.
+_WORKERS = []
 
-    dump = os.environ.get("SKDIGITS_SIGNATURES_DUMP")
-    if dump:
-        import json
 
-        with open(dump, "w") as f:
-            json.dump(_signatures.observed(), f, indent=1)
-    bad = _signatures.outside_table()
-    twice = _signatures.repeated()
-    if not bad and not twice:
-        return
+def _outside_lines(bad):
     lines = []
     if bad:
         lines.append(f"{len(bad)} kernel signature(s) outside the table of "
@@ -93,6 +77,55 @@ def pytest_sessionfinish(session, exitstatus):
     for key, sig, why in bad:
         lines.append(f"  {key}({', '.join(sig)})")
         lines.append(f"    not allowed: {why}")
+    return lines
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist, in the controller: keep what a worker found."""
+    import json
+
+    out = getattr(node, "workeroutput", None) or {}
+    if "skdigits_signatures" in out:
+        _WORKERS.append((json.loads(out["skdigits_signatures"]),
+                         json.loads(out["skdigits_outside"])))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a kernel entry point holds a signature outside the
+    table of ``skdigits._kernels._signatures``, or two for one value of its
+    axes (only what this run compiled or loaded is checked, so any subset of
+    the suite can run). Under pytest-xdist each worker checks its own
+    signatures against the table (as the tests there may have left it) and
+    hands them to the controller, which looks for repeats across all of
+    them and fails the run. ``SKDIGITS_SIGNATURES_DUMP=path`` writes the
+    signatures held to ``path`` (JSON), to rebuild the table."""
+    import json
+
+    if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR,
+                      pytest.ExitCode.NO_TESTS_COLLECTED):
+        return
+    from skdigits._kernels import _signatures
+
+    observed = _signatures.observed()
+    lines = _outside_lines(_signatures.outside_table())
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller decides
+        workeroutput["skdigits_signatures"] = json.dumps(observed)
+        workeroutput["skdigits_outside"] = json.dumps(lines)
+        return
+    for signatures, outside in _WORKERS:
+        for key, sigs in signatures.items():
+            held = observed.setdefault(key, [])
+            held.extend(tuple(sig) for sig in sigs if tuple(sig) not in held)
+        lines.extend(line for line in outside if line not in lines)
+    dump = os.environ.get("SKDIGITS_SIGNATURES_DUMP")
+    if dump:
+        with open(dump, "w") as f:
+            json.dump(observed, f, indent=1)
+    twice = _signatures.repeated(observed)
+    if not lines and not twice:
+        return
     for key, axes, sigs in twice:
         lines.append(f"{key} holds {len(sigs)} signatures for {axes} (one per "
                      "model dtype and kind of data: make the others canonical):")

@@ -131,7 +131,8 @@ def test_every_entry_point_has_a_table_entry():
     assert set(_signatures.ALLOWED) == set(_signatures.dispatchers())
 
 
-def test_session_fails_on_a_signature_outside_the_table(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_session_fails_on_a_signature_outside_the_table(tmp_path, workers):
     # the check at the end of the session turns a signature the table does
     # not allow into a failed run that names the kernel and its types
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
@@ -148,7 +149,7 @@ def test_session_fails_on_a_signature_outside_the_table(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(tests))
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "conftest", "-p",
-         "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"),
+         "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), *workers,
          str(tmp_path / "test_one.py")],
         cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 1, out.stdout + out.stderr
@@ -156,3 +157,35 @@ def test_session_fails_on_a_signature_outside_the_table(tmp_path):
     assert "kernel signatures outside the table" in out.stdout
     assert "_rng.shuffle(" in out.stdout
     assert "_rng.shuffle has no entry in the table" in out.stdout
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_session_fails_on_two_signatures_for_one_axis_value(tmp_path, workers):
+    # two tests compile loss_grad for the same logits and accumulators with
+    # float64 and float32 weights, each allowed by the table: together they
+    # are a specialisation Python should have made canonical. Under xdist
+    # they may run in different workers: the controller sees both
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_two.py").write_text(textwrap.dedent("""
+        import numpy as np
+        import pytest
+        from skdigits._kernels import _losses
+
+        @pytest.mark.parametrize("wdtype", [np.float64, np.float32])
+        def test_loss(wdtype):
+            Z = np.zeros((4, 3))
+            acc = [np.zeros(8) for _ in range(4)]
+            _losses.loss_grad(Z, np.arange(4) % 3, np.zeros((0, 0), np.uint8),
+                              np.ones(4, wdtype), 4, _losses.SOFTMAX, 1.0, 0.0,
+                              *acc)
+    """))
+    tests = Path(__file__).parent
+    env = dict(os.environ, PYTHONPATH=str(tests))
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p",
+         "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), *workers,
+         str(tmp_path / "test_two.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "2 passed" in out.stdout
+    assert "_losses.loss_grad holds 2 signatures for" in out.stdout
