@@ -31,6 +31,7 @@ that compiling in-process would give. Without an on-disk cache (see
 ``SKDIGITS_COMPILE_AHEAD=0`` turns the background compiles of ``fit`` off.
 """
 
+import atexit
 import logging
 import os
 import subprocess
@@ -361,6 +362,31 @@ def settle(kernel):
             time.sleep(0.05)
         with _LOCK:
             RUNNING.pop(job, None)
+            if proc is not None and proc not in RUNNING.values():
+                _reap(proc)
+
+
+def _reap(proc, seconds=5.0):
+    """Wait (briefly) for a process whose jobs are all done: it exits right
+    after writing the last of them to the cache."""
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+@atexit.register
+def _stop_at_exit():
+    """Processes still compiling when this one ends are stopped: they were
+    for this process (the cache keeps what they finished)."""
+    for proc in set(RUNNING.values()):
+        if proc.poll() is None:
+            proc.kill()
+        _reap(proc)
+    RUNNING.clear()
 
 
 # The jobs' workloads, run in the child processes ---------------------------

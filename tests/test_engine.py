@@ -258,12 +258,12 @@ def _in_a_thread(fn, timeout=60):
 
 
 def test_a_helper_that_raises_does_not_leave_thread_0_at_the_barrier():
-    from skdigits._kernels._sync import barrier
+    from skdigits._kernels._sync import TEST_PHASE, barrier
 
     def kernel(tid, n, sync):
         if tid == 1:
             raise ValueError("helper failed before the barrier")
-        barrier(sync, n)  # would wait for thread 1 forever
+        barrier(sync, n, TEST_PHASE)  # would wait for thread 1 forever
         return tid
 
     def run():
@@ -277,14 +277,14 @@ def test_a_helper_that_raises_does_not_leave_thread_0_at_the_barrier():
 def test_thread_0_interrupted_before_the_kernel_releases_the_helpers(monkeypatch):
     # Ctrl-C between handing work to a helper and entering the kernel left the
     # helper at the barrier and the fit's clean-up joining it forever
-    from skdigits._kernels._sync import barrier
+    from skdigits._kernels._sync import TEST_PHASE, barrier
 
     entered = threading.Event()
 
     def kernel(tid, n, sync):
         if tid == 1:
             entered.set()
-        barrier(sync, n)
+        barrier(sync, n, TEST_PHASE)
         return tid
 
     submit = _team._Worker.submit

@@ -281,7 +281,7 @@ def _storm(kind, n_threads, rounds, seed):
 #: claims items and meets the others at a barrier, as the real kernels do.
 _KERNEL = """
 from skdigits._kernels._numba import jit
-from skdigits._kernels._sync import barrier, claim
+from skdigits._kernels._sync import TEST_PHASE, barrier, claim
 
 
 def _kernel_py(tid, n_threads, sync, out):
@@ -289,7 +289,7 @@ def _kernel_py(tid, n_threads, sync, out):
     while i < out.size:
         out[i] = i * {round}
         i = claim(sync)
-    barrier(sync, n_threads)
+    barrier(sync, n_threads, TEST_PHASE)
 
 
 kernel = jit(_kernel_py)

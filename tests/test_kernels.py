@@ -511,7 +511,7 @@ def _claim_every_item(tid, n, sync, seen, ok):
         while item < seen.shape[1]:
             seen[phase, item] += 1
             item = _sync.claim(sync)
-        _sync.barrier(sync, n)
+        _sync.barrier(sync, n, _sync.TEST_PHASE)
         # after the barrier, every item of the phase is done
         for i in range(seen.shape[1]):
             if seen[phase, i] != 1:

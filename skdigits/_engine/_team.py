@@ -18,7 +18,7 @@ import weakref
 import numpy as np
 
 from .. import _warmup
-from .._kernels._sync import SYNC_SIZE, abort
+from .._kernels._sync import SYNC_SIZE, abort, timed_out
 
 __all__ = ["Team", "interrupts_deferred"]
 
@@ -134,6 +134,9 @@ class Team:
             errors = [e for e in (worker.wait() for worker in started) if e]
         if errors:
             raise errors[0]
+        late = timed_out(sync, _name(kernel), n)
+        if late is not None:  # SKDIGITS_DEBUG_BARRIERS: a missed barrier
+            raise late
         return result
 
     def close(self):
@@ -144,6 +147,13 @@ class Team:
             _stop_all(workers)  # tell every helper first: none is left behind
             for worker in workers:
                 worker.join()
+
+
+def _name(kernel):
+    """``mlp_epoch`` for the dispatcher of ``_mlp_epoch_py``."""
+    name = getattr(getattr(kernel, "py_func", kernel), "__name__", "a kernel")
+    name = name.strip("_")
+    return name[:-3] if name.endswith("_py") else name
 
 
 def _stop_all(workers):

@@ -61,7 +61,7 @@ from ._numba import jit, subroutine
 from ._optim import step_rows
 from ._simd import TILE_ROWS
 from ._sparse import sparse_acc_rows, sparse_dot_rows
-from ._sync import barrier, claim
+from ._sync import LINEAR_INTERCEPTS, LINEAR_LOSS, LINEAR_UPDATE, barrier, claim
 
 #: Features per work item.
 FEATURE_BLOCK = 128
@@ -156,7 +156,7 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
                       class_loss[item], class_weight[item], col_loss[item],
                       stats[item])
             item = claim(sync)
-        barrier(sync, n_threads)
+        barrier(sync, n_threads, np.int64(LINEAR_LOSS))
         if indptr is not None:
             # the whole minibatch's gradient scattered by one item; the
             # intercepts by another
@@ -172,7 +172,7 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
                     column_sums(Z, m, _I0, ld, gb)
                     update(b, gb, mb, vb, _I0, _I1, _I0, ld, 0.0, lr, iopt, fopt, t)
                 item = claim(sync)
-            barrier(sync, n_threads)
+            barrier(sync, n_threads, np.int64(LINEAR_INTERCEPTS))
         # the weights' gradient and update, block of features by block (lazy:
         # block of touched features by block)
         item = claim(sync)
@@ -195,7 +195,7 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
                 column_sums(Z, m, _I0, ld, gb)
                 update(b, gb, mb, vb, _I0, _I1, _I0, ld, 0.0, lr, iopt, fopt, t)
             item = claim(sync)
-        barrier(sync, n_threads)
+        barrier(sync, n_threads, np.int64(LINEAR_UPDATE))
     return t
 
 

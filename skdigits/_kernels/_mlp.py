@@ -82,7 +82,16 @@ from ._batch import (
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._numba import jit, subroutine
 from ._sparse import sparse_acc_rows, sparse_dot_rows, sparse_step
-from ._sync import barrier, claim
+from ._sync import (
+    BACKWARD_HIDDEN,
+    BACKWARD_OUT,
+    EPOCH_START,
+    FORWARD,
+    LOSS,
+    MINIBATCH,
+    barrier,
+    claim,
+)
 
 IDENTITY = 0
 RELU = 1
@@ -403,7 +412,7 @@ def _epoch_start_py(tid, n_threads, sync, X, Xalt, y, w, order, direct, indptr, 
     gather_phase(sync, X, Xalt, y, w, order, _I0, min(Xb.shape[1], order.shape[0]),
                  direct,
                  indptr, scale, Xb, ident, lists, counts, yb, wb, _I0, item, first)
-    barrier(sync, n_threads)
+    barrier(sync, n_threads, np.int64(EPOCH_START))
 
 
 _epoch_start = subroutine(_epoch_start_py)
@@ -449,10 +458,10 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
                 if item == 0:
                     add_row(Zp[0], m, bo)
             item = claim(sync)
-        barrier(sync, n_threads)
+        barrier(sync, n_threads, np.int64(FORWARD))
     loss_phase(sync, Zp, n_blocks(sizes[last], PANEL), Z, yb, Y, wb, m, class_loss,
                class_weight, col_loss, stats, iopt, fopt)
-    barrier(sync, n_threads)
+    barrier(sync, n_threads, np.int64(LOSS))
 
 
 _forward_and_loss = subroutine(_forward_and_loss_py)
@@ -532,7 +541,7 @@ def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order
             gather_phase(sync, X, Xalt, y, w, order, start, min(batch, n_rows - start),
                          direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
                          1 - cur, item, n_blocks(sizes[1], PANEL))
-        barrier(sync, n_threads)
+        barrier(sync, n_threads, np.int64(MINIBATCH))
     return t
 
 
@@ -571,7 +580,7 @@ def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, 
             gather_phase(sync, X, Xalt, y, w, order, start, min(batch, n_rows - start),
                          direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
                          1 - cur, item, _n_update_items(sizes))
-        barrier(sync, n_threads)
+        barrier(sync, n_threads, np.int64(MINIBATCH))
     return t
 
 
@@ -721,7 +730,7 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
             column_sums(Z, m, _I0, ld[last], gbo)
             update(bo, gbo, mbo, vbo, _I0, _I1, _I0, ld[last], 0.0, lr, iopt, fopt, t)
         item = claim(sync)
-    barrier(sync, n_threads)
+    barrier(sync, n_threads, np.int64(BACKWARD_OUT))
     # hidden layers l >= 1: their gradients, and the deltas of layer l - 1
     for l in range(last - 1, 0, -1):
         n_grad = n_blocks(sizes[l + 1], PANEL)
@@ -746,7 +755,7 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
                          _I0, _I0, sizes[l + 1])
                 times_derivative(Dp, Hp, m, c0, c1, activation)
             item = claim(sync)
-        barrier(sync, n_threads)
+        barrier(sync, n_threads, np.int64(BACKWARD_HIDDEN))
     # the first layer's gradient, then every hidden panel's update
     item = claim(sync)
     while item < _n_update_items(sizes):

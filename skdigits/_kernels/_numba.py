@@ -162,14 +162,40 @@ def sources_digest(folder):
 SOURCES_DIGEST = sources_digest(os.path.dirname(os.path.abspath(__file__)))
 
 
+def debug_barriers(environ=None):
+    """Seconds after which a thread waiting at a barrier gives up and the call
+    fails naming the phase (``SKDIGITS_DEBUG_BARRIERS``; 0, the default: wait
+    for ever, and no clock is read). A debugging aid: see ``_sync``."""
+    environ = os.environ if environ is None else environ
+    text = environ.get("SKDIGITS_DEBUG_BARRIERS", "").strip()
+    if not text:
+        return 0.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        warnings.warn(f"SKDIGITS_DEBUG_BARRIERS={text!r} is not a number of "
+                      "seconds: the barriers wait for ever", RuntimeWarning,
+                      stacklevel=2)
+        return 0.0
+    return seconds
+
+
+#: The barriers' debug timeout, compiled into the kernels as a constant, so
+#: part of every cache entry's key too.
+DEBUG_BARRIERS = debug_barriers()
+
+
 def _key_by_sources(dispatcher):
     """Make ``dispatcher``'s cache entries stale when any kernel source
-    changes (Numba checks only the kernel's own file). Uses Numba's cache
+    changes (Numba checks only the kernel's own file), or the barriers'
+    debug mode. Uses Numba's cache
     internals; without them (another Numba version) the default applies."""
     cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     stamp = getattr(cache_file, "_source_stamp", None)
     if stamp is not None:
-        cache_file._source_stamp = (stamp, SOURCES_DIGEST)
+        cache_file._source_stamp = (stamp, SOURCES_DIGEST, DEBUG_BARRIERS)
     return dispatcher
 
 

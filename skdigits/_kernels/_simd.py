@@ -24,15 +24,11 @@ still the same chain of steps in the same order, so they still do not depend
 on the thread count or the tiling (``0 * w + acc`` is ``acc`` too). Importing
 this module then warns once (``RuntimeWarning``).
 
-Also here: atomics on int64 arrays and a yield, for the barrier that
-synchronises the threads of a team (``_sync``).
-
 All functions take arrays and offsets in elements, and int32 index lists;
 callers check bounds.
 """
 
 import re
-import sys
 import warnings
 
 import llvmlite.binding as ll
@@ -359,77 +355,3 @@ def fma(typingctx, a, b, c):
         return _fma(builder, *args)
 
     return a(a, b, c), codegen
-
-
-# ---------------------------------------------------------------- atomics
-
-
-def _int64_slot(context, builder, aryty, ary, i):
-    return builder.gep(_data(context, builder, aryty, ary, _I64), [i])
-
-
-@intrinsic
-def atomic_add(typingctx, ary, i, value):
-    """``ary[i] += value`` atomically (sequentially consistent); returns the
-    old value. ``ary`` is an int64 array."""
-    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
-        return None
-    sig = types.int64(ary, types.intp, types.int64)
-
-    def codegen(context, builder, signature, args):
-        ary_, i_, value_ = args
-        ptr = _int64_slot(context, builder, signature.args[0], ary_, i_)
-        return builder.atomic_rmw("add", ptr, value_, "seq_cst")
-
-    return sig, codegen
-
-
-@intrinsic
-def atomic_load(typingctx, ary, i):
-    """``ary[i]``, read atomically (sequentially consistent)."""
-    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
-        return None
-    sig = types.int64(ary, types.intp)
-
-    def codegen(context, builder, signature, args):
-        ary_, i_ = args
-        ptr = _int64_slot(context, builder, signature.args[0], ary_, i_)
-        return builder.load_atomic(ptr, "seq_cst", 8)
-
-    return sig, codegen
-
-
-@intrinsic
-def atomic_store(typingctx, ary, i, value):
-    """``ary[i] = value``, written atomically (sequentially consistent)."""
-    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
-        return None
-    sig = types.void(ary, types.intp, types.int64)
-
-    def codegen(context, builder, signature, args):
-        ary_, i_, value_ = args
-        ptr = _int64_slot(context, builder, signature.args[0], ary_, i_)
-        builder.store_atomic(value_, ptr, "seq_cst", 8)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-_HAS_SCHED_YIELD = sys.platform != "win32"
-
-
-@intrinsic
-def yield_cpu(typingctx):
-    """Let another runnable thread have this core (``sched_yield``), so a
-    thread that waits for its team never takes CPU time from the thread it
-    waits for, nor from other processes."""
-    sig = types.void()
-
-    def codegen(context, builder, signature, args):
-        if _HAS_SCHED_YIELD:
-            fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(_I32, []), "sched_yield")
-            builder.call(fn, [])
-        return context.get_dummy_value()
-
-    return sig, codegen
