@@ -467,123 +467,6 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
 _forward_and_loss = subroutine(_forward_and_loss_py)
 
 
-def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xalt,
-                  direct, scale, shift, beff, sizes, w_off, b_off, ld, theta, grad, s1,
-                  s2, Wt, t_off, Xb, lists, counts, yb, wb, dense, dense_counts,
-                  H, D, a_off, Zp, Z, class_loss, class_weight, col_loss, stats, iopt,
-                  fopt, t):
-    """One epoch of minibatch training of a one-hidden-layer network over the
-    rows ``order`` (already shuffled), as thread ``tid`` of ``n_threads``;
-    returns the step count.
-
-    Buffers (shared by the team, allocated once per fit; ``B`` = batch size):
-    ``Xb`` (2, B, n_features), ``lists`` (2, B/4, n_features), ``counts``
-    (2, B/4), ``yb`` and ``wb`` (2, B): two minibatches, the one in use and
-    the next one being gathered. ``H`` and ``D``: the hidden activations and
-    their deltas, layer ``l`` at ``a_off[l]`` as (B, sizes[l + 1]). ``Zp``
-    (n_panels, B, ld[-1]): partial logits; ``Z`` (B, ld[-1]): the logits,
-    then the loss gradient. ``Wt``: the transpose of each
-    layer ``l >= 1`` at ``t_off[l]`` as (ld[l], sizes[l]). ``dense``/
-    ``dense_counts``: the list ``0, 1, 2, ...`` (at least as long as the
-    widest layer) for dense inputs. The accumulators (``class_loss``... see
-    ``loss_grad``) have one row per chunk of the loss phase (see ``_batch``);
-    added up, they give the epoch's figures (each minibatch's loss measured
-    before its update).
-
-    Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2``, ``Wt`` and the
-    buffers in place. ``mlp_epoch_deep`` does the same for deeper networks.
-
-    Dense data: ``X`` holds the rows in the model's dtype (read in place when
-    ``direct``), or is empty when they are in the other float dtype, in
-    ``Xalt`` (copied and cast into ``Xb`` per minibatch; see
-    ``_batch.gather_item``). The engine passes each input array read-only
-    and in one type per model dtype (``_engine._models.KernelData``), so each
-    entry point compiles once per model dtype and kind of data.
-
-    Sparse data: ``indptr``, ``indices`` and ``data`` are the CSR arrays of
-    the data (see ``_sparse``), read in place through ``order``; ``X`` and
-    ``Xalt`` are empty ``(0, n_features)`` arrays, ``direct`` is true,
-    ``Xb`` and ``lists`` have no columns (gathering a minibatch gathers its
-    labels and weights only) and ``scale`` the factors the rows are read
-    with (empty when not standardised). The first layer's products then run
-    over each row's non-zeros, and its panels step through
-    ``_sparse.sparse_step``, which also leaves the centred intercepts of the
-    next minibatch in ``beff``. Dense data: the three are None, so that the
-    dense specialisation compiles no sparse code (see the module's
-    docstring).
-    """
-    n_rows = order.shape[0]
-    batch = Xb.shape[1]
-    n_batches = (n_rows + batch - 1) // batch
-    ident = np.arange(batch)
-    gsum = np.empty(PANEL, dtype=theta.dtype)
-    _epoch_start(tid, n_threads, sync, X, Xalt, y, w, order, direct, indptr, scale,
-                 shift, beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident,
-                 lists, counts, yb, wb)
-    for k in range(n_batches):
-        cur = k % 2
-        m = min(batch, n_rows - k * batch)
-        t += 1
-        A, arows = batch_rows(X, Xb, order, ident, k * batch, m, direct, cur)
-        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
-                          ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
-                          dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
-                          col_loss, stats, iopt, fopt, shift, beff, indptr,
-                          indices, data, scale)
-        item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
-                                 Wt, t_off, A, arows, ident, lists[cur], counts[cur],
-                                 dense, dense_counts, H, D, a_off, Z, batch, m,
-                                 batch_rate(fopt, k, n_batches), l2_of(fopt, m), iopt,
-                                 fopt, t, shift, indptr, indices, data, scale,
-                                 gsum, beff)
-        if k + 1 < n_batches:
-            start = (k + 1) * batch
-            gather_phase(sync, X, Xalt, y, w, order, start, min(batch, n_rows - start),
-                         direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
-                         1 - cur, item, n_blocks(sizes[1], PANEL))
-        barrier(sync, n_threads, np.int64(MINIBATCH))
-    return t
-
-
-def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
-                       Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
-                       grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
-                       dense_counts, H, D, a_off, Zp, Z, class_loss,
-                       class_weight, col_loss, stats, iopt, fopt, t):
-    """``mlp_epoch`` for a network with two or more hidden layers."""
-    n_rows = order.shape[0]
-    batch = Xb.shape[1]
-    n_batches = (n_rows + batch - 1) // batch
-    ident = np.arange(batch)
-    gsum = np.empty(PANEL, dtype=theta.dtype)
-    _epoch_start(tid, n_threads, sync, X, Xalt, y, w, order, direct, indptr, scale,
-                 shift, beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident,
-                 lists, counts, yb, wb)
-    for k in range(n_batches):
-        cur = k % 2
-        m = min(batch, n_rows - k * batch)
-        t += 1
-        A, arows = batch_rows(X, Xb, order, ident, k * batch, m, direct, cur)
-        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
-                          ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
-                          dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
-                          col_loss, stats, iopt, fopt, shift, beff, indptr,
-                          indices, data, scale)
-        item = _backward_deep(n_threads, sync, sizes, w_off, b_off, ld, theta, grad,
-                              s1, s2, Wt, t_off, A, arows, ident, lists[cur],
-                              counts[cur], dense, dense_counts, H, D, a_off, Z,
-                              batch, m, batch_rate(fopt, k, n_batches), l2_of(fopt, m),
-                              iopt, fopt, t, shift, indptr, indices, data,
-                              scale, gsum, beff)
-        if k + 1 < n_batches:
-            start = (k + 1) * batch
-            gather_phase(sync, X, Xalt, y, w, order, start, min(batch, n_rows - start),
-                         direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
-                         1 - cur, item, _n_update_items(sizes))
-        barrier(sync, n_threads, np.int64(MINIBATCH))
-    return t
-
-
 def _sparse_panel_step_py(P, G, M, V, b, gb, mb, vb, c0, c1, indptr, indices, data,
                           rows, m, scale, D0, shift, gsum, beff, l2, lr, iopt, fopt,
                           t):
@@ -802,6 +685,129 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
 
 
 _backward_deep = subroutine(_backward_deep_py)
+
+
+def _epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xalt,
+              direct, scale, shift, beff, sizes, w_off, b_off, ld, theta, grad, s1, s2,
+              Wt, t_off, Xb, lists, counts, yb, wb, dense, dense_counts, H, D, a_off,
+              Zp, Z, class_loss, class_weight, col_loss, stats, iopt, fopt, t, deep):
+    """The epoch of ``mlp_epoch`` (``deep`` None: one hidden layer) and
+    ``mlp_epoch_deep`` (``deep`` not None: two or more). Each entry point
+    passes its own, so Numba compiles only the branch of its depth (it
+    prunes branches on whether an argument is None, as for ``indptr``)."""
+    n_rows = order.shape[0]
+    batch = Xb.shape[1]
+    n_batches = (n_rows + batch - 1) // batch
+    ident = np.arange(batch)
+    gsum = np.empty(PANEL, dtype=theta.dtype)
+    _epoch_start(tid, n_threads, sync, X, Xalt, y, w, order, direct, indptr, scale,
+                 shift, beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident,
+                 lists, counts, yb, wb)
+    for k in range(n_batches):
+        cur = k % 2
+        m = min(batch, n_rows - k * batch)
+        t += 1
+        A, arows = batch_rows(X, Xb, order, ident, k * batch, m, direct, cur)
+        _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
+                          ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
+                          dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
+                          col_loss, stats, iopt, fopt, shift, beff, indptr,
+                          indices, data, scale)
+        if deep is not None:
+            item = _backward_deep(n_threads, sync, sizes, w_off, b_off, ld, theta,
+                                  grad, s1, s2, Wt, t_off, A, arows, ident, lists[cur],
+                                  counts[cur], dense, dense_counts, H, D, a_off, Z,
+                                  batch, m, batch_rate(fopt, k, n_batches),
+                                  l2_of(fopt, m), iopt, fopt, t, shift, indptr,
+                                  indices, data, scale, gsum, beff)
+            first = _n_update_items(sizes)
+        else:
+            item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1,
+                                     s2, Wt, t_off, A, arows, ident, lists[cur],
+                                     counts[cur], dense, dense_counts, H, D, a_off, Z,
+                                     batch, m, batch_rate(fopt, k, n_batches),
+                                     l2_of(fopt, m), iopt, fopt, t, shift, indptr,
+                                     indices, data, scale, gsum, beff)
+            first = n_blocks(sizes[1], PANEL)
+        if k + 1 < n_batches:
+            start = (k + 1) * batch
+            gather_phase(sync, X, Xalt, y, w, order, start, min(batch, n_rows - start),
+                         direct, indptr, scale, Xb, ident, lists, counts, yb, wb,
+                         1 - cur, item, first)
+        barrier(sync, n_threads, np.int64(MINIBATCH))
+    return t
+
+
+_epoch = subroutine(_epoch_py)
+
+
+def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xalt,
+                  direct, scale, shift, beff, sizes, w_off, b_off, ld, theta, grad, s1,
+                  s2, Wt, t_off, Xb, lists, counts, yb, wb, dense, dense_counts,
+                  H, D, a_off, Zp, Z, class_loss, class_weight, col_loss, stats, iopt,
+                  fopt, t):
+    """One epoch of minibatch training of a one-hidden-layer network over the
+    rows ``order`` (already shuffled), as thread ``tid`` of ``n_threads``;
+    returns the step count.
+
+    Buffers (shared by the team, allocated once per fit; ``B`` = batch size):
+    ``Xb`` (2, B, n_features), ``lists`` (2, B/4, n_features), ``counts``
+    (2, B/4), ``yb`` and ``wb`` (2, B): two minibatches, the one in use and
+    the next one being gathered. ``H`` and ``D``: the hidden activations and
+    their deltas, layer ``l`` at ``a_off[l]`` as (B, sizes[l + 1]). ``Zp``
+    (n_panels, B, ld[-1]): partial logits; ``Z`` (B, ld[-1]): the logits,
+    then the loss gradient. ``Wt``: the transpose of each
+    layer ``l >= 1`` at ``t_off[l]`` as (ld[l], sizes[l]). ``dense``/
+    ``dense_counts``: the list ``0, 1, 2, ...`` (at least as long as the
+    widest layer) for dense inputs. The accumulators (``class_loss``... see
+    ``loss_grad``) have one row per chunk of the loss phase (see ``_batch``);
+    added up, they give the epoch's figures (each minibatch's loss measured
+    before its update).
+
+    Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2``, ``Wt`` and the
+    buffers in place. ``mlp_epoch_deep`` does the same for deeper networks;
+    both run ``_epoch`` (the depth a constant of each, so each compiles the
+    backward pass of its own depth only).
+
+    Dense data: ``X`` holds the rows in the model's dtype (read in place when
+    ``direct``), or is empty when they are in the other float dtype, in
+    ``Xalt`` (copied and cast into ``Xb`` per minibatch; see
+    ``_batch.gather_item``). The engine passes each input array read-only
+    and in one type per model dtype (``_engine._models.KernelData``), so each
+    entry point compiles once per model dtype and kind of data.
+
+    Sparse data: ``indptr``, ``indices`` and ``data`` are the CSR arrays of
+    the data (see ``_sparse``), read in place through ``order``; ``X`` and
+    ``Xalt`` are empty ``(0, n_features)`` arrays, ``direct`` is true,
+    ``Xb`` and ``lists`` have no columns (gathering a minibatch gathers its
+    labels and weights only) and ``scale`` the factors the rows are read
+    with (empty when not standardised). The first layer's products then run
+    over each row's non-zeros, and its panels step through
+    ``_sparse.sparse_step``, which also leaves the centred intercepts of the
+    next minibatch in ``beff``. Dense data: the three are None, so that the
+    dense specialisation compiles no sparse code (see the module's
+    docstring).
+    """
+    return _epoch(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
+                  Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
+                  grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
+                  dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
+                  col_loss, stats, iopt, fopt, t, None)
+
+
+def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
+                       Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
+                       grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
+                       dense_counts, H, D, a_off, Zp, Z, class_loss,
+                       class_weight, col_loss, stats, iopt, fopt, t):
+    """``mlp_epoch`` for a network with two or more hidden layers."""
+    return _epoch(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
+                  Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
+                  grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
+                  dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
+                  col_loss, stats, iopt, fopt, t, sizes)
+
+
 mlp_epoch = jit(_mlp_epoch_py)
 mlp_epoch_deep = jit(_mlp_epoch_deep_py)
 
