@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skdigits._engine import _layout
 from skdigits._engine._models import Accumulators, MLPModel, no_labels
 from skdigits._engine._team import Team
 from skdigits._kernels import _batch, _losses, _mlp, _optim, _rng
@@ -246,7 +247,7 @@ layer_sizes = st.lists(st.integers(1, 140), min_size=2, max_size=5)
 @settings(max_examples=60, deadline=None)
 @given(layer_sizes, st.integers(0, 2**32 - 1))
 def test_layout_pack_unpack(sizes, seed):
-    w_off, b_off, ld, n_params = _mlp.layout(sizes)
+    w_off, b_off, ld, n_params = _layout.layout(sizes)
     L = len(sizes) - 1
     assert w_off.dtype == b_off.dtype == ld.dtype == np.int64
     assert n_params == ref_n_params(sizes)
@@ -261,9 +262,9 @@ def test_layout_pack_unpack(sizes, seed):
     rng = np.random.default_rng(seed)
     Ws = [rng.normal(size=(a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
     bs = [rng.normal(size=b) for b in sizes[1:]]
-    theta = _mlp.pack(list(zip(Ws, bs)), np.float64)
+    theta = _layout.pack(list(zip(Ws, bs)), np.float64)
     np.testing.assert_array_equal(theta, ref_pack(Ws, bs))
-    for (W, b), W0, b0 in zip(_mlp.unpack(theta, sizes), Ws, bs):
+    for (W, b), W0, b0 in zip(_layout.unpack(theta, sizes), Ws, bs):
         np.testing.assert_array_equal(W, W0)
         np.testing.assert_array_equal(b, b0)
 
@@ -660,7 +661,7 @@ def test_python_twins_agree_with_compiled(rng):
         out = Z.copy()
         fn(out, b, 4, 1, 5, _mlp.TANH)
         np.testing.assert_allclose(out[:, 1:5], np.tanh(Z + b)[:, 1:5], rtol=1e-12)
-    w_off, b_off, ld, n_params = _mlp.layout(sizes)
+    w_off, b_off, ld, n_params = _layout.layout(sizes)
     theta = np.arange(n_params, dtype=np.float64)
     for fn in (_mlp.panel, _mlp._panel_py):
         P, c0 = fn(theta, sizes, w_off, 0, 0)

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skdigits._engine import _layout
 from skdigits._engine._models import (
     Accumulators,
     LinearModel,
@@ -544,7 +545,7 @@ def test_logits_of_csr_rows(n, d, hidden, standardize, data_dtype, index_dtype,
             theta[d * model.ld + 3:] = 0.0
         layers = model.unpack(theta)
         if model is mlp:
-            ref = _mlp.forward_numpy(X[rows].astype(np.float64), layers, _mlp.TANH)
+            ref = _layout.forward_numpy(X[rows].astype(np.float64), layers, _mlp.TANH)
         else:
             ref = X[rows].astype(np.float64) @ layers[0][0] + layers[0][1]
         for th in (theta, theta.astype(np.float32)):

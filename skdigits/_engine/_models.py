@@ -31,6 +31,7 @@ from .._kernels._losses import (
 )
 from .._kernels._simd import TILE_ROWS
 from .._validation import canonical_row_blocks
+from . import _layout
 
 __all__ = ["LinearModel", "MLPModel", "PREDICT_BLOCK", "no_labels"]
 
@@ -521,7 +522,7 @@ class MLPModel(_Model):
             self.shift = np.asarray(mean, dtype=np.float64) * self.inv_scale
         self.n_features = int(self.sizes[0])
         self.n_outputs = int(self.sizes[-1])
-        self.w_off, self.b_off, self.ld, self.n_params = _mlp.layout(self.sizes)
+        self.w_off, self.b_off, self.ld, self.n_params = _layout.layout(self.sizes)
 
     def max_threads(self, batch_size):
         """Most threads an epoch can keep busy: one per panel of the first
@@ -542,7 +543,7 @@ class MLPModel(_Model):
             rows = max(1, block // fan_out)
             for r0 in range(0, fan_in, rows):
                 r1 = min(fan_in, r0 + rows)
-                _mlp.put_rows(theta, sizes, l, r0, rng.uniform(
+                _layout.put_rows(theta, sizes, l, r0, rng.uniform(
                     -bound, bound, (r1 - r0, fan_out)).astype(dtype, copy=False))
             b = rng.uniform(-bound, bound, fan_out)
             theta[self.b_off[l]:self.b_off[l] + fan_out] = b
@@ -570,7 +571,7 @@ class MLPModel(_Model):
         """``[(W, b), ...]`` per layer, row-major, without padding (copies),
         acting on the raw inputs (the standardisation folded into the first
         layer, in float64)."""
-        layers = _mlp.unpack(theta, self.sizes)
+        layers = _layout.unpack(theta, self.sizes)
         if self.standardize:
             W, b = layers[0]
             layers[0] = tuple(a.astype(W.dtype) for a in self._fold(W, b))
@@ -581,9 +582,9 @@ class MLPModel(_Model):
         theta = theta.astype(np.float64, copy=False)
         if not self.standardize:
             return theta
-        layers = _mlp.unpack(theta, self.sizes)
+        layers = _layout.unpack(theta, self.sizes)
         layers[0] = self._fold(*layers[0])
-        return _mlp.pack(layers, np.float64)
+        return _layout.pack(layers, np.float64)
 
     def weight_mask(self):
         """True at the weights of ``theta`` (the penalised entries), False at
@@ -684,4 +685,4 @@ class MLPModel(_Model):
     def logits_exact(self, X, theta):
         """Logits by NumPy in ``X``'s dtype (extended precision for rows that
         overflow float64)."""
-        return _mlp.forward_numpy(X, self.unpack(theta), self.activation)
+        return _layout.forward_numpy(X, self.unpack(theta), self.activation)
