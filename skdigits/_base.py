@@ -385,8 +385,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                                          self.classes_, y, dtype)
         n_outputs, loss_code = self._output_layout(n_classes)
         model = self._model(X.shape[1], n_outputs, loss_code)
-        # the prediction's kernel compiles in another process while this fit
-        # compiles its own (a cold cache only; see _warmup)
+        # a cold cache: say why the wait (INFO, once), and compile the
+        # prediction's kernel in another process meanwhile (see _warmup)
+        _warmup.announce([_warmup.epoch_job(model, dtype, issparse(X))])
         _warmup.compile_ahead(_warmup.forward_job(model, issparse(X)))
         rng = check_random_state(self.random_state)
         if first_pass:

@@ -741,10 +741,9 @@ def _announce_compile():
     cold = _warmup.cold_jobs(REPORT_JOBS)
     if not cold:
         return
-    seconds = REPORT_COMPILE_SECONDS * (_warmup.estimate_seconds(cold, 1)
-                                        / _warmup.estimate_seconds(REPORT_JOBS, 1))
-    logger.info("Compiling skdigits' kernels for this CPU, once (about %.0f s)",
-                seconds)
+    # the fits then say nothing more (their jobs are announced)
+    _warmup.announce(cold, REPORT_COMPILE_SECONDS * (
+        _warmup.estimate_seconds(cold, 1) / _warmup.estimate_seconds(REPORT_JOBS, 1)))
 
 
 def build_report(out_dir, datasets=DATASETS, *, data_home=None, sample=False,

@@ -39,6 +39,8 @@ import sys
 import threading
 import time
 
+import numpy as np
+
 __all__ = ["JOBS", "cold_jobs", "compile_ahead", "estimate_seconds",
            "jobs_for", "settle", "start", "wait", "warm_up"]
 
@@ -119,6 +121,41 @@ def forward_job(model, sparse=False):
     model) on dense or CSR data."""
     kernel = "mlp_forward" if hasattr(model, "sizes") else "linear_forward"
     return f"{kernel}-{'csr' if sparse else 'dense'}"
+
+
+def epoch_job(model, dtype, sparse=False):
+    """The job of the epoch kernel ``model`` (an ``_engine._models`` model)
+    trains with in ``dtype`` on dense or CSR data."""
+    if hasattr(model, "sizes"):
+        kernel = "mlp_epoch" if len(model.sizes) <= 3 else "mlp_epoch_deep"
+    else:
+        kernel = "linear_epoch"
+    return f"{kernel}-{np.dtype(dtype).name}-{'csr' if sparse else 'dense'}"
+
+
+#: Jobs whose compile this process has announced.
+ANNOUNCED = set()
+
+
+def announce(jobs, seconds=None):
+    """Log at INFO, once per process, that the kernels of ``jobs`` not yet
+    cached are being compiled, with about how long it takes (``seconds``, or
+    the reference machine's figures); returns the jobs announced."""
+    todo = [job for job in jobs if job not in ANNOUNCED and job not in _KNOWN]
+    cold = []
+    for job in todo:
+        if is_cached(job):
+            _KNOWN.add(job)
+        else:
+            cold.append(job)
+    if not cold:
+        return []
+    ANNOUNCED.update(cold)
+    if seconds is None:
+        seconds = estimate_seconds(cold, 1)
+    logger.info("Compiling skdigits' kernels for this CPU, once (about %.0f s)",
+                seconds)
+    return cold
 
 
 def _dispatcher(kernel):
@@ -392,7 +429,6 @@ def _stop_at_exit():
 # The jobs' workloads, run in the child processes ---------------------------
 
 def _data(kind, n_rows=24, n_features=6, n_classes=3):
-    import numpy as np
     import scipy.sparse as sp
 
     rng = np.random.default_rng(0)
@@ -405,8 +441,6 @@ def _data(kind, n_rows=24, n_features=6, n_classes=3):
 def run_job(job):
     """Compile job ``job``'s kernel in this process by a tiny workload."""
     import warnings
-
-    import numpy as np
 
     kernel, dtype, kind = parse(job)
     X, y = _data(kind)

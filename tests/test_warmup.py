@@ -160,13 +160,19 @@ def test_a_cached_job_is_never_started(monkeypatch):
 def test_the_report_says_once_that_it_compiles(monkeypatch, caplog):
     from skdigits import _report
 
-    monkeypatch.setattr(_warmup, "cold_jobs", lambda jobs: list(jobs))
+    monkeypatch.setattr(_warmup, "ANNOUNCED", set())
+    monkeypatch.setattr(_warmup, "_KNOWN", set())
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: False)
     with caplog.at_level(logging.INFO, logger="skdigits"):
         _report._announce_compile()
+        _report._announce_compile()  # said once
     assert [r.getMessage() for r in caplog.records] == [
         "Compiling skdigits' kernels for this CPU, once (about 11 s)"]
+    # the report's fits then say nothing of their own
+    assert _warmup.ANNOUNCED == set(_report.REPORT_JOBS)
     caplog.clear()
-    monkeypatch.setattr(_warmup, "cold_jobs", lambda jobs: [])
+    monkeypatch.setattr(_warmup, "ANNOUNCED", set())
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: True)
     with caplog.at_level(logging.INFO, logger="skdigits"):
         _report._announce_compile()
     assert caplog.records == []
@@ -235,3 +241,25 @@ def test_compile_fills_an_empty_cache_so_that_nothing_compiles_later(tmp_path):
     again = subprocess.run(argv, **run)
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("nothing to compile"), again.stdout
+
+
+def test_a_cold_fit_says_once_that_it_compiles(monkeypatch, caplog):
+    """The library's first-run line (INFO, which the CLI shows): once per
+    kernel and process, and never for a cached kernel."""
+    import numpy as np
+
+    X = np.random.default_rng(0).random((40, 5))
+    y = np.arange(40) % 2
+    monkeypatch.setattr(_warmup, "ANNOUNCED", set())
+    monkeypatch.setattr(_warmup, "_KNOWN", set())
+    monkeypatch.setattr(_warmup, "compile_ahead", lambda job: False)
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: job.startswith("linear"))
+    with caplog.at_level(logging.INFO, logger="skdigits"):
+        SoftmaxRegression(max_iter=1).fit(X, y)  # cached: nothing said
+        MLPClassifier(max_iter=1, hidden_layer_sizes=(4,)).fit(X, y)
+        MLPClassifier(max_iter=1, hidden_layer_sizes=(4,)).fit(X, y)
+        MLPClassifier(max_iter=1, hidden_layer_sizes=(4, 4), dtype="float64").fit(X, y)
+    said = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+    assert said == ["Compiling skdigits' kernels for this CPU, once (about 10 s)"] * 2
+    assert _warmup.ANNOUNCED == {"mlp_epoch-float32-dense",
+                                 "mlp_epoch_deep-float64-dense"}
