@@ -24,6 +24,7 @@ from ._numba import subroutine
 from ._simd import (
     TILE_ROWS,
     TILE_VECTORS,
+    VECTOR_BYTES,
     acc_tile_1x1,
     acc_tile_1x4,
     acc_tile_4x1,
@@ -37,8 +38,8 @@ from ._simd import (
 
 
 def _lanes_py(a):
-    """Elements of ``a``'s dtype per 64-byte vector."""
-    return 64 // a.itemsize
+    """Elements of ``a``'s dtype per vector (``VECTOR_BYTES``)."""
+    return VECTOR_BYTES // a.itemsize
 
 
 lanes_of = subroutine(_lanes_py)

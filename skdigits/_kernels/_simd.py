@@ -38,9 +38,6 @@ from numba import types
 from numba.core import cgutils, config
 from numba.extending import intrinsic
 
-#: Bytes per vector register the kernels are written for.
-VECTOR_BYTES = 64
-
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
 
@@ -124,6 +121,54 @@ if not HAS_FMA:
         "from those of a machine with FMA (they still do not depend on the "
         "number of threads), and training is slower.",
         RuntimeWarning, stacklevel=2)
+
+
+def target_vector_bytes(cpu_name, features):
+    """Bytes of the widest vector register of code compiled for ``cpu_name``
+    with ``features``: 64 (AVX-512), 32 (AVX, AVX2) or 16 (SSE, NEON, or
+    unknown). LLVM itself decides: the sum of two 64-byte vectors is
+    compiled for that target, and the registers its assembly names tell
+    (``zmm``, ``ymm``; anything else counts as 16 bytes)."""
+    ll.initialize_native_target()
+    ll.initialize_native_asmprinter()
+    module = ir.Module(name="skdigits_width_probe")
+    module.triple = ll.get_process_triple()
+    vt = ir.VectorType(ir.FloatType(), 16)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [vt.as_pointer()] * 3),
+                     "skdigits_width_probe")
+    builder = ir.IRBuilder(fn.append_basic_block())
+    a, b, out = fn.args
+    builder.store(builder.fadd(builder.load(a), builder.load(b)), out)
+    builder.ret_void()
+    machine = ll.Target.from_triple(module.triple).create_target_machine(
+        cpu=cpu_name, features=features, opt=2)
+    asm = machine.emit_assembly(ll.parse_assembly(str(module)))
+    if re.search(r"\bzmm\d", asm):
+        return 64
+    if re.search(r"\bymm\d", asm):
+        return 32
+    return 16
+
+
+def _decide_tiles():
+    """``(VECTOR_BYTES, TILE_VECTORS)`` for the compile target: vectors as
+    wide as its registers, and tiles of ``TILE_ROWS x TILE_VECTORS``
+    vectors whose accumulators fit in its register file (x86 has 32 vector
+    registers with AVX-512, 16 before; AArch64 has 32)."""
+    name, features = compile_target(config.CPU_NAME, config.CPU_FEATURES)
+    try:
+        width = target_vector_bytes(name, features)
+    except Exception:  # noqa: BLE001 - LLVM refused the probe
+        width = 16
+    many = width == 64 or ll.get_process_triple().startswith(("aarch64", "arm64"))
+    return width, 4 if many else 2
+
+
+#: Bytes per vector the kernels use, and the tiles' width in vectors: from
+#: the compile target (``_decide_tiles``). Each output element is the same
+#: chain of steps whatever they are (see ``_gemm``), so they change the
+#: speed, never the bits.
+VECTOR_BYTES, TILE_VECTORS = _decide_tiles()
 
 
 def _fma(builder, a, b, c):
@@ -331,17 +376,18 @@ def _make_acc_tile(R, V):
     return acc_tile
 
 
-#: Row-group height and the vector counts the tiles come in.
+#: Row-group height of the tiles (their width, ``TILE_VECTORS``, is above).
 TILE_ROWS = 4
-TILE_VECTORS = 4
 
-dot_tile_4x4 = _make_dot_tile(4, 4)
-dot_tile_4x1 = _make_dot_tile(4, 1)
-dot_tile_1x4 = _make_dot_tile(1, 4)
+# "4x4": TILE_ROWS x TILE_VECTORS vectors (4 x 2 on targets with 16 vector
+# registers); "4x1", "1x4", "1x1" the narrower ones for the edges
+dot_tile_4x4 = _make_dot_tile(TILE_ROWS, TILE_VECTORS)
+dot_tile_4x1 = _make_dot_tile(TILE_ROWS, 1)
+dot_tile_1x4 = _make_dot_tile(1, TILE_VECTORS)
 dot_tile_1x1 = _make_dot_tile(1, 1)
-acc_tile_4x4 = _make_acc_tile(4, 4)
-acc_tile_4x1 = _make_acc_tile(4, 1)
-acc_tile_1x4 = _make_acc_tile(1, 4)
+acc_tile_4x4 = _make_acc_tile(TILE_ROWS, TILE_VECTORS)
+acc_tile_4x1 = _make_acc_tile(TILE_ROWS, 1)
+acc_tile_1x4 = _make_acc_tile(1, TILE_VECTORS)
 acc_tile_1x1 = _make_acc_tile(1, 1)
 
 
