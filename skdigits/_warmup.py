@@ -166,7 +166,8 @@ def _dispatcher(kernel):
 
 
 def _matches(job, signature):
-    """Whether ``signature`` (type names) is job ``job``'s specialisation."""
+    """Whether ``signature`` (type names, named tuples spelled out: see
+    ``_signatures.flatten``) is job ``job``'s specialisation."""
     from ._kernels import _signatures
 
     kernel, dtype, kind = parse(job)
@@ -181,9 +182,11 @@ def is_cached(job):
     """Whether job ``job``'s specialisation is compiled in this process or in
     the on-disk cache for this CPU (Numba's cache index, read through its
     internals; None when they are missing: unknown)."""
+    from ._kernels import _signatures
+
     kernel, _, _ = parse(job)
     disp = _dispatcher(kernel)
-    if any(_matches(job, tuple(str(t) for t in sig)) for sig in disp.signatures):
+    if any(_matches(job, _signatures.flatten(sig)) for sig in disp.signatures):
         return True
     cache_file = getattr(getattr(disp, "_cache", None), "_cache_file", None)
     if cache_file is None or not hasattr(cache_file, "_load_index"):
@@ -193,7 +196,7 @@ def is_cached(job):
         magic = disp.targetctx.codegen().magic_tuple()
     except Exception:  # an unreadable index: Numba compiles as usual
         return None
-    return any(key[1] == magic and _matches(job, tuple(str(t) for t in key[0]))
+    return any(key[1] == magic and _matches(job, _signatures.flatten(key[0]))
                for key in index)
 
 

@@ -95,7 +95,7 @@ def test_predict_input_compiles_no_new_forward_pass(pixels, make):
     new = set(forward.signatures) - before
     assert not new, f"{key} compiled {new}"
     for sig in forward.signatures:
-        assert _signatures.why_not_allowed(key, tuple(map(str, sig))) is None
+        assert _signatures.why_not_allowed(key, _signatures.flatten(sig)) is None
 
 
 def test_predict_in_blocks_matches_one_block(pixels, monkeypatch):
@@ -129,6 +129,21 @@ def test_table_names_the_argument_outside_it():
 
 def test_every_entry_point_has_a_table_entry():
     assert set(_signatures.ALLOWED) == set(_signatures.dispatchers())
+    for key, allowed in _signatures.ALLOWED.items():
+        assert len(allowed) == len(_signatures.flat_names(key)), key
+
+
+def test_entry_points_take_named_tuples_in_one_line():
+    # the typed boundary: every epoch and forward pass takes a few named
+    # tuples (_kernels._boundary), its parameter list fits on one line
+    import inspect
+
+    for key, disp in _signatures.dispatchers().items():
+        if key.endswith(("_epoch", "_epoch_deep", "_forward")):
+            params = list(inspect.signature(disp.py_func).parameters)
+            assert len(params) <= 10, key
+            assert len(f"def {disp.py_func.__name__}({', '.join(params)}):") <= 88
+            assert set(_signatures._tuples(key)) & set(params), key
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])

@@ -629,10 +629,19 @@ def test_dense_and_csr_data_compile_apart(rng):
                                           model.logits(team, 1, X, rows, theta))
     for kernel in (_mlp.mlp_epoch, _mlp.mlp_epoch_deep, _mlp.mlp_forward,
                    _linear.linear_epoch, _linear.linear_forward):
+        # the CSR arrays are fields of the Data (epochs) or Rows (forward)
+        # tuple of _kernels._boundary
         names = list(inspect.signature(kernel.py_func).parameters)
-        at = slice(names.index("indptr"), names.index("data") + 1)
-        dense = [sig for sig in kernel.signatures if sig[at] == (types.none,) * 3]
+        arg = names.index("data" if "data" in names else "rows")
+
+        def csr_fields(sig):
+            tup = sig[arg]
+            return tuple(tup.types[tup.fields.index(f)]
+                         for f in ("indptr", "indices", "data"))
+
+        dense = [sig for sig in kernel.signatures
+                 if csr_fields(sig) == (types.none,) * 3]
         csr = [sig for sig in kernel.signatures
-               if all(isinstance(a, types.Array) for a in sig[at])]
+               if all(isinstance(a, types.Array) for a in csr_fields(sig))]
         assert dense and csr, kernel
         assert len(dense) + len(csr) == len(kernel.signatures), kernel

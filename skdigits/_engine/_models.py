@@ -22,6 +22,19 @@ from scipy import sparse as sp
 
 from .._kernels import _linear, _mlp
 from .._kernels._batch import LOSS_ROWS
+from .._kernels._boundary import (
+    Data,
+    ForwardWork,
+    Layout,
+    LinearForwardWork,
+    LinearWork,
+    MLPWork,
+    Net,
+    Options,
+    Params,
+    Rows,
+    Sums,
+)
 from .._kernels._losses import (
     LOGISTIC,
     N_STATS,
@@ -461,11 +474,12 @@ class LinearModel(_Model):
         _check_workspace(ws, X)
         lazy = self._lazy_buffers(ws, X)
         data = KernelData.of(ws, X, w, theta.dtype)
-        return team.run(n_threads, _linear.linear_epoch, data.X, *data.csr, y, Y,
-                        data.w, order, data.Xalt, data.direct(), np.int64(self.ld),
-                        theta, ws["grad"], state[0],
-                        state[1], *ws["batches"].args(), ws["Z"], *lazy,
-                        *acc.args(), iopt, fopt, t)
+        return team.run(
+            n_threads, _linear.linear_epoch,
+            Data(data.X, *data.csr, y, Y, data.w, order, data.Xalt, data.direct()),
+            np.int64(self.ld), Params(theta, ws["grad"], state[0], state[1]),
+            LinearWork(*ws["batches"].args(), ws["Z"], *lazy), Sums(*acc.args()),
+            Options(iopt, fopt), t)
 
     def logits(self, team, n_threads, X, rows, theta):
         """float64 logits of the rows ``rows`` of ``X`` (an array, or a
@@ -479,9 +493,10 @@ class LinearModel(_Model):
             n_features = self.n_features if args[2] is None else 0
             Xb, lists, counts, Z = self._forward_buffers(n_threads, n_features,
                                                          [self.ld])
-            team.run(n_threads, _linear.linear_forward, *args, rows_c,
-                     np.int64(self.ld), theta, Xb, lists, counts,
-                     Z.reshape(n_threads, PREDICT_BLOCK, self.ld),
+            team.run(n_threads, _linear.linear_forward, Rows(*args, rows_c),
+                     np.int64(self.ld), theta, LinearForwardWork(
+                         Xb, lists, counts, Z.reshape(n_threads, PREDICT_BLOCK,
+                                                      self.ld)),
                      out[start:start + len(rows_c)])
         return out
 
@@ -648,19 +663,20 @@ class MLPModel(_Model):
         # dense rows of a standardised model are copied and scaled (centring
         # in the kernel); CSR rows are read in place, as they are
         direct = data.direct() and (ws["sparse"] or not self.standardize)
-        source = (data.Xalt, direct)
         if self.standardize:
-            source += (self.inv_scale.astype(theta.dtype),
+            scaling = (self.inv_scale.astype(theta.dtype),
                        self.shift.astype(theta.dtype))
         else:
-            source += (theta[:0], theta[:0])
-        return team.run(n_threads, epoch, data.X, *data.csr, y, Y, data.w, order,
-                        *source, ws["beff"],
-                        self.sizes, self.w_off, self.b_off, self.ld, theta, ws["grad"],
-                        state[0], state[1], ws["Wt"], ws["t_off"],
-                        *ws["batches"].args(), dense, dense_counts,
-                        ws["H"], ws["D"], ws["a_off"], ws["Zp"], ws["Z"], *acc.args(),
-                        iopt, fopt, t)
+            scaling = (theta[:0], theta[:0])
+        return team.run(
+            n_threads, epoch,
+            Data(data.X, *data.csr, y, Y, data.w, order, data.Xalt, direct),
+            Net(self.sizes, self.w_off, self.b_off, self.ld, ws["t_off"], ws["a_off"],
+                *scaling),
+            Params(theta, ws["grad"], state[0], state[1]),
+            MLPWork(ws["Wt"], ws["beff"], *ws["batches"].args(), dense, dense_counts,
+                    ws["H"], ws["D"], ws["Zp"], ws["Z"]),
+            Sums(*acc.args()), Options(iopt, fopt), t)
 
     def logits(self, team, n_threads, X, rows, theta):
         """float64 logits of the rows ``rows`` of ``X`` (an array, or a
@@ -676,10 +692,11 @@ class MLPModel(_Model):
             args = _forward_args(Xc)
             n_features = self.n_features if args[2] is None else 0
             Xb, lists, counts, H = self._forward_buffers(n_threads, n_features, widths)
-            team.run(n_threads, _mlp.mlp_forward, *args, rows_c, self.sizes,
-                     self.w_off, self.b_off, self.ld, theta,
-                     np.int64(self.activation), Xb, lists, counts, H, a_off, dense,
-                     dense_counts, out[start:start + len(rows_c)])
+            team.run(n_threads, _mlp.mlp_forward, Rows(*args, rows_c),
+                     Layout(self.sizes, self.w_off, self.b_off, self.ld, a_off), theta,
+                     np.int64(self.activation),
+                     ForwardWork(Xb, lists, counts, H, dense, dense_counts),
+                     out[start:start + len(rows_c)])
         return out
 
     def logits_exact(self, X, theta):

@@ -80,38 +80,11 @@ def _params_py(theta, n_features, ld):
 params = subroutine(_params_py)
 
 
-def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
-                     Xalt, direct, ld, theta, grad, s1, s2, Xb, lists, counts, yb, wb,
-                     Z, mark, touched, n_touched, class_loss, class_weight, col_loss,
-                     stats, iopt, fopt, t):
-    """One epoch of minibatch training over the rows ``order`` (already
-    shuffled), as thread ``tid`` of ``n_threads``; returns the step count.
-
-    Data and buffers as in ``_mlp.mlp_epoch``, but one minibatch at a time
-    (buffer 0): each chunk of rows is gathered by the item that uses it.
-    ``Z`` (B, ld): the logits, then the loss gradient. Options: ``iopt``
-    (loss, solver, nesterov, number of real outputs) and ``fopt`` (see
-    ``_batch``). Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2`` and
-    the buffers in place; the accumulators have one row per chunk of
-    ``LOSS_ROWS`` rows (see ``_batch.loss_phase``).
-
-    Sparse data: ``indptr``, ``indices`` and ``data`` are the CSR arrays of
-    the data (see ``_sparse``), read in place, ``X`` an empty ``(0,
-    n_features)`` array, ``direct`` true, and ``Xb`` and ``lists`` have no
-    columns. The minibatch's gradient is then scattered into the rows of
-    ``grad`` it touches by one item (item ``0`` of a phase of its own, the
-    rows in order; item ``1`` steps the intercepts), before the blocks of
-    features step. Dense data: the three are None, and every branch on the
-    kind of data tests ``indptr is None`` itself, which Numba resolves when
-    compiling for a None argument: the dense specialisation compiles no
-    sparse code (see ``_mlp``).
-
-    Lazy update (sparse data only, when ``touched`` is not empty): ``mark``
-    (uint8, one per feature, all zero between minibatches) and ``touched``
-    (int64, room for the most features a minibatch can touch) collect the
-    minibatch's features, ``n_touched[0]`` their count; only their rows step
-    (see the module docstring). Otherwise the three are empty.
-    """
+def _epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xalt,
+              direct, ld, theta, grad, s1, s2, Xb, lists, counts, yb, wb, Z, mark,
+              touched, n_touched, class_loss, class_weight, col_loss, stats, iopt,
+              fopt, t):
+    """The body of ``linear_epoch``, on the arrays themselves."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     n_features = X.shape[1]
@@ -199,6 +172,52 @@ def _linear_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, or
     return t
 
 
+_epoch = subroutine(_epoch_py)
+
+
+def _linear_epoch_py(tid, n_threads, sync, data, ld, params, work, sums, opts, t):
+    """One epoch of minibatch training over the rows ``data.order`` (already
+    shuffled), as thread ``tid`` of ``n_threads``; returns the step count.
+    The arguments come in the named tuples of ``_boundary`` (``Data``,
+    ``Params``, ``LinearWork``, ``Sums``, ``Options``; ``ld`` the weights'
+    row width); below, their fields by name.
+
+    Data and buffers as in ``_mlp.mlp_epoch``, but one minibatch at a time
+    (buffer 0): each chunk of rows is gathered by the item that uses it.
+    ``Z`` (B, ld): the logits, then the loss gradient. Options: ``iopt``
+    (loss, solver, nesterov, number of real outputs) and ``fopt`` (see
+    ``_batch``). Updates ``theta``, ``grad`` (left at zero), ``s1``/``s2`` and
+    the buffers in place; the accumulators have one row per chunk of
+    ``LOSS_ROWS`` rows (see ``_batch.loss_phase``).
+
+    Sparse data: ``indptr``, ``indices`` and ``data`` are the CSR arrays of
+    the data (see ``_sparse``), read in place, ``X`` an empty ``(0,
+    n_features)`` array, ``direct`` true, and ``Xb`` and ``lists`` have no
+    columns. The minibatch's gradient is then scattered into the rows of
+    ``grad`` it touches by one item (item ``0`` of a phase of its own, the
+    rows in order; item ``1`` steps the intercepts), before the blocks of
+    features step. Dense data: the three are None, and every branch on the
+    kind of data tests ``indptr is None`` itself, which Numba resolves when
+    compiling for a None argument: the dense specialisation compiles no
+    sparse code (see ``_mlp``).
+
+    Lazy update (sparse data only, when ``touched`` is not empty): ``mark``
+    (uint8, one per feature, all zero between minibatches) and ``touched``
+    (int64, room for the most features a minibatch can touch) collect the
+    minibatch's features, ``n_touched[0]`` their count; only their rows step
+    (see the module docstring). Otherwise the three are empty.
+    """
+    X, indptr, indices, values, y, Y, w, order, Xalt, direct = data
+    theta, grad, s1, s2 = params
+    Xb, lists, counts, yb, wb, Z, mark, touched, n_touched = work
+    class_loss, class_weight, col_loss, stats = sums
+    iopt, fopt = opts
+    return _epoch(tid, n_threads, sync, X, indptr, indices, values, y, Y, w, order,
+                  Xalt, direct, ld, theta, grad, s1, s2, Xb, lists, counts, yb, wb,
+                  Z, mark, touched, n_touched, class_loss, class_weight, col_loss,
+                  stats, iopt, fopt, t)
+
+
 linear_epoch = jit(_linear_epoch_py)
 
 
@@ -221,19 +240,9 @@ def _touched_features_py(indptr, indices, rows, m, mark, touched):
 touched_features = subroutine(_touched_features_py)
 
 
-def _linear_forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, ld,
-                       theta, Xb, lists, counts, Z, out):
-    """Logits of the rows ``rows`` of ``X`` into ``out`` (its real outputs),
-    in blocks of ``Xb.shape[1]`` rows claimed by the threads of a team;
-    ``Xb``, ``lists``, ``counts`` and ``Z`` hold one block per thread. A
-    row's logits depend on that row alone. Sparse data: the rows of the CSR
-    arrays ``indptr``, ``indices``, ``data``, read in place (see
-    ``_sparse``); ``X`` is then an empty ``(0, n_features)`` array and
-    ``Xb``, ``lists`` have no columns. Dense data: the three are None (see
-    ``linear_epoch``), and the rows are in ``X`` (float64) or, when it is
-    not empty, in ``Xalt`` (float32, widened exactly as they are copied):
-    one signature for both, and float32 input needs no float64 copy.
-    ``n_features`` is ``X.shape[1]`` (both have it)."""
+def _forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, ld,
+                theta, Xb, lists, counts, Z, out):
+    """The body of ``linear_forward``, on the arrays themselves."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     n_features = X.shape[1]
@@ -263,6 +272,29 @@ def _linear_forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, row
             for j in range(out.shape[1]):
                 out[r0 + i, j] = Zb[i, j] + b[0, j]
         item = claim(sync)
+
+
+_forward = subroutine(_forward_py)
+
+
+def _linear_forward_py(tid, n_threads, sync, rows, ld, theta, work, out):
+    """Logits of the rows ``rows.rows`` of ``rows.X`` into ``out`` (its real
+    outputs), in blocks of ``Xb.shape[1]`` rows claimed by the threads of a team;
+    ``Xb``, ``lists``, ``counts`` and ``Z`` hold one block per thread. A
+    row's logits depend on that row alone. Sparse data: the rows of the CSR
+    arrays ``indptr``, ``indices``, ``data``, read in place (see
+    ``_sparse``); ``X`` is then an empty ``(0, n_features)`` array and
+    ``Xb``, ``lists`` have no columns. Dense data: the three are None (see
+    ``linear_epoch``), and the rows are in ``X`` (float64) or, when it is
+    not empty, in ``Xalt`` (float32, widened exactly as they are copied):
+    one signature for both, and float32 input needs no float64 copy.
+    ``n_features`` is ``X.shape[1]`` (both have it). The arguments come in
+    the named tuples of ``_boundary`` (``Rows``, ``LinearForwardWork``);
+    above, their fields by name."""
+    X, Xalt, indptr, indices, values, row_ids = rows
+    Xb, lists, counts, Z = work
+    _forward(tid, n_threads, sync, X, Xalt, indptr, indices, values, row_ids, ld,
+             theta, Xb, lists, counts, Z, out)
 
 
 linear_forward = jit(_linear_forward_py)

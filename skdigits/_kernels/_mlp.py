@@ -669,14 +669,12 @@ def _epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xa
 _epoch = subroutine(_epoch_py)
 
 
-def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xalt,
-                  direct, scale, shift, beff, sizes, w_off, b_off, ld, theta, grad, s1,
-                  s2, Wt, t_off, Xb, lists, counts, yb, wb, dense, dense_counts,
-                  H, D, a_off, Zp, Z, class_loss, class_weight, col_loss, stats, iopt,
-                  fopt, t):
+def _mlp_epoch_py(tid, n_threads, sync, data, net, params, work, sums, opts, t):
     """One epoch of minibatch training of a one-hidden-layer network over the
-    rows ``order`` (already shuffled), as thread ``tid`` of ``n_threads``;
-    returns the step count.
+    rows ``data.order`` (already shuffled), as thread ``tid`` of
+    ``n_threads``; returns the step count. The arguments come in the named
+    tuples of ``_boundary`` (``Data``, ``Net``, ``Params``, ``MLPWork``,
+    ``Sums``, ``Options``); below, their fields by name.
 
     Buffers (shared by the team, allocated once per fit; ``B`` = batch size):
     ``Xb`` (2, B, n_features), ``lists`` (2, B/4, n_features), ``counts``
@@ -716,20 +714,28 @@ def _mlp_epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order
     dense specialisation compiles no sparse code (see the module's
     docstring).
     """
-    return _epoch(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
+    X, indptr, indices, values, y, Y, w, order, Xalt, direct = data
+    sizes, w_off, b_off, ld, t_off, a_off, scale, shift = net
+    theta, grad, s1, s2 = params
+    Wt, beff, Xb, lists, counts, yb, wb, dense, dense_counts, H, D, Zp, Z = work
+    class_loss, class_weight, col_loss, stats = sums
+    iopt, fopt = opts
+    return _epoch(tid, n_threads, sync, X, indptr, indices, values, y, Y, w, order,
                   Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
                   grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
                   dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
                   col_loss, stats, iopt, fopt, t, None)
 
 
-def _mlp_epoch_deep_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
-                       Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
-                       grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
-                       dense_counts, H, D, a_off, Zp, Z, class_loss,
-                       class_weight, col_loss, stats, iopt, fopt, t):
+def _mlp_epoch_deep_py(tid, n_threads, sync, data, net, params, work, sums, opts, t):
     """``mlp_epoch`` for a network with two or more hidden layers."""
-    return _epoch(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order,
+    X, indptr, indices, values, y, Y, w, order, Xalt, direct = data
+    sizes, w_off, b_off, ld, t_off, a_off, scale, shift = net
+    theta, grad, s1, s2 = params
+    Wt, beff, Xb, lists, counts, yb, wb, dense, dense_counts, H, D, Zp, Z = work
+    class_loss, class_weight, col_loss, stats = sums
+    iopt, fopt = opts
+    return _epoch(tid, n_threads, sync, X, indptr, indices, values, y, Y, w, order,
                   Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
                   grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
                   dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
@@ -740,21 +746,10 @@ mlp_epoch = jit(_mlp_epoch_py)
 mlp_epoch_deep = jit(_mlp_epoch_deep_py)
 
 
-def _mlp_forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, sizes,
-                    w_off, b_off, ld, theta, activation, Xb, lists, counts, H, a_off,
-                    dense, dense_counts, out):
-    """Logits of the rows ``rows`` of ``X`` into ``out`` (one row each, its
-    real outputs), in blocks of ``Xb.shape[1]`` rows claimed by the threads
-    of a team. ``Xb``, ``lists``, ``counts`` and ``H`` hold one block per
-    thread (first index ``tid``); ``H`` has a slot for every layer, the
-    output one included. Every buffer is in ``theta``'s dtype. A row's
-    logits depend on that row alone. Sparse data: the rows of the CSR
-    arrays ``indptr``, ``indices``, ``data``, read in place (see
-    ``_sparse``); ``X`` is then an empty ``(0, n_features)`` array and
-    ``Xb``, ``lists`` have no columns. Dense data: the three are None (see
-    the module's docstring), and the rows are in ``X`` (float64) or, when it
-    is not empty, in ``Xalt`` (float32, widened exactly as they are copied):
-    one signature for both, and float32 input needs no float64 copy."""
+def _forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, sizes,
+                w_off, b_off, ld, theta, activation, Xb, lists, counts, H, a_off,
+                dense, dense_counts, out):
+    """The body of ``mlp_forward``, on the arrays themselves."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     last = sizes.shape[0] - 2
@@ -803,6 +798,32 @@ def _mlp_forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, 
             for j in range(out.shape[1]):
                 out[r0 + i, j] = Zo[i, j] + bo[0, j]
         item = claim(sync)
+
+
+_forward = subroutine(_forward_py)
+
+
+def _mlp_forward_py(tid, n_threads, sync, rows, layout, theta, activation, work, out):
+    """Logits of the rows ``rows.rows`` of ``rows.X`` into ``out`` (one row
+    each, its real outputs), in blocks of ``Xb.shape[1]`` rows claimed by the
+    threads of a team. ``Xb``, ``lists``, ``counts`` and ``H`` hold one block per
+    thread (first index ``tid``); ``H`` has a slot for every layer, the
+    output one included. Every buffer is in ``theta``'s dtype. A row's
+    logits depend on that row alone. Sparse data: the rows of the CSR
+    arrays ``indptr``, ``indices``, ``data``, read in place (see
+    ``_sparse``); ``X`` is then an empty ``(0, n_features)`` array and
+    ``Xb``, ``lists`` have no columns. Dense data: the three are None (see
+    the module's docstring), and the rows are in ``X`` (float64) or, when it
+    is not empty, in ``Xalt`` (float32, widened exactly as they are copied):
+    one signature for both, and float32 input needs no float64 copy. The
+    arguments come in the named tuples of ``_boundary`` (``Rows``,
+    ``Layout``, ``ForwardWork``); above, their fields by name."""
+    X, Xalt, indptr, indices, values, row_ids = rows
+    sizes, w_off, b_off, ld, a_off = layout
+    Xb, lists, counts, H, dense, dense_counts = work
+    _forward(tid, n_threads, sync, X, Xalt, indptr, indices, values, row_ids, sizes,
+             w_off, b_off, ld, theta, activation, Xb, lists, counts, H, a_off, dense,
+             dense_counts, out)
 
 
 mlp_forward = jit(_mlp_forward_py)

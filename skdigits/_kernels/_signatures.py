@@ -5,7 +5,9 @@ An entry point is a kernel called from Python (by the engine, the models or
 the estimators). Each one compiles a specialisation per distinct tuple of
 argument types, and each costs seconds of a cold start. ``ALLOWED`` lists,
 per entry point and argument, the Numba types that argument may have; a
-signature is allowed when each of its arguments has one of them. The engine
+signature is allowed when each of its arguments has one of them. Arguments
+that are named tuples (``_boundary``) are spelled out field by field
+(``data.X``, ``params.theta``: ``flat_names``, ``flatten``). The engine
 makes every argument canonical in Python (``_engine._models.KernelData``:
 read-only inputs, int64 indices, float64 CSR data and weights, the data's
 float dtype in an argument of its own), so the only axes left are those of
@@ -39,54 +41,60 @@ ALLOWED = {
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
         ('array(int64, 1d, C)',),  # 2 sync
-        ('readonly array(float32, 2d, C)', 'readonly array(float64, 2d, C)'),  # 3 X
-        ('none', 'readonly array(int64, 1d, C)'),  # 4 indptr
-        ('none', 'readonly array(int64, 1d, C)'),  # 5 indices
-        ('none', 'readonly array(float64, 1d, C)'),  # 6 data
-        ('array(int64, 1d, C)',),  # 7 y
-        ('array(uint8, 2d, C)',),  # 8 Y
-        ('readonly array(float64, 1d, C)',),  # 9 w
-        ('array(int64, 1d, C)',),  # 10 order
-        ('readonly array(float32, 2d, C)', 'readonly array(float64, 2d, C)'),  # 11 Xalt
-        ('bool',),  # 12 direct
+        (  # 3 data.X
+            'readonly array(float32, 2d, C)',
+            'readonly array(float64, 2d, C)',
+        ),
+        ('none', 'readonly array(int64, 1d, C)'),  # 4 data.indptr
+        ('none', 'readonly array(int64, 1d, C)'),  # 5 data.indices
+        ('none', 'readonly array(float64, 1d, C)'),  # 6 data.data
+        ('array(int64, 1d, C)',),  # 7 data.y
+        ('array(uint8, 2d, C)',),  # 8 data.Y
+        ('readonly array(float64, 1d, C)',),  # 9 data.w
+        ('array(int64, 1d, C)',),  # 10 data.order
+        (  # 11 data.Xalt
+            'readonly array(float32, 2d, C)',
+            'readonly array(float64, 2d, C)',
+        ),
+        ('bool',),  # 12 data.direct
         ('int64',),  # 13 ld
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 14 theta
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 15 grad
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 16 s1
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 17 s2
-        ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 18 Xb
-        ('array(int32, 3d, C)',),  # 19 lists
-        ('array(int64, 2d, C)',),  # 20 counts
-        ('array(int64, 2d, C)',),  # 21 yb
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 22 wb
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 23 Z
-        ('array(uint8, 1d, C)',),  # 24 mark
-        ('array(int64, 1d, C)',),  # 25 touched
-        ('array(int64, 1d, C)',),  # 26 n_touched
-        ('array(float64, 2d, A)',),  # 27 class_loss
-        ('array(float64, 2d, A)',),  # 28 class_weight
-        ('array(float64, 2d, A)',),  # 29 col_loss
-        ('array(float64, 2d, A)',),  # 30 stats
-        ('array(int64, 1d, C)',),  # 31 iopt
-        ('array(float64, 1d, C)',),  # 32 fopt
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 14 params.theta
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 15 params.grad
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 16 params.s1
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 17 params.s2
+        ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 18 work.Xb
+        ('array(int32, 3d, C)',),  # 19 work.lists
+        ('array(int64, 2d, C)',),  # 20 work.counts
+        ('array(int64, 2d, C)',),  # 21 work.yb
+        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 22 work.wb
+        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 23 work.Z
+        ('array(uint8, 1d, C)',),  # 24 work.mark
+        ('array(int64, 1d, C)',),  # 25 work.touched
+        ('array(int64, 1d, C)',),  # 26 work.n_touched
+        ('array(float64, 2d, A)',),  # 27 sums.class_loss
+        ('array(float64, 2d, A)',),  # 28 sums.class_weight
+        ('array(float64, 2d, A)',),  # 29 sums.col_loss
+        ('array(float64, 2d, A)',),  # 30 sums.stats
+        ('array(int64, 1d, C)',),  # 31 opts.iopt
+        ('array(float64, 1d, C)',),  # 32 opts.fopt
         ('int64',),  # 33 t
     ),
     '_linear.linear_forward': (
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
         ('array(int64, 1d, C)',),  # 2 sync
-        ('readonly array(float64, 2d, C)',),  # 3 X
-        ('readonly array(float32, 2d, C)',),  # 4 Xalt
-        ('none', 'readonly array(int64, 1d, C)'),  # 5 indptr
-        ('none', 'readonly array(int64, 1d, C)'),  # 6 indices
-        ('none', 'readonly array(float64, 1d, C)'),  # 7 data
-        ('array(int64, 1d, C)',),  # 8 rows
+        ('readonly array(float64, 2d, C)',),  # 3 rows.X
+        ('readonly array(float32, 2d, C)',),  # 4 rows.Xalt
+        ('none', 'readonly array(int64, 1d, C)'),  # 5 rows.indptr
+        ('none', 'readonly array(int64, 1d, C)'),  # 6 rows.indices
+        ('none', 'readonly array(float64, 1d, C)'),  # 7 rows.data
+        ('array(int64, 1d, C)',),  # 8 rows.rows
         ('int64',),  # 9 ld
         ('array(float64, 1d, C)',),  # 10 theta
-        ('array(float64, 3d, C)',),  # 11 Xb
-        ('array(int32, 3d, C)',),  # 12 lists
-        ('array(int64, 2d, C)',),  # 13 counts
-        ('array(float64, 3d, C)',),  # 14 Z
+        ('array(float64, 3d, C)',),  # 11 work.Xb
+        ('array(int32, 3d, C)',),  # 12 work.lists
+        ('array(int64, 2d, C)',),  # 13 work.counts
+        ('array(float64, 3d, C)',),  # 14 work.Z
         ('array(float64, 2d, C)',),  # 15 out
     ),
     '_losses.loss_grad': (
@@ -111,72 +119,78 @@ ALLOWED = {
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
         ('array(int64, 1d, C)',),  # 2 sync
-        ('readonly array(float32, 2d, C)', 'readonly array(float64, 2d, C)'),  # 3 X
-        ('none', 'readonly array(int64, 1d, C)'),  # 4 indptr
-        ('none', 'readonly array(int64, 1d, C)'),  # 5 indices
-        ('none', 'readonly array(float64, 1d, C)'),  # 6 data
-        ('array(int64, 1d, C)',),  # 7 y
-        ('array(uint8, 2d, C)',),  # 8 Y
-        ('readonly array(float64, 1d, C)',),  # 9 w
-        ('array(int64, 1d, C)',),  # 10 order
-        ('readonly array(float32, 2d, C)', 'readonly array(float64, 2d, C)'),  # 11 Xalt
-        ('bool',),  # 12 direct
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 13 scale
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 14 shift
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 15 beff
-        ('array(int64, 1d, C)',),  # 16 sizes
-        ('array(int64, 1d, C)',),  # 17 w_off
-        ('array(int64, 1d, C)',),  # 18 b_off
-        ('array(int64, 1d, C)',),  # 19 ld
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 20 theta
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 21 grad
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 22 s1
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 23 s2
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 24 Wt
-        ('array(int64, 1d, C)',),  # 25 t_off
-        ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 26 Xb
-        ('array(int32, 3d, C)',),  # 27 lists
-        ('array(int64, 2d, C)',),  # 28 counts
-        ('array(int64, 2d, C)',),  # 29 yb
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 30 wb
-        ('array(int32, 2d, C)',),  # 31 dense
-        ('array(int64, 1d, C)',),  # 32 dense_counts
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 33 H
-        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 34 D
-        ('array(int64, 1d, C)',),  # 35 a_off
-        ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 36 Zp
-        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 37 Z
-        ('array(float64, 2d, A)',),  # 38 class_loss
-        ('array(float64, 2d, A)',),  # 39 class_weight
-        ('array(float64, 2d, A)',),  # 40 col_loss
-        ('array(float64, 2d, A)',),  # 41 stats
-        ('array(int64, 1d, C)',),  # 42 iopt
-        ('array(float64, 1d, C)',),  # 43 fopt
+        (  # 3 data.X
+            'readonly array(float32, 2d, C)',
+            'readonly array(float64, 2d, C)',
+        ),
+        ('none', 'readonly array(int64, 1d, C)'),  # 4 data.indptr
+        ('none', 'readonly array(int64, 1d, C)'),  # 5 data.indices
+        ('none', 'readonly array(float64, 1d, C)'),  # 6 data.data
+        ('array(int64, 1d, C)',),  # 7 data.y
+        ('array(uint8, 2d, C)',),  # 8 data.Y
+        ('readonly array(float64, 1d, C)',),  # 9 data.w
+        ('array(int64, 1d, C)',),  # 10 data.order
+        (  # 11 data.Xalt
+            'readonly array(float32, 2d, C)',
+            'readonly array(float64, 2d, C)',
+        ),
+        ('bool',),  # 12 data.direct
+        ('array(int64, 1d, C)',),  # 13 net.sizes
+        ('array(int64, 1d, C)',),  # 14 net.w_off
+        ('array(int64, 1d, C)',),  # 15 net.b_off
+        ('array(int64, 1d, C)',),  # 16 net.ld
+        ('array(int64, 1d, C)',),  # 17 net.t_off
+        ('array(int64, 1d, C)',),  # 18 net.a_off
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 19 net.scale
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 20 net.shift
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 21 params.theta
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 22 params.grad
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 23 params.s1
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 24 params.s2
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 25 work.Wt
+        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 26 work.beff
+        ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 27 work.Xb
+        ('array(int32, 3d, C)',),  # 28 work.lists
+        ('array(int64, 2d, C)',),  # 29 work.counts
+        ('array(int64, 2d, C)',),  # 30 work.yb
+        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 31 work.wb
+        ('array(int32, 2d, C)',),  # 32 work.dense
+        ('array(int64, 1d, C)',),  # 33 work.dense_counts
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 34 work.H
+        ('array(float32, 1d, C)', 'array(float64, 1d, C)'),  # 35 work.D
+        ('array(float32, 3d, C)', 'array(float64, 3d, C)'),  # 36 work.Zp
+        ('array(float32, 2d, C)', 'array(float64, 2d, C)'),  # 37 work.Z
+        ('array(float64, 2d, A)',),  # 38 sums.class_loss
+        ('array(float64, 2d, A)',),  # 39 sums.class_weight
+        ('array(float64, 2d, A)',),  # 40 sums.col_loss
+        ('array(float64, 2d, A)',),  # 41 sums.stats
+        ('array(int64, 1d, C)',),  # 42 opts.iopt
+        ('array(float64, 1d, C)',),  # 43 opts.fopt
         ('int64',),  # 44 t
     ),
     '_mlp.mlp_forward': (
         ('int64',),  # 0 tid
         ('int64',),  # 1 n_threads
         ('array(int64, 1d, C)',),  # 2 sync
-        ('readonly array(float64, 2d, C)',),  # 3 X
-        ('readonly array(float32, 2d, C)',),  # 4 Xalt
-        ('none', 'readonly array(int64, 1d, C)'),  # 5 indptr
-        ('none', 'readonly array(int64, 1d, C)'),  # 6 indices
-        ('none', 'readonly array(float64, 1d, C)'),  # 7 data
-        ('array(int64, 1d, C)',),  # 8 rows
-        ('array(int64, 1d, C)',),  # 9 sizes
-        ('array(int64, 1d, C)',),  # 10 w_off
-        ('array(int64, 1d, C)',),  # 11 b_off
-        ('array(int64, 1d, C)',),  # 12 ld
-        ('array(float64, 1d, C)',),  # 13 theta
-        ('int64',),  # 14 activation
-        ('array(float64, 3d, C)',),  # 15 Xb
-        ('array(int32, 3d, C)',),  # 16 lists
-        ('array(int64, 2d, C)',),  # 17 counts
-        ('array(float64, 2d, C)',),  # 18 H
-        ('array(int64, 1d, C)',),  # 19 a_off
-        ('array(int32, 2d, C)',),  # 20 dense
-        ('array(int64, 1d, C)',),  # 21 dense_counts
+        ('readonly array(float64, 2d, C)',),  # 3 rows.X
+        ('readonly array(float32, 2d, C)',),  # 4 rows.Xalt
+        ('none', 'readonly array(int64, 1d, C)'),  # 5 rows.indptr
+        ('none', 'readonly array(int64, 1d, C)'),  # 6 rows.indices
+        ('none', 'readonly array(float64, 1d, C)'),  # 7 rows.data
+        ('array(int64, 1d, C)',),  # 8 rows.rows
+        ('array(int64, 1d, C)',),  # 9 layout.sizes
+        ('array(int64, 1d, C)',),  # 10 layout.w_off
+        ('array(int64, 1d, C)',),  # 11 layout.b_off
+        ('array(int64, 1d, C)',),  # 12 layout.ld
+        ('array(int64, 1d, C)',),  # 13 layout.a_off
+        ('array(float64, 1d, C)',),  # 14 theta
+        ('int64',),  # 15 activation
+        ('array(float64, 3d, C)',),  # 16 work.Xb
+        ('array(int32, 3d, C)',),  # 17 work.lists
+        ('array(int64, 2d, C)',),  # 18 work.counts
+        ('array(float64, 2d, C)',),  # 19 work.H
+        ('array(int32, 2d, C)',),  # 20 work.dense
+        ('array(int64, 1d, C)',),  # 21 work.dense_counts
         ('array(float64, 2d, C)',),  # 22 out
     ),
     '_rng.shuffle': (
@@ -221,6 +235,48 @@ ALLOWED = {
 ALLOWED["_mlp.mlp_epoch_deep"] = ALLOWED["_mlp.mlp_epoch"]
 
 
+def _tuples(key):
+    """``{parameter: named tuple class}`` of entry point ``key``'s
+    arguments that are named tuples (``_boundary``)."""
+    from . import _boundary as b
+
+    work = {"_mlp.mlp_epoch": b.MLPWork, "_mlp.mlp_epoch_deep": b.MLPWork,
+            "_linear.linear_epoch": b.LinearWork, "_mlp.mlp_forward": b.ForwardWork,
+            "_linear.linear_forward": b.LinearForwardWork}
+    if key not in work:
+        return {}
+    return {"data": b.Data, "net": b.Net, "params": b.Params, "sums": b.Sums,
+            "opts": b.Options, "rows": b.Rows, "layout": b.Layout, "work": work[key]}
+
+
+def flat_names(key):
+    """The names of entry point ``key``'s arguments, each named tuple
+    spelled out field by field (``"data.X"``, ``"params.theta"``): the
+    positions of ``ALLOWED`` and of the signatures ``observed`` returns."""
+    import inspect
+
+    tuples = _tuples(key)
+    names = []
+    for name in inspect.signature(dispatchers()[key].py_func).parameters:
+        cls = tuples.get(name)
+        names.extend([f"{name}.{f}" for f in cls._fields] if cls else [name])
+    return names
+
+
+def flatten(signature):
+    """A compiled signature (Numba types) as type names, each named tuple
+    spelled out field by field."""
+    from numba.core import types
+
+    out = []
+    for t in signature:
+        if isinstance(t, types.BaseNamedTuple):
+            out.extend(str(f) for f in t.types)
+        else:
+            out.append(str(t))
+    return tuple(out)
+
+
 def dispatchers():
     """``{"module.name": dispatcher}`` of every entry point."""
     out = {}
@@ -235,7 +291,7 @@ def observed():
     """``{"module.name": [signature, ...]}``: the signatures the entry points
     hold now (compiled or loaded from the cache in this process), each a
     tuple of type names."""
-    return {key: [tuple(str(t) for t in sig) for sig in disp.signatures]
+    return {key: [flatten(sig) for sig in disp.signatures]
             for key, disp in dispatchers().items()}
 
 
@@ -261,14 +317,15 @@ def why_not_allowed(key, signature):
 #: dtype, dense or CSR), the depth being an entry point of its own
 #: (``mlp_epoch``, ``mlp_epoch_deep``).
 AXES = {
-    "_linear.linear_epoch": ("theta", "indptr"),
-    "_linear.linear_forward": ("theta", "indptr"),
+    # named tuples' fields by "tuple.field" (see flat_names)
+    "_linear.linear_epoch": ("params.theta", "data.indptr"),
+    "_linear.linear_forward": ("theta", "rows.indptr"),
     # called from Python on one row of the accumulators (C), from the
     # kernels on a chunk's (any layout): the tests call it with either
     "_losses.loss_grad": ("Z", "class_loss"),
-    "_mlp.mlp_epoch": ("theta", "indptr"),
-    "_mlp.mlp_epoch_deep": ("theta", "indptr"),
-    "_mlp.mlp_forward": ("theta", "indptr"),
+    "_mlp.mlp_epoch": ("params.theta", "data.indptr"),
+    "_mlp.mlp_epoch_deep": ("params.theta", "data.indptr"),
+    "_mlp.mlp_forward": ("theta", "rows.indptr"),
     "_rng.shuffle": (),
     "_stats.column_moments": ("X",),
     # the estimator passes int64 indices; the kernel tests, scipy's int32
@@ -277,9 +334,7 @@ AXES = {
 
 
 def _axes_of(key, signature):
-    import inspect
-
-    names = list(inspect.signature(dispatchers()[key].py_func).parameters)
+    names = flat_names(key)
     return tuple(signature[names.index(name)] for name in AXES[key])
 
 
@@ -310,14 +365,12 @@ def outside_table():
 def table_source(signatures):
     """The text of ``ALLOWED`` for ``{"module.name": [signature, ...]}``
     (as ``observed`` returns), to paste here."""
-    import inspect
-
     lines = ["ALLOWED = {"]
-    for key, disp in sorted(dispatchers().items()):
+    for key in sorted(dispatchers()):
         sigs = signatures.get(key)
         if not sigs:
             continue
-        names = list(inspect.signature(disp.py_func).parameters)
+        names = flat_names(key)
         lines.append(f"    {key!r}: (")
         for i in range(len(sigs[0])):
             types = tuple(sorted({sig[i] for sig in sigs}))
