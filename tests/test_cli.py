@@ -480,3 +480,38 @@ def test_fit_and_evaluate_fall_back_to_the_sample_and_say_so(tmp_path, capsys,
     assert load(path, return_metadata=True)[1]["data"].startswith("bundled sample")
     assert main(["evaluate", str(path)]) == 0
     assert "the full files were not found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_load_neither_numba_nor_sklearn(flag):
+    """``skdigits --help`` and ``--version`` took 1.5-2 s: ``import skdigits``
+    imported the estimators, so Numba, scikit-learn and SciPy. They are now
+    imported on first use (issue 21, item 4)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy\n"
+            f"sys.argv = ['skdigits', {flag!r}]\n"
+            "try:\n"
+            "    runpy.run_module('skdigits', run_name='__main__')\n"
+            "except SystemExit as exc:\n"
+            "    assert exc.code == 0, exc.code\n"
+            "heavy = ('numba', 'sklearn', 'scipy', 'matplotlib', 'llvmlite')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_estimators_load_on_first_use():
+    import skdigits
+
+    assert {"MLPClassifier", "SoftmaxRegression", "__version__"} <= set(dir(skdigits))
+    from skdigits import MLPClassifier, SoftmaxRegression
+    from skdigits.linear_model import SoftmaxRegression as S
+    from skdigits.neural_network import MLPClassifier as M
+
+    assert MLPClassifier is M and SoftmaxRegression is S
+    with pytest.raises(AttributeError, match="no attribute 'MLPRegressor'"):
+        skdigits.MLPRegressor  # noqa: B018
