@@ -72,7 +72,7 @@ def load_study_data(kind, *, data_home=None, sample=False, download=False):
             if data_home is not None:
                 raise  # the user named a folder: do not hide that it is wrong
             logger.info("%s: full files not found, using the bundled sample", kind)
-            source = "bundled sample (the full files were not found)"
+            source = "bundled sample, as the full files were not found"
     else:
         source = "bundled sample"
     train = load_mnist(kind, "train", sample=True)
@@ -488,7 +488,7 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     if mlp.validation_scores_:
         obs.append(f"MLP validation accuracy peaked at epoch {kept} "
                    f"({mlp.best_validation_score_:.4f}); the model keeps those "
-                   "weights, and every MLP figure above comes from them.")
+                   "weights, and every MLP figure on this page comes from them.")
     return result
 
 

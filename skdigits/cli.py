@@ -66,7 +66,7 @@ def _pixels(bunch):
 def _where(bunch, args):
     """Where a command's data came from, as the report says it."""
     if getattr(args, "fell_back", False):
-        return "bundled sample (the full files were not found)"
+        return "bundled sample, as the full files were not found"
     return "bundled sample" if args.sample else bunch.get("source", "files")
 
 

@@ -116,7 +116,8 @@ def test_report_falls_back_to_the_sample_and_says_so(tmp_path, capsys, no_full_d
     # 6 PNGs, the page, report.json, and the marker before and after the run
     assert len(replaced) == 10 and replaced.count(".skdigits-report") == 2
     out = capsys.readouterr().out
-    assert "bundled sample (the full files were not found)" in out
+    assert "bundled sample, as the full files were not found" in out
+    assert "((" not in out and "))" not in out  # no nested parentheses
     assert len(list((tmp_path / "r").glob("digits_*.png"))) == 6
     assert not list((tmp_path / "r").glob("fashion_*.png"))
 
@@ -475,8 +476,8 @@ def test_fit_and_evaluate_fall_back_to_the_sample_and_say_so(tmp_path, capsys,
     path = tmp_path / "m.skops"
     assert main(["fit", "--max-iter", "2", "-o", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "3000 train / 1000 test images (bundled sample (the full files were " \
-           "not found))" in out
+    assert "3000 train / 1000 test images (bundled sample, as the full files were " \
+           "not found)" in out
     assert load(path, return_metadata=True)[1]["data"].startswith("bundled sample")
     assert main(["evaluate", str(path)]) == 0
     assert "the full files were not found" in capsys.readouterr().out
