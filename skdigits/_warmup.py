@@ -374,12 +374,10 @@ def compile_ahead(job):
     a second core is free for it (``SKDIGITS_COMPILE_AHEAD=0``: never).
     Returns whether one was started. Its errors are left to the compile that
     would happen anyway, when the kernel is first called."""
-    if job in _KNOWN or job in RUNNING:
+    if job in _KNOWN or job in RUNNING or not _ahead_enabled():
         return False
     if is_cached(job):
         _KNOWN.add(job)
-        return False
-    if not _ahead_enabled():
         return False
     return bool(start([job], 1, errors=False))
 

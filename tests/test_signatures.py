@@ -146,11 +146,23 @@ def test_entry_points_take_named_tuples_in_one_line():
             assert set(_signatures._tuples(key)) & set(params), key
 
 
+def _inner_session(tmp_path, test_file, workers):
+    """A pytest session, in a subprocess, of ``tmp_path / test_file`` with
+    this suite's conftest (its end-of-session check) and no other settings,
+    in ``workers`` (pytest-xdist options, or none)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p",
+         "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), *workers,
+         str(tmp_path / test_file)],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_session_fails_on_a_signature_outside_the_table(tmp_path, workers):
     # the check at the end of the session turns a signature the table does
     # not allow into a failed run that names the kernel and its types
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_one.py").write_text(textwrap.dedent("""
         import numpy as np
         from skdigits._kernels import _rng, _signatures
@@ -160,13 +172,7 @@ def test_session_fails_on_a_signature_outside_the_table(tmp_path, workers):
             _rng.shuffle(np.arange(4, dtype=np.int64),
                         _rng.new_state(np.random.RandomState(0)))
     """))
-    tests = Path(__file__).parent
-    env = dict(os.environ, PYTHONPATH=str(tests))
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "conftest", "-p",
-         "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), *workers,
-         str(tmp_path / "test_one.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True)
+    out = _inner_session(tmp_path, "test_one.py", workers)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "1 passed" in out.stdout
     assert "kernel signatures outside the table" in out.stdout
@@ -180,7 +186,6 @@ def test_session_fails_on_two_signatures_for_one_axis_value(tmp_path, workers):
     # float64 and float32 weights, each allowed by the table: together they
     # are a specialisation Python should have made canonical. Under xdist
     # they may run in different workers: the controller sees both
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_two.py").write_text(textwrap.dedent("""
         import numpy as np
         import pytest
@@ -194,13 +199,7 @@ def test_session_fails_on_two_signatures_for_one_axis_value(tmp_path, workers):
                               np.ones(4, wdtype), 4, _losses.SOFTMAX, 1.0, 0.0,
                               *acc)
     """))
-    tests = Path(__file__).parent
-    env = dict(os.environ, PYTHONPATH=str(tests))
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "conftest", "-p",
-         "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), *workers,
-         str(tmp_path / "test_two.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True)
+    out = _inner_session(tmp_path, "test_two.py", workers)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "2 passed" in out.stdout
     assert "_losses.loss_grad holds 2 signatures for" in out.stdout

@@ -669,6 +669,25 @@ def _epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xa
 _epoch = subroutine(_epoch_py)
 
 
+def _epoch_of_py(tid, n_threads, sync, data, net, params, work, sums, opts, t, deep):
+    """``_epoch`` on the named tuples of ``mlp_epoch`` (``deep``: as there),
+    unpacked here for both entry points."""
+    X, indptr, indices, values, y, Y, w, order, Xalt, direct = data
+    sizes, w_off, b_off, ld, t_off, a_off, scale, shift = net
+    theta, grad, s1, s2 = params
+    Wt, beff, Xb, lists, counts, yb, wb, dense, dense_counts, H, D, Zp, Z = work
+    class_loss, class_weight, col_loss, stats = sums
+    iopt, fopt = opts
+    return _epoch(tid, n_threads, sync, X, indptr, indices, values, y, Y, w, order,
+                  Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
+                  grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
+                  dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
+                  col_loss, stats, iopt, fopt, t, deep)
+
+
+_epoch_of = subroutine(_epoch_of_py)
+
+
 def _mlp_epoch_py(tid, n_threads, sync, data, net, params, work, sums, opts, t):
     """One epoch of minibatch training of a one-hidden-layer network over the
     rows ``data.order`` (already shuffled), as thread ``tid`` of
@@ -714,32 +733,14 @@ def _mlp_epoch_py(tid, n_threads, sync, data, net, params, work, sums, opts, t):
     dense specialisation compiles no sparse code (see the module's
     docstring).
     """
-    X, indptr, indices, values, y, Y, w, order, Xalt, direct = data
-    sizes, w_off, b_off, ld, t_off, a_off, scale, shift = net
-    theta, grad, s1, s2 = params
-    Wt, beff, Xb, lists, counts, yb, wb, dense, dense_counts, H, D, Zp, Z = work
-    class_loss, class_weight, col_loss, stats = sums
-    iopt, fopt = opts
-    return _epoch(tid, n_threads, sync, X, indptr, indices, values, y, Y, w, order,
-                  Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
-                  grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
-                  dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
-                  col_loss, stats, iopt, fopt, t, None)
+    return _epoch_of(tid, n_threads, sync, data, net, params, work, sums, opts, t,
+                     None)
 
 
 def _mlp_epoch_deep_py(tid, n_threads, sync, data, net, params, work, sums, opts, t):
     """``mlp_epoch`` for a network with two or more hidden layers."""
-    X, indptr, indices, values, y, Y, w, order, Xalt, direct = data
-    sizes, w_off, b_off, ld, t_off, a_off, scale, shift = net
-    theta, grad, s1, s2 = params
-    Wt, beff, Xb, lists, counts, yb, wb, dense, dense_counts, H, D, Zp, Z = work
-    class_loss, class_weight, col_loss, stats = sums
-    iopt, fopt = opts
-    return _epoch(tid, n_threads, sync, X, indptr, indices, values, y, Y, w, order,
-                  Xalt, direct, scale, shift, beff, sizes, w_off, b_off, ld, theta,
-                  grad, s1, s2, Wt, t_off, Xb, lists, counts, yb, wb, dense,
-                  dense_counts, H, D, a_off, Zp, Z, class_loss, class_weight,
-                  col_loss, stats, iopt, fopt, t, sizes)
+    return _epoch_of(tid, n_threads, sync, data, net, params, work, sums, opts, t,
+                     net.sizes)
 
 
 mlp_epoch = jit(_mlp_epoch_py)
