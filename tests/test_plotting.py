@@ -96,18 +96,52 @@ def test_grid_from_dataset_100_labels(pyplot, fashion):
     disp = DigitGridDisplay.from_dataset(
         fashion.data, fashion.target, label_names=fashion.target_names,
         random_state=0)
-    assert disp.axes_.shape == (10, 10)
-    assert disp.ax_ is disp.axes_
-    assert len(disp.figure_.axes) == 100
+    # one Axes holds the whole grid (100 axes took seconds to make and draw)
+    assert disp.figure_.axes == [disp.ax_]
+    assert not disp.ax_.axison
+    assert len(disp.images_) == len(disp.titles_) == 100
     assert len(disp.indices) == len(set(disp.indices)) == 100
-    titles = [ax.get_title() for ax in disp.axes_.ravel()]
+    titles = [t.get_text() for t in disp.titles_]
     assert titles == [FASHION_NAMES[fashion.target[i]] for i in disp.indices]
-    assert [t.get_text() for t in disp.titles_] == titles
+    assert disp.frames_ == []
     assert disp.mistakes_ is None
     assert {t.get_color() for t in disp.titles_} == {"black"}
     np.testing.assert_array_equal(disp.images_[7].get_array(),
                                   fashion.images[disp.indices[7]])
     assert pyplot.get_fignums() == [disp.figure_.number]
+
+
+def _cells(disp):
+    """(row, column) of each image, from the images' places in the Axes."""
+    left = sorted({im.get_extent()[0] for im in disp.images_})
+    top = sorted({im.get_extent()[3] for im in disp.images_})
+    return [(top.index(im.get_extent()[3]), left.index(im.get_extent()[0]))
+            for im in disp.images_]
+
+
+@pytest.mark.parametrize("n_images, n_cols, shape", [
+    (100, None, (10, 10)), (7, 3, (3, 3)), (12, None, (3, 4)), (5, 5, (1, 5))])
+def test_grid_images_fill_rows_in_order_and_titles_clear_them(
+        pyplot, fashion, n_images, n_cols, shape):
+    # row-major order, titles above their own image, no two titles touching
+    disp = DigitGridDisplay.from_predictions(
+        fashion.data, fashion.target, (fashion.target + 1) % 10, n_cols=n_cols,
+        n_samples=n_images, label_names=fashion.target_names, random_state=0)
+    rows, cols = shape
+    assert _cells(disp) == [divmod(i, cols) for i in range(n_images)]
+    assert max(r for r, _ in _cells(disp)) == rows - 1
+    renderer = disp.figure_.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in disp.titles_]
+    for box, image, title in zip(boxes, disp.images_, disp.titles_):
+        picture = image.get_window_extent(renderer)
+        assert box.y0 >= picture.y1 - 1, title.get_text()  # above its image
+        assert picture.x0 - 2 <= (box.x0 + box.x1) / 2 <= picture.x1 + 2
+    for i, a in enumerate(boxes):  # long two-line names included
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+    figure_box = disp.figure_.bbox
+    assert all(figure_box.contains(b.x0, b.y0) and figure_box.contains(b.x1, b.y1)
+               for b in boxes)
 
 
 def test_grid_sample_is_seeded(pyplot, digits):
@@ -130,18 +164,24 @@ def test_grid_predictions_mark_mistakes_only(pyplot, digits):
     disp = DigitGridDisplay.from_predictions(X, y, y_pred, n_samples=None,
                                              mistake_color="red")
     np.testing.assert_array_equal(disp.indices, np.arange(36))
-    assert disp.axes_.shape == (6, 6)
+    from matplotlib.colors import same_color
+
+    assert _cells(disp) == [divmod(i, 6) for i in range(36)]
     np.testing.assert_array_equal(np.flatnonzero(disp.mistakes_), wrong)
+    assert len(disp.frames_) == len(wrong)
+    for frame, i in zip(disp.frames_, wrong):  # a red frame around each mistake
+        left, right, bottom, top = disp.images_[i].get_extent()
+        assert frame.get_xy() == (left, top)
+        assert (frame.get_width(), frame.get_height()) == (right - left, bottom - top)
+        assert same_color(frame.get_edgecolor(), "red")
+        assert not frame.get_fill()
     for i, text in enumerate(disp.titles_):
         if i in wrong:
             assert text.get_text() == f"{y_pred[i]} ({y[i]})"
             assert text.get_color() == "red"
-            assert all(s.get_visible() for s in disp.axes_.ravel()[i].spines.values())
         else:
             assert text.get_text() == str(y_pred[i])
             assert text.get_color() == "black"
-            assert not any(s.get_visible()
-                           for s in disp.axes_.ravel()[i].spines.values())
 
 
 def test_grid_from_estimator_titles_are_predictions(pyplot, fashion, fashion_model):
@@ -152,7 +192,7 @@ def test_grid_from_estimator_titles_are_predictions(pyplot, fashion, fashion_mod
         random_state=0, mistake_color="tab:red")
     y_pred = fashion_model.predict(X)[disp.indices]
     y_true = test.target[disp.indices]
-    assert len(disp.figure_.axes) == 100
+    assert len(disp.titles_) == 100
     np.testing.assert_array_equal(disp.mistakes_, y_pred != y_true)
     assert disp.mistakes_.any() and not disp.mistakes_.all()
     for text, p, t in zip(disp.titles_, y_pred, y_true):
@@ -171,7 +211,7 @@ def test_grid_pipeline_and_search(pyplot, wrapped):
         str(p) for p in pipe.predict(X)[disp.indices]]
     disp = DigitGridDisplay.from_estimator(search, X, y, n_samples=16,
                                            random_state=0)
-    assert disp.axes_.shape == (4, 4)
+    assert _cells(disp) == [divmod(i, 4) for i in range(16)]
     assert [t.get_text().split(" ")[0] for t in disp.titles_] == [
         str(p) for p in search.predict(X)[disp.indices]]
 
@@ -198,15 +238,17 @@ def test_grid_label_names_dict_and_errors(pyplot):
 
 
 def test_grid_uses_given_axes(pyplot, digits):
-    fig, axes = pyplot.subplots(2, 3)
+    fig, axes = pyplot.subplots(1, 2)
     disp = DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=5,
-                                         random_state=0, ax=axes)
+                                         random_state=0, ax=axes[1])
     assert pyplot.get_fignums() == [fig.number]
-    assert disp.figure_ is fig and disp.axes_.ravel()[0] is axes[0, 0]
-    assert len(fig.axes) == 6
-    assert not axes[1, 2].axison and axes[1, 1].axison
-    assert [ax.get_title() for ax in axes.ravel()[:5]] == [
+    assert disp.figure_ is fig and disp.ax_ is axes[1]
+    assert len(fig.axes) == 2 and axes[0].axison and not axes[1].axison
+    assert all(im.axes is axes[1] for im in disp.images_)
+    assert [t.get_text() for t in axes[1].texts] == [
         str(digits.target[i]) for i in disp.indices]
+    np.testing.assert_array_equal(disp.images_[2].get_array(),
+                                  digits.images[disp.indices[2]])
 
 
 def test_grid_in_given_figure(pyplot, digits):
@@ -215,25 +257,24 @@ def test_grid_in_given_figure(pyplot, digits):
     disp = DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=12,
                                          random_state=0, figure=right)
     assert pyplot.get_fignums() == [fig.number]
-    assert disp.figure_ is right and disp.axes_.shape == (3, 4)
-    assert len(fig.axes) == 12
+    assert disp.figure_ is right and right.axes == [disp.ax_]
+    assert len(fig.axes) == 1 and _cells(disp) == [divmod(i, 4) for i in range(12)]
 
 
 def test_grid_layout_options(pyplot, digits):
     disp = DigitGridDisplay.from_dataset(digits.data[:7], digits.target[:7],
                                          n_cols=3)
-    assert disp.axes_.shape == (3, 3)
+    assert _cells(disp) == [divmod(i, 3) for i in range(7)]
     np.testing.assert_array_equal(disp.indices, np.arange(7))
-    assert sum(ax.axison for ax in disp.axes_.ravel()) == 7
     disp = DigitGridDisplay.from_dataset(digits.images[:4], digits.target[:4])
-    assert disp.axes_.shape == (2, 2)
+    assert _cells(disp) == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
 
 def test_grid_errors(pyplot, digits):
     with pytest.raises(ValueError, match="image_shape"):
         DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=4,
                                       image_shape=(20, 20))
-    with pytest.raises(ValueError, match="at least one axes per image"):
+    with pytest.raises(ValueError, match="ax must be one matplotlib Axes"):
         _, axes = pyplot.subplots(1, 2)
         DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=4,
                                       ax=axes)

@@ -63,7 +63,9 @@ class DigitGridDisplay:
 
     The predictions are optional: without them each image shows its label.
 
-    Each image gets one small axes and a title. Without predictions the
+    The grid is drawn in one matplotlib Axes (one image artist and one
+    title per image, so a grid of 100 draws in a fraction of a second).
+    Without predictions the
     title is the image's label. With predictions it is the predicted label;
     for a mistake it reads ``"predicted (true)"`` and is drawn, with the
     frame, in a marking colour (red by default). When a mistake's title is
@@ -102,19 +104,21 @@ class DigitGridDisplay:
     figure_ : matplotlib Figure or SubFigure
         The figure holding the grid.
 
-    axes_ : ndarray of matplotlib Axes
-        The axes of the grid, of shape (n_rows, n_cols) when the display made
-        them, or the array passed as ``ax``. The first ``n_images`` axes, in
-        row-major order, hold the images; any others are switched off.
-
-    ax_ : ndarray of matplotlib Axes
-        Alias of ``axes_``, for the same name as scikit-learn's displays.
+    ax_ : matplotlib Axes
+        The Axes the grid is drawn in (its axis lines switched off). Image
+        ``i`` is in row ``i // n_cols`` and column ``i % n_cols``; in data
+        units an image is ``width`` by ``height`` pixels, and
+        ``images_[i].get_extent()`` gives its place.
 
     images_ : list of matplotlib AxesImage
-        The image drawn in each axes.
+        Each image, in order.
 
     titles_ : list of matplotlib Text
         The title of each image.
+
+    frames_ : list of matplotlib Rectangle
+        The frame of each mistake, in the order of
+        ``np.flatnonzero(mistakes_)``; empty without predictions.
 
     mistakes_ : ndarray of shape (n_images,), dtype=bool, or None
         True where the prediction differs from the label; None without
@@ -135,8 +139,8 @@ class DigitGridDisplay:
     >>> data = load_mnist("fashion", sample=True)
     >>> disp = DigitGridDisplay.from_dataset(
     ...     data.data, data.target, label_names=data.target_names, random_state=0)
-    >>> disp.axes_.shape
-    (10, 10)
+    >>> len(disp.images_), len(disp.titles_)
+    (100, 100)
     >>> disp.titles_[0].get_text() in set(data.target_names)
     True
 
@@ -169,14 +173,15 @@ class DigitGridDisplay:
 
         Parameters
         ----------
-        ax : array-like of matplotlib Axes, default=None
-            Axes to draw in, at least one per image (in row-major order);
-            axes left over are switched off. Cannot be combined with
-            ``figure``. By default a grid of new axes is made.
+        ax : matplotlib Axes, default=None
+            Axes to draw the grid in (its aspect is set to equal and its
+            axis lines are switched off). The room left for the titles
+            suits about an inch per image. Cannot be combined with
+            ``figure``. By default a new figure sized for the grid is made.
 
         figure : matplotlib Figure or SubFigure, default=None
-            Figure in which to make the grid of axes. By default, and when
-            ``ax`` is None, a new figure is created.
+            Figure in which to add the Axes of the grid. By default, and
+            when ``ax`` is None, a new figure is created.
 
         n_cols : int, default=None
             Columns of the grid made by the display. By default
@@ -201,8 +206,8 @@ class DigitGridDisplay:
         Returns
         -------
         display : DigitGridDisplay
-            The display, with ``figure_``, ``axes_``, ``images_``, ``titles_``
-            and ``mistakes_`` set.
+            The display, with ``figure_``, ``ax_``, ``images_``, ``titles_``,
+            ``frames_`` and ``mistakes_`` set.
         """
         check_matplotlib_support(f"{type(self).__name__}.plot")
         import matplotlib.pyplot as plt
@@ -255,58 +260,61 @@ class DigitGridDisplay:
 
         if ax is not None and figure is not None:
             raise ValueError("Pass ax or figure, not both.")
-        if ax is not None:
-            axes = np.asarray(ax, dtype=object)
-            if axes.size < n_images:
-                raise ValueError(
-                    f"ax holds {axes.size} axes for {n_images} images; pass at "
-                    "least one axes per image."
-                )
-            fig = axes.ravel()[0].figure
-        else:
-            if n_cols is None:
-                n_cols = max(1, math.ceil(math.sqrt(n_images)))
-            n_cols = min(int(n_cols), max(n_images, 1))
-            n_rows = max(1, math.ceil(n_images / n_cols))
-            # inches above each image for its title (fontsize points a line)
-            title_height = (2 if two_lines else 1) * fontsize * 1.3 / 72 + 0.04
+        if ax is not None and not hasattr(ax, "add_artist"):
+            raise ValueError(
+                "ax must be one matplotlib Axes: the whole grid is drawn in it "
+                f"(got {type(ax).__name__}).")
+        height, width = images.shape[1:]
+        if n_cols is None:
+            n_cols = max(1, math.ceil(math.sqrt(n_images)))
+        n_cols = min(int(n_cols), max(n_images, 1))
+        n_rows = max(1, math.ceil(n_images / n_cols))
+        # the grid in the axes' data units (pixels): a gap of 8% of an image
+        # between columns, and above each image room for its title, sized for
+        # about an inch per image (the figure the display makes)
+        title_inches = (2 if two_lines else 1) * fontsize * 1.3 / 72 + 0.04
+        gap = max(1.0, 0.08 * width)
+        per_inch = width + gap
+        top = title_inches * per_inch
+        cell_w, cell_h = width + gap, height + top
+        if ax is None:
+            fig_w = (cell_w * n_cols) / per_inch + 0.2
+            fig_h = (cell_h * n_rows) / per_inch + 0.1
             if figure is None:
-                width = 1.0 * n_cols + 0.2
-                height = (1.0 + title_height) * n_rows + 0.1
-                fig = plt.figure(figsize=(width, height))
-                gridspec_kw = dict(left=0.1 / width, right=1 - 0.1 / width,
-                                   bottom=0.05 / height,
-                                   top=1 - (title_height + 0.05) / height,
-                                   wspace=0.08, hspace=title_height * 1.05)
+                fig = plt.figure(figsize=(fig_w, fig_h))
+                ax = fig.add_axes((0.1 / fig_w, 0.05 / fig_h, 1 - 0.2 / fig_w,
+                                   1 - 0.1 / fig_h))
             else:
                 fig = figure
-                gridspec_kw = dict(wspace=0.08, hspace=title_height * 1.1)
-            axes = fig.subplots(n_rows, n_cols, squeeze=False,
-                                gridspec_kw=gridspec_kw)
+                ax = fig.add_subplot()
+        fig = ax.figure
 
         imshow_kw = {} if imshow_kw is None else dict(imshow_kw)
         imshow_kw.setdefault("cmap", cmap)
         imshow_kw.setdefault("interpolation", "nearest")
-        flat = axes.ravel()
-        self.images_, self.titles_ = [], []
-        for i, axis in enumerate(flat):
-            if i >= n_images:
-                axis.set_axis_off()
-                continue
-            self.images_.append(axis.imshow(images[i], **imshow_kw))
-            axis.set_xticks([])
-            axis.set_yticks([])
-            wrong = mistakes is not None and bool(mistakes[i])
-            for spine in axis.spines.values():
-                spine.set_visible(wrong)
-                if wrong:
-                    spine.set_color(mistake_color)
-                    spine.set_linewidth(1.5)
-            self.titles_.append(axis.set_title(titles[i], color=colors[i],
-                                               fontsize=fontsize, pad=2))
+        imshow_kw.pop("extent", None)
+        from matplotlib.patches import Rectangle
+
+        self.images_, self.titles_, self.frames_ = [], [], []
+        for i in range(n_images):
+            x0 = (i % n_cols) * cell_w
+            y0 = (i // n_cols) * cell_h + top
+            self.images_.append(ax.imshow(
+                images[i], extent=(x0, x0 + width, y0 + height, y0),
+                origin="upper", **imshow_kw))
+            self.titles_.append(ax.text(
+                x0 + width / 2, y0 - 0.04 * per_inch, titles[i], ha="center",
+                va="bottom", color=colors[i], fontsize=fontsize))
+            if mistakes is not None and mistakes[i]:
+                frame = Rectangle((x0, y0), width, height, fill=False,
+                                  edgecolor=mistake_color, linewidth=1.5)
+                self.frames_.append(ax.add_patch(frame))
+        ax.set_xlim(-gap / 2, n_cols * cell_w - gap / 2)
+        ax.set_ylim(n_rows * cell_h, 0)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
         self.figure_ = fig
-        self.axes_ = axes
-        self.ax_ = axes
+        self.ax_ = ax
         self.mistakes_ = mistakes
         return self
 
@@ -341,8 +349,8 @@ class DigitGridDisplay:
         image_shape : tuple of int, default=(28, 28)
             ``(height, width)`` of an image, used to reshape flattened rows.
 
-        ax : array-like of matplotlib Axes, default=None
-            Axes to draw in, at least one per image. See :meth:`plot`.
+        ax : matplotlib Axes, default=None
+            Axes to draw the grid in. See :meth:`plot`.
 
         figure : matplotlib Figure or SubFigure, default=None
             Figure in which to make the grid. See :meth:`plot`.
@@ -371,8 +379,8 @@ class DigitGridDisplay:
         >>> data = load_mnist(sample=True)
         >>> disp = DigitGridDisplay.from_dataset(
         ...     data.data, data.target, n_samples=12, random_state=0)
-        >>> disp.axes_.shape
-        (3, 4)
+        >>> len(disp.images_)
+        12
         >>> [t.get_text() for t in disp.titles_] == [
         ...     str(data.target[i]) for i in disp.indices]
         True
@@ -419,8 +427,8 @@ class DigitGridDisplay:
         image_shape : tuple of int, default=(28, 28)
             ``(height, width)`` of an image, used to reshape flattened rows.
 
-        ax : array-like of matplotlib Axes, default=None
-            Axes to draw in, at least one per image. See :meth:`plot`.
+        ax : matplotlib Axes, default=None
+            Axes to draw the grid in. See :meth:`plot`.
 
         figure : matplotlib Figure or SubFigure, default=None
             Figure in which to make the grid. See :meth:`plot`.
@@ -506,8 +514,8 @@ class DigitGridDisplay:
         image_shape : tuple of int, default=(28, 28)
             ``(height, width)`` of an image.
 
-        ax : array-like of matplotlib Axes, default=None
-            Axes to draw in, at least one per image. See :meth:`plot`.
+        ax : matplotlib Axes, default=None
+            Axes to draw the grid in. See :meth:`plot`.
 
         figure : matplotlib Figure or SubFigure, default=None
             Figure in which to make the grid. See :meth:`plot`.
@@ -548,8 +556,8 @@ class DigitGridDisplay:
         >>> model = model.fit(X, y)
         >>> disp = DigitGridDisplay.from_estimator(model, X, y, n_samples=16,
         ...                                        random_state=0)
-        >>> disp.axes_.shape
-        (4, 4)
+        >>> int(disp.mistakes_.sum()) == len(disp.frames_)
+        True
         """
         check_is_fitted(estimator)
         y_pred = estimator.predict(X)
