@@ -19,8 +19,9 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     stay hard. Two classes always give one binary logistic model (as in
     scikit-learn's ``LogisticRegression``).
 
-    The defaults train full MNIST (pixels scaled to [0, 1]) to about 0.927 test
-    accuracy in two epochs: Adam with a cosine-annealed learning rate.
+    The defaults train full MNIST (pixels scaled to [0, 1]) to 0.927-0.929 test
+    accuracy in two epochs, and Fashion-MNIST to 0.844-0.847 (seeds 0-2): Adam
+    with a cosine-annealed learning rate.
 
     Parameters
     ----------
