@@ -6,6 +6,11 @@ the same thread budget (:func:`equal_budget`), every timing starts after the
 previous side's threads went idle (:func:`settle`), and every report starts
 with the machine it was measured on (:func:`machine_line`).
 
+Every side's timing also records how busy other processes kept the CPUs
+this process may use (before the fits, during each side and after them):
+:func:`format_table` marks a ratio taken under load, which says more about
+the neighbours than about the code.
+
 ``skdigits benchmark`` runs :func:`run_benchmark` and prints
 :func:`format_table`; the scripts in the repository's ``benchmarks/`` folder
 use the same helpers.
@@ -17,13 +22,17 @@ Examples
 True
 """
 
+import logging
 import sys
+import threading
 import time
 import warnings
 
 import numpy as np
 
 from ._system import machine_info
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "TorchMLP",
@@ -400,6 +409,96 @@ def fit_quietly(model, X, y):
         return time.perf_counter() - tic
 
 
+#: Other processes keeping more CPUs busy than this, beyond those the thread
+#: budget leaves free, make a timing "taken under load": under a neighbour
+#: that kept both CPUs of a 2-core machine busy, LogisticRegression's fit took
+#: 104 s instead of 17.8 s, and the printed ratio went from 111x to 751x.
+BUSY_CPUS = 0.5
+
+
+class _Load:
+    """How busy other processes keep the CPUs this process may use, read
+    from ``/proc/stat`` by the core budget's meter (``_cores._CpuMeter``):
+    each :meth:`read` gives the CPUs they kept busy since the last one. A
+    reading is *busy* when they used more than ``BUSY_CPUS`` CPUs beyond
+    those the thread budget ``threads`` leaves free. Where ``/proc`` is
+    missing nothing is measured (``cpus`` is 0) and nothing is busy."""
+
+    def __init__(self, threads):
+        from ._cores import _CpuMeter
+
+        self.threads = threads
+        self._meter = _CpuMeter()
+
+    @property
+    def cpus(self):
+        return self._meter.cpus
+
+    def read(self):
+        return float(self._meter.others())
+
+    def quiet_period(self, seconds):
+        """The CPUs other processes kept busy over ``seconds`` of sleep."""
+        self.read()
+        time.sleep(seconds)
+        return self.read()
+
+    def busy(self, others):
+        return self.cpus > 0 and others > max(0, self.cpus - self.threads) + BUSY_CPUS
+
+
+def _on_terminal():
+    """Whether stderr is a terminal (progress bars only there)."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced, or closed
+        return False
+
+
+class _SideStatus:
+    """One side's progress (a context manager): on a terminal with ``bar``, a
+    status line on stderr (tqdm) whose elapsed time a thread refreshes every
+    second, since a fit gives no word while it runs; otherwise one INFO log
+    line as the side starts. ``done`` adds the fit time and the load to the
+    status line."""
+
+    def __init__(self, label, bar):
+        self.label = label
+        self._bar = None
+        if bar:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=None, desc=label, file=sys.stderr, leave=True,
+                             bar_format="{desc}: {elapsed}{postfix}",
+                             dynamic_ncols=True)
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._tick, daemon=True,
+                                            name="skdigits-benchmark-status")
+            self._thread.start()
+        else:
+            logger.info("%s ...", label)
+
+    def _tick(self):
+        while not self._stop.wait(1.0):
+            self._bar.refresh()
+
+    def done(self, seconds, under_load):
+        if self._bar is not None:
+            self._bar.set_postfix_str(
+                f"fit {seconds:.2f} s{', under load' if under_load else ''}",
+                refresh=False)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._stop.set()
+            self._thread.join()
+            self._bar.close()
+        return False
+
+
 class TorchMLP:
     """A ReLU MLP in PyTorch, trained with Adam and shuffled minibatches.
 
@@ -529,13 +628,20 @@ class TorchMLP:
 
 
 def run_benchmark(X, y, X_test, y_test, *, models=("softmax", "mlp"), epochs=3,
-                  hidden=(256,), batch_size=128, seed=0, n_jobs=None):
+                  hidden=(256,), batch_size=128, seed=0, n_jobs=None,
+                  progress=False):
     """Fit skdigits and its peers on the same data, side by side.
 
     The Numba kernels are compiled (or loaded from the cache) before any
     timing. The MLP rows train the same network with Adam (learning rate
     1e-3, constant) for ``epochs`` epochs; the softmax rows compare
     ``SoftmaxRegression()`` with ``LogisticRegression()`` at their defaults.
+
+    How busy other processes keep the CPUs this process may use is measured
+    over a second before the first side, during each side and over a second
+    after the last one. A side is taken under load when, at any of these
+    times, they kept more than ``BUSY_CPUS`` CPUs busy beyond those the
+    thread budget leaves free.
 
     Parameters
     ----------
@@ -556,13 +662,23 @@ def run_benchmark(X, y, X_test, y_test, *, models=("softmax", "mlp"), epochs=3,
     n_jobs : int, default=None
         Number of skdigits' threads; scikit-learn's BLAS and PyTorch get the
         same count.
+    progress : bool, default=False
+        Show a status line per side on stderr (its elapsed time, then its fit
+        time) when stderr is a terminal. Otherwise, and without
+        ``progress``, each side logs one INFO line as it starts, to the
+        ``skdigits.benchmark`` logger.
 
     Returns
     -------
     rows : list of dict
         One per side: ``group`` ("softmax" or "mlp"), ``implementation``,
-        ``seconds``, ``epochs``, ``accuracy``; plus ``notes`` (a list of
-        str) in the first row's ``notes`` key when a side was skipped.
+        ``seconds``, ``epochs``, ``accuracy``; ``load``, the CPUs other
+        processes kept busy during the side; ``load_before`` and
+        ``load_after``, the same before the first side and after the last;
+        ``cpus``, how many CPUs were read (0: not measured);
+        ``under_load``, whether any of the three was busy; plus ``notes``
+        (a list of str) in the first row's ``notes`` key when a side was
+        skipped.
 
     See Also
     --------
@@ -580,61 +696,96 @@ def run_benchmark(X, y, X_test, y_test, *, models=("softmax", "mlp"), epochs=3,
     ['skdigits SoftmaxRegression()', 'sklearn LogisticRegression()']
     >>> lines = format_table(rows)  # doctest: +SKIP
     """
+    import importlib.util
+
     from . import MLPClassifier, SoftmaxRegression
     from ._cores import effective_n_threads
+    from ._warmup import wait_quietly
 
     budget = effective_n_threads(n_jobs)
     rows, notes = [], []
+    bar = progress and _on_terminal()
+    n_sides = (2 * ("softmax" in models) + 2 * ("mlp" in models)
+               + ("mlp" in models and importlib.util.find_spec("torch") is not None))
+    load = _Load(budget)
 
-    def row(group, implementation, seconds, n_epochs, accuracy):
+    def side(label):
+        return _SideStatus(f"benchmark {len(rows) + 1}/{n_sides}: {label}", bar)
+
+    def row(status, group, implementation, seconds, n_epochs, accuracy, during):
+        status.done(seconds, load.busy(during))
         rows.append({"group": group, "implementation": implementation,
                      "seconds": float(seconds), "epochs": int(n_epochs),
-                     "accuracy": float(accuracy)})
+                     "accuracy": float(accuracy), "load": during})
 
-    # compile (or load from the cache) outside the timings
+    def timed(model):  # fit_quietly, with the load during it (settle included)
+        load.read()
+        seconds = fit_quietly(model, X, y)
+        return seconds, load.read()
+
+    # compile (or load from the cache) outside the timings, and let the
+    # background compiles a first fit starts end before the first timing
     SoftmaxRegression(max_iter=1).fit(X[:256], y[:256])
     MLPClassifier(hidden_layer_sizes=(8,), max_iter=1).fit(X[:256], y[:256])
+    wait_quietly()
+    before = load.quiet_period(SETTLE_SECONDS)
     if "softmax" in models:
         from sklearn.linear_model import LogisticRegression
 
-        ours = SoftmaxRegression(random_state=seed, n_jobs=n_jobs)
-        sec = fit_quietly(ours, X, y)
-        row("softmax", "skdigits SoftmaxRegression()", sec, ours.n_iter_,
-            ours.score(X_test, y_test))
-        peer = LogisticRegression()
-        with equal_budget(budget):
-            sec = fit_quietly(peer, X, y)
-        row("softmax", "sklearn LogisticRegression()", sec,
-            int(np.max(peer.n_iter_)), peer.score(X_test, y_test))
+        name = "skdigits SoftmaxRegression()"
+        with side(name) as status:
+            ours = SoftmaxRegression(random_state=seed, n_jobs=n_jobs)
+            sec, during = timed(ours)
+            row(status, "softmax", name, sec, ours.n_iter_,
+                ours.score(X_test, y_test), during)
+        name = "sklearn LogisticRegression()"
+        with side(name) as status:
+            peer = LogisticRegression()
+            with equal_budget(budget):
+                sec, during = timed(peer)
+            row(status, "softmax", name, sec, int(np.max(peer.n_iter_)),
+                peer.score(X_test, y_test), during)
     if "mlp" in models:
         hidden = tuple(hidden)
-        ours = skdigits_mlp(hidden, batch_size=batch_size, learning_rate_init=1e-3,
-                            epochs=epochs, seed=seed).set_params(n_jobs=n_jobs)
-        sec = fit_quietly(ours, X, y)
-        row("mlp", "skdigits MLPClassifier", sec, ours.n_iter_,
-            ours.score(X_test, y_test))
-        peer = sklearn_mlp(hidden, batch_size=batch_size, learning_rate_init=1e-3,
-                           epochs=epochs, seed=seed)
-        with equal_budget(budget):
-            sec = fit_quietly(peer, X, y)
-        row("mlp", "sklearn MLPClassifier", sec, peer.n_iter_,
-            peer.score(X_test, y_test))
+        name = "skdigits MLPClassifier"
+        with side(name) as status:
+            ours = skdigits_mlp(hidden, batch_size=batch_size,
+                                learning_rate_init=1e-3, epochs=epochs,
+                                seed=seed).set_params(n_jobs=n_jobs)
+            sec, during = timed(ours)
+            row(status, "mlp", name, sec, ours.n_iter_,
+                ours.score(X_test, y_test), during)
+        name = "sklearn MLPClassifier"
+        with side(name) as status:
+            peer = sklearn_mlp(hidden, batch_size=batch_size, learning_rate_init=1e-3,
+                               epochs=epochs, seed=seed)
+            with equal_budget(budget):
+                sec, during = timed(peer)
+            row(status, "mlp", name, sec, peer.n_iter_, peer.score(X_test, y_test),
+                during)
         torch, why = import_torch()
         if torch is None:
             notes.append(f"PyTorch column skipped: {why}")
         else:
-            n_classes = int(np.max(y)) + 1
-            with equal_budget(budget):
-                net = TorchMLP(torch, X.shape[1], n_classes, hidden,
-                               batch_size=batch_size, seed=seed)
-                Xtr, ytr = net.tensors(X, y)
-                net.epoch(Xtr[:256], ytr[:256])  # warm-up
-                net = TorchMLP(torch, X.shape[1], n_classes, hidden,
-                               batch_size=batch_size, seed=seed)
-                sec = sum(net.epoch(Xtr, ytr) for _ in range(epochs))
-                threads = torch.get_num_threads()
-            row("mlp", f"PyTorch {torch.__version__} ({threads} threads)", sec,
-                epochs, net.accuracy(*net.tensors(X_test, y_test)))
+            with side("PyTorch") as status:
+                n_classes = int(np.max(y)) + 1
+                with equal_budget(budget):
+                    net = TorchMLP(torch, X.shape[1], n_classes, hidden,
+                                   batch_size=batch_size, seed=seed)
+                    Xtr, ytr = net.tensors(X, y)
+                    net.epoch(Xtr[:256], ytr[:256])  # warm-up
+                    net = TorchMLP(torch, X.shape[1], n_classes, hidden,
+                                   batch_size=batch_size, seed=seed)
+                    load.read()
+                    sec = sum(net.epoch(Xtr, ytr) for _ in range(epochs))
+                    during = load.read()
+                    threads = torch.get_num_threads()
+                row(status, "mlp", f"PyTorch {torch.__version__} ({threads} threads)",
+                    sec, epochs, net.accuracy(*net.tensors(X_test, y_test)), during)
+    after = load.quiet_period(SETTLE_SECONDS)
+    for r in rows:
+        r.update(load_before=before, load_after=after, cpus=load.cpus,
+                 under_load=any(map(load.busy, (before, r["load"], after))))
     if rows and notes:
         rows[0]["notes"] = notes
     return rows
@@ -645,20 +796,25 @@ def format_table(rows):
 
     The columns are the fit seconds, the epochs, the seconds per epoch, the
     test accuracy and the time ratio to skdigits' row of the same group
-    (above 1: skdigits is faster). A last line explains the time ratio.
+    (above 1: skdigits is faster). A line explains the time ratio. When the
+    rows carry the machine's load (``run_benchmark`` measures it), a last
+    line says how busy other processes kept the CPUs, and a ratio taken
+    under load (its row's or skdigits' row's ``under_load``) ends with
+    ``*``, which that line explains.
 
     Parameters
     ----------
     rows : list of dict
         The rows returned by :func:`run_benchmark`: each has the keys
         ``group`` ("softmax" or "mlp"), ``implementation``, ``seconds``,
-        ``epochs`` and ``accuracy``.
+        ``epochs`` and ``accuracy``, and may have ``load``,
+        ``load_before``, ``load_after``, ``cpus`` and ``under_load``.
 
     Returns
     -------
     lines : list of str
-        The header, a rule, one line per row (grouped, softmax first) and the
-        explanation.
+        The header, a rule, one line per row (grouped, softmax first), the
+        explanation and, with the load, the load line.
 
     See Also
     --------
@@ -681,6 +837,16 @@ def format_table(rows):
     ['1.00x', '3.00x']
     >>> lines[3].split()
     ['mlp', 'sklearn', 'MLPClassifier', '6.00', '4', '1.500', '0.9600', '3.00x']
+    >>> load = {"load_before": 0.0, "load_after": 0.1, "cpus": 2}
+    >>> rows[0].update(load, load=0.0, under_load=False)
+    >>> rows[1].update(load, load=1.6, under_load=True)
+    >>> lines = format_table(rows)
+    >>> lines[3].split()[-1]
+    '3.00x*'
+    >>> print(lines[-1])  # doctest: +NORMALIZE_WHITESPACE
+    load: other processes kept 0.00 of the 2 CPUs busy before the fits, up to
+    1.60 during them, 0.10 after; * taken under load (they used CPUs the thread
+    budget needs): the ratio says more about them than about the code
     """
     head = (f"{'model':<8} {'implementation':<34} {'fit s':>8} {'epochs':>6} "
             f"{'s/epoch':>8} {'test acc':>8} {'time ratio':>10}")
@@ -690,11 +856,30 @@ def format_table(rows):
                 and r["implementation"].startswith("skdigits")]
         for r in (r for r in rows if r["group"] == group):
             ratio = r["seconds"] / mine[0]["seconds"] if mine else float("nan")
+            marked = (bool(mine) and r is not mine[0]
+                      and (r.get("under_load") or mine[0].get("under_load")))
             lines.append(
                 f"{group:<8} {r['implementation']:<34} {r['seconds']:>8.2f} "
                 f"{r['epochs']:>6} {r['seconds'] / max(r['epochs'], 1):>8.3f} "
-                f"{r['accuracy']:>8.4f} {ratio:>9.2f}x")
+                f"{r['accuracy']:>8.4f} {ratio:>9.2f}x{'*' if marked else ''}")
     lines.append("time ratio: the implementation's fit time / skdigits' (above 1: "
                  "skdigits is faster). Compile time is excluded (warm-up fit "
                  "first). Every side had the thread budget of the machine line.")
+    if rows and "cpus" in rows[0]:
+        lines.append(_load_line(rows))
     return lines
+
+
+def _load_line(rows):
+    """The table's last line: the load before, during and after the fits."""
+    first = rows[0]
+    if not first["cpus"]:
+        return "load: not measured (no /proc/stat on this system)"
+    line = (f"load: other processes kept {first['load_before']:.2f} of the "
+            f"{first['cpus']} CPUs busy before the fits, up to "
+            f"{max(r['load'] for r in rows):.2f} during them, "
+            f"{first['load_after']:.2f} after")
+    if any(r.get("under_load") for r in rows):
+        return (line + "; * taken under load (they used CPUs the thread budget "
+                "needs): the ratio says more about them than about the code")
+    return line + ": a quiet machine"

@@ -317,11 +317,13 @@ def _cmd_benchmark(args):
     train = _load(args.dataset, "train", args)
     test = _load(args.dataset, "test", args)
     _describe(args.dataset, train, test, args)
-    print(machine_line(effective_n_threads(args.n_jobs)))
+    print(machine_line(effective_n_threads(args.n_jobs)), flush=True)
+    # a status line per side on a terminal, else one log line per side
     rows = run_benchmark(_pixels(train), train.target, _pixels(test), test.target,
                          models=args.models, epochs=args.epochs, hidden=args.hidden,
                          batch_size=args.batch_size, seed=args.seed,
-                         n_jobs=args.n_jobs)
+                         n_jobs=args.n_jobs,
+                         progress=not (args.quiet or args.verbose))
     for note in rows[0].get("notes", ()) if rows else ():
         print(note)
     print("\n".join(format_table(rows)))
@@ -717,7 +719,11 @@ def build_parser():
         description="Fit skdigits and its peers on the same data in this process "
                     "and print fit time, time per epoch, test accuracy and the "
                     "time ratio. The MLP rows train the same network with Adam "
-                    "(lr 1e-3, constant) for the same number of epochs.")
+                    "(lr 1e-3, constant) for the same number of epochs. Takes "
+                    "minutes on the full data: each side shows a status line as "
+                    "it runs. The load other processes put on the CPUs is "
+                    "measured before, during and after the fits; a ratio taken "
+                    "under load is marked with *.")
     _data_options(bench)
     bench.add_argument("--models", type=_model_list, default=list(MODELS),
                        metavar="LIST", help="softmax,mlp (default: both)")
@@ -731,7 +737,7 @@ def build_parser():
                        help="threads for every side: skdigits' n_jobs, and the "
                             "same count for scikit-learn's BLAS and PyTorch "
                             "(default: the cores this process may use; -1 all)")
-    _console_options(bench, quiet_help="no log lines, only the results")
+    _console_options(bench, quiet_help="no status or log lines, only the results")
     bench.set_defaults(func=_cmd_benchmark)
     add_search_parser(sub)
 

@@ -357,7 +357,7 @@ def test_benchmark_prints_the_side_by_side_table(capsys):
     except ImportError:
         assert "PyTorch column skipped" in out
     for row in rows:
-        ratio = float(row.split()[-1].rstrip("x"))
+        ratio = float(row.split()[-1].rstrip("x*"))  # *: taken under load
         acc = float(row.split()[-2])
         assert ratio > 0 and 0 < acc <= 1
     # skdigits' own rows have ratio 1
