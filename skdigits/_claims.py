@@ -283,6 +283,20 @@ def _stay_high(facts, key, labels):
     return hits, evidence, rank
 
 
+def verdict_counts(claims):
+    """How many ``claims`` got each verdict, as ``[(verdict, count)]`` in the
+    order of :data:`VERDICTS` on every run; the judged verdicts always, "not
+    measured" only when some are."""
+    counts = [(v, sum(c["verdict"] == v for c in claims)) for v in VERDICTS]
+    return [(v, n) for v, n in counts if n or v != NOT_MEASURED]
+
+
+def format_counts(claims):
+    """The verdict counts in words: ``"9 confirmed, 2 partly confirmed, 2 not
+    confirmed"``."""
+    return ", ".join(f"{n} {v}" for v, n in verdict_counts(claims))
+
+
 def judge(facts_by_dataset, *, sample=False):
     """The study's claims judged from the facts of each dataset run (keys
     ``"digits"`` and ``"fashion"``; either may be missing). Returns a list of

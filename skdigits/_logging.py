@@ -2,6 +2,7 @@
 prints)."""
 
 import logging
+import os
 import sys
 
 logger = logging.getLogger("skdigits")
@@ -37,22 +38,121 @@ def verbose_logger(name, verbose):
     return log
 
 
+def on_terminal(stream=None):
+    """Whether ``stream`` (default: ``sys.stderr``) shows a progress bar as
+    one line redrawn in place: a terminal, or a Jupyter kernel's output.
+    A pipe, a file or CI's log would keep every redraw."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+    return type(stream).__module__.startswith("ipykernel")
+
+
+def kept_epoch(est):
+    """The epoch whose weights ``est`` keeps (1-based, on its curves): the
+    best validation score's with early stopping, else the last."""
+    scores = getattr(est, "validation_scores_", None)
+    if scores:
+        return max(range(len(scores)), key=scores.__getitem__) + 1
+    return len(getattr(est, "loss_curve_", None) or [])
+
+
+def fit_outcome(est, planned, ran):
+    """How a fit ended, in a few words for the end of its progress bar or
+    its one line: ``ran`` of ``planned`` epochs this call; why it stopped
+    sooner (``est._stopped_by``); the epoch it keeps when not the last.
+    E.g. ``"stopped early at epoch 16, keeps epoch 5"``."""
+    last = len(getattr(est, "loss_curve_", None) or []) or ran
+    kept = kept_epoch(est) or last
+    why = getattr(est, "_stopped_by", None)
+    if why == "tol" and getattr(est, "validation_scores_", None):
+        text = f"stopped early at epoch {last}"
+    elif why == "tol":
+        text = f"stopped at epoch {last}, the training loss no longer falls"
+    elif why == "callback":
+        text = f"stopped by a callback at epoch {last}"
+    elif ran < planned:
+        text = f"stopped after {ran} of {planned} epochs"
+    else:
+        text = f"{ran} epochs"
+    if kept != last:
+        text += f", keeps epoch {kept}"
+    return text
+
+
+def terminal_width(stream=None):
+    """Columns of the terminal ``stream`` (default: ``sys.stderr``) shows:
+    its size, else ``$COLUMNS``, else 80 (a pseudo-terminal may report 0)."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+#: The bar while it runs: short enough for a bar of 10 or more characters
+#: at 80 columns with a description of up to 34 characters.
+BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+              "[{elapsed}<{remaining}{postfix}]")
+
+
 class Progress:
-    """Epoch progress bar (tqdm on stderr) when ``enabled``; a no-op otherwise."""
+    """Epoch progress bar (tqdm on stderr) when ``enabled`` and stderr is a
+    terminal (see :func:`on_terminal`); a no-op otherwise.
+
+    ``update`` shows the validation accuracy when given, else the loss;
+    ``finish`` replaces the bar by one line that says how the fit ended, so a
+    fit that stops early does not leave a bar frozen part way.
+    """
 
     def __init__(self, total, enabled, desc):
         self._bar = None
-        if enabled:
+        self.desc = desc
+        self.total = total
+        self.n = 0
+        if enabled and on_terminal():
             from tqdm.auto import tqdm
 
+            # a terminal's size in characters, as tqdm's guess may be 0 or
+            # -1 on a pseudo-terminal and then hide the bar (a notebook's bar
+            # sizes itself); the rows only matter for stacked bars
+            size = {"ncols": terminal_width(), "nrows": 24} \
+                if sys.stderr.isatty() else {}
             self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=True,
-                             file=sys.stderr)
+                             file=sys.stderr, bar_format=BAR_FORMAT, **size)
 
-    def update(self, **postfix):
+    @property
+    def shown(self):
+        """Whether a bar is drawn."""
+        return self._bar is not None
+
+    def update(self, **figures):
+        self.n += 1
         if self._bar is not None:
-            self._bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()},
-                                  refresh=False)
+            if figures.get("val_accuracy") is not None:
+                shown = f"val acc {figures['val_accuracy']:.4f}"
+            elif figures.get("loss") is not None:
+                shown = f"loss {figures['loss']:.4g}"
+            else:
+                shown = ""
+            self._bar.set_postfix_str(shown, refresh=False)
             self._bar.update(1)
+
+    def finish(self, text):
+        """End the bar with ``desc: text`` in place of the bar."""
+        if self._bar is not None:
+            self._bar.bar_format = "{desc}"
+            self._bar.set_description_str(f"{self.desc}: {text}", refresh=False)
+        self.close()
 
     def close(self):
         if self._bar is not None:

@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 import warnings
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from . import _claims
 from ._fileio import ForeignFilesError, OutputFolder
+from ._logging import Progress, fit_outcome, kept_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ REPORT_FILES = frozenset({PAGE, JSON, MARKER} | {
     f"{kind}_{figure}.png" for kind in ("digits", "fashion") for figure in FIGURES})
 #: The rows of the grid of training images fitted for the compile warm-up.
 WARM_UP_ROWS = 512
+#: The fits' names on the console, after the dataset's title: short enough
+#: for a readable progress bar at 80 columns. Claim 1's fit is announced
+#: with a line that says what it is for.
+BAR_NAMES = {"ovr": "one-vs-rest softmax", "mlp": "MLP",
+             "claim 1": "second MLP"}
 
 
 class ReportFolderError(ForeignFilesError):
@@ -122,22 +127,15 @@ def remove_stale(out_dir, previous, written):
 # ---------------------------------------------------------------- fitting
 
 
-class _ProgressBar:
-    """A tqdm bar on stderr advanced by the estimator's ``callbacks``."""
+class _Advance:
+    """The estimator's ``callbacks``: advance a :class:`Progress` each epoch,
+    showing the validation accuracy (what early stopping watches) if any."""
 
-    def __init__(self, total, desc):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=True,
-                        file=sys.stderr, dynamic_ncols=True)
+    def __init__(self, progress):
+        self.progress = progress
 
     def __call__(self, est, info):
-        shown = {k: f"{info[k]:.4g}" for k in ("loss", "val_accuracy") if k in info}
-        self.bar.set_postfix(shown, refresh=False)
-        self.bar.update(1)
-
-    def close(self):
-        self.bar.close()
+        self.progress.update(val_accuracy=info.get("val_accuracy"))
 
 
 def _planned_epochs(model, n_rows):
@@ -177,7 +175,10 @@ def interrupts_raised():
 def fit_model(model, X, y, *, progress=None):
     """``model.fit(X, y)``; returns the seconds it took.
 
-    ``progress``: a description to show a progress bar (one per fit) under.
+    ``progress``: a description to show the fit under. On a terminal, a
+    progress bar that ends saying how the fit ended; elsewhere (a pipe, a
+    log file) one INFO line at the end that says the same, e.g. ``"MNIST
+    digits, MLP: stopped early at epoch 16, keeps epoch 5 (0.29 s)"``.
     A Ctrl-C that the estimator absorbed is raised again as
     ``KeyboardInterrupt`` (see :func:`interrupts_raised`).
     ConvergenceWarning is dropped (a fixed epoch budget is the point).
@@ -186,9 +187,10 @@ def fit_model(model, X, y, *, progress=None):
 
     bar = None
     if progress:
-        bar = _ProgressBar(_planned_epochs(model, len(X)), progress)
+        planned = _planned_epochs(model, len(X))
+        bar = Progress(planned, True, progress)
         callbacks = model.callbacks
-        model.set_params(callbacks=bar)
+        model.set_params(callbacks=_Advance(bar))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -196,10 +198,19 @@ def fit_model(model, X, y, *, progress=None):
                 tic = time.perf_counter()
                 model.fit(X, y)
                 seconds = time.perf_counter() - tic
+    except BaseException:
+        if bar is not None:
+            bar.close()  # a fit that failed leaves its bar where it stopped
+        raise
     finally:
         if bar is not None:
-            bar.close()
             model.set_params(callbacks=callbacks)
+    if bar is not None:
+        text = f"{fit_outcome(model, planned, bar.n)} ({seconds:.2f} s)"
+        if bar.shown:
+            bar.finish(text)
+        else:
+            logger.info("%s: %s", progress, text)
     for w in caught:
         if not issubclass(w.category, ConvergenceWarning):
             warnings.warn(w.message, w.category, stacklevel=2)
@@ -219,13 +230,6 @@ def warm_up(model, X, y):
             clone(model).set_params(max_iter=1, verbose=0).fit(
                 X[:WARM_UP_ROWS], y[:WARM_UP_ROWS])
     return time.perf_counter() - tic
-
-
-def _kept_epoch(model):
-    scores = getattr(model, "validation_scores_", None)
-    if scores:
-        return int(np.argmax(scores)) + 1
-    return int(len(model.loss_curve_))
 
 
 def _class_cross_entropy(proba, y, n_classes):
@@ -313,7 +317,7 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, recall_score
 
     from . import MLPClassifier, SoftmaxRegression
-    from .metrics import most_confused_pairs
+    from .metrics import most_confused_pairs, per_class_loss_rankings
     from .plotting import DigitGridDisplay, PerClassLossDisplay, plot_training_curves
 
     warmed = {} if warmed is None else warmed
@@ -342,15 +346,21 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     def run(key, label, model):
         if key not in warmed:
             warmed[key] = warm_up(model, X, y)
-        desc = f"{TITLES[kind]}: {label}" if progress else None
+        desc = f"{TITLES[kind]}, {BAR_NAMES[key]}" if progress else None
         seconds = fit_model(model, X, y, progress=desc)
-        kept = _kept_epoch(model)
+        kept = kept_epoch(model)
+        # the one ranking of the classes the page gives for this model: by
+        # training loss at the epoch it keeps; its plot's bold classes and
+        # the observations both use it
+        hardest = per_class_loss_rankings(
+            np.asarray(model.loss_curve_per_class_)[:kept], class_names=names).hardest
         proba = model.predict_proba(X)
         pred = model.classes_[np.argmax(proba, axis=1)]
         per_class = _class_cross_entropy(proba, y, n_classes)
         summary = {
             "model": label, "params": _json_params(model),
             "epochs": int(model.n_iter_), "kept_epoch": kept,
+            "hardest": [str(n) for n in hardest],
             "train_accuracy": float(np.mean(pred == y)),
             "train_loss_per_class": [float(v) for v in per_class],
             "train_loss": float(np.mean(-np.log(np.clip(
@@ -375,8 +385,14 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
         multi_class="ovr", random_state=seed, verbose=verbose,
         max_iter=epochs if max_iter is not None else
         max(15, SoftmaxRegression()._resolve_max_iter(len(X)))))
-    per_class = PerClassLossDisplay.from_estimator(ovr, class_names=names, highlight=3)
-    per_class.ax_.set_title(f"{TITLES[kind]}: loss of each label's one-vs-rest model")
+    ovr_hardest = result["models"]["ovr"]["hardest"][:_claims.TOP_HARD]
+    ovr_kept = result["models"]["ovr"]["kept_epoch"]
+    per_class = PerClassLossDisplay.from_estimator(ovr, class_names=names,
+                                                   highlight=ovr_hardest)
+    per_class.ax_.set_title(
+        f"{TITLES[kind]}: loss of each label's one-vs-rest model\n"
+        f"bold: {', '.join(ovr_hardest)}, the highest at epoch {ovr_kept}, "
+        "the last, which the model keeps", fontsize="medium")
     fig["ovr_loss_per_class"] = _save(per_class.figure_,
                                       f"{prefix}_ovr_loss_per_class.png")
 
@@ -384,6 +400,7 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     mlp = run("mlp", "MLPClassifier(early_stopping=True)", MLPClassifier(
         early_stopping=True, random_state=seed, max_iter=epochs, verbose=verbose))
     kept = result["models"]["mlp"]["kept_epoch"]
+    mlp_hardest = result["models"]["mlp"]["hardest"][:_claims.TOP_HARD]
     y_pred = mlp.predict(Xt)
     preds = DigitGridDisplay.from_predictions(test.data, yt, y_pred, n_samples=100,
                                               random_state=seed, label_names=names)
@@ -400,12 +417,13 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     curves.figure.legend(handles=curves.loss.lines_ + [line],
                          loc="outside lower center", ncols=3, fontsize="small")
     fig["mlp_curves"] = _save(curves.figure, f"{prefix}_mlp_curves.png")
-    mlp_pc = PerClassLossDisplay.from_estimator(mlp, class_names=names, highlight=3,
-                                                validation="highlighted")
+    mlp_pc = PerClassLossDisplay.from_estimator(
+        mlp, class_names=names, highlight=mlp_hardest, validation="highlighted")
     _mark_kept(mlp_pc.ax_, kept)
-    mlp_pc.ax_.set_title(f"{TITLES[kind]}: MLP cross-entropy per class "
-                         f"(bold: {', '.join(mlp_pc.highlighted_)}; dashed: "
-                         "their validation)", fontsize="medium")
+    mlp_pc.ax_.set_title(
+        f"{TITLES[kind]}: MLP cross-entropy per class\n"
+        f"bold: {', '.join(mlp_hardest)}, the highest at the kept epoch {kept}; "
+        "dashed: their validation", fontsize="medium")
     fig["mlp_loss_per_class"] = _save(mlp_pc.figure_,
                                       f"{prefix}_mlp_loss_per_class.png")
 
@@ -423,10 +441,12 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     grid_labels = y[grid_rows]
     grid_proba = None
     if kind == "digits":  # the only dataset claim 1 is about
+        logger.info("%s: for claim 1, a second MLP rates the 100 grid images "
+                    "it never saw", TITLES[kind])
         held_out = MLPClassifier(**mlp.get_params())
         fit_model(held_out, np.delete(X, grid_rows, axis=0), np.delete(y, grid_rows),
-                  progress=f"{TITLES[kind]}: MLP without the grid's images "
-                  "(claim 1)" if progress else None)
+                  progress=f"{TITLES[kind]}, {BAR_NAMES['claim 1']}"
+                  if progress else None)
         grid_proba = held_out.predict_proba(X[grid_rows])
     m = result["models"]["mlp"]
     result["facts"] = {
@@ -455,11 +475,8 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     result["confused_pairs"] = [(names[int(a)], names[int(b)], int(n))
                                 for a, b, n in pairs]
     result["ovr_converged_first"] = [str(c) for c in per_class.converged_first_[:3]]
-    result["ovr_hardest"] = [str(c) for c in per_class.hardest_[:3]]
-    kept_ce = np.asarray(m["train_loss_per_class"])
-    result["mlp_hardest"] = [names[k] for k in
-                             np.argsort(-np.nan_to_num(kept_ce, nan=-1.0),
-                                        kind="stable")[:3]]
+    result["ovr_hardest"] = ovr_hardest
+    result["mlp_hardest"] = mlp_hardest
     recall = recall_score(yt, y_pred, labels=np.arange(n_classes), average=None,
                           zero_division=0)
     result["mlp_lowest_recall"] = [(names[k], float(recall[k]))
@@ -467,11 +484,12 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     obs = result["observations"]
     obs.append(
         f"One-vs-rest: the labels whose loss fell first are "
-        f"{_join(result['ovr_converged_first'])}; the hardest at the end "
-        f"(highest final loss) are {_join(result['ovr_hardest'])}.")
-    obs.append(f"MLP (kept weights): the classes with the highest training "
-               f"cross-entropy are {_join(result['mlp_hardest'])}; the lowest "
-               "test recall is "
+        f"{_join(result['ovr_converged_first'])}; the hardest, with the highest "
+        f"loss at epoch {ovr_kept}, the last, are {_join(ovr_hardest)}, bold in "
+        "its per-class plot.")
+    obs.append(f"MLP at epoch {kept}, whose weights it keeps: the classes with "
+               f"the highest training cross-entropy are {_join(mlp_hardest)}, "
+               "bold in its per-class plot; the lowest test recall is "
                + ", ".join(f"{n} ({r:.3f})" for n, r in result["mlp_lowest_recall"])
                + ".")
     if result["confused_pairs"]:
@@ -532,8 +550,8 @@ def run_context(*, seed, max_iter):
 _CAPTIONS = {
     "samples": "100 random training images with their labels.",
     "ovr_loss_per_class": "Loss of each label's one-vs-rest model against the "
-                          "epoch (the three hardest in bold); the model keeps "
-                          "the last epoch.",
+                          "epoch; in bold the three highest at the last epoch, "
+                          "which the model keeps.",
     "predictions": "100 random test images with the MLP's predictions; "
                    "mistakes in red as \"predicted (true)\".",
     "mlp_curves": "MLP loss (training: the objective; validation: the "
@@ -541,9 +559,9 @@ _CAPTIONS = {
                   "zooms on the late epochs. The dotted line marks the epoch "
                   "whose weights the model keeps.",
     "mlp_loss_per_class": "MLP cross-entropy of each class against the epoch; "
-                          "the three hardest in bold, with their validation "
-                          "cross-entropy dashed. The dotted line marks the kept "
-                          "epoch.",
+                          "in bold the three highest at the kept epoch, which "
+                          "the dotted line marks, with their validation "
+                          "cross-entropy dashed.",
     "confusion": "MLP confusion matrix on the test set.",
 }
 
@@ -631,6 +649,8 @@ def _render_claims(report):
         parts.append("<p><strong>These verdicts come from the bundled sample, a "
                      "small part of the data: a small sample can flip a "
                      "verdict.</strong></p>")
+    parts.append(f"<p>Verdicts: {esc(_claims.format_counts(report['claims']))}."
+                 "</p>")
     parts.append('<table><tr><th>claim</th><th class="text">verdict</th>'
                  '<th class="text">evidence</th></tr>')
     for c in report["claims"]:

@@ -285,10 +285,9 @@ def _cmd_report(args):
             return
         print(f"{result['title']}: {result['source']}, {result['n_train']} train / "
               f"{result['n_test']} test images")
-        for key, m in result["models"].items():
-            print(f"  {m['model']}: {m['epochs']} epochs (kept {m['kept_epoch']}) "
-                  f"in {result['timings'][key]:.2f} s, test accuracy "
-                  f"{m['test_accuracy']:.4f}")
+        for m in result["models"].values():  # within 80 columns
+            print(f"  {m['model']}: test accuracy {m['test_accuracy']:.4f} at "
+                  f"epoch {m['kept_epoch']} of {m['epochs']}")
 
     page, report = build_report(
         args.out, datasets, data_home=args.data_home, sample=args.sample,
@@ -296,11 +295,10 @@ def _cmd_report(args):
         progress=not (args.quiet or args.verbose), verbose=int(args.verbose > 0),
         embed=args.self_contained, force=args.force, on_dataset=announce,
         on_fit=fitted)
-    if not args.quiet:
-        counts = {}
-        for c in report["claims"]:
-            counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
-        print("claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    from ._claims import format_counts
+
+    # the counts in one order on every run, and with --quiet too
+    print(f"claims: {format_counts(report['claims'])}")
     n_png = sum(name.endswith(".png") for name in report["files"])
     print(f"report written: {page} ({n_png} PNG files "
           f"{'embedded in it and ' if args.self_contained else ''}beside it)")
@@ -687,7 +685,9 @@ def build_parser():
                           "--param 'hidden_layer_sizes=(128, 64)' (repeatable)")
     fit.add_argument("--max-iter", type=_positive_int, default=None, metavar="N")
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--progress", action="store_true", help="show a progress bar")
+    fit.add_argument("--progress", action="store_true",
+                     help="show a progress bar on a terminal; elsewhere one line "
+                          "when the fit ends")
     _console_options(fit, quiet_help="no log lines, only the results")
     fit.add_argument("-o", "--output", metavar="FILE", default=None,
                      help="save the fitted model here, in the skops format "

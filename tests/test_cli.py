@@ -1,6 +1,7 @@
 """The command line, end to end through main(argv)."""
 
 import os
+import re
 
 import joblib
 import numpy as np
@@ -424,6 +425,70 @@ def test_fit_summary_follows_the_model_params(tmp_path, capsys):
     assert main(["fit", "--sample", "--max-iter", "2",
                  "--param", "multi_class=ovr"]) == 0
     assert "SoftmaxRegression(multi_class='ovr')" in capsys.readouterr().out
+
+
+#: How ``fit --progress`` says a fit of the MLP with early stopping ended.
+_ENDED = re.compile(r"MLPClassifier: stopped early at epoch (\d+), keeps epoch "
+                    r"(\d+) \(\d+\.\d\d s\)")
+_FIT_EARLY = ["fit", "--sample", "--model", "mlp", "--param", "early_stopping=True",
+              "--progress"]
+
+
+def _on_a_terminal(argv, columns=80):
+    """Run ``skdigits argv`` in a subprocess whose stdout and stderr are a
+    pseudo-terminal ``columns`` wide; returns what it wrote there."""
+    pty = pytest.importorskip("pty")
+    fcntl = pytest.importorskip("fcntl")
+    termios = pytest.importorskip("termios")
+    import struct
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "skdigits.cli", *argv],
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # the terminal closed: the process ended
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    assert proc.wait(timeout=600) == 0
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def test_fit_progress_on_a_terminal_ends_where_training_stopped():
+    text = _on_a_terminal(_FIT_EARLY)
+    draws = [p.rstrip() for ln in text.split("\n") for p in ln.split("\r")
+             if p.strip()]
+    bars = [p for p in draws if "%|" in p]
+    assert bars and all(len(p) <= 80 for p in bars), bars
+    assert all(len(p.split("|")[1]) >= 10 for p in bars), bars  # a readable bar
+    # the bar's line ends saying where and why training stopped, not part way
+    screen = [ln.split("\r")[-1].rstrip() for ln in text.split("\n")]
+    ended = [m for m in map(_ENDED.fullmatch, screen) if m]
+    assert len(ended) == 1, screen
+    stopped, kept = map(int, ended[0].groups())
+    assert kept < stopped and not [ln for ln in screen if "%|" in ln]
+    assert f": {stopped} epochs in " in text
+
+
+def test_fit_progress_without_a_terminal_is_one_line(capsys):
+    assert main(_FIT_EARLY) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in err and "%|" not in err
+    ended = [m for m in map(_ENDED.fullmatch, err.splitlines()) if m]
+    assert len(ended) == 1, err
+    stopped, kept = map(int, ended[0].groups())
+    assert kept < stopped and f": {stopped} epochs in " in out
 
 
 @pytest.mark.parametrize("command", [["fit"], ["report", "--dataset", "digits"]])

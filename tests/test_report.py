@@ -6,9 +6,14 @@ and a self-contained page."""
 import base64
 import copy
 import hashlib
+import io
+import itertools
 import json
+import logging
 import math
+import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -242,6 +247,23 @@ def test_verdicts_on_the_sample_say_so(facts):
 
 
 @settings(max_examples=60, deadline=None)
+@given(data=st.data(), verdicts=st.lists(st.sampled_from(_claims.VERDICTS),
+                                          max_size=20))
+def test_verdict_counts_come_in_one_order(data, verdicts):
+    claims = [{"verdict": v} for v in verdicts]
+    counts = _claims.verdict_counts(claims)
+    names = [v for v, _ in counts]
+    # the order of VERDICTS, the judged verdicts always, "not measured" if any
+    assert names == [v for v in _claims.VERDICTS if v in names]
+    assert names[:3] == [CONFIRMED, PARTLY, NOT_CONFIRMED]
+    assert (NOT_MEASURED in names) == (NOT_MEASURED in verdicts)
+    assert dict(counts) == {v: verdicts.count(v) for v in names}
+    # whatever order the claims come in
+    shuffled = data.draw(st.permutations(claims))
+    assert _claims.format_counts(shuffled) == _claims.format_counts(claims)
+
+
+@settings(max_examples=60, deadline=None)
 @given(drops=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=30),
        scale=st.floats(0.1, 100.0), shift=st.floats(-10.0, 10.0))
 def test_fall_shape_is_the_share_of_the_fall(drops, scale, shift):
@@ -327,15 +349,100 @@ def _lines(text):
     return [ln for ln in text.split("\n") if ln.strip()]
 
 
-def test_console_is_quiet_by_default(tmp_path, capsys):
+#: One fit's line when stderr is not a terminal: what it ran and why it
+#: stopped, then its time.
+FIT_LINE = re.compile(r"(MNIST digits|Fashion-MNIST), (one-vs-rest softmax|MLP|"
+                      r"second MLP): (\d+ epochs|stopped early at epoch \d+)"
+                      r"(, keeps epoch \d+)? \(\d+\.\d\d s\)")
+
+
+def test_console_without_a_terminal_is_one_line_per_fit(tmp_path, capsys):
+    """A pipe, a log file or CI gets no progress bars (each redraw would be
+    kept): one line per fit, and the report in at most 20 lines."""
     assert _run(tmp_path / "r", dataset="both") == 0
     out, err = capsys.readouterr()
+    assert "\r" not in out + err and "%|" not in err
     lines = _lines(out) + _lines(err)
     assert len(lines) <= 20, lines
     assert not [ln for ln in lines if "Epoch" in ln]
-    bars = [ln for ln in _lines(err) if "epoch/s" in ln or "epoch]" in ln]
-    assert len(bars) == 5  # one bar per fit (claim 1's held-out MLP included)
+    fits = [ln for ln in _lines(err) if FIT_LINE.fullmatch(ln)]
+    assert len(fits) == 5, err  # claim 1's second MLP included
+    # which says what it is for, before it trains
+    why = ("MNIST digits: for claim 1, a second MLP rates the 100 grid images it "
+           "never saw")
+    assert err.index(why) < err.index("MNIST digits, second MLP: ")
     assert "claims:" in out and "report written" in out
+    # within 80 columns, but for the folder's path
+    assert all(len(ln) <= 80 for ln in lines if "report written" not in ln), lines
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal: progress bars draw on it."""
+
+    def isatty(self):
+        return True
+
+
+def _draws(text):
+    """Every state a terminal showed: each line and each redraw of it."""
+    return [p.rstrip() for ln in text.split("\n") for p in ln.split("\r")
+            if p.strip()]
+
+
+def _screen(text):
+    """The lines a terminal keeps: the last redraw of each."""
+    return [ln.split("\r")[-1].rstrip() for ln in text.split("\n")
+            if ln.split("\r")[-1].strip()]
+
+
+def test_bars_end_where_training_stopped_and_fit_80_columns(tmp_path, capsys,
+                                                            monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "r"
+    assert main(["report", "--sample", "--dataset", "digits", "--out", str(out)]) == 0
+    mlp = json.loads((out / "report.json").read_text())["datasets"][0]["models"]["mlp"]
+    assert mlp["kept_epoch"] < mlp["epochs"] < 191  # stopped early, as in the issue
+    text = terminal.getvalue()
+    draws = _draws(text)
+    assert all(len(p) <= 80 for p in draws), [p for p in draws if len(p) > 80]
+    bars = [p for p in draws if "%|" in p]
+    assert bars and all(len(p.split("|")[1]) >= 10 for p in bars), bars
+    # no bar is left part way: each ends saying how its fit ended
+    screen = _screen(text)
+    assert not [ln for ln in screen if "%|" in ln]
+    assert len([ln for ln in screen if FIT_LINE.fullmatch(ln)]) == 3
+    assert any(ln.startswith(f"MNIST digits, MLP: stopped early at epoch "
+                             f"{mlp['epochs']}, keeps epoch {mlp['kept_epoch']} (")
+               for ln in screen), screen
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_estimators_bar_only_on_a_terminal(terminal, monkeypatch):
+    from skdigits import MLPClassifier
+    from skdigits.datasets import load_mnist
+
+    X, y = load_mnist("digits", "train", sample=True, return_X_y=True)
+    stream = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setenv("COLUMNS", "80")
+    log = logging.getLogger("skdigits")
+    saved = log.handlers[:], log.level
+    try:
+        model = MLPClassifier(early_stopping=True, n_iter_no_change=2, max_iter=30,
+                              verbose=2, random_state=0).fit(X[:1000] / 255.0, y[:1000])
+    finally:
+        log.handlers[:], log.level = saved
+    text = stream.getvalue()
+    assert model.n_iter_ < 30
+    kept = int(np.argmax(model.validation_scores_)) + 1
+    end = (f"MLPClassifier: stopped early at epoch {model.n_iter_}"
+           + (f", keeps epoch {kept}" if kept != model.n_iter_ else ""))
+    if terminal:
+        assert end in _screen(text) and all(len(p) <= 80 for p in _draws(text))
+    else:  # nothing redrawn (verbose's per-epoch lines go to logging)
+        assert "\r" not in text and "%|" not in text and end not in text
 
 
 def test_quiet_is_one_line_per_fit(tmp_path, capsys):
@@ -343,9 +450,28 @@ def test_quiet_is_one_line_per_fit(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert err == ""
     lines = _lines(out)
-    assert len(lines) == 5 and lines[-1].startswith("report written")
+    assert len(lines) == 6 and lines[-1].startswith("report written")
     assert "(12 PNG files beside it)" in lines[-1]
     assert all("bundled sample" in ln and "epochs in" in ln for ln in lines[:4])
+    assert lines[4].startswith("claims: ")  # the counts stay
+
+
+def test_verdict_counts_in_one_order_quiet_or_not(tmp_path, capsys, monkeypatch):
+    real = _claims.judge
+
+    def judge(facts, **kw):  # verdicts in the reverse of VERDICTS' order
+        claims = real(facts, **kw)
+        for c, v in zip(claims, itertools.cycle(_claims.VERDICTS[::-1])):
+            c["verdict"] = v
+        return claims
+
+    monkeypatch.setattr(_claims, "judge", judge)
+    line = ("3 confirmed, 3 partly confirmed, 3 not confirmed, 4 not measured")
+    for extra in ((), ("-q",)):
+        assert _run(tmp_path / "r", *extra, max_iter="2") == 0
+        out = capsys.readouterr().out
+        assert f"claims: {line}\n" in out
+        assert f"Verdicts: {line}." in (tmp_path / "r" / "index.html").read_text()
 
 
 def test_verbose_logs_each_epoch_instead_of_bars(tmp_path, capsys):
@@ -572,6 +698,52 @@ def test_plots_mark_the_kept_epoch(tmp_path, monkeypatch, pyplot):
     # no legend inside the training-curve panels: one below them
     assert all(ax.get_legend() is None for ax in curves.axes)
     assert len(curves.legends) == 1
+
+
+def test_one_ranking_per_model_for_its_plot_and_its_text(tmp_path, monkeypatch,
+                                                         pyplot):
+    """The hardest classes are ranked once per model, at the epoch it keeps;
+    the per-class plot's bold classes and the observations use that list."""
+    import skdigits._report as rep
+
+    seen, models = {}, []
+    monkeypatch.setattr(rep, "_save", lambda fig, path: seen.setdefault(
+        os.path.basename(path), fig) and os.path.basename(path))
+    real_fit = rep.fit_model
+    monkeypatch.setattr(rep, "fit_model", lambda model, X, y, **kw: (
+        models.append(model), real_fit(model, X, y, **kw))[1])
+    result = rep.study("digits", str(tmp_path), sample=True, seed=0)
+
+    def bold(name):
+        return sorted(ln.get_label() for ln in seen[name].axes[0].get_lines()
+                      if ln.get_linewidth() > 2 and ln.get_linestyle() == "-")
+
+    # the plot's bold classes are the text's
+    assert bold("digits_mlp_loss_per_class.png") == sorted(result["mlp_hardest"])
+    mlp = result["models"]["mlp"]
+    kept = mlp["kept_epoch"]
+    assert kept < mlp["epochs"]  # early stopping kept an earlier epoch
+    at_kept = np.asarray(models[1].loss_curve_per_class_)[kept - 1]
+    hardest = [str(j) for j in np.argsort(-at_kept, kind="stable")[:3]]
+    # the ranking at the last epoch differs here: the case of the issue
+    last = np.asarray(models[1].loss_curve_per_class_)[-1]
+    assert sorted(hardest) != sorted(str(j) for j in np.argsort(-last)[:3])
+    assert mlp["hardest"][:3] == result["mlp_hardest"] == hardest
+    assert bold("digits_mlp_loss_per_class.png") == sorted(hardest)
+    title = seen["digits_mlp_loss_per_class.png"].axes[0].get_title()
+    assert f"bold: {', '.join(hardest)}, the highest at the kept epoch {kept}" in title
+    text, = [o for o in result["observations"] if o.startswith("MLP at epoch")]
+    assert text.startswith(f"MLP at epoch {kept}, whose weights it keeps") \
+        and rep._join(hardest) in text
+    # the one-vs-rest model keeps its last epoch: its plot, its text and
+    # claim 2b name the same classes
+    ovr = result["models"]["ovr"]
+    assert ovr["kept_epoch"] == ovr["epochs"]
+    assert bold("digits_ovr_loss_per_class.png") == sorted(ovr["hardest"][:3]) \
+        == sorted(result["ovr_hardest"])
+    assert f"are {rep._join(result['ovr_hardest'])}, bold" in result["observations"][0]
+    claim_2b = {c["id"]: c for c in _claims.judge({"digits": result["facts"]})}["2b"]
+    assert claim_2b["evidence"].endswith("highest: " + ", ".join(result["ovr_hardest"]))
 
 
 def test_run_context_in_json_and_page(tmp_path, capsys):

@@ -29,7 +29,7 @@ from .._kernels._batch import (
 )
 from .._kernels._losses import loss_grad
 from .._kernels._rng import shuffle
-from .._logging import Progress, verbose_logger
+from .._logging import Progress, fit_outcome, verbose_logger
 from .._sklearn_callbacks import NO_TASKS
 from ._history import Checkpoint, History
 from ._models import Accumulators, aligned, no_labels
@@ -329,3 +329,5 @@ class _Run:
             est._theta = self.best_theta  # the best validation epoch's weights
         est._export(self.model.unpack(est._theta))
         est._stopped_by = self.stopped_by
+        # the bar ends saying where and why training stopped
+        self.progress.finish(fit_outcome(est, self.n_epochs, self.progress.n))
