@@ -35,28 +35,72 @@ class CLIError(Exception):
 def _load(dataset, subset, args, fallback=False):
     """The ``subset`` Bunch of ``dataset`` for a command. With ``fallback``
     (``fit``, ``evaluate``, as ``report``), missing full files give the bundled
-    sample, and ``_where`` says so; otherwise a one-line error in the
-    command's own words."""
+    sample, and ``_where`` says so; otherwise the loader's error, which
+    ``main`` says in the command's own words (``_data_error``)."""
     from .datasets import DataNotFoundError, load_mnist
 
     try:
         return load_mnist(dataset, subset, data_home=args.data_home,
                           sample=args.sample, download_if_missing=args.download)
-    except DataNotFoundError as exc:
-        if args.download or args.data_home is not None:
-            raise  # the download's failure, or the wrong folder: its own words
-        if fallback:
+    except DataNotFoundError:
+        if fallback and not args.download and args.data_home is None:
             args.fell_back = True
             return load_mnist(dataset, subset, sample=True)
-        # the loader's message speaks Python (load_mnist's arguments): say it
-        # with this command's options
-        title = "MNIST" if dataset == "digits" else "Fashion-MNIST"
-        searched = ", ".join(exc.searched) or "no folder"
-        raise CLIError(
-            f"the {title} files were not found (searched: {searched}); pass "
-            "--data-home DIR (a folder holding them), set SKDIGITS_DATA to a "
-            "folder holding mnist/ and fashion-mnist/, add --download to fetch "
-            "them from OpenML, or use --sample for the bundled sample") from None
+        raise  # the download's failure, the wrong folder, no files
+
+
+#: The longest error line about missing data, "skdigits COMMAND: error: "
+#: included (the longest command is "benchmark").
+_MAX_LINE = 300
+_PREFIX = len("skdigits benchmark: error: ")
+
+
+def _data_error(exc):
+    """A ``DataNotFoundError`` in the command line's words: its options and
+    SKDIGITS_DATA, not load_mnist's arguments, in one line; None for a
+    reason it does not know. The loader's message speaks Python."""
+    title = {"digits": "MNIST", "fashion": "Fashion-MNIST"}.get(exc.kind, "dataset")
+    if exc.reason == "download_failed":
+        head = f"could not download the {title} files from OpenML"
+        advice = ("; without a network, pass --data-home DIR or set SKDIGITS_DATA "
+                  "(a folder holding mnist/ and fashion-mnist/), or use --sample")
+        room = _MAX_LINE - _PREFIX - len(head) - len(advice) - len(" ()")
+        return f"{head} ({_cause_words(exc.__cause__, room)}){advice}"
+    if exc.reason == "missing_data_home" and exc.searched:
+        advice = (" does not exist (or is not a folder): name the folder that "
+                  "holds mnist/ and fashion-mnist/, or the IDX files themselves")
+        room = _MAX_LINE - _PREFIX - len("--data-home ") - len(advice)
+        return f"--data-home {_cut(exc.searched[0], room)}{advice}"
+    if exc.reason == "not_found":
+        head = f"the {title} files are not in "
+        advice = ("; pass --data-home DIR or set SKDIGITS_DATA (a folder holding "
+                  "mnist/ and fashion-mnist/), add --download to fetch them from "
+                  "OpenML, or use --sample")
+        room = _MAX_LINE - _PREFIX - len(head) - len(advice)
+        return f"{head}{_cut(', '.join(exc.searched) or 'any folder', room)}{advice}"
+    return None
+
+
+def _cut(text, room):
+    return text if len(text) <= room else text[:max(room - 3, 0)] + "..."
+
+
+def _cause_words(cause, room):
+    """Why a download failed, in at most ``room`` characters: the system's
+    words ("Name or service not known", "Connection refused") rather than
+    urllib's wrapping of them."""
+    import urllib.error
+
+    if isinstance(cause, urllib.error.HTTPError):
+        text = f"HTTP error {cause.code}: {cause.reason}"
+    else:
+        if isinstance(cause, urllib.error.URLError):
+            cause = cause.reason  # an OSError, or a str
+        if isinstance(cause, OSError) and cause.strerror:
+            text = cause.strerror
+        else:
+            text = str(cause).strip() or type(cause).__name__
+    return _cut(" ".join(text.split()), room)
 
 
 def _pixels(bunch):
@@ -775,6 +819,11 @@ def build_parser():
 
 def _one_line(exc):
     """An exception as one line: its message, or its type when it has none."""
+    datasets = sys.modules.get(f"{__package__}.datasets._base")
+    if datasets is not None and isinstance(exc, datasets.DataNotFoundError):
+        words = _data_error(exc)
+        if words:
+            return words
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     text = " ".join(lines)
     if isinstance(exc, MemoryError):

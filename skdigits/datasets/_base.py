@@ -23,7 +23,8 @@ class DataNotFoundError(FileNotFoundError):
 
     A subclass of :class:`FileNotFoundError` (hence of :class:`OSError`). Its
     message lists every folder that was searched and says how to provide the
-    files.
+    files. When a download failed, the exception it raised is the
+    ``__cause__``.
 
     Parameters
     ----------
@@ -33,10 +34,26 @@ class DataNotFoundError(FileNotFoundError):
     searched : iterable of str, default=()
         The folders that were searched, in search order.
 
+    kind : {"digits", "fashion"}, default=None
+        The dataset that was not found.
+
+    reason : {"not_found", "missing_data_home", "download_failed"}, \
+            default=None
+        Why: the files are in none of the folders searched (and the
+        download was disabled), the ``data_home`` given does not exist, or
+        the download failed.
+
     Attributes
     ----------
     searched : list of str
         The folders that were searched, in search order.
+
+    kind : str or None
+        The ``kind`` parameter.
+
+    reason : str or None
+        The ``reason`` parameter, for callers that say it in their own
+        words (the ``skdigits`` command names its options).
 
     See Also
     --------
@@ -54,9 +71,11 @@ class DataNotFoundError(FileNotFoundError):
     784
     """
 
-    def __init__(self, message, searched=()):
+    def __init__(self, message, searched=(), *, kind=None, reason=None):
         super().__init__(message)
         self.searched = list(searched)
+        self.kind = kind
+        self.reason = reason
 
 
 @validate_params(

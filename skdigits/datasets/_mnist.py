@@ -5,6 +5,7 @@ import importlib.util
 import logging
 import os
 import socket
+import warnings
 from http.client import HTTPException
 from importlib import resources
 from pathlib import Path
@@ -104,17 +105,39 @@ def _fetch_openml(name, version):
 
     # pandas parses the 70,000 x 784 ARFF much faster; liac-arff needs nothing.
     parser = "pandas" if importlib.util.find_spec("pandas") else "liac-arff"
+    # scikit-learn warns before its retry; the error, if the retry fails too,
+    # says what happened, so the warning is only logged (at DEBUG)
+    caught = []
     with _socket_timeout(_DOWNLOAD_TIMEOUT):
-        return fetch_openml(
-            name,
-            version=version,
-            return_X_y=True,
-            as_frame=False,
-            parser=parser,
-            cache=False,
-            n_retries=1,
-            delay=0.0,
-        )
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                return fetch_openml(
+                    name,
+                    version=version,
+                    return_X_y=True,
+                    as_frame=False,
+                    parser=parser,
+                    cache=False,
+                    n_retries=1,
+                    delay=0.0,
+                )
+        finally:
+            _pass_on(caught)
+
+
+#: How scikit-learn's warning before a retry begins.
+_RETRY_WARNING = "A network error occurred while downloading"
+
+
+def _pass_on(caught):
+    """Warnings caught during a download: the retry notices logged, the
+    others warned again."""
+    for w in caught:
+        if str(w.message).startswith(_RETRY_WARNING):
+            logger.debug("%s", w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _download_errors():
@@ -262,6 +285,21 @@ def _not_found_message(kind, subset, report, download_note):
             "access to fetch them from OpenML.",
             "For a small offline sample, use load_mnist(..., sample=True).",
         ]
+    )
+
+
+def _download_failed_message(kind, subset, searched, target_folder, exc):
+    """The download's failure, in one sentence: where the files were looked
+    for, what failed, and how to do without a network."""
+    info = _KINDS[kind]
+    folders = ", ".join(searched) or "none"
+    return (
+        f"The {info['title']} files for subset={subset!r} are in none of the "
+        f"folders searched ({folders}) and the download from OpenML into "
+        f"{target_folder} failed ({type(exc).__name__}: {exc}); without network "
+        "access, put the four IDX files in a folder and pass it as data_home "
+        f"(or set {DATA_ENV_VAR} to a folder holding {info['folder']}/), or use "
+        "sample=True."
     )
 
 
@@ -426,7 +464,7 @@ def load_mnist(
                 f"data_home {get_data_home(data_home)} does not exist (or is not "
                 "a folder): name the folder that holds "
                 f"{info['folder']}/ or the IDX files themselves.",
-                [get_data_home(data_home)],
+                [get_data_home(data_home)], kind=kind, reason="missing_data_home",
             )
         basenames = [n for s in splits for n in (_IMAGES[s], _LABELS[s])]
         paths, found_in, origin, report, searched = _search(
@@ -440,18 +478,15 @@ def load_mnist(
                         kind, subset, report,
                         "Download disabled (download_if_missing=False).",
                     ),
-                    searched,
+                    searched, kind=kind, reason="not_found",
                 )
             try:
                 _download(kind, target_folder)
             except _download_errors() as exc:
                 raise DataNotFoundError(
-                    _not_found_message(
-                        kind, subset, report,
-                        f"Download from OpenML into {target_folder} failed: "
-                        f"{type(exc).__name__}: {exc}",
-                    ),
-                    searched,
+                    _download_failed_message(kind, subset, searched, target_folder,
+                                             exc),
+                    searched, kind=kind, reason="download_failed",
                 ) from exc
             paths = {name: target_folder / (name + ".gz") for name in basenames}
             found_in, origin = target_folder, "download from OpenML"

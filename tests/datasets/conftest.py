@@ -6,10 +6,15 @@ fails the test if called: no test reads the real user folder or touches the
 network unless it sets that up itself.
 """
 
+import socket
+
 import numpy as np
 import pytest
 
 from skdigits.datasets import _base, _mnist, write_idx
+
+#: The fetcher that downloads (``isolated_env`` replaces it).
+REAL_FETCH_OPENML = _mnist._fetch_openml
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -68,3 +73,23 @@ def make_idx_folder():
         return written
 
     return make
+
+
+@pytest.fixture
+def offline_openml(monkeypatch):
+    """scikit-learn's OpenML URLs pointed at a local port nobody listens on
+    (bound, so no other process takes it): the connection is refused at once,
+    as on a machine without network, and nothing leaves the machine."""
+    from sklearn.datasets import _openml
+
+    if not hasattr(_openml, "_SEARCH_NAME"):  # pragma: no cover - moved
+        pytest.skip("scikit-learn's OpenML URL constants moved")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    monkeypatch.setattr(_openml, "_SEARCH_NAME",
+                        f"http://127.0.0.1:{port}/api/v1/json/data/list/"
+                        "data_name/{}/limit/2")
+    monkeypatch.setattr(_mnist, "_fetch_openml", REAL_FETCH_OPENML)
+    yield port
+    sock.close()

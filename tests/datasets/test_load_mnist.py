@@ -547,11 +547,15 @@ def test_network_error_gives_clear_error_fast(tmp_path, monkeypatch, isolated_en
         load_mnist("digits", data_home=tmp_path)
     assert time.perf_counter() - start < 1.0
     message = str(info.value)
-    assert "Download from OpenML" in message and "failed" in message
+    assert "download from OpenML into" in message and "failed" in message
     assert type(error).__name__ in message
     assert str(tmp_path / "mnist") in message  # searched, and the target
     assert info.value.__cause__ is error
     assert not (tmp_path / "mnist").exists()
+    # one sentence, not a bullet list (the command line runs it together)
+    assert "\n" not in message and message.count(". ") == 0
+    assert message.endswith("or use sample=True.")
+    assert (info.value.kind, info.value.reason) == ("digits", "download_failed")
 
 
 def test_download_disabled_never_calls_fetcher(tmp_path, small_openml):
@@ -602,3 +606,37 @@ def test_fetcher_restores_socket_timeout_on_error(monkeypatch):
     with pytest.raises(TimeoutError):
         real_fetch_openml("mnist_784", 1)
     assert socket.getdefaulttimeout() == before
+
+
+# The real fetcher against a closed local port: what an offline machine gets
+
+
+def test_offline_download_is_one_sentence_without_raw_warnings(
+        tmp_path, offline_openml, recwarn, caplog):
+    # before: scikit-learn's "A network error occurred ... Retrying..." warning
+    # on the console, then a message of 14 lines
+    import warnings
+
+    warnings.simplefilter("always")
+    with caplog.at_level(logging.DEBUG, logger="skdigits.datasets"):
+        with pytest.raises(DataNotFoundError) as info:
+            load_mnist("fashion", data_home=tmp_path)
+    assert not [w for w in recwarn if "network error" in str(w.message)]
+    retried = [r for r in caplog.records if "Retrying" in r.getMessage()]
+    assert retried and all(r.levelno == logging.DEBUG for r in retried)
+    error = info.value
+    assert error.reason == "download_failed" and error.kind == "fashion"
+    assert isinstance(error.__cause__, urllib.error.URLError)
+    message = str(error)
+    assert "\n" not in message
+    assert f"into {tmp_path / 'fashion-mnist'} failed (URLError:" in message
+    assert "data_home" in message and "sample=True" in message
+
+
+def test_not_found_and_missing_data_home_say_why(tmp_path):
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist("fashion", data_home=tmp_path, download_if_missing=False)
+    assert (info.value.kind, info.value.reason) == ("fashion", "not_found")
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist(data_home=tmp_path / "nowhere")
+    assert (info.value.kind, info.value.reason) == ("digits", "missing_data_home")
