@@ -28,6 +28,37 @@ def test_setup_is_two_commands_and_ci_runs_the_test_command():
     assert test_cmd in ci_lines
 
 
+def test_readme_is_short_and_starts_with_the_set_up():
+    """Issue 21, item 1: a README for users, the install-and-run command and
+    what it produces on the first screen."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 250
+    first = "\n".join(lines[:40])
+    main_job = _setup_blocks()[0]
+    assert main_job in first
+    assert "skdigits-report/" in first and "index.html" in first
+
+
+def test_get_the_full_data_names_the_real_options():
+    """The section names --download, SKDIGITS_DATA and --data-home, and every
+    option the README names (but pytest's and Sphinx's) is one the command
+    accepts."""
+    from skdigits.cli import build_parser
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Get the full data", 1)[1].split("\n## ", 1)[0]
+    for name in ("--download", "SKDIGITS_DATA", "--data-home"):
+        assert name in section
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    known = {opt for p in [parser, *sub.choices.values()]
+             for a in p._actions for opt in a.option_strings}
+    ours = "\n".join(ln for ln in text.splitlines()
+                     if "pytest" not in ln and "sphinx" not in ln)
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", ours))
+    assert named and named <= known, named - known
+
+
 def test_main_job_runs_on_the_bundled_sample(tmp_path):
     out = subprocess.run([sys.executable, "-m", "skdigits", "report", "--sample",
                           "--max-iter", "2", "--quiet", "--out", str(tmp_path)],
