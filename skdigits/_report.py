@@ -74,8 +74,10 @@ def load_study_data(kind, *, data_home=None, sample=False, download=False):
             return train, test, (f"full dataset in {train.data_home} "
                                  f"({train.get('source', 'files')})")
         except DataNotFoundError:
-            if data_home is not None:
-                raise  # the user named a folder: do not hide that it is wrong
+            if data_home is not None or download:
+                # the user named a folder or asked for the download: do not
+                # hide that it is wrong or failed
+                raise
             logger.info("%s: full files not found, using the bundled sample", kind)
             source = "bundled sample, as the full files were not found"
     else:

@@ -417,15 +417,20 @@ def test_verbose_logs_each_epoch(digits, caplog):
     assert "loss = " in lines[0] and "accuracy = " in lines[0]
 
 
-def test_silent_by_default_and_progress_bar_on_request(digits, capsys):
+def test_silent_by_default_and_progress_bar_on_request(digits, capsys, monkeypatch):
     X_tr, _, y_tr, _ = digits
     SoftmaxRegression(max_iter=3, random_state=0).fit(X_tr, y_tr)
     out, err = capsys.readouterr()
     assert out == "" and err == ""
+    # the bar only on a terminal (a pipe would keep every redraw)
+    SoftmaxRegression(max_iter=3, verbose=2, random_state=0).fit(X_tr, y_tr)
+    assert "|" not in capsys.readouterr().err
+    monkeypatch.setattr("skdigits._logging.on_terminal", lambda stream=None: True)
     SoftmaxRegression(max_iter=3, verbose=2, random_state=0).fit(X_tr, y_tr)
     out, err = capsys.readouterr()
     assert out == ""
-    assert "epoch" in err and "3/3" in err
+    # the bar, then in its place how the fit ended
+    assert "0/3" in err and err.rstrip().endswith("SoftmaxRegression: 3 epochs")
 
 
 # ---------------------------------------------------------------- bad input

@@ -64,6 +64,18 @@ def test_offline_download_is_one_line_in_the_commands_words(command, offline_ope
     assert capsys.readouterr().err.strip().splitlines() == [line]
 
 
+def test_offline_download_fails_the_report_instead_of_falling_back(
+        offline_openml, tmp_path, capsys):
+    # before: the report said "full files not found, using the bundled
+    # sample" and exited 0, after the download the user asked for had failed
+    out = tmp_path / "report"
+    assert main(["report", "--download", "--out", str(out), "-q"]) == 1
+    line, others = _the_error_line(capsys, "report")
+    assert "could not download the MNIST files from OpenML" in line
+    assert not any("bundled sample" in ln for ln in others)
+    assert not (out / "index.html").exists()
+
+
 def test_offline_download_into_a_given_folder(offline_openml, tmp_path, capsys):
     assert main(["fit", "--download", "--data-home", str(tmp_path), "-q"]) == 1
     line, others = _the_error_line(capsys, "fit")
