@@ -1,5 +1,6 @@
 """scikit-learn's own estimator checks, run on every skdigits estimator."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdigits import MLPClassifier, SoftmaxRegression
@@ -87,5 +88,11 @@ def _expected_failed_checks(estimator):
     ],
     expected_failed_checks=_expected_failed_checks,
 )
+# the checks fit on a few rows: early stopping's split cannot be stratified
+# there, and lbfgs stops at max_iter; both warn, as they should (tested
+# elsewhere), which would only fill the summary of every run
+@pytest.mark.filterwarnings(
+    "ignore:The validation split for early stopping cannot be stratified:UserWarning")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -620,7 +620,9 @@ def test_interrupt_during_validation_keeps_curves_in_step(digits, monkeypatch):
 
 def test_quiet_model_stays_quiet_after_a_verbose_one(digits, capsys):
     X_tr, _, y_tr, _ = digits
-    SoftmaxRegression(max_iter=1, verbose=1, learning_rate="constant").fit(X_tr, y_tr)
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        SoftmaxRegression(max_iter=1, verbose=1,
+                          learning_rate="constant").fit(X_tr, y_tr)
     capsys.readouterr()
     SoftmaxRegression(max_iter=50, tol=10, n_iter_no_change=1).fit(X_tr, y_tr)
     assert capsys.readouterr().err == ""
