@@ -24,10 +24,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from . import _warmup
-from ._cores import CoreShare
 from ._engine._lbfgs import train_lbfgs
+from ._engine._predict import predict_rows
 from ._engine._schedules import SCHEDULES, make_schedule
-from ._engine._team import Team
 from ._engine._train import TrainingDivergedError, train
 from ._fitted import check_fitted_state
 from ._kernels._optim import ADAM, GRADIENT, SGD
@@ -460,14 +459,32 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
             self, model, X, y, sample_weight,
             max_subtasks=n_epochs + 1 if lbfgs else n_epochs,
             subtask_name="lbfgs-iter" if lbfgs else "epoch")
+        # the engine trains a state of its own, which _adopt copies into the
+        # fitted attributes after each epoch and at the end
         if lbfgs:
             train_lbfgs(self, model, X, y_idx, w, train_idx, n_epochs, Y,
-                        self._l2_full(float(raw_weight[train_idx].sum())), tasks=tasks)
+                        self._l2_full(float(raw_weight[train_idx].sum())), tasks=tasks,
+                        publish=self._adopt)
         else:
             train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental,
-                  Y, tasks=tasks)
+                  Y, tasks=tasks, publish=self._adopt)
         tasks.end_fit()
         return self
+
+    def _adopt(self, state):
+        """Copy the engine's training state (``_engine._state.TrainState``)
+        into the fitted attributes, with the public weights ``_export`` makes
+        of it, in one assignment: an interrupt leaves the estimator as it
+        was before or after, never in between."""
+        values, absent = state.fitted()
+        fitted = dict(self.__dict__)
+        fitted.update(values)
+        for name in absent:
+            fitted.pop(name, None)
+        shadow = object.__new__(type(self))  # _export reads the new values
+        shadow.__dict__ = fitted
+        shadow._export(state.weights)
+        self.__dict__ = fitted
 
     def _l2_full(self, total_weight):
         """The L2 coefficient ``c`` of the full-batch objective (the mean loss
@@ -620,35 +637,14 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
     # ------------------------------------------------------------------
     # prediction
     def _blocks(self, X, transform):
-        """``transform(logits)`` of every row of ``X``. The logits are
-        computed in float64 by the kernels, each row on its own, so a row's
-        result never depends on its neighbours, the thread count or the
-        dtype the model was trained in.
-
-        A row whose float64 logits are not finite (huge but finite inputs)
-        is computed again in extended precision, ``transform`` included,
-        and only then rounded to float64.
-        """
+        """``transform(logits)`` of every row of ``X``, in float64, by the
+        engine (see ``_engine._predict.predict_rows``)."""
         check_is_fitted(self)
         # a model loaded from a file, or edited by hand, must agree with
         # itself before a kernel sizes its buffers from it
         model = check_fitted_state(self)
         X = validate_predict_data(self, X)
-        if X.shape[1] != model.n_features:  # never reached: n_features_in_ checked
-            raise ValueError(f"X has {X.shape[1]} features, the model "
-                             f"{model.n_features}.")
-        rows = np.arange(X.shape[0], dtype=np.int64)
-        with CoreShare(self.n_jobs) as share, Team() as team:
-            with np.errstate(over="ignore", invalid="ignore"):
-                Z = model.logits(team, share.threads(), X, rows, self._theta)
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = np.asarray(transform(Z), dtype=np.float64)
-            bad = ~np.isfinite(Z).all(axis=1)
-            if bad.any():
-                rows = X[bad].toarray() if issparse(X) else X[bad]  # a few rows
-                exact = model.logits_exact(rows.astype(np.longdouble), self._theta)
-                out[bad] = transform(exact)
-        return out
+        return predict_rows(model, self._theta, X, transform, n_jobs=self.n_jobs)
 
     def _log_proba_rows(self, Z):
         """Log-probabilities from logits, in the dtype of ``Z``."""

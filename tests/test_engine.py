@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from skdigits import _cores
+from skdigits import MLPClassifier, SoftmaxRegression, _cores
 from skdigits._cores import CoreShare, effective_n_threads
 from skdigits._engine import _team
 from skdigits._engine._history import History
@@ -346,3 +346,68 @@ def test_team_reports_a_helpers_exception():
         out = np.zeros(2, dtype=np.int64)
         team.run(2, _kernel, out)  # still usable
         np.testing.assert_array_equal(out, [20, 21])
+
+
+# ------------------------------------------------------------- the state
+_FITS = {
+    "softmax-early-stopping": lambda cb: SoftmaxRegression(
+        max_iter=4, early_stopping=True, validation_fraction=0.2, random_state=0,
+        callbacks=cb),
+    "mlp-sgd": lambda cb: MLPClassifier(
+        (6,), solver="sgd", max_iter=3, random_state=0, callbacks=cb),
+    "lbfgs": lambda cb: MLPClassifier(
+        (6,), solver="lbfgs", max_iter=5, random_state=0, callbacks=cb),
+}
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("case", list(_FITS))
+def test_the_engine_sets_no_attribute_of_the_estimator(case, monkeypatch):
+    """Issue 20, item 8: training runs on a state of its own, which the
+    estimator copies into its fitted attributes (after each epoch, for the
+    callbacks, and at the end) in one assignment of its ``__dict__``; the
+    engine never sets an attribute of the estimator itself."""
+    from sklearn.datasets import make_classification
+
+    import skdigits._base as base
+    from skdigits._engine._state import TrainState
+
+    X, y = make_classification(120, 6, n_informative=4, n_redundant=0, n_classes=3,
+                               random_state=0)
+    training, set_while_training, states = [], [], []
+
+    def watch(real):
+        def run(est, *args, **kwargs):
+            training.append(est)
+            try:
+                states.append(real(est, *args, **kwargs))
+            finally:
+                training.pop()
+            return states[-1]
+        return run
+
+    cls = type(_FITS[case](None))
+    real_setattr = cls.__setattr__
+
+    def guarded(self, name, value):
+        if training and self is training[-1] and name != "__dict__":
+            set_while_training.append(name)
+        real_setattr(self, name, value)
+
+    monkeypatch.setattr(base, "train", watch(base.train))
+    monkeypatch.setattr(base, "train_lbfgs", watch(base.train_lbfgs))
+    monkeypatch.setattr(cls, "__setattr__", guarded)
+    seen = []  # what a callback sees: the epoch it is shown
+    est = _FITS[case](lambda est, info: seen.append(
+        (info["epoch"], est._n_epochs_total, len(est.loss_curve_))))
+    est.fit(X, y)
+    assert set_while_training == []
+    assert seen and all(e == n == length for e, n, length in seen)
+    (state,) = states
+    assert isinstance(state, TrainState)
+    # the estimator holds the state the engine returned, as it was published
+    values, absent = state.fitted()
+    for name, value in values.items():
+        assert getattr(est, name) is value, name
+    assert not any(hasattr(est, name) for name in absent)
+    assert est.n_iter_ == len(est.loss_curve_) or case == "lbfgs"

@@ -9,9 +9,9 @@ uninterrupted fit with that many epochs, bit for bit, and so does any later
 ``partial_fit`` or warm-started ``fit``.
 
 The interrupt is injected by a tracing hook at every line, call and return
-of the engine's Python code in turn (the epoch loop, the curves, the
-stopping rule, the schedules, the estimator's callback and export hooks), so
-no point of the loop is left out.
+of the engine's Python code in turn (the epoch loop, the training state, the
+curves, the stopping rule, the schedules, the estimator's callback, adopt and
+export hooks), so no point of the loop is left out.
 """
 
 import copy
@@ -25,6 +25,7 @@ from sklearn.datasets import make_classification
 import skdigits._engine._history as history_mod
 import skdigits._engine._lbfgs as lbfgs_mod
 import skdigits._engine._schedules as schedules_mod
+import skdigits._engine._state as state_mod
 import skdigits._engine._stopping as stopping_mod
 import skdigits._engine._train as train_mod
 from skdigits import MLPClassifier, SoftmaxRegression
@@ -34,9 +35,10 @@ X, y = make_classification(n_samples=60, n_features=5, n_informative=4,
                            n_redundant=0, n_classes=3, random_state=0)
 
 _FILES = {m.__file__ for m in (train_mod, lbfgs_mod, history_mod, stopping_mod,
-                               schedules_mod)}
+                               schedules_mod, state_mod)}
 _CODES = {BaseMinibatchClassifier._epoch_rates.__code__,
           BaseMinibatchClassifier._call_callbacks.__code__,
+          BaseMinibatchClassifier._adopt.__code__,
           SoftmaxRegression._export.__code__, MLPClassifier._export.__code__}
 
 #: What says where training stands; all must describe the same epoch.

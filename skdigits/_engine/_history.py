@@ -99,9 +99,9 @@ class History:
 
 
 class Checkpoint:
-    """The training state of an estimator at one moment: its weights,
-    optimizer moments and step count, the shuffle's random state, the
-    counters, the early-stopping figures and every curve.
+    """A training state (``_state.TrainState``, or an estimator) at one
+    moment: its weights, optimizer moments and step count, the shuffle's
+    random state, the counters, the early-stopping figures and every curve.
 
     Taken after each recorded epoch, it is what an interrupted fit goes back
     to, so that all of these describe the same epoch. The arrays the kernels
@@ -111,7 +111,8 @@ class Checkpoint:
     Parameters
     ----------
     estimator : object
-        The estimator whose state to keep.
+        The training state (or estimator) whose state to keep: the fitted
+        attributes' names in its ``__dict__``.
     """
 
     def __init__(self, estimator):

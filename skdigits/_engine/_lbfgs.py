@@ -33,6 +33,7 @@ from .._logging import Progress, verbose_logger
 from .._sklearn_callbacks import NO_TASKS
 from ._history import Checkpoint, History
 from ._models import Accumulators, aligned, aligned_zeros, no_labels
+from ._state import TrainState
 from ._team import Team
 from ._train import TrainingDivergedError
 
@@ -122,24 +123,29 @@ class _Objective:
         return self.last[1:]
 
 
-def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
+def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS,
+                publish=None):
     """Minimise ``est``'s full-batch objective over the rows ``rows`` from its
     current weights (``est._theta``) with at most ``max_iter`` iterations and
-    ``est.max_fun`` evaluations; sets the weights, the curves (one entry per
-    iteration) and ``n_iter_``. ``Y``: the multi-label indicator matrix, or
-    None. ``tasks``: scikit-learn's callback hooks of this fit, one subtask
-    per iteration (see ``skdigits._sklearn_callbacks``): scipy reports an
-    iteration once it is done, so each report ends one and begins the next,
-    and the one begun after the last iteration ends empty, as in
-    scikit-learn's ``LogisticRegression``."""
-    history = History(len(est.classes_), est)
+    ``est.max_fun`` evaluations; returns the ``TrainState`` it ends in (the
+    weights, the curves, one entry per iteration, and ``n_iter_``), which
+    ``publish(state)`` copies into the estimator after each iteration and at
+    the end (see ``_train.train``). ``Y``: the multi-label
+    indicator matrix, or None. ``tasks``: scikit-learn's callback hooks of
+    this fit, one subtask per iteration (see ``skdigits._sklearn_callbacks``):
+    scipy reports an iteration once it is done, so each report ends one and
+    begins the next, and the one begun after the last iteration ends empty,
+    as in scikit-learn's ``LogisticRegression``."""
+    publish = (lambda state: None) if publish is None else publish
+    state = TrainState(est)
+    history = History(len(est.classes_), state)
     log = verbose_logger(type(est).__module__, est.verbose)
     progress = Progress(max_iter, est.verbose >= 2, type(est).__name__)
     callbacks = est._callbacks()
-    dtype = est._theta.dtype
-    x0 = est._theta.astype(np.float64)
+    dtype = state._theta.dtype
+    x0 = state._theta.astype(np.float64)
     # the state after the last recorded iteration, what an interrupt keeps
-    checkpoint = [Checkpoint(est)]
+    checkpoint = [Checkpoint(state)]
     tic = [time.perf_counter()]
 
     with CoreShare(est.n_jobs) as share, Team() as team:
@@ -148,20 +154,21 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
         def record(intermediate_result):
             x = intermediate_result.x
             loss, accuracy, per_class = objective.figures(x)
-            est._theta = aligned(x.astype(dtype))
+            state._theta = aligned(x.astype(dtype))
             history.append(loss, accuracy, per_class)
-            est.n_iter_ += 1
-            est._n_epochs_total += 1
-            est._epochs_this_call += 1
-            history.export(est)
-            est.best_loss_ = min(est.best_loss_, loss)
-            est._export(model.unpack(est._theta))
-            checkpoint[0] = Checkpoint(est)  # one assignment: all or nothing
+            state.n_iter_ += 1
+            state._n_epochs_total += 1
+            state._epochs_this_call += 1
+            history.export(state)
+            state.best_loss_ = min(state.best_loss_, loss)
+            state.weights = model.unpack(state._theta)
+            checkpoint[0] = Checkpoint(state)  # one assignment: all or nothing
+            publish(state)
             elapsed = time.perf_counter() - tic[0]
             tic[0] = time.perf_counter()
             if est.verbose:
                 log.info("Iteration %d, loss = %.6g, accuracy = %.6g, %.3fs",
-                         est._n_epochs_total, loss, accuracy, elapsed)
+                         state._n_epochs_total, loss, accuracy, elapsed)
             progress.update(loss=loss, accuracy=accuracy)
             shown = {"loss": loss, "accuracy": accuracy, "lr": np.nan}
             stop = bool(callbacks) and est._call_callbacks(callbacks, shown, elapsed,
@@ -178,36 +185,38 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS):
                 options={"maxiter": max_iter, "maxfun": getattr(est, "max_fun", 15000),
                          "gtol": est.tol, "maxls": MAX_LINE_SEARCH})
         except KeyboardInterrupt:
-            checkpoint[0].restore(est)  # wherever it landed
-            if est._epochs_this_call == 0:
+            checkpoint[0].restore(state)  # wherever it landed
+            if state._epochs_this_call == 0:
                 raise
             result = None
             warnings.warn(
-                f"Training interrupted by the user after {est.n_iter_} iterations; "
+                f"Training interrupted by the user after {state.n_iter_} iterations; "
                 "the model keeps the weights of the last finished iteration.")
         finally:
             progress.close()
     tasks.abandon()
-    if result is not None and est._epochs_this_call == 0:
+    if result is not None and state._epochs_this_call == 0:
         _refuse_stuck_start(est, result, X)
-    x = est._theta if result is None else result.x
+    x = state._theta if result is None else result.x
     theta = aligned(np.asarray(x).astype(dtype))
     if not np.all(np.isfinite(theta)):
         raise TrainingDivergedError(
             f"{type(est).__name__}: L-BFGS produced non-finite weights; scale the "
             "features (e.g. pixels / 255 or StandardScaler) or use a larger alpha.")
-    est._theta = theta
-    if est._epochs_this_call == 0:  # no iteration: the curves exist all the same
-        history.export(est)
-    est._export(model.unpack(theta))
-    est._stopped_by = None
+    state._theta = theta
+    if state._epochs_this_call == 0:  # no iteration: the curves exist all the same
+        history.export(state)
+    state.weights = model.unpack(theta)
+    state._stopped_by = None
     if result is not None:
         # scikit-learn's reading of the result: n_iter_ and a ConvergenceWarning
         # when it stopped at max_iter or max_fun
         if result.status == 99 or "callback" in str(result.message).lower():
-            est._stopped_by = "callback"
-            est.n_iter_ = int(result.nit)
+            state._stopped_by = "callback"
+            state.n_iter_ = int(result.nit)
         else:
-            est.n_iter_ = _check_optimize_result("lbfgs", result, max_iter)
+            state.n_iter_ = _check_optimize_result("lbfgs", result, max_iter)
         if est._has_loss_attribute:  # sklearn's MLP: loss_ = the final objective
-            est.loss_ = float(result.fun)
+            state.loss_ = float(result.fun)
+    publish(state)
+    return state

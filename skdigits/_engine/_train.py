@@ -1,9 +1,11 @@
 """The epoch loop: Python runs it, one kernel call per epoch.
 
-``train`` runs the epochs of one ``fit`` or ``partial_fit`` call; ``_Run``
-holds what lives for that call only (the model's buffers, the threads, the
-curves, the stopping rule, the best weights), so the estimator keeps arrays
-and plain values only.
+``train`` runs the epochs of one ``fit`` or ``partial_fit`` call on a
+``TrainState`` (see ``_state``), which the estimator copies into its fitted
+attributes: the engine reads the estimator's parameters and never sets its
+attributes. ``_Run`` holds what lives for that call only (the model's
+buffers, the threads, the stopping rule, the best weights), so the estimator
+keeps arrays and plain values only.
 """
 
 import time
@@ -33,6 +35,7 @@ from .._logging import Progress, fit_outcome, verbose_logger
 from .._sklearn_callbacks import NO_TASKS
 from ._history import Checkpoint, History
 from ._models import Accumulators, aligned, no_labels
+from ._state import TrainState
 from ._stopping import NoImprovement
 from ._team import Team, interrupts_deferred
 
@@ -60,21 +63,27 @@ def evaluate(model, team, n_threads, X, y, w, rows, theta, n_classes, Y=None):
 
 
 def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None,
-          tasks=NO_TASKS):
-    """Run up to ``n_epochs`` epochs of ``est`` (its parameters and fitted
-    state: ``_theta``, ``_opt_state``, ``_opt_t``, ``_rng_state``...) on the
-    rows ``train_idx``, validating on ``val_idx`` (or None). ``Y``: the
-    multi-label indicator matrix (``y`` then indexes its rows), or None.
-    ``tasks``: scikit-learn's callback hooks of this fit, one subtask per
-    epoch (see ``skdigits._sklearn_callbacks``).
+          tasks=NO_TASKS, publish=None):
+    """Run up to ``n_epochs`` epochs of ``est`` (its parameters, and the
+    fitted state it holds: ``_theta``, ``_opt_state``, ``_opt_t``,
+    ``_rng_state``...) on the rows ``train_idx``, validating on ``val_idx``
+    (or None); returns the ``TrainState`` it ends in. ``Y``: the multi-label
+    indicator matrix (``y`` then indexes its rows), or None. ``tasks``:
+    scikit-learn's callback hooks of this fit, one subtask per epoch (see
+    ``skdigits._sklearn_callbacks``). ``publish(state)``, the estimator's,
+    copies the state into its attributes: called after each recorded epoch
+    (before the callbacks, which see that epoch's model), when training ends
+    and before an error leaves.
 
     A KeyboardInterrupt becomes a warning, as in scikit-learn's MLP, once an
-    epoch is recorded: wherever it lands, the estimator goes back to the
+    epoch is recorded: wherever it lands, the state goes back to the
     checkpoint taken after its last recorded epoch, so its weights, optimizer
     state, random state, counters and curves all describe that epoch, as the
     uninterrupted fit held them after it (so a later call continues
-    alike)."""
-    run = _Run(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y)
+    alike). The state returned has been published."""
+    state = TrainState(est)
+    run = _Run(est, model, state, X, y, w, train_idx, val_idx, n_epochs, incremental,
+               Y, publish)
     with CoreShare(est.n_jobs) as share, Team() as team:
         run.start()
         try:
@@ -91,23 +100,25 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
             run.finish()
         except KeyboardInterrupt:
             run.rollback()
-            if est._epochs_this_call == 0:
+            if state._epochs_this_call == 0:
                 raise  # nothing to keep: the estimator goes back as it was
             tasks.abandon()
             warnings.warn(
-                f"Training interrupted by the user after {est.n_iter_} epochs; "
+                f"Training interrupted by the user after {state.n_iter_} epochs; "
                 "the model keeps the weights of the last finished epoch.")
             run.finish()
         finally:
             run.close()
+    return state
 
 
 class _Run:
     """The state of one ``fit``/``partial_fit`` call."""
 
-    def __init__(self, est, model, X, y, w, train_idx, val_idx, n_epochs, incremental,
-                 Y=None):
-        self.est, self.model = est, model
+    def __init__(self, est, model, state, X, y, w, train_idx, val_idx, n_epochs,
+                 incremental, Y=None, publish=None):
+        self.est, self.model, self.state = est, model, state
+        self.publish = (lambda state: None) if publish is None else publish
         self.X, self.y, self.w = X, y, w
         self.Y = no_labels() if Y is None else Y
         self.order = np.array(train_idx, dtype=np.int64)
@@ -121,28 +132,28 @@ class _Run:
         # them unweighted instead
         self.w_val = w if not self.early or w[val_idx].sum() > 0 else np.ones_like(w)
         # the curves continue those of earlier calls (a first fit has none)
-        self.history = History(self.n_classes, est, validation=self.early)
-        best_score = getattr(est, "best_validation_score_", None)
-        best_loss = getattr(est, "best_loss_", None)
+        self.history = History(self.n_classes, state, validation=self.early)
+        best_score = getattr(state, "best_validation_score_", None)
+        best_loss = getattr(state, "best_loss_", None)
         self.stopper = NoImprovement(
             est.tol, est.n_iter_no_change, self.early,
             np.inf if best_loss is None else best_loss,
-            -np.inf if best_score is None else best_score, est._no_improvement_count)
+            -np.inf if best_score is None else best_score, state._no_improvement_count)
         self.schedule = est._schedule()
         self.l2_fixed, self.l2_per_row, self.penalty_scale = est._l2(self.batch_size)
         self.callbacks = est._callbacks()
         self.log = verbose_logger(type(est).__module__, est.verbose)
         self.progress = Progress(n_epochs, est.verbose >= 2, type(est).__name__)
         self.best_theta = None
-        if self.early and getattr(est, "validation_scores_", None):
-            self.best_theta = est._theta.copy()  # continuing an early-stopped fit
+        if self.early and getattr(state, "validation_scores_", None):
+            self.best_theta = state._theta.copy()  # continuing an early-stopped fit
         self.checkpoint = None
         self.refreshing = False
         self.stopped_by = None
         self.lowered_lr = False
 
     def start(self):
-        dtype = self.est._theta.dtype
+        dtype = self.state._theta.dtype
         self.ws = self.model.workspace(self.batch_size, dtype, sparse=issparse(self.X))
         self.acc = Accumulators.for_batches(self.batch_size, self.n_classes,
                                             self.model.n_outputs)
@@ -163,41 +174,42 @@ class _Run:
     def epoch(self, team, n_threads, epoch):
         """Train one epoch; returns its figures, or raises
         ``TrainingDivergedError`` (the weights back at the last good epoch)."""
-        est, model = self.est, self.model
+        est, model, state = self.est, self.model, self.state
         rates = est._epoch_rates(self.schedule, epoch, self.n_epochs,
                                  self.incremental)
         lr0, lr1 = rates[:2]
         lr_knee, knee = rates[2:] if len(rates) == 4 else (lr1, 1.0)
         # on cache lines, so that no line is written by two threads
-        est._theta = aligned(est._theta)
-        est._opt_state = tuple(aligned(a) for a in est._opt_state)
+        state._theta = aligned(state._theta)
+        state._opt_state = tuple(aligned(a) for a in state._opt_state)
         if est.shuffle:
             # a kernel called outside a team: Ctrl-C held back here too, so
             # that it cannot cut a first compile short (see Team)
             with interrupts_deferred():
-                shuffle(self.order, est._rng_state)
+                shuffle(self.order, state._rng_state)
         self.acc.reset()
         self.fopt[[F_LR0, F_LR1, F_LRK, F_KNEE]] = lr0, lr1, lr_knee, knee
         n_threads = min(n_threads, model.max_threads(self.batch_size))
         tic = time.perf_counter()
         t = model.run_epoch(team, n_threads, self.X, self.y, self.Y, self.w, self.order,
-                            est._theta, est._opt_state, self.ws, self.acc, self.iopt,
-                            self.fopt, est._opt_t)
+                            state._theta, state._opt_state, self.ws, self.acc,
+                            self.iopt, self.fopt, state._opt_t)
         elapsed = time.perf_counter() - tic
         sums = self.acc.totals()
-        loss = sums.mean_loss() + self.penalty(est._theta)
-        if not (np.isfinite(loss) and np.all(np.isfinite(est._theta))):
+        loss = sums.mean_loss() + self.penalty(state._theta)
+        if not (np.isfinite(loss) and np.all(np.isfinite(state._theta))):
             self.rollback(fresh_moments=True)
-            est._export(model.unpack(est._theta))
+            state.weights = model.unpack(state._theta)
+            self.publish(state)
             raise TrainingDivergedError(est._diverged_message(loss, self.X))
-        est._opt_t = t
+        state._opt_t = t
         figures = {"loss": float(loss), "accuracy": sums.accuracy(),
                    "lr": lr1, "time": elapsed,
                    "per_class": sums.per_class(model.loss, model.n_outputs)}
         if self.early:
             val_loss, val_acc, val_pc = evaluate(
                 model, team, n_threads, self.X, self.y, self.w_val, self.val_idx,
-                est._theta, self.n_classes, self.Y)
+                state._theta, self.n_classes, self.Y)
             figures.update(val_loss=val_loss, val_accuracy=val_acc,
                            val_per_class=val_pc)
         return figures
@@ -207,31 +219,32 @@ class _Run:
         plateau rule, and take the checkpoint (so callbacks, and an exception
         or interrupt in one, see a consistent model); then log, show
         progress, call the callbacks."""
-        est = self.est
+        est, state = self.est, self.state
         validation = ((f["val_accuracy"], f["val_loss"], f["val_per_class"])
                       if self.early else None)
         self.history.append(f["loss"], f["accuracy"], f["per_class"], validation)
-        est.n_iter_ += 1
-        est._n_epochs_total += 1
-        est._epochs_this_call += 1
-        est.t_ += len(self.order)
-        self.history.export(est)
+        state.n_iter_ += 1
+        state._n_epochs_total += 1
+        state._epochs_this_call += 1
+        state.t_ += len(self.order)
+        self.history.export(state)
         improved = self.stopper.update(f["loss"], f.get("val_accuracy"))
         if self.early and improved:
-            self.best_theta = est._theta.copy()
-        est._no_improvement_count = self.stopper.count
+            self.best_theta = state._theta.copy()
+        state._no_improvement_count = self.stopper.count
         # scikit-learn's convention: with early stopping the validation score
         # plays the role of best_loss_, which is None
-        est.best_loss_ = None if self.early else self.stopper.best_loss
+        state.best_loss_ = None if self.early else self.stopper.best_loss
         if self.early:
-            est.best_validation_score_ = self.stopper.best_score
-        est._export(self.model.unpack(est._theta))
+            state.best_validation_score_ = self.stopper.best_score
+        state.weights = self.model.unpack(state._theta)
         self.plateau()
         self.commit()
+        self.publish(state)
         shown = {k: f[k] for k in ("loss", "accuracy", "lr", "val_loss", "val_accuracy")
                  if k in f}
         if est.verbose:
-            self.log.info("Epoch %d, %s, %.3fs", est._n_epochs_total,
+            self.log.info("Epoch %d, %s, %.3fs", state._n_epochs_total,
                           ", ".join(f"{k} = {v:.6g}" for k, v in shown.items()),
                           f["time"])
             if self.lowered_lr:
@@ -248,8 +261,8 @@ class _Run:
         self.lowered_lr = (self.stopper.exhausted and est.learning_rate == "adaptive"
                            and est.solver == "sgd" and self.schedule.plateau())
         if self.lowered_lr:
-            est._adaptive_lr = self.schedule.lr
-            self.stopper.count = est._no_improvement_count = 0
+            self.state._adaptive_lr = self.schedule.lr
+            self.stopper.count = self.state._no_improvement_count = 0
 
     def should_stop(self, f):
         """Whether to end the call after this epoch (a callback asked, or no
@@ -259,7 +272,7 @@ class _Run:
             self.stopped_by = "callback"
             if est.verbose:
                 self.log.info("Training stopped by a callback after %d epochs.",
-                              est.n_iter_)
+                              self.state.n_iter_)
             return True
         if self.stopper.exhausted:
             if self.incremental:  # partial_fit never stops by itself
@@ -268,7 +281,7 @@ class _Run:
             if est.verbose:
                 self.log.info(
                     "Training stopped after %d epochs: %s did not improve by more "
-                    "than tol=%g for %d consecutive epochs.", est.n_iter_,
+                    "than tol=%g for %d consecutive epochs.", self.state.n_iter_,
                     "validation score" if self.early else "training loss", est.tol,
                     est.n_iter_no_change)
             return True
@@ -289,13 +302,13 @@ class _Run:
         one assignment, so that an interrupt leaves the previous one whole.
         Later checkpoints reuse the first one's arrays (a fit holding two
         while taking one needed three more copies of the parameters); while
-        one is being refreshed, the estimator itself holds the state being
-        kept, so an interrupt then keeps that (see ``rollback``)."""
+        one is being refreshed, the training state itself holds the state
+        being kept, so an interrupt then keeps that (see ``rollback``)."""
         if self.checkpoint is None:
-            self.checkpoint = (Checkpoint(self.est), self.best_theta)
+            self.checkpoint = (Checkpoint(self.state), self.best_theta)
             return
         self.refreshing = True
-        self.checkpoint[0].refresh(self.est)
+        self.checkpoint[0].refresh(self.state)
         self.checkpoint = (self.checkpoint[0], self.best_theta)
         self.refreshing = False
 
@@ -306,28 +319,29 @@ class _Run:
         divergence, so that a later call can recover)."""
         if self.checkpoint is None:
             return
-        est = self.est
-        if self.refreshing:  # the estimator holds the state being kept
+        state = self.state
+        if self.refreshing:  # the training state holds the state being kept
             self.refreshing = False
-            self.checkpoint = None  # torn: the estimator's state is the one
+            self.checkpoint = None  # torn: the training state is the one
             if fresh_moments:
-                est._opt_state = self.model.new_state(est._theta.dtype)
-                est._opt_t = 0
+                state._opt_state = self.model.new_state(state._theta.dtype)
+                state._opt_t = 0
             return
         checkpoint, self.best_theta = self.checkpoint
-        checkpoint.restore(est)
+        checkpoint.restore(state)
         if fresh_moments:
-            est._opt_state = self.model.new_state(est._theta.dtype)
-            est._opt_t = 0
+            state._opt_state = self.model.new_state(state._theta.dtype)
+            state._opt_t = 0
 
     def close(self):
         self.progress.close()
 
     def finish(self):
-        est = self.est
+        state = self.state
         if self.early and self.best_theta is not None:
-            est._theta = self.best_theta  # the best validation epoch's weights
-        est._export(self.model.unpack(est._theta))
-        est._stopped_by = self.stopped_by
+            state._theta = self.best_theta  # the best validation epoch's weights
+        state.weights = self.model.unpack(state._theta)
+        state._stopped_by = self.stopped_by
+        self.publish(state)
         # the bar ends saying where and why training stopped
-        self.progress.finish(fit_outcome(est, self.n_epochs, self.progress.n))
+        self.progress.finish(fit_outcome(state, self.n_epochs, self.progress.n))
