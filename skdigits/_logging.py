@@ -19,6 +19,24 @@ def _has_real_handler(log):
     return False
 
 
+class BarAwareHandler(logging.StreamHandler):
+    """A stream handler that writes around the progress bars on its stream:
+    a record logged while a bar is drawn (the one-time compile notice, a
+    warning) gets a line of its own, and the bar is drawn again below it,
+    instead of the record running on from the bar's line (tqdm's ``write``)."""
+
+    def emit(self, record):
+        tqdm_module = sys.modules.get("tqdm")  # no tqdm loaded: no bar drawn
+        if tqdm_module is not None and getattr(tqdm_module.tqdm, "_instances", None):
+            try:
+                tqdm_module.tqdm.write(self.format(record), file=self.stream)
+                self.flush()
+            except Exception:  # as logging does: never raise from a handler
+                self.handleError(record)
+            return
+        super().emit(record)
+
+
 def verbose_logger(name, verbose):
     """Logger ``name`` (below ``skdigits``) that shows INFO records when ``verbose``.
 
@@ -32,7 +50,7 @@ def verbose_logger(name, verbose):
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
         if not _has_real_handler(log):
-            handler = logging.StreamHandler(sys.stderr)
+            handler = BarAwareHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(message)s"))
             logger.addHandler(handler)
     return log

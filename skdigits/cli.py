@@ -867,11 +867,11 @@ def _start_logging(args):
     each shows once; the logger is restored when the command ends."""
     import logging
 
-    from ._logging import logger
+    from ._logging import BarAwareHandler, logger
 
     level = (logging.WARNING if getattr(args, "quiet", False) else
              logging.DEBUG if getattr(args, "verbose", 0) >= 2 else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BarAwareHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.setLevel(level)
     handler._skdigits_saved = (logger.level, logger.propagate)

@@ -481,6 +481,39 @@ def test_fit_progress_on_a_terminal_ends_where_training_stopped():
     assert f": {stopped} epochs in " in text
 
 
+def test_a_record_logged_under_a_bar_gets_a_line_of_its_own(monkeypatch):
+    # on a cold cache, `fit --progress` drew its bar, then the compile
+    # notice ran on from the bar's line ("...| 0/191 [00:00<?]Compiling
+    # skdigits' kernels..."), past 80 columns
+    import io
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from skdigits._logging import BarAwareHandler
+
+    stream = io.StringIO()
+    handler = BarAwareHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("skdigits.test_bar_aware")
+    monkeypatch.setattr(log, "propagate", False)
+    log.addHandler(handler)
+    try:
+        bar = tqdm(total=10, file=stream, desc="fit", mininterval=0,
+                   bar_format="{desc}: {n}/{total}")
+        bar.update(3)
+        log.warning("Compiling skdigits' kernels for this CPU, once (about 9 s)")
+        bar.update(2)
+        bar.close()
+        log.warning("after the bar")
+    finally:
+        log.removeHandler(handler)
+    lines = [ln.split("\r")[-1] for ln in stream.getvalue().split("\n")]
+    # the notice on a line of its own, the bar drawn again below it
+    assert "Compiling skdigits' kernels for this CPU, once (about 9 s)" in lines
+    assert lines[-3:] == ["fit: 5/10", "after the bar", ""]
+
+
 def test_fit_progress_without_a_terminal_is_one_line(capsys):
     assert main(_FIT_EARLY) == 0
     out, err = capsys.readouterr()
