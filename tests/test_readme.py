@@ -67,3 +67,24 @@ def test_main_job_runs_on_the_bundled_sample(tmp_path):
     assert (tmp_path / "index.html").exists()
     assert len(list(tmp_path.glob("*.png"))) == 12
     assert out.stderr == ""
+
+
+def test_a_passing_run_of_the_tests_prints_a_few_lines():
+    # issue 21, item 11: the README's test command printed about 124 lines
+    # when everything passed (a line of dots per 72 tests, the 21 expected
+    # failures' reasons, a summary of the warnings); passing tests now print
+    # nothing, expected failures their letter, and the summary one line
+    nodes = [f"tests/test_engine.py::{name}" for name in (
+        "test_constant_and_step_schedules_by_hand", "test_invscaling_schedule_by_hand",
+        "test_cosine_schedule_by_hand", "test_history_appends_and_exports_every_curve")]
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+         *nodes], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    assert re.fullmatch(r"4 passed in [\d.]+s", lines[-1]), lines
+    assert len(lines) <= 2 and "." not in "".join(lines[:-1]), lines  # [100%]
+    verbose = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider",
+         nodes[0]], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "PASSED" in verbose.stdout  # -v still names every test
