@@ -18,9 +18,16 @@ import json
 import os
 import zipfile
 
+from . import _onnx
 from ._fileio import atomic_write
 
-__all__ = ["dump", "load", "trusted_types", "ModelFileError", "UntrustedFileError"]
+__all__ = ["dump", "load", "to_onnx", "trusted_types", "ModelFileError",
+           "UntrustedFileError"]
+
+# skl2onnx.to_onnx converts skdigits' estimators (alone or in a pipeline) once
+# this module is imported: the converters are registered when skl2onnx is
+# imported, before or after this module (nothing is imported here)
+_onnx.register_when_imported()
 
 #: Name of the member holding skdigits' own metadata in a saved model.
 METADATA_MEMBER = "skdigits.json"
@@ -498,3 +505,90 @@ def _read_metadata(path):
             return dict(json.loads(archive.read(METADATA_MEMBER)))
         except (ValueError, TypeError):
             return {}
+
+
+def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=None,
+            options=None):
+    """Convert a fitted model to ONNX, to predict where Python cannot run.
+
+    Works for :class:`~skdigits.SoftmaxRegression` and
+    :class:`~skdigits.MLPClassifier`, alone or inside a scikit-learn
+    ``Pipeline`` or ``ColumnTransformer`` with scikit-learn's own
+    transformers, through skl2onnx (``pip install "skdigits[onnx]"``). Once
+    :mod:`skdigits.io` is imported, ``skl2onnx.to_onnx`` converts them too.
+
+    The graph reproduces ``predict`` and ``predict_proba``: it computes in
+    float64 as skdigits does (whatever the model's dtype), on the public
+    weights, into which an MLP's standardisation is already folded. Its
+    outputs follow skl2onnx's conventions for classifiers: ``label`` (int64
+    or string; for multi-label targets the int64 indicator matrix), then
+    ``probabilities`` (one column per class or label, in the input's float
+    type).
+
+    Parameters
+    ----------
+    estimator : object
+        A fitted skdigits estimator, or a fitted scikit-learn object holding
+        one (``Pipeline``, ``ColumnTransformer``).
+    X_sample : array-like of shape (n_samples, n_features)
+        A few rows of the input, dense: the graph's input takes their type
+        (float32 gives a float32 input and float32 probabilities, float64
+        float64 ones) and their number of features. A pandas DataFrame gives
+        one input per column, as in skl2onnx.
+    zipmap : bool or "columns", default=False
+        False: the probabilities are a tensor. True: a list of dicts, class to
+        probability (ONNX's ZipMap; float32 inputs only). ``"columns"``: one
+        output per class.
+    float64 : bool, default=True
+        Compute in float64, as skdigits' ``predict_proba`` does: the
+        probabilities agree to about 1e-15 (a float64 model) or 1e-7 (a
+        float32 model, whose weights are rounded to float32). False
+        computes in the input's type, float32 for a float32 input: faster,
+        within about 1e-6.
+    target_opset : int, default=None
+        ONNX opset of the graph; None: the latest skl2onnx supports.
+    options : dict, default=None
+        Further skl2onnx options, ``{id(step) or class: {name: value}}``
+        (for skdigits' estimators: ``nocl``, ``output_class_labels``).
+
+    Returns
+    -------
+    onnx.ModelProto
+        The graph; ``model.SerializeToString()`` gives the file's bytes.
+
+    Raises
+    ------
+    ImportError
+        If onnx or skl2onnx is not installed (the message names the extra).
+    TypeError
+        If ``X_sample`` is sparse (ONNX inputs are dense tensors), or a step
+        of the pipeline has no skl2onnx converter.
+    ValueError
+        If a skdigits estimator cannot be expressed: labels that are neither
+        integers nor strings, weights over ONNX's 2 GiB limit, or a ZipMap
+        of float64 probabilities.
+
+    See Also
+    --------
+    dump : Save a model in the skops format, to load it again in Python.
+    skl2onnx.to_onnx : The conversion this function calls.
+
+    Notes
+    -----
+    A row whose float64 logits overflow (inputs around 1e300) is computed
+    again in extended precision by skdigits; the graph gives NaN there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdigits import SoftmaxRegression
+    >>> from skdigits.io import to_onnx
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [0.9, 0.1], [0.1, 0.8]],
+    ...              dtype=np.float32)
+    >>> clf = SoftmaxRegression(random_state=0).fit(X, ["b", "a", "a", "b"])
+    >>> model = to_onnx(clf, X)
+    >>> [out.name for out in model.graph.output]
+    ['label', 'probabilities']
+    """
+    return _onnx.to_onnx(estimator, X_sample, zipmap=zipmap, float64=float64,
+                         target_opset=target_opset, options=options)

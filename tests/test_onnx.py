@@ -1,0 +1,396 @@
+"""ONNX export (issue 22): onnxruntime reproduces predict and predict_proba.
+
+The agreement tests run twice: on the bundled sample (always) and on the full
+MNIST test set (``full_data``: skipped, with the reason, when SKDIGITS_DATA
+does not hold it). Models are small and train for a few epochs: the graph's
+fidelity does not depend on how well they learnt.
+
+Tolerances (the issue's): probabilities within 1e-5 of ``predict_proba`` for
+a float32 graph input or model, within 1e-9 where the model and the graph are
+float64; labels equal ``predict`` but on rows whose top two probabilities tie
+within float32 rounding (``TIE``).
+"""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx", reason="ONNX export: pip install '.[tests]'")
+pytest.importorskip("skl2onnx", reason="ONNX export: pip install '.[tests]'")
+ort = pytest.importorskip("onnxruntime", reason="ONNX export: pip install '.[tests]'")
+
+from skdigits import MLPClassifier, SoftmaxRegression  # noqa: E402
+from skdigits.cli import main  # noqa: E402
+from skdigits.datasets import load_mnist  # noqa: E402
+from skdigits.io import dump, to_onnx  # noqa: E402
+
+TOL32, TOL64 = 1e-5, 1e-9
+#: Rows whose top two probabilities are this close may swap labels.
+TIE = 4 * float(np.finfo(np.float32).eps)
+NAMES = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                  "eight", "nine"])
+
+
+@pytest.fixture(scope="module", params=[
+    "sample", pytest.param("mnist", marks=pytest.mark.full_data)])
+def digits(request):
+    """6000 (sample: 3000) training rows and the test set (MNIST: 10,000
+    rows), pixels / 255 in float32 and float64."""
+    sample = request.param == "sample"
+    X, y = load_mnist(subset="train", sample=sample, return_X_y=True,
+                      download_if_missing=False)
+    Xt, yt = load_mnist(subset="test", sample=sample, return_X_y=True,
+                        download_if_missing=False)
+    X, y = X[:6000] / 255.0, y[:6000]
+    Xt = Xt / 255.0
+    return dict(X64=X, X32=X.astype(np.float32), y=y, Xt64=Xt,
+                Xt32=Xt.astype(np.float32), yt=yt)
+
+
+def _run(model, X):
+    sess = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: X})
+
+
+def _agreement(est, model, X):
+    """``(max |dp|, label mismatches, tied rows, mismatches off the ties)``
+    between onnxruntime and ``est`` on ``X``."""
+    labels, proba = _run(model, X)
+    P = est.predict_proba(X)
+    expected = est.predict(X)
+    assert proba.shape == P.shape and labels.shape == expected.shape
+    assert proba.dtype == (np.float64 if X.dtype == np.float64 else np.float32)
+    dp = float(np.abs(proba - P).max())
+    if expected.ndim == 2:  # multi-label: each label on its own, tie at 1/2
+        tied = np.abs(P - 0.5) <= TIE
+        wrong = labels != expected
+    else:
+        top2 = np.sort(P, axis=1)[:, -2:]
+        tied = top2[:, 1] - top2[:, 0] <= TIE
+        wrong = np.asarray(labels) != expected
+    return dp, int(wrong.sum()), int(tied.sum()), int((wrong & ~tied).sum())
+
+
+def _check(est, X, tol, **options):
+    model = to_onnx(est, X[:5], **options)
+    dp, wrong, tied, untied_wrong = _agreement(est, model, X)
+    assert dp <= tol, (dp, tol)
+    assert untied_wrong == 0, (wrong, tied)
+    return model
+
+
+def test_defaults(digits):
+    d = digits
+    mlp = MLPClassifier(max_iter=2, random_state=0).fit(d["X32"], d["y"])
+    assert mlp.input_mean_ is not None  # standardised: folded into the graph
+    model = _check(mlp, d["Xt32"], TOL32)
+    assert [o.name for o in model.graph.output] == ["label", "probabilities"]
+    # a float64 input of a float32 model: float64 arithmetic on the float32
+    # weights (rounded after folding the standardisation), far within 1e-5
+    _check(mlp, d["Xt64"], TOL32)
+    # float32 arithmetic, as skl2onnx does for scikit-learn's MLP
+    _check(mlp, d["Xt32"], TOL32, float64=False)
+    soft = SoftmaxRegression(max_iter=3, random_state=0).fit(d["X32"], d["y"])
+    _check(soft, d["Xt32"], TOL32)
+
+
+def test_deep_tanh_float64(digits):
+    d = digits
+    mlp = MLPClassifier((64, 32, 16), activation="tanh", dtype="float64",
+                        max_iter=3, random_state=0).fit(d["X64"], d["y"])
+    model = _check(mlp, d["Xt64"], TOL64)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("MatMul") == 4 and ops.count("Tanh") == 3
+
+
+@pytest.mark.parametrize("multi_class", ["multinomial", "ovr"])
+def test_softmax_regression_modes(digits, multi_class):
+    d = digits
+    soft = SoftmaxRegression(multi_class=multi_class, max_iter=3,
+                             random_state=0).fit(d["X64"], d["y"])
+    _check(soft, d["Xt64"], TOL64)
+    _check(soft, d["Xt32"], TOL32)
+
+
+def test_scaler_pca_mlp_pipeline(digits):
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    d = digits
+    pipe = make_pipeline(StandardScaler(), PCA(40, random_state=0),
+                         MLPClassifier((32,), dtype="float64", max_iter=3,
+                                       random_state=0)).fit(d["X64"], d["y"])
+    _check(pipe, d["Xt64"], TOL64)
+    _check(pipe, d["Xt32"], TOL32)  # the scaler and PCA in float32 on both sides
+
+
+def test_string_labels(digits):
+    d = digits
+    mlp = MLPClassifier((32,), max_iter=3, random_state=0).fit(d["X32"],
+                                                              NAMES[d["y"]])
+    _check(mlp, d["Xt32"], TOL32)
+    # binary, strings: one logistic output becomes two probability columns
+    odd = np.where(d["y"] % 2, "odd", "even")
+    soft = SoftmaxRegression(max_iter=3, random_state=0).fit(d["X32"], odd)
+    _check(soft, d["Xt32"], TOL32)
+    # zipmap: one {class: probability} per row
+    model = to_onnx(mlp, d["Xt32"][:1], zipmap=True)
+    labels, dicts = _run(model, d["Xt32"][:3])
+    assert list(labels) == list(mlp.predict(d["Xt32"][:3]))
+    assert sorted(dicts[0]) == sorted(NAMES)
+    seven = list(mlp.classes_).index("seven")  # classes_ sorts the names
+    assert dicts[0]["seven"] == pytest.approx(
+        mlp.predict_proba(d["Xt32"][:1])[0, seven], abs=TOL32)
+
+
+def test_multilabel(digits):
+    d = digits
+    y = d["y"]
+    Y = np.column_stack([y % 2, y >= 5, y == 0]).astype(int)
+    mlp = MLPClassifier((32,), max_iter=3, random_state=0).fit(d["X32"], Y)
+    model = _check(mlp, d["Xt32"], TOL32)
+    labels, proba = _run(model, d["Xt32"][:4])
+    assert labels.dtype == np.int64 and labels.shape == (4, 3)
+    ovr = SoftmaxRegression(multi_class="ovr", max_iter=3,
+                            random_state=0).fit(d["X64"], Y)
+    _check(ovr, d["Xt64"], TOL64)
+
+
+# ---------------------------------------------------------------- small problems
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 12))
+    y = np.argmax(X[:, :3] + 0.3 * rng.normal(size=(240, 3)), axis=1)
+    return X, y
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "logistic",
+                                        "identity"])
+def test_every_activation_float64(small, activation):
+    X, y = small
+    mlp = MLPClassifier((9, 7), activation=activation, dtype="float64",
+                        max_iter=20, learning_rate_init=0.05,
+                        random_state=0).fit(X, y)
+    _check(mlp, X * 3, TOL64)  # inputs beyond the training range
+
+
+def test_binary_mlp_and_integer_labels_of_any_kind(small):
+    X, y = small
+    for target in (y == 1, (y == 1) * 10 - 3, (y == 1).astype(np.float64) + 1.0):
+        mlp = MLPClassifier((5,), dtype="float64", max_iter=5,
+                            random_state=0).fit(X, target)
+        model = _check(mlp, X, TOL64)
+        labels, _ = _run(model, X)
+        assert labels.dtype == np.int64
+        assert np.array_equal(labels, mlp.predict(X).astype(np.int64))
+
+
+def test_column_transformer_and_dataframe(small):
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = small
+    df = pd.DataFrame({"a": X[:, 0].astype(np.float32),
+                       "b": X[:, 1].astype(np.float32),
+                       "c": np.array(["x", "y", "z"])[y]})
+    ct = ColumnTransformer([("num", StandardScaler(), ["a", "b"]),
+                            ("cat", OneHotEncoder(), ["c"])])  # sparse output
+    pipe = make_pipeline(ct, MLPClassifier((6,), max_iter=5, random_state=0))
+    pipe.fit(df, y)
+    model = to_onnx(pipe, df[:2])
+    sess = ort.InferenceSession(model.SerializeToString())
+    assert [i.name for i in sess.get_inputs()] == ["a", "b", "c"]
+    labels, proba = sess.run(None, {"a": df[["a"]].to_numpy(),
+                                    "b": df[["b"]].to_numpy(),
+                                    "c": df[["c"]].to_numpy().astype(object)})
+    assert np.abs(proba - pipe.predict_proba(df)).max() <= TOL32
+    assert np.array_equal(labels, pipe.predict(df))
+
+
+def test_skl2onnx_converts_skdigits_once_skdigits_io_is_imported():
+    """In a fresh process, in both import orders: importing skdigits.io
+    imports neither onnx nor skl2onnx, and skl2onnx.to_onnx then converts a
+    Pipeline holding a skdigits estimator."""
+    code = """
+import sys
+if sys.argv[1] == "io-first":
+    import skdigits.io
+    assert "skl2onnx" not in sys.modules and "onnx" not in sys.modules
+    import skl2onnx
+else:
+    import skl2onnx
+    import skdigits.io
+import numpy as np, onnxruntime as ort
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from skdigits import SoftmaxRegression
+rng = np.random.default_rng(0)
+X = rng.random((40, 4)).astype(np.float32)
+y = rng.integers(0, 3, 40)
+pipe = make_pipeline(StandardScaler(), SoftmaxRegression(max_iter=2)).fit(X, y)
+model = skl2onnx.to_onnx(pipe, X[:1], options={"zipmap": False})
+labels, proba = ort.InferenceSession(model.SerializeToString()).run(None, {"X": X})
+assert (labels == pipe.predict(X)).all()
+assert abs(proba - pipe.predict_proba(X)).max() < 1e-5
+print("ok")
+"""
+    for order in ("io-first", "skl2onnx-first"):
+        out = subprocess.run([sys.executable, "-c", code, order],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and out.stdout.strip() == "ok", (order, out.stderr)
+
+
+# ---------------------------------------------------------------- refusals
+
+
+@pytest.fixture(scope="module")
+def soft(small):
+    X, y = small
+    return SoftmaxRegression(max_iter=2, random_state=0).fit(X.astype(np.float32), y)
+
+
+def test_a_sparse_sample_is_refused_in_one_line(soft, small):
+    from scipy.sparse import csr_matrix
+
+    with pytest.raises(TypeError, match="dense tensor") as exc:
+        to_onnx(soft, csr_matrix(small[0]))
+    assert "\n" not in str(exc.value)
+
+
+def test_a_model_fitted_on_sparse_data_exports_for_dense_rows(small):
+    from scipy.sparse import csr_matrix
+
+    X, y = small
+    Xs = csr_matrix(np.where(np.abs(X) > 1, X, 0.0))
+    mlp = MLPClassifier((6,), dtype="float64", max_iter=5,
+                        random_state=0).fit(Xs, y)
+    _check(mlp, Xs.toarray(), TOL64)
+
+
+def test_a_step_without_converter_is_refused_in_one_line(small):
+    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.pipeline import make_pipeline
+
+    class Mine(TransformerMixin, BaseEstimator):
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            return X
+
+    X, y = small
+    pipe = make_pipeline(Mine(), SoftmaxRegression(max_iter=2)).fit(X, y)
+    with pytest.raises(TypeError, match="Mine") as exc:
+        to_onnx(pipe, X)
+    assert "\n" not in str(exc.value) and "converter" in str(exc.value)
+
+
+def test_zipmap_of_float64_probabilities_is_refused(soft, small):
+    with pytest.raises(ValueError, match="ZipMap takes float32 only"):
+        to_onnx(soft, small[0], zipmap=True)
+
+
+def test_unfitted_and_mislabelled_models_are_refused(soft, small):
+    import copy
+
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        to_onnx(MLPClassifier(), small[0])
+    odd = copy.deepcopy(soft)
+    odd.classes_ = np.array([0.5, 1.5, 2.5])
+    with pytest.raises(ValueError, match="not whole numbers"):
+        to_onnx(odd, small[0])
+    with pytest.raises(ValueError, match="takes 12 features"):
+        to_onnx(soft, small[0][:, :5])
+    edited = copy.deepcopy(soft)
+    edited.coef_ = edited.coef_ * 2  # no longer the weights it predicts with
+    with pytest.raises(ValueError, match="cannot export"):
+        to_onnx(edited, small[0])
+
+
+def test_missing_packages_name_the_extra(soft, small, monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        None if name == "skl2onnx" else real(name, *a)))
+    with pytest.raises(ImportError, match=r'skl2onnx.*pip install "skdigits\[onnx\]"'):
+        to_onnx(soft, small[0])
+    path = tmp_path / "m.skops"
+    dump(soft, path)
+    assert main(["export", str(path), str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'pip install "skdigits[onnx]"' in err[0]
+    assert not (tmp_path / "m.onnx").exists()
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_export_command_writes_a_graph_that_agrees(soft, small, tmp_path, capsys):
+    X, y = small
+    path, out = tmp_path / "m.skops", tmp_path / "m.onnx"
+    dump(soft, path)
+    assert main(["export", str(path), str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"{path} -> {out}: ")
+    assert "float64 arithmetic" in lines[0]
+    assert f"{os.path.getsize(out)} bytes" in lines[0]  # a 12 x 3 model
+    assert lines[1].split() == ["input", "X", "float", "[N,", "12]"]
+    assert lines[2].split() == ["output", "label", "int64", "[N]"]
+    assert lines[3].split() == ["output", "probabilities", "float", "[N,", "3]"]
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx", "m.skops"]  # no temp file left
+    import onnx
+
+    dp, wrong, tied, untied = _agreement(soft, onnx.load(str(out)),
+                                         X.astype(np.float32))
+    assert dp <= TOL32 and untied == 0
+    # float64 input: float64 probabilities
+    assert main(["export", str(path), str(out), "--input-dtype", "float64"]) == 0
+    assert "double [N, 3]" in capsys.readouterr().out
+    dp, *_ = _agreement(soft, onnx.load(str(out)), X)
+    assert dp <= TOL32  # a float32 model
+
+
+def test_export_command_keeps_the_safety_rules(soft, tmp_path, capsys):
+    import joblib
+
+    pkl, out = tmp_path / "m.joblib", tmp_path / "m.onnx"
+    joblib.dump(soft, pkl)
+    assert main(["export", str(pkl), str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--trust-pickle" in err[0] and not out.exists()
+    assert main(["export", str(pkl), str(out), "--trust-pickle"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(pkl), str(tmp_path)]) == 1
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["export", str(pkl), str(pkl), "--trust-pickle"]) == 1
+    assert "the model file itself" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["export", str(pkl), str(out), "--zipmap", "--input-dtype", "float64"])
+    assert exc.value.code == 2
+
+
+def test_export_help_exits_0(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "--help"])
+    assert exc.value.code == 0
+    assert "--trust-pickle" in capsys.readouterr().out
+
+
+def test_no_warning_on_export(soft, small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_onnx(soft, small[0].astype(np.float32))
