@@ -1,8 +1,9 @@
 """The ``skdigits`` command line (the one module that writes to stdout).
 
 Sub-commands: ``report`` (the whole study: PNGs and an HTML page), ``fit``
-(train one estimator, optionally save it), ``evaluate`` (score a saved model)
-and ``benchmark`` (speed against scikit-learn and, where installed, PyTorch).
+(train one estimator, optionally save it), ``evaluate`` (score a saved model),
+``export`` (a saved model as ONNX) and ``benchmark`` (speed against
+scikit-learn and, where installed, PyTorch).
 
 Exit codes: 0 success, 1 a runtime problem (data not found, training failed,
 unreadable file), 2 bad arguments (argparse's convention), 130 interrupted
@@ -286,6 +287,65 @@ def _cmd_evaluate(args):
     pairs = most_confused_pairs(data.target, y_pred, labels=labels, k=args.top)
     print("most confused (true -> predicted: count): " + (", ".join(
         f"{names[int(a)]} -> {names[int(b)]}: {n}" for a, b, n in pairs) or "none"))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- export
+
+
+def _size_words(n_bytes):
+    for unit, size in (("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.1f} {unit}"
+    return f"{n_bytes} bytes"
+
+
+def _cmd_export(args):
+    # the output is checked before the model is read and converted
+    if os.path.isdir(args.output):
+        raise CLIError(f"the output {args.output} is a folder; name a file, e.g. "
+                       f"{os.path.join(args.output, 'model.onnx')}")
+    _check_output_file(args.output)
+    if os.path.exists(args.output) and os.path.exists(args.model_file) and \
+            os.path.samefile(args.output, args.model_file):
+        raise CLIError(f"the output {args.output} is the model file itself; name "
+                       "another file, e.g. model.onnx")
+    from ._onnx import MissingExtraError, _require, describe
+    from .io import to_onnx
+
+    try:  # before the model is read
+        _require()
+    except MissingExtraError as exc:
+        raise CLIError(str(exc)) from None
+    model, _ = _read_model(args.model_file, args.trust_pickle)
+    n_features = getattr(model, "n_features_in_", None)
+    if n_features is None:
+        raise CLIError(f"{args.model_file} holds a {type(model).__name__} that does "
+                       "not say how many features it takes (no n_features_in_)")
+    if getattr(model, "feature_names_in_", None) is not None:
+        raise CLIError(
+            f"{args.model_file} was fitted on a DataFrame with named columns; export "
+            "it from Python with skdigits.io.to_onnx(model, X_sample), X_sample a "
+            "DataFrame of a few rows (one graph input per column)")
+    sample = np.zeros((1, int(n_features)), dtype=args.input_dtype)
+    onnx_model = to_onnx(model, sample, zipmap=args.zipmap,
+                         float64=args.precision == "float64", target_opset=args.opset)
+    data = onnx_model.SerializeToString()
+    from ._fileio import atomic_write
+
+    with atomic_write(args.output) as fh:
+        fh.write(data)
+    opset = next((op.version for op in onnx_model.opset_import if op.domain in
+                  ("", "ai.onnx")), "?")
+    # a float64 input is computed in float64 whatever --precision says
+    arithmetic = "float64" if "float64" in (args.precision, args.input_dtype) \
+        else "float32"
+    print(f"{args.model_file} -> {args.output}: {_size_words(len(data))}, ONNX "
+          f"opset {opset}, {arithmetic} arithmetic")
+    rows = describe(onnx_model)
+    width = max(len(name) for _, name, _ in rows)
+    for kind, name, words in rows:
+        print(f"  {kind:6} {name:{width}}  {words}")
     return EXIT_OK
 
 
@@ -758,6 +818,38 @@ def build_parser():
     _console_options(ev, quiet_help="no log lines, only the results")
     ev.set_defaults(func=_cmd_evaluate)
 
+    exp = sub.add_parser(
+        "export", help="convert a saved model to ONNX, to predict without Python",
+        description="Load a model saved by `skdigits fit -o` as `evaluate` does "
+                    "(a skops file, loaded without running code from it; pickle "
+                    "and joblib files only with --trust-pickle) and write it as "
+                    "an ONNX graph that reproduces predict and predict_proba, "
+                    "atomically. Prints the graph's inputs, outputs and size. "
+                    "Needs onnx and skl2onnx: pip install \"skdigits[onnx]\".")
+    exp.add_argument("model_file", metavar="MODEL", help="skops file")
+    exp.add_argument("output", metavar="OUTPUT", help="ONNX file to write "
+                                                      "(e.g. model.onnx)")
+    exp.add_argument("--trust-pickle", action="store_true",
+                     help="load a pickle/joblib file: this runs code from the "
+                          "file, so only for files you trust")
+    exp.add_argument("--input-dtype", choices=["float32", "float64"],
+                     default="float32",
+                     help="type of the graph's input and probabilities "
+                          "(default: float32)")
+    exp.add_argument("--precision", choices=["float64", "float32"],
+                     default="float64",
+                     help="arithmetic inside the graph: float64 as skdigits' "
+                          "predict (default), or float32 (with a float32 input), "
+                          "faster and within about 1e-6")
+    exp.add_argument("--zipmap", action="store_true",
+                     help="probabilities as a list of {class: probability} "
+                          "(ONNX's ZipMap, float32 input only) instead of a "
+                          "tensor")
+    exp.add_argument("--opset", type=_positive_int, default=None, metavar="N",
+                     help="ONNX opset (default: the latest skl2onnx supports)")
+    _console_options(exp, quiet_help="no log lines, only the results")
+    exp.set_defaults(func=_cmd_export)
+
     bench = sub.add_parser(
         "benchmark", help="speed table against scikit-learn (and PyTorch)",
         description="Fit skdigits and its peers on the same data in this process "
@@ -842,6 +934,9 @@ def main(argv=None):
         # an explicit path is never ignored
         parser.error("--sample and --data-home exclude each other: the bundled "
                      "sample needs no data folder")
+    if getattr(args, "zipmap", False) and getattr(args, "input_dtype", "") == "float64":
+        parser.error("--zipmap needs float32 probabilities (ONNX's ZipMap takes no "
+                     "float64): drop --zipmap or --input-dtype float64")
     handler = _start_logging(args)
     try:
         return args.func(args)
