@@ -42,6 +42,9 @@ logger = logging.getLogger("skdigits")
 PROTOBUF_LIMIT = 2**31 - 1
 #: Room left below the limit for everything but the weights.
 _MARGIN = 1 << 20
+#: Oldest opset the graphs are written for (ONNX 1.4: Greater and Max of
+#: doubles; onnxruntime runs them from 8, not 7).
+MIN_OPSET = 9
 
 _EXTRA = 'pip install "skdigits[onnx]"'
 
@@ -446,6 +449,13 @@ def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=Non
 
     onnx, skl2onnx = _require()
     register()
+    if target_opset is not None:
+        latest = skl2onnx.get_latest_tested_opset_version()
+        if not MIN_OPSET <= target_opset <= latest:
+            raise ValueError(
+                f"target_opset={target_opset} is out of range: the graphs need "
+                f"opset {MIN_OPSET} or later, and skl2onnx {skl2onnx.__version__} "
+                f"writes opsets up to {latest}")
     X = _check_sample(X_sample)
     MLPClassifier, SoftmaxRegression = _classifiers()
     ours = [obj for obj in objects_within(estimator)

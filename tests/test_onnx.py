@@ -320,6 +320,17 @@ def test_unfitted_and_mislabelled_models_are_refused(soft, small):
         to_onnx(edited, small[0])
 
 
+def test_target_opset(soft, small):
+    from skdigits._onnx import MIN_OPSET
+
+    X = small[0].astype(np.float32)
+    model = _check(soft, X, TOL32, target_opset=MIN_OPSET)
+    assert [op.version for op in model.opset_import if op.domain == ""] == [MIN_OPSET]
+    for opset in (MIN_OPSET - 1, 99):
+        with pytest.raises(ValueError, match=f"target_opset={opset} is out of range"):
+            to_onnx(soft, X, target_opset=opset)
+
+
 def test_missing_packages_name_the_extra(soft, small, monkeypatch, capsys, tmp_path):
     import importlib.util
 
