@@ -11,6 +11,9 @@ Pickle and joblib files run code from the file when they are loaded, so
 :func:`load` refuses them unless ``allow_pickle=True`` says that the file
 comes from a source you trust (``skdigits evaluate --trust-pickle`` on the
 command line).
+
+:func:`to_onnx` converts a fitted model to ONNX, to predict where Python does
+not run (``skdigits export`` on the command line).
 """
 
 import io
