@@ -20,23 +20,19 @@ The outputs follow skl2onnx's conventions for classifiers (a label, then the
 probabilities, which ``zipmap`` may turn into a list of dicts) and the
 probabilities take the input's float type.
 
-Nothing here imports onnx or skl2onnx at import time: :mod:`skdigits.io`
-imports this module to register the converters the moment skl2onnx is
-imported (see :func:`register_when_imported`), so that importing
+Nothing here imports onnx, skl2onnx (or NumPy) at import time:
+:mod:`skdigits.io` imports this module to register the converters the moment
+skl2onnx is imported (see :func:`register_when_imported`), so that importing
 :mod:`skdigits.io` costs nothing where skl2onnx is never used.
 """
 
-import importlib.abc
 import importlib.util
-import logging
 import sys
 
-import numpy as np
+from ._logging import logger
 
 __all__ = ["MissingExtraError", "describe", "register", "register_when_imported",
            "to_onnx"]
-
-logger = logging.getLogger("skdigits")
 
 #: Largest ONNX file: protobuf refuses to serialise a message over 2 GiB.
 PROTOBUF_LIMIT = 2**31 - 1
@@ -94,6 +90,7 @@ class _Spec:
     loss it was fitted with)."""
 
     def __init__(self, est):
+        import numpy as np
         from sklearn.utils.validation import check_is_fitted
 
         from ._fitted import InconsistentModelError, check_fitted_state
@@ -129,6 +126,8 @@ class _Spec:
         self.label_type = _label_type(self.classes, self.name, self.kind)
 
     def weight_bytes(self, float64):
+        import numpy as np
+
         # float32 weights are stored as they are, even in a float64 graph
         size = 8 if float64 and self.dtype == np.float64 else 4
         return sum((W.size + b.size) * size for W, b in self.layers)
@@ -137,6 +136,8 @@ class _Spec:
 def _label_type(classes, name, kind):
     """``"int64"`` or ``"string"``: the type of the label output (skl2onnx's
     rule: integers, booleans and whole floats become int64)."""
+    import numpy as np
+
     if kind == "multilabel" or classes.dtype.kind in "iub":
         return "int64"
     if classes.dtype.kind == "f":
@@ -155,6 +156,8 @@ def _label_type(classes, name, kind):
 
 
 def _class_values(classes, label_type):
+    import numpy as np
+
     if label_type == "int64":
         return np.asarray(classes).astype(np.int64)
     return np.array([str(c) for c in classes], dtype=object)
@@ -222,6 +225,7 @@ def _shape(operator):
 
 def _convert(scope, operator, container):
     """Add the nodes of one fitted skdigits estimator."""
+    import numpy as np
     from onnx import TensorProto, numpy_helper
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
@@ -309,6 +313,8 @@ def _convert(scope, operator, container):
 
 def _activation(node, const, activation, H, fdtype):
     """A hidden layer's activation, as the kernels compute it."""
+    import numpy as np
+
     from ._kernels._mlp import LEAKY_SLOPE
 
     if activation == "relu":
@@ -349,6 +355,8 @@ class _RegisteringLoader:
         self._loader = loader
 
     def __getattr__(self, attr):
+        if attr == "_loader":  # not set yet (a copy): no endless recursion
+            raise AttributeError(attr)
         return getattr(self._loader, attr)
 
     def create_module(self, spec):
@@ -359,10 +367,12 @@ class _RegisteringLoader:
         _register_quietly()
 
 
-class _RegisterOnImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: when skl2onnx is about to be imported, it hands
-    back the spec the other finders give, its loader wrapped so that the
-    converters are registered once skl2onnx has loaded. Removes itself on
+class _RegisterOnImport:
+    """A meta path finder that finds nothing itself: when skl2onnx is about
+    to be imported, it hands back the spec the other finders give, its loader
+    wrapped so that the converters are registered once skl2onnx has loaded
+    (``importlib.abc.MetaPathFinder``'s protocol, without importing that
+    module and the 9 ms of ``importlib.resources`` it brings). Removes itself on
     first use."""
 
     def find_spec(self, fullname, path=None, target=None):
@@ -419,6 +429,7 @@ def _final_step(estimator):
 
 
 def _check_sample(X_sample):
+    import numpy as np
     from scipy.sparse import issparse
 
     if issparse(X_sample):
