@@ -194,6 +194,22 @@ def test_binary_mlp_and_integer_labels_of_any_kind(small):
         assert np.array_equal(labels, mlp.predict(X).astype(np.int64))
 
 
+def test_skl2onnx_classifier_options(small):
+    """``nocl``: the label is the class's index; ``output_class_labels``: a
+    third output lists the classes; ``zipmap="columns"``: one output each."""
+    X, y = small
+    X = X.astype(np.float32)
+    clf = SoftmaxRegression(max_iter=2, random_state=0).fit(X, np.array(
+        ["cat", "cow", "dog"])[y])
+    index = np.searchsorted(clf.classes_, clf.predict(X))
+    labels, _ = _run(to_onnx(clf, X, options={id(clf): {"nocl": True}}), X)
+    assert labels.dtype == np.int64 and np.array_equal(labels, index)
+    outs = _run(to_onnx(clf, X, options={id(clf): {"output_class_labels": True}}), X)
+    assert list(outs[2]) == ["cat", "cow", "dog"]
+    labels, *columns = _run(to_onnx(clf, X, zipmap="columns"), X)
+    assert np.abs(np.column_stack(columns) - clf.predict_proba(X)).max() <= TOL32
+
+
 def test_column_transformer_and_dataframe(small):
     pd = pytest.importorskip("pandas")
     from sklearn.compose import ColumnTransformer
