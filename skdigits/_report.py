@@ -78,7 +78,8 @@ def load_study_data(kind, *, data_home=None, sample=False, download=False):
                 # the user named a folder or asked for the download: do not
                 # hide that it is wrong or failed
                 raise
-            logger.info("%s: full files not found, using the bundled sample", kind)
+            logger.info("%s: full files not found, using the sample (--download gets "
+                        "them)", TITLES[kind])
             source = "bundled sample, as the full files were not found"
     else:
         source = "bundled sample"

@@ -76,6 +76,25 @@ def test_offline_download_fails_the_report_instead_of_falling_back(
     assert not (out / "index.html").exists()
 
 
+@pytest.mark.parametrize("kind, title", [("digits", "MNIST digits"),
+                                         ("fashion", "Fashion-MNIST")])
+def test_the_report_says_how_to_get_the_full_files(kind, title, tmp_path, monkeypatch,
+                                                   caplog):
+    # before: "digits: full files not found, using the bundled sample": the
+    # dataset by its CLI name, and no word on how to get the files
+    from skdigits._report import load_study_data
+
+    monkeypatch.delenv("SKDIGITS_DATA", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    with caplog.at_level("INFO", logger="skdigits"):
+        train, _, source = load_study_data(kind)
+    assert len(train.data) == 3000 and source.startswith("bundled sample")
+    (line,) = [r.getMessage() for r in caplog.records if "not found" in r.getMessage()]
+    assert line == (f"{title}: full files not found, using the sample (--download "
+                    "gets them)")
+    assert len(line) <= 80
+
+
 def test_offline_download_into_a_given_folder(offline_openml, tmp_path, capsys):
     assert main(["fit", "--download", "--data-home", str(tmp_path), "-q"]) == 1
     line, others = _the_error_line(capsys, "fit")
