@@ -363,26 +363,36 @@ class _RegisteringLoader:
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        _remove_hook()
         self._loader.exec_module(module)
         _register_quietly()
 
 
 class _RegisterOnImport:
     """A meta path finder that finds nothing itself: when skl2onnx is about
-    to be imported, it hands back the spec the other finders give, its loader
-    wrapped so that the converters are registered once skl2onnx has loaded
-    (``importlib.abc.MetaPathFinder``'s protocol, without importing that
-    module and the 9 ms of ``importlib.resources`` it brings). Removes itself on
-    first use."""
+    to be imported, it hands back the spec the finders after it give, its
+    loader wrapped so that the converters are registered once skl2onnx has
+    loaded (``importlib.abc.MetaPathFinder``'s protocol, without importing
+    that module and the 9 ms of ``importlib.resources`` it brings). It stays
+    in place until skl2onnx is loaded: a look for skl2onnx
+    (``importlib.util.find_spec``) that imports nothing leaves it armed."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "skl2onnx":
             return None
-        _remove_hook()
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _RegisteringLoader(spec.loader)
-        return spec
+        # ask the other finders directly (importlib.util.find_spec would
+        # come back here)
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            if isinstance(finder, _RegisterOnImport) or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and not isinstance(
+                        spec.loader, _RegisteringLoader):
+                    spec.loader = _RegisteringLoader(spec.loader)
+                return spec
+        return None
 
 
 def _remove_hook():

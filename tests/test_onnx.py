@@ -237,12 +237,17 @@ def test_column_transformer_and_dataframe(small):
 def test_skl2onnx_converts_skdigits_once_skdigits_io_is_imported():
     """In a fresh process, in both import orders: importing skdigits.io
     imports neither onnx nor skl2onnx, and skl2onnx.to_onnx then converts a
-    Pipeline holding a skdigits estimator."""
+    Pipeline holding a skdigits estimator. A look for skl2onnx before it is
+    imported (``importlib.util.find_spec``, as a library checking for an
+    optional package does) does not stop the registration."""
     code = """
+import importlib.util
 import sys
 if sys.argv[1] == "io-first":
     import skdigits.io
     assert "skl2onnx" not in sys.modules and "onnx" not in sys.modules
+    assert importlib.util.find_spec("skl2onnx") is not None
+    assert importlib.util.find_spec("skl2onnx") is not None
     import skl2onnx
 else:
     import skl2onnx
