@@ -11,8 +11,9 @@ The graph reproduces ``predict`` and ``predict_proba``:
   model are stored in float32 and cast to double once (ONNX Runtime folds
   that cast when it loads the graph);
 - the probabilities follow ``_log_proba_rows``: softmax, a binary model's
-  ``(sigmoid(-z), sigmoid(z))``, one-vs-rest's sigmoids divided by their sum,
-  a multi-label model's sigmoid of each label; the label is the class of the
+  ``(sigmoid(-z), sigmoid(z))``, one-vs-rest's sigmoids divided by their sum
+  (a softmax of their logarithms, finite on any finite logits), a
+  multi-label model's sigmoid of each label; the label is the class of the
   largest probability, or for multi-label targets the indicator matrix of
   the positive logits (``predict``'s ``Z > 0``).
 
@@ -283,10 +284,16 @@ def _convert(scope, operator, container):
         P = node("Concat", [node("Sigmoid", [node("Neg", [Z])]),
                             node("Sigmoid", [Z])], axis=1)
     elif spec.kind == "ovr":
-        S = node("Sigmoid", [Z])
-        total = node("MatMul", [S, const("ones", np.ones((len(spec.classes), 1)),
-                                         fdtype)])
-        P = node("Div", [S, total])
+        # the sigmoids divided by their sum, as predict_proba computes them:
+        # in logs, log sigmoid(z) = min(z, 0) - log(1 + exp(-|z|)), then a
+        # softmax (sigmoid / sum of sigmoids would give 0 / 0 on a row whose
+        # logits all lie below -745, -104 in float32)
+        log_1p = node("Log", [node("Add", [
+            const("one", np.ones(1, fdtype)),
+            node("Exp", [node("Neg", [node("Abs", [Z])])])])])
+        log_s = node("Sub", [node("Min", [Z, const("zero", np.zeros(1, fdtype))]),
+                             log_1p])
+        P = node("Softmax", [log_s], axis=1)
     else:  # multi-label
         P = node("Sigmoid", [Z])
     proba_out, label_out = operator.outputs[1].full_name, operator.outputs[0].full_name

@@ -18,6 +18,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("onnx", reason="ONNX export: pip install '.[tests]'")
 pytest.importorskip("skl2onnx", reason="ONNX export: pip install '.[tests]'")
@@ -270,6 +272,44 @@ print("ok")
         out = subprocess.run([sys.executable, "-c", code, order],
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0 and out.stdout.strip() == "ok", (order, out.stderr)
+
+
+@pytest.fixture(scope="module")
+def kinds(small):
+    """One fitted model of each output kind, float64, on ``small``."""
+    X, y = small
+    Y = np.column_stack([y == 0, y == 1, X[:, 5] > 0]).astype(int)
+    soft = dict(max_iter=5, random_state=0)
+    return {
+        "multinomial": SoftmaxRegression(**soft).fit(X, y),
+        "ovr": SoftmaxRegression(multi_class="ovr", **soft).fit(X, y),
+        "binary": SoftmaxRegression(**soft).fit(X, y == 1),
+        "multi-label": SoftmaxRegression(multi_class="ovr", **soft).fit(X, Y),
+        "mlp": MLPClassifier((7,), dtype="float64", **soft).fit(X, y),
+    }
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["multinomial", "ovr", "binary", "multi-label", "mlp"]),
+       exponent=st.integers(-30, 150), row=st.integers(0, 239))
+def test_far_away_inputs_give_predicts_probabilities(kinds, small, kind, exponent,
+                                                     row):
+    """Rows scaled by up to 1e150: the float64 graph agrees with
+    predict_proba (one-vs-rest's normalised sigmoids too, whose logits all
+    lie far below zero on such rows), and the float32 graph's probabilities
+    stay finite and sum to 1 where its arithmetic does not overflow."""
+    est = kinds[kind]
+    X = small[0][row:row + 8] * 10.0 ** exponent
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dp, wrong, tied, untied_wrong = _agreement(est, to_onnx(est, X), X)
+    assert dp <= TOL64 and untied_wrong == 0, (dp, wrong, tied)
+    if exponent <= 30:  # float32 rows and weights hold the logits
+        X32 = X.astype(np.float32)
+        _, proba = _run(to_onnx(est, X32, float64=False), X32)
+        assert np.isfinite(proba).all()
+        if kind != "multi-label":
+            assert np.abs(proba.sum(axis=1) - 1).max() <= TOL32
 
 
 # ---------------------------------------------------------------- refusals
