@@ -51,6 +51,7 @@ OPTIONS = {
     "zipmap": [True, False, "columns"],
     "nocl": [False, True],
     "output_class_labels": [False, True],
+    "raw_scores": [False, True],
     "float64": [True, False],
 }
 
@@ -232,7 +233,8 @@ def _convert(scope, operator, container):
 
     est = operator.raw_operator
     spec = _Spec(est)
-    options = container.get_options(est, dict(float64=True, nocl=False))
+    options = container.get_options(est, dict(float64=True, nocl=False,
+                                              raw_scores=False))
     double_in = _input_is_double(operator)
     double = bool(options["float64"]) or double_in
     ftype = TensorProto.DOUBLE if double else TensorProto.FLOAT
@@ -297,11 +299,17 @@ def _convert(scope, operator, container):
     else:  # multi-label
         P = node("Sigmoid", [Z])
     proba_out, label_out = operator.outputs[1].full_name, operator.outputs[0].full_name
+    scores = P
+    if options["raw_scores"]:  # decision_function, as skl2onnx's classifiers
+        # give it (the converters of CalibratedClassifierCV, OneVsRestClassifier
+        # and BaggingClassifier ask for it): two columns (-z, z) for two classes
+        scores = node("Concat", [node("Neg", [Z]), Z], axis=1) \
+            if spec.kind == "binary" else Z
     if out_type == ftype:
-        container.add_node("Identity", [P], proba_out,
+        container.add_node("Identity", [scores], proba_out,
                            name=scope.get_unique_operator_name("Identity"))
     else:
-        container.add_node("Cast", [P], proba_out, to=out_type,
+        container.add_node("Cast", [scores], proba_out, to=out_type,
                            name=scope.get_unique_operator_name("Cast"))
     if spec.kind == "multilabel":  # predict: Z > 0, per label
         positive = node("Greater", [Z, const("zero", np.zeros(1, fdtype))])

@@ -552,7 +552,9 @@ def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=Non
         ONNX opset of the graph; None: the latest skl2onnx supports.
     options : dict, default=None
         Further skl2onnx options, ``{id(step) or class: {name: value}}``
-        (for skdigits' estimators: ``nocl``, ``output_class_labels``).
+        (for skdigits' estimators: ``nocl``, ``output_class_labels``, and
+        ``raw_scores``, which outputs ``decision_function`` in place of the
+        probabilities).
 
     Returns
     -------

@@ -212,6 +212,31 @@ def test_skl2onnx_classifier_options(small):
     assert np.abs(np.column_stack(columns) - clf.predict_proba(X)).max() <= TOL32
 
 
+def test_raw_scores_and_calibrated_classifier(small):
+    """``raw_scores``: the second output is ``decision_function`` (for two
+    classes ``(-z, z)``, as skl2onnx's linear classifiers give it); the
+    converter of ``CalibratedClassifierCV`` asks for it, and the calibrated
+    probabilities then agree (with ``method="sigmoid"``: skl2onnx's isotonic
+    calibration is up to 0.07 off scikit-learn's for its own
+    LogisticRegression too)."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    X, y = small
+    for target in (y, y == 1):
+        clf = SoftmaxRegression(multi_class="ovr", max_iter=3,
+                                random_state=0).fit(X, target)
+        _, scores = _run(to_onnx(clf, X, options={id(clf): {"raw_scores": True}}),
+                         X)
+        z = clf.decision_function(X)
+        expected = np.column_stack([-z, z]) if z.ndim == 1 else z
+        assert np.abs(scores - expected).max() <= TOL64 * np.abs(z).max()
+        cal = CalibratedClassifierCV(clf, cv=2).fit(X, target)
+        X32 = X.astype(np.float32)
+        labels, proba = _run(to_onnx(cal, X32), X32)
+        assert np.abs(proba - cal.predict_proba(X32)).max() <= TOL32
+        assert np.array_equal(labels, cal.predict(X32))
+
+
 def test_column_transformer_and_dataframe(small):
     pd = pytest.importorskip("pandas")
     from sklearn.compose import ColumnTransformer
