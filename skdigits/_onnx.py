@@ -140,11 +140,23 @@ def _label_type(classes, name, kind):
     rule: integers, booleans and whole floats become int64)."""
     import numpy as np
 
-    if kind == "multilabel" or classes.dtype.kind in "iub":
+    if kind == "multilabel" or classes.dtype.kind in "ib":
         return "int64"
+    if classes.dtype.kind == "u":
+        if int(classes.max()) < 2**63:
+            return "int64"
+        raise ValueError(
+            f"cannot export this {name}: its classes_ reach {int(classes.max())}, "
+            "beyond the largest int64 (2**63 - 1), and an ONNX label is an int64 "
+            "or a string: train it on smaller integers or on strings")
     if classes.dtype.kind == "f":
         if np.all(np.isfinite(classes)) and np.all(classes == np.round(classes)):
-            return "int64"
+            if np.all((classes >= -2.0**63) & (classes < 2.0**63)):
+                return "int64"
+            raise ValueError(
+                f"cannot export this {name}: its classes_ {classes.tolist()[:6]} "
+                "are whole numbers beyond the int64 range, and an ONNX label is "
+                "an int64 or a string: train it on smaller integers or on strings")
         raise ValueError(
             f"cannot export this {name}: its classes_ {classes.tolist()[:6]} are "
             "floats that are not whole numbers, and an ONNX label is an int64 or a "

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("onnx", reason="ONNX export: pip install '.[tests]'")
@@ -194,6 +194,56 @@ def test_binary_mlp_and_integer_labels_of_any_kind(small):
         labels, _ = _run(model, X)
         assert labels.dtype == np.int64
         assert np.array_equal(labels, mlp.predict(X).astype(np.int64))
+
+
+_LABELS = st.one_of(
+    st.tuples(st.sampled_from(["int8", "int64", "uint8", "uint64"]),
+              st.lists(st.integers(0, 2**64 - 1), min_size=2, max_size=4)),
+    st.tuples(st.just("float64"),  # scikit-learn takes whole floats to 2**63
+              st.lists(st.integers(-2**62, 2**62), min_size=2, max_size=4)),
+    st.tuples(st.just("str"),
+              st.lists(st.text(min_size=1, max_size=3), min_size=2, max_size=4)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(drawn=_LABELS)
+@example(drawn=("uint64", [2**63, 2**63 + 5]))
+@example(drawn=("uint64", [3, 2**64 - 1]))
+@example(drawn=("int64", [-2**63, 2**63 - 1]))
+@example(drawn=("float64", [-2**62, 2**53 + 2]))
+def test_labels_of_any_type_export_exactly_or_are_refused(small, drawn):
+    """Integer, whole-float and string labels come out of the graph as
+    ``predict`` gives them (int64 or string); labels an int64 cannot hold
+    (from 2**63 on, below -2**63) are refused in one line, never wrapped
+    around."""
+    X, _ = small
+    dtype, raw = drawn
+    if dtype == "str":
+        labels = np.array(raw)
+    elif dtype == "float64":
+        labels = np.array([float(v) for v in raw])
+    else:  # the drawn integers, wrapped into the dtype
+        info = np.iinfo(dtype)
+        span = int(info.max) + 1 - int(info.min)
+        labels = np.array([v % span + int(info.min) for v in raw], dtype=dtype)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        return
+    y = classes[np.arange(len(X)) % len(classes)]
+    clf = SoftmaxRegression(max_iter=1, random_state=0).fit(X, y)
+    exact = dtype == "str" or all(-2**63 <= int(c) < 2**63 for c in classes.tolist())
+    if not exact:
+        with pytest.raises(ValueError, match="cannot export") as exc:
+            to_onnx(clf, X)
+        assert "\n" not in str(exc.value)
+        return
+    labels, _ = _run(to_onnx(clf, X), X)
+    expected = clf.predict(X)
+    if dtype == "str":
+        assert list(labels) == list(expected)
+    else:
+        assert labels.dtype == np.int64
+        assert [int(v) for v in labels] == [int(v) for v in expected.tolist()]
 
 
 def test_skl2onnx_classifier_options(small):
@@ -397,6 +447,9 @@ def test_unfitted_and_mislabelled_models_are_refused(soft, small):
     odd = copy.deepcopy(soft)
     odd.classes_ = np.array([0.5, 1.5, 2.5])
     with pytest.raises(ValueError, match="not whole numbers"):
+        to_onnx(odd, small[0])
+    odd.classes_ = np.array([0.0, 1.0, 2.0**64])  # fit refuses such labels
+    with pytest.raises(ValueError, match="beyond the int64 range"):
         to_onnx(odd, small[0])
     with pytest.raises(ValueError, match="takes 12 features"):
         to_onnx(soft, small[0][:, :5])
