@@ -188,13 +188,14 @@ def _input_is_double(operator):
 
 def _parse(scope, model, inputs, custom_parsers=None):
     """skl2onnx's classifier parser, with a clear refusal of a ZipMap over
-    double probabilities (ONNX's ZipMap takes float32 only)."""
+    double probabilities (ONNX's ZipMap takes float32 only; ``"columns"``
+    needs none)."""
     from skl2onnx._parse import _parse_sklearn_classifier
     from skl2onnx.common.data_types import DoubleTensorType
 
     options = scope.get_options(model, dict(zipmap=True))
-    if options.get("zipmap") is not False and isinstance(inputs[0].type,
-                                                         DoubleTensorType):
+    if options.get("zipmap") is True and isinstance(inputs[0].type,
+                                                    DoubleTensorType):
         raise ValueError(
             f"cannot export this {type(model).__name__} with zipmap: its input is "
             "float64, so are its probabilities, and ONNX's ZipMap takes float32 "

@@ -541,7 +541,7 @@ def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=Non
     zipmap : bool or "columns", default=False
         False: the probabilities are a tensor. True: a list of dicts, class to
         probability (ONNX's ZipMap; float32 inputs only). ``"columns"``: one
-        output per class.
+        output per class (of the input's float type).
     float64 : bool, default=True
         Compute in float64, as skdigits' ``predict_proba`` does: the
         probabilities agree to about 1e-15 (a float64 model) or 1e-7 (a

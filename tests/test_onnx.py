@@ -432,9 +432,14 @@ def test_a_step_without_converter_is_refused_in_one_line(small):
     assert "\n" not in str(exc.value) and "converter" in str(exc.value)
 
 
-def test_zipmap_of_float64_probabilities_is_refused(soft, small):
+def test_zipmap_of_float64_probabilities_is_refused(soft, small, kinds):
     with pytest.raises(ValueError, match="ZipMap takes float32 only"):
         to_onnx(soft, small[0], zipmap=True)
+    # zipmap="columns" needs no ZipMap: one float64 output per class
+    est, X = kinds["ovr"], small[0]
+    labels, *columns = _run(to_onnx(est, X, zipmap="columns"), X)
+    assert all(c.dtype == np.float64 for c in columns)
+    assert np.abs(np.column_stack(columns) - est.predict_proba(X)).max() <= TOL64
 
 
 def test_unfitted_and_mislabelled_models_are_refused(soft, small):
