@@ -32,8 +32,8 @@ import sys
 
 from ._logging import logger
 
-__all__ = ["MissingExtraError", "describe", "register", "register_when_imported",
-           "to_onnx"]
+__all__ = ["MissingExtraError", "describe", "opset_problem", "register",
+           "register_when_imported", "to_onnx"]
 
 #: Largest ONNX file: protobuf refuses to serialise a message over 2 GiB.
 PROTOBUF_LIMIT = 2**31 - 1
@@ -489,6 +489,26 @@ def _check_sample(X_sample):
     return X[:1]
 
 
+def opset_problem(target_opset):
+    """Why ``target_opset`` cannot be written (``"8 is out of range: ..."``),
+    or None (None too, or only the lower bound checked, where skl2onnx is
+    not installed)."""
+    if target_opset is None:
+        return None
+    latest = version = None
+    if "skl2onnx" in sys.modules or importlib.util.find_spec("skl2onnx"):
+        import skl2onnx
+
+        latest = skl2onnx.get_latest_tested_opset_version()
+        version = skl2onnx.__version__
+    if target_opset < MIN_OPSET or latest is not None and target_opset > latest:
+        return (f"{target_opset} is out of range: the graphs need opset "
+                f"{MIN_OPSET} or later" + (
+                    f", and skl2onnx {version} writes opsets up to {latest}"
+                    if latest is not None else ""))
+    return None
+
+
 def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=None,
             options=None):
     """See :func:`skdigits.io.to_onnx`."""
@@ -498,13 +518,9 @@ def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=Non
 
     onnx, skl2onnx = _require()
     register()
-    if target_opset is not None:
-        latest = skl2onnx.get_latest_tested_opset_version()
-        if not MIN_OPSET <= target_opset <= latest:
-            raise ValueError(
-                f"target_opset={target_opset} is out of range: the graphs need "
-                f"opset {MIN_OPSET} or later, and skl2onnx {skl2onnx.__version__} "
-                f"writes opsets up to {latest}")
+    problem = opset_problem(target_opset)
+    if problem:
+        raise ValueError(f"target_opset={problem}")
     X = _check_sample(X_sample)
     MLPClassifier, SoftmaxRegression = _classifiers()
     ours = [obj for obj in objects_within(estimator)

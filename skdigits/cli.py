@@ -300,6 +300,18 @@ def _size_words(n_bytes):
     return f"{n_bytes} bytes"
 
 
+def _check_export_args(parser, args):
+    """Bad arguments of ``export`` exit 2, before any file is read."""
+    if not args.output:
+        parser.error("OUTPUT is empty: name the ONNX file to write, e.g. model.onnx")
+    if args.opset is not None:
+        from ._onnx import opset_problem
+
+        problem = opset_problem(args.opset)
+        if problem:
+            parser.error(f"--opset {problem}")
+
+
 def _cmd_export(args):
     # the output is checked before the model is read and converted
     if os.path.isdir(args.output):
@@ -337,11 +349,15 @@ def _cmd_export(args):
         fh.write(data)
     opset = next((op.version for op in onnx_model.opset_import if op.domain in
                   ("", "ai.onnx")), "?")
-    # a float64 input is computed in float64 whatever --precision says
-    arithmetic = "float64" if "float64" in (args.precision, args.input_dtype) \
-        else "float32"
+    from ._fitted import fitted_estimators
+
+    arithmetic = ""
+    if fitted_estimators(model):  # what --precision chose for skdigits' models;
+        # a float64 input is computed in float64 whatever --precision says
+        arithmetic = ", float64 arithmetic" if "float64" in (
+            args.precision, args.input_dtype) else ", float32 arithmetic"
     print(f"{args.model_file} -> {args.output}: {_size_words(len(data))}, ONNX "
-          f"opset {opset}, {arithmetic} arithmetic")
+          f"opset {opset}{arithmetic}")
     rows = describe(onnx_model)
     width = max(len(name) for _, name, _ in rows)
     for kind, name, words in rows:
@@ -937,6 +953,8 @@ def main(argv=None):
     if getattr(args, "zipmap", False) and getattr(args, "input_dtype", "") == "float64":
         parser.error("--zipmap needs float32 probabilities (ONNX's ZipMap takes no "
                      "float64): drop --zipmap or --input-dtype float64")
+    if getattr(args, "command", None) == "export":
+        _check_export_args(parser, args)
     handler = _start_logging(args)
     try:
         return args.func(args)

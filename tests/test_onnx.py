@@ -538,6 +538,38 @@ def test_export_command_keeps_the_safety_rules(soft, tmp_path, capsys):
     assert exc.value.code == 2
 
 
+def test_export_command_bad_arguments_exit_2(soft, tmp_path, capsys):
+    """An empty OUTPUT and an opset the graphs cannot have are bad arguments:
+    usage and exit code 2, before anything is read or written."""
+    from skdigits._onnx import MIN_OPSET
+
+    path = tmp_path / "m.skops"
+    dump(soft, path)
+    for argv in (["export", str(path), ""],
+                 ["export", str(path), str(tmp_path / "m.onnx"), "--opset",
+                  str(MIN_OPSET - 1)],
+                 ["export", str(path), str(tmp_path / "m.onnx"), "--opset", "99"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("skdigits") and "error:" in err[-1], argv
+    assert sorted(os.listdir(tmp_path)) == ["m.skops"]
+
+
+def test_export_command_of_a_scikit_learn_model(small, tmp_path, capsys):
+    """A model file holding no skdigits estimator exports through skl2onnx;
+    the command claims nothing of skdigits' float64 arithmetic for it."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = small
+    path, out = tmp_path / "lr.skops", tmp_path / "lr.onnx"
+    dump(LogisticRegression().fit(X, y), path)
+    assert main(["export", str(path), str(out)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"{path} -> {out}: ") and "arithmetic" not in first
+
+
 def test_export_help_exits_0(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["export", "--help"])
