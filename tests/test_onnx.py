@@ -185,6 +185,42 @@ def test_every_activation_float64(small, activation):
     _check(mlp, X * 3, TOL64)  # inputs beyond the training range
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_features=st.integers(1, 6),
+       n_classes=st.integers(2, 4),
+       model=st.sampled_from(["multinomial", "ovr", "mlp"]),
+       target=st.sampled_from(["classes", "multi-label"]),
+       depth=st.integers(1, 3), activation=st.sampled_from(
+           ["identity", "logistic", "tanh", "relu", "leaky_relu"]),
+       dtype=st.sampled_from(["float32", "float64"]), standardize=st.booleans(),
+       sparse=st.booleans(), input64=st.booleans(), float64=st.booleans())
+def test_random_small_models_agree(seed, n_features, n_classes, model, target, depth,
+                                   activation, dtype, standardize, sparse, input64,
+                                   float64):
+    """Any model kind, depth, activation, dtype, standardisation, sparse or
+    dense training data, on random small problems: the graph agrees with
+    predict and predict_proba, within 1e-9 where the model and the input are
+    float64."""
+    from scipy.sparse import csr_matrix
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(30, n_features)).astype(dtype)
+    if target == "multi-label":
+        y = rng.integers(0, 2, size=(30, n_classes))
+        model = "ovr" if model == "multinomial" else model
+    else:
+        y = rng.permutation(np.arange(30) % n_classes)
+    if model == "mlp":
+        est = MLPClassifier((3,) * depth, activation=activation, dtype=dtype,
+                            standardize=standardize, max_iter=3, random_state=0)
+    else:  # its dtype follows the data's
+        est = SoftmaxRegression(multi_class=model, max_iter=3, random_state=0)
+    est.fit(csr_matrix(X) if sparse else X, y)
+    X = X.astype(np.float64 if input64 else np.float32)
+    exact = input64 and dtype == "float64"  # a float64 input: float64 arithmetic
+    _check(est, X, TOL64 if exact else TOL32, float64=float64)
+
+
 def test_binary_mlp_and_integer_labels_of_any_kind(small):
     X, y = small
     for target in (y == 1, (y == 1) * 10 - 3, (y == 1).astype(np.float64) + 1.0):
@@ -285,6 +321,32 @@ def test_raw_scores_and_calibrated_classifier(small):
         labels, proba = _run(to_onnx(cal, X32), X32)
         assert np.abs(proba - cal.predict_proba(X32)).max() <= TOL32
         assert np.array_equal(labels, cal.predict(X32))
+
+
+@pytest.mark.parametrize("wrapper", ["grid", "one-vs-rest", "bagging", "stacking"])
+def test_skl2onnx_wrappers_of_skdigits_models(small, wrapper):
+    """The scikit-learn wrappers skl2onnx converts take skdigits' models (the
+    docs name them): a search exports its best_estimator_, the ensembles
+    call skdigits' converter for each member."""
+    from sklearn.ensemble import BaggingClassifier, StackingClassifier
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = small
+    X = X.astype(np.float32)
+    labels = np.array(["cat", "cow", "dog"])[y]
+    soft = SoftmaxRegression(max_iter=2, random_state=0)
+    mlp = MLPClassifier((4,), max_iter=2, random_state=0)
+    est = {
+        "grid": GridSearchCV(make_pipeline(StandardScaler(), mlp),
+                             {"mlpclassifier__alpha": [1e-4, 1e-2]}, cv=2),
+        "one-vs-rest": OneVsRestClassifier(soft),
+        "bagging": BaggingClassifier(soft, n_estimators=3, random_state=0),
+        "stacking": StackingClassifier([("soft", soft), ("mlp", mlp)], cv=2),
+    }[wrapper].fit(X, labels)
+    _check(est, X, TOL32)
 
 
 def test_column_transformer_and_dataframe(small):
