@@ -478,12 +478,14 @@ def _check_sample(X_sample):
     if hasattr(X_sample, "columns") and hasattr(X_sample, "dtypes"):
         return X_sample  # a DataFrame: one graph input per column (skl2onnx)
     X = np.asarray(X_sample)
+    if X.ndim == 1 and X.dtype.kind in "UO":  # documents (a text pipeline)
+        X = X.reshape(-1, 1)
     if X.ndim != 2 or X.shape[0] < 1:
         raise ValueError(
             f"X_sample must be a 2-D array of at least one row (rows x features), "
-            f"not of shape {X.shape}")
-    if X.dtype.kind not in "fiub":
-        raise TypeError(f"X_sample must hold numbers, not {X.dtype}")
+            f"or documents, not of shape {X.shape}")
+    if X.dtype.kind not in "fiubUO":
+        raise TypeError(f"X_sample must hold numbers or strings, not {X.dtype}")
     if X.dtype.kind == "f" and X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float32)
     return X[:1]

@@ -533,11 +533,13 @@ def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=Non
     estimator : object
         A fitted skdigits estimator, or a fitted scikit-learn object holding
         one (``Pipeline``, ``ColumnTransformer``).
-    X_sample : array-like of shape (n_samples, n_features)
+    X_sample : array-like of shape (n_samples, n_features) or (n_samples,)
         A few rows of the input, dense: the graph's input takes their type
         (float32 gives a float32 input and float32 probabilities, float64
         float64 ones) and their number of features. A pandas DataFrame gives
-        one input per column, as in skl2onnx.
+        one input per column, as in skl2onnx. Strings (documents, for a text
+        pipeline such as ``TfidfVectorizer``; 1-D as scikit-learn takes them)
+        give a string input of one column.
     zipmap : bool or "columns", default=False
         False: the probabilities are a tensor. True: a list of dicts, class to
         probability (ONNX's ZipMap; float32 inputs only). ``"columns"``: one

@@ -373,6 +373,26 @@ def test_column_transformer_and_dataframe(small):
     assert np.array_equal(labels, pipe.predict(df))
 
 
+def test_text_pipeline_from_a_sample_of_strings():
+    """A sparse-producing text pipeline (TfidfVectorizer) exports from a
+    sample of documents, 1-D as scikit-learn takes them: the graph takes one
+    string per row. (``locale``: skl2onnx's tokenizer asks for en_US.UTF-8,
+    which a bare container may lack.)"""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    docs = np.array(["the cat sat", "a dog ran", "the dog sat", "a cat ran fast",
+                     "cats and dogs", "the end"] * 5)
+    y = np.arange(len(docs)) % 3
+    tfidf = TfidfVectorizer()
+    pipe = make_pipeline(tfidf, SoftmaxRegression(max_iter=3, random_state=0))
+    pipe.fit(docs, y)
+    model = to_onnx(pipe, docs[:1], options={id(tfidf): {"locale": "C"}})
+    labels, proba = _run(model, docs.reshape(-1, 1))
+    assert np.abs(proba - pipe.predict_proba(docs)).max() <= TOL32
+    assert np.array_equal(labels, pipe.predict(docs))
+
+
 def test_skl2onnx_converts_skdigits_once_skdigits_io_is_imported():
     """In a fresh process, in both import orders: importing skdigits.io
     imports neither onnx nor skl2onnx, and skl2onnx.to_onnx then converts a
