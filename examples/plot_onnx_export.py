@@ -6,7 +6,8 @@ Train an MLP on the bundled MNIST sample, export it with
 :func:`skdigits.io.to_onnx`, run the graph with onnxruntime, check that it
 predicts what skdigits predicts, and time both on 10,000 rows. The graph
 runs wherever onnxruntime does (C, C++, C#, Java, JavaScript, phones), with
-no Python, NumPy or Numba. Needs ``pip install "skdigits[onnx]" onnxruntime``.
+no Python, NumPy or Numba. Needs ``pip install "skdigits[onnx]"`` (onnx,
+skl2onnx and onnxruntime).
 """
 
 # %%
