@@ -286,3 +286,40 @@ def test_model_files_keep_the_score(make, digits, tmp_path):
         quiet(twin.fit, X, y)
         _assert_same_weights(_weights(again), _weights(twin))
         assert again.validation_scores_ == twin.validation_scores_
+
+
+def test_displays_draw_what_early_stopping_watched(pyplot, digits):
+    from skdigits.plotting import TrainingCurveDisplay, plot_training_curves
+
+    X, y = digits
+    kw = dict(early_stopping=True, max_iter=5, random_state=0)
+    loss = quiet(SoftmaxRegression(scoring="loss", **kw).fit, X, y)
+    disp = TrainingCurveDisplay.from_estimator(loss, metric="score")
+    assert disp.line_ is None and disp.lines_ == [disp.validation_line_]
+    # drawn as a loss (lower is better), labelled as what stopping watched
+    np.testing.assert_allclose(disp.validation_line_.get_ydata(),
+                               loss.validation_loss_curve_)
+    assert disp.validation_line_.get_label().startswith("validation loss")
+    assert "early stopping" in disp.validation_line_.get_label()
+    # the accuracy panel no longer claims the scores are accuracies
+    assert TrainingCurveDisplay.from_estimator(
+        loss, metric="accuracy").validation_line_ is None
+    label = TrainingCurveDisplay.from_estimator(loss).validation_line_.get_label()
+    assert "early stopping" in label
+    f1 = quiet(SoftmaxRegression(scoring="f1_macro", **kw).fit, X, y)
+    disp = TrainingCurveDisplay.from_estimator(f1, metric="score")
+    np.testing.assert_allclose(disp.validation_line_.get_ydata(),
+                               f1.validation_scores_)
+    assert disp.ax_.get_ylabel() == "f1_macro"
+    assert "f1_macro" in disp.validation_line_.get_label()
+    out = plot_training_curves(f1, zoom_start=-2)
+    assert len(out.figure.axes) == 6 and out.score_zoom is not None
+    out = plot_training_curves(loss)
+    assert len(out.figure.axes) == 2 and out.score is None
+    # the default scoring keeps its labels; without validation, no score
+    none = quiet(SoftmaxRegression(**kw).fit, X, y)
+    disp = TrainingCurveDisplay.from_estimator(none, metric="accuracy")
+    assert [ln.get_label() for ln in disp.lines_] == ["train", "validation"]
+    plain = quiet(SoftmaxRegression(max_iter=2).fit, X, y)
+    with pytest.raises(ValueError, match="early_stopping=True"):
+        TrainingCurveDisplay.from_estimator(plain, metric="score")
