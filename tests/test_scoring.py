@@ -323,3 +323,16 @@ def test_displays_draw_what_early_stopping_watched(pyplot, digits):
     plain = quiet(SoftmaxRegression(max_iter=2).fit, X, y)
     with pytest.raises(ValueError, match="early_stopping=True"):
         TrainingCurveDisplay.from_estimator(plain, metric="score")
+
+
+def test_stopping_target_names_the_scoring(digits):
+    from skdigits._logging import stopping_target
+
+    X, y = digits
+    kw = dict(max_iter=2, random_state=0)
+    assert stopping_target(quiet(SoftmaxRegression(**kw).fit, X, y)) is None
+    for scoring, words in [(None, "validation accuracy"), ("loss", "validation loss"),
+                           ("f1_macro", "validation f1_macro")]:
+        est = quiet(SoftmaxRegression(early_stopping=True, scoring=scoring,
+                                      **kw).fit, X, y)
+        assert stopping_target(est) == words
