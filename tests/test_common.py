@@ -63,6 +63,7 @@ def _expected_failed_checks(estimator):
         SoftmaxRegression(solver="sgd", learning_rate="constant",
                           learning_rate_init=0.05),
         SoftmaxRegression(early_stopping=True),
+        SoftmaxRegression(early_stopping=True, scoring="balanced_accuracy"),
         SoftmaxRegression(solver="lbfgs"),
         MLPClassifier(hidden_layer_sizes=(16,)),
         MLPClassifier(hidden_layer_sizes=(16, 8), activation="tanh",
@@ -77,6 +78,8 @@ def _expected_failed_checks(estimator):
         # (measured over seeds 0-19, with and without standardize)
         MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True,
                       learning_rate_init=0.01),
+        MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True,
+                      learning_rate_init=0.01, scoring="loss"),
         MLPClassifier(hidden_layer_sizes=(16,), standardize=False,
                       label_smoothing=0.0, learning_rate="onecycle"),
         # sklearn's own MLP runs its checks with max_iter=100, and the sample

@@ -336,3 +336,12 @@ def test_stopping_target_names_the_scoring(digits):
         est = quiet(SoftmaxRegression(early_stopping=True, scoring=scoring,
                                       **kw).fit, X, y)
         assert stopping_target(est) == words
+
+
+def test_cli_takes_scoring_and_refuses_bad_names(capsys):
+    from skdigits.cli import main
+
+    assert main(["fit", "--sample", "--model", "softmax", "--param", "scoring=f1macro",
+                 "--param", "early_stopping=True"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "Did you mean 'f1_macro'" in err and "\n" not in err
