@@ -52,6 +52,8 @@ def _expected_failed_checks(estimator):
         failed.update(MLP_MINIBATCH_EXPECTED_FAILED)
     if estimator.early_stopping:
         failed.update(EARLY_STOPPING_EXPECTED_FAILED)
+        if estimator.scoring == "loss":  # the loss keeps falling: it passes
+            failed.pop("check_class_weight_classifiers")
         failed.update(PARTIAL_FIT_EARLY_STOPPING_EXPECTED_FAILED)
     return failed
 
@@ -97,5 +99,8 @@ def _expected_failed_checks(estimator):
 @pytest.mark.filterwarnings(
     "ignore:The validation split for early stopping cannot be stratified:UserWarning")
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+# balanced_accuracy on the checks' few validation rows
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+@pytest.mark.filterwarnings("ignore:A single label was found")
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
