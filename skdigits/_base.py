@@ -8,6 +8,7 @@ the classes (``_output_layout``), how ``alpha`` scales (``_l2``) and which
 public attributes the weights become (``_export``).
 """
 
+import difflib
 import inspect
 import math
 import warnings
@@ -17,6 +18,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -83,6 +85,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
+        # as in HistGradientBoostingClassifier; names checked by _check_scoring
+        "scoring": [str, callable, None],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
@@ -126,9 +130,60 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
     def _more_validate_params(self):
         """Checks beyond the constraints table, made before anything is set."""
         self._callbacks()
+        self._check_scoring()
         if self.n_jobs == 0:
             raise ValueError("n_jobs == 0 has no meaning: use None (the cores the "
                              "process may use), -1 (all cores) or a count.")
+
+    def _check_scoring(self):
+        """``scoring``: None, ``"loss"``, a scikit-learn scorer name or a
+        callable (the constraints table checks the type)."""
+        scoring = self.scoring
+        if not isinstance(scoring, str) or scoring == "loss":
+            return
+        names = get_scorer_names()
+        if scoring not in names:
+            close = difflib.get_close_matches(scoring, names, n=3)
+            hint = (f" Did you mean {' or '.join(map(repr, close))}?" if close
+                    else "")
+            raise ValueError(
+                f"scoring={scoring!r} is neither 'loss' nor the name of a "
+                "scikit-learn scorer (sklearn.metrics.get_scorer_names() lists "
+                f"them).{hint}")
+
+    def _validation_scorer(self, X, y, val_idx, weights):
+        """What early stopping watches: ``(name, score)``, where
+        ``score(state, val_loss, val_accuracy)`` gives the validation score of
+        the training state ``state`` (higher is better) from the validation
+        loss and accuracy the engine measured. ``scoring=None`` gives the
+        accuracy and ``"loss"`` the negative loss, without another pass; a
+        scorer is called as ``scorer(estimator, X_val, y_val)`` on an
+        estimator holding the state's model (``sample_weight=`` the
+        validation rows' weights, when the fit had sample or class weights),
+        as HistGradientBoostingClassifier calls it."""
+        scoring = self.scoring
+        if scoring is None:
+            return "accuracy", lambda state, loss, accuracy: accuracy
+        if scoring == "loss":
+            return "loss", lambda state, loss, accuracy: -loss
+        scorer = check_scoring(self, scoring)
+        name = self._scoring_name()
+        X_val, y_val = X[val_idx], y[val_idx]
+        kwargs = {}
+        if weights is not None and weights[val_idx].sum() > 0:
+            kwargs["sample_weight"] = weights[val_idx]
+
+        def score(state, loss, accuracy):
+            value = scorer(self._shadow(state), X_val, y_val, **kwargs)
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"The scoring callable {name} must return a number; it "
+                    f"returned {value!r}.") from None
+
+        score.predicts = True  # the engine sets state.weights first
+        return name, score
 
     def _batch_size(self, n_train):
         """Rows per minibatch: ``batch_size`` ("auto": 200, as in scikit-learn),
@@ -400,7 +455,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
             for name in ("loss_curve_", "accuracy_curve_", "loss_curve_per_class_",
                          "validation_scores_", "validation_loss_curve_",
                          "validation_loss_curve_per_class_", "best_loss_",
-                         "best_validation_score_"):
+                         "best_validation_score_", "_validation_scoring"):
                 self.__dict__.pop(name, None)
         else:
             self._check_warm_layout(X.shape[1], n_outputs)
@@ -418,6 +473,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         self.n_iter_ = 0
         early = self.early_stopping and not incremental and self.solver != "lbfgs"
         if early:
+            self._restart_validation_scores()
             self.best_loss_ = None
             if getattr(self, "best_validation_score_", None) is None:
                 self.best_validation_score_ = -np.inf
@@ -466,16 +522,47 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                         self._l2_full(float(raw_weight[train_idx].sum())), tasks=tasks,
                         publish=self._adopt)
         else:
+            score = None
+            if early:
+                weighted = sample_weight is not None or self.class_weight is not None
+                self._validation_scoring, score = self._validation_scorer(
+                    X, y, val_idx, raw_weight if weighted else None)
             train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental,
-                  Y, tasks=tasks, publish=self._adopt)
+                  Y, tasks=tasks, publish=self._adopt, score=score)
         tasks.end_fit()
         return self
+
+    def _scoring_name(self):
+        """The name of what ``scoring`` makes early stopping watch."""
+        scoring = self.scoring
+        if scoring is None:
+            return "accuracy"
+        return scoring if isinstance(scoring, str) else _callable_name(scoring)
+
+    def _restart_validation_scores(self):
+        """A warm start that scores the validation split otherwise than the
+        fit it continues: the earlier epochs' scores measured something else,
+        so they become NaN (as for epochs without validation) and the best
+        score starts again."""
+        scores = getattr(self, "validation_scores_", None)
+        if scores is None:
+            return
+        if getattr(self, "_validation_scoring", "accuracy") != self._scoring_name():
+            self.validation_scores_ = [np.nan] * len(scores)
+            self.best_validation_score_ = -np.inf
 
     def _adopt(self, state):
         """Copy the engine's training state (``_engine._state.TrainState``)
         into the fitted attributes, with the public weights ``_export`` makes
         of it, in one assignment: an interrupt leaves the estimator as it
         was before or after, never in between."""
+        self.__dict__ = self._shadow(state).__dict__
+
+    def _shadow(self, state):
+        """A new estimator of this type holding this one's parameters and
+        fitted attributes with the training state ``state`` copied in (the
+        arrays shared): the model of that state, to predict with, while this
+        estimator stays as it is."""
         values, absent = state.fitted()
         fitted = dict(self.__dict__)
         fitted.update(values)
@@ -484,7 +571,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         shadow = object.__new__(type(self))  # _export reads the new values
         shadow.__dict__ = fitted
         shadow._export(state.weights)
-        self.__dict__ = fitted
+        return shadow
 
     def _l2_full(self, total_weight):
         """The L2 coefficient ``c`` of the full-batch objective (the mean loss
@@ -756,6 +843,12 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         tags.classifier_tags.multi_label = self._supports_multilabel()
         tags.input_tags.sparse = True
         return tags
+
+
+def _callable_name(scorer):
+    """How a scoring callable is named in messages, curves and plots."""
+    func = getattr(scorer, "_score_func", scorer)  # make_scorer's objects
+    return getattr(func, "__name__", None) or type(scorer).__name__
 
 
 def _logsumexp_rows(Z):

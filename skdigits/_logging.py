@@ -78,6 +78,16 @@ def kept_epoch(est):
     return len(getattr(est, "loss_curve_", None) or [])
 
 
+def stopping_target(est):
+    """What early stopping watched, in words (``"validation accuracy"``,
+    ``"validation loss"``, ``"validation f1_macro"``...): the estimator's
+    ``scoring``; None when it kept no validation scores."""
+    if not getattr(est, "validation_scores_", None):
+        return None
+    name = getattr(est, "_validation_scoring", None) or "accuracy"
+    return f"validation {name}"
+
+
 def fit_outcome(est, planned, ran):
     """How a fit ended, in a few words for the end of its progress bar or
     its one line: ``ran`` of ``planned`` epochs this call; why it stopped

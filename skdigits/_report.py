@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _claims
 from ._fileio import ForeignFilesError, OutputFolder
-from ._logging import Progress, fit_outcome, kept_epoch
+from ._logging import Progress, fit_outcome, kept_epoch, stopping_target
 
 logger = logging.getLogger(__name__)
 
@@ -363,6 +363,8 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
         summary = {
             "model": label, "params": _json_params(model),
             "epochs": int(model.n_iter_), "kept_epoch": kept,
+            # what early stopping watched (its scoring), None without it
+            "stopped_on": stopping_target(model),
             "hardest": [str(n) for n in hardest],
             "train_accuracy": float(np.mean(pred == y)),
             "train_loss_per_class": [float(v) for v in per_class],
@@ -506,10 +508,17 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
         f"epoch {kept} of {models['mlp']['epochs']}), one-vs-rest "
         f"{models['ovr']['test_accuracy']:.4f} after {models['ovr']['epochs']} "
         "epochs.")
-    if mlp.validation_scores_:
-        obs.append(f"MLP validation accuracy peaked at epoch {kept} "
-                   f"({mlp.best_validation_score_:.4f}); the model keeps those "
-                   "weights, and every MLP figure on this page comes from them.")
+    target = stopping_target(mlp)
+    if target == "validation loss":  # validation_scores_ hold its negative
+        obs.append(f"MLP early stopping watched the validation loss, lowest at "
+                   f"epoch {kept} ({-mlp.best_validation_score_:.4f}); the model "
+                   "keeps those weights, and every MLP figure on this page comes "
+                   "from them.")
+    elif target is not None:
+        obs.append(f"MLP early stopping watched the {target}, which peaked at "
+                   f"epoch {kept} ({mlp.best_validation_score_:.4f}); the model "
+                   "keeps those weights, and every MLP figure on this page comes "
+                   "from them.")
     return result
 
 
@@ -624,13 +633,14 @@ def _render(report, out_dir, embed):
                      f"{r['n_test']} test images.</p>")
         parts.append(
             "<table><tr><th>model</th><th>epochs</th><th>kept epoch</th>"
-            "<th>fit (s)</th><th>train accuracy (kept model)</th>"
-            "<th>test accuracy</th></tr>")
+            "<th>early stopping on</th><th>fit (s)</th>"
+            "<th>train accuracy (kept model)</th><th>test accuracy</th></tr>")
         for key, m in r["models"].items():
             seconds = report["timings"]["fit_seconds"][r["dataset"]][key]
             parts.append(
                 f"<tr><td>{esc(m['model'])}</td><td>{m['epochs']}</td>"
-                f"<td>{m['kept_epoch']}</td><td>{seconds:.2f}</td>"
+                f"<td>{m['kept_epoch']}</td>"
+                f"<td>{esc(m.get('stopped_on') or 'off')}</td><td>{seconds:.2f}</td>"
                 f"<td>{m['train_accuracy']:.4f}</td>"
                 f"<td>{m['test_accuracy']:.4f}</td></tr>")
         parts.append("</table><h3>Observations</h3><ul>")

@@ -175,6 +175,7 @@ def _cmd_fit(args):
     # training starts: parameters, then the output file
     model = _make_model(args)
     model._validate_params()
+    model._more_validate_params()  # e.g. a scoring name, before the data loads
     if args.output:
         _check_output_file(args.output)
     train = _load(args.dataset, "train", args, fallback=True)

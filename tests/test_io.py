@@ -32,6 +32,10 @@ CONFIGS = [
     MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0),
     MLPClassifier(hidden_layer_sizes=(16, 8), early_stopping=True, max_iter=3,
                   class_weight="balanced", dtype="float64", random_state=0),
+    MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, scoring="loss",
+                  max_iter=3, random_state=0),
+    SoftmaxRegression(early_stopping=True, scoring="f1_macro", max_iter=3,
+                      random_state=0),
 ]
 
 

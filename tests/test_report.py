@@ -648,6 +648,13 @@ def test_numbers_come_from_the_kept_model(tmp_path, capsys):
     page = (out / "index.html").read_text()
     assert "train accuracy (kept model)" in page and "kept epoch" in page
     assert f"<td>{kept}</td>" in page
+    # the page says what early stopping watched (scoring=None: the accuracy)
+    assert mlp["stopped_on"] == "validation accuracy"
+    assert report["datasets"][0]["models"]["ovr"]["stopped_on"] is None
+    assert "<th>early stopping on</th>" in page
+    assert "<td>validation accuracy</td>" in page and "<td>off</td>" in page
+    assert any(o.startswith("MLP early stopping watched the validation accuracy")
+               for o in report["datasets"][0]["observations"])
     # compile and cache load are timed apart, once per model
     timings = report["timings"]
     assert set(timings["compile_seconds"]) == {"ovr", "mlp"}

@@ -2,7 +2,8 @@
 
 Without a validation split, an epoch counts as "no improvement" when its
 training loss is above the best so far minus ``tol``; with one, when its
-validation score is below the best so far plus ``tol``. Training stops after
+validation score (the accuracy, the negative loss, or a scorer's value:
+higher is better) is below the best so far plus ``tol``, or NaN. Training stops after
 more than ``n_iter_no_change`` such epochs in a row.
 """
 
@@ -40,8 +41,9 @@ class NoImprovement:
         """Record an epoch; returns True when it is the best so far (the
         lowest loss, or with validation the highest score)."""
         if self.validation:
+            # a NaN score (a scorer undefined on the split) never improves
             improved = score > self.best_score
-            self.count = self.count + 1 if score < self.best_score + self.tol else 0
+            self.count = 0 if score >= self.best_score + self.tol else self.count + 1
             if improved:
                 self.best_score = score
             self.best_loss = min(self.best_loss, loss)

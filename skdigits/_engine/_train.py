@@ -63,7 +63,7 @@ def evaluate(model, team, n_threads, X, y, w, rows, theta, n_classes, Y=None):
 
 
 def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None,
-          tasks=NO_TASKS, publish=None):
+          tasks=NO_TASKS, publish=None, score=None):
     """Run up to ``n_epochs`` epochs of ``est`` (its parameters, and the
     fitted state it holds: ``_theta``, ``_opt_state``, ``_opt_t``,
     ``_rng_state``...) on the rows ``train_idx``, validating on ``val_idx``
@@ -73,7 +73,12 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
     ``skdigits._sklearn_callbacks``). ``publish(state)``, the estimator's,
     copies the state into its attributes: called after each recorded epoch
     (before the callbacks, which see that epoch's model), when training ends
-    and before an error leaves.
+    and before an error leaves. ``score(state, val_loss, val_accuracy)``: the
+    validation score early stopping watches (higher is better), given the
+    state holding the epoch's weights and the validation figures measured;
+    None watches the validation accuracy. A ``score`` whose attribute
+    ``predicts`` is true predicts with the state: the engine sets the state's
+    public weights first.
 
     A KeyboardInterrupt becomes a warning, as in scikit-learn's MLP, once an
     epoch is recorded: wherever it lands, the state goes back to the
@@ -83,7 +88,7 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
     alike). The state returned has been published."""
     state = TrainState(est)
     run = _Run(est, model, state, X, y, w, train_idx, val_idx, n_epochs, incremental,
-               Y, publish)
+               Y, publish, score)
     with CoreShare(est.n_jobs) as share, Team() as team:
         run.start()
         try:
@@ -116,8 +121,13 @@ class _Run:
     """The state of one ``fit``/``partial_fit`` call."""
 
     def __init__(self, est, model, state, X, y, w, train_idx, val_idx, n_epochs,
-                 incremental, Y=None, publish=None):
+                 incremental, Y=None, publish=None, score=None):
         self.est, self.model, self.state = est, model, state
+        # what early stopping watches; val_score is shown beside val_loss and
+        # val_accuracy when it is not the accuracy
+        self.named_score = score is not None and est.scoring is not None
+        self.score = ((lambda state, loss, accuracy: accuracy) if score is None
+                      else score)
         self.publish = (lambda state: None) if publish is None else publish
         self.X, self.y, self.w = X, y, w
         self.Y = no_labels() if Y is None else Y
@@ -212,6 +222,9 @@ class _Run:
                 state._theta, self.n_classes, self.Y)
             figures.update(val_loss=val_loss, val_accuracy=val_acc,
                            val_per_class=val_pc)
+            if getattr(self.score, "predicts", False):  # with the epoch's weights
+                state.weights = model.unpack(state._theta)
+            figures["val_score"] = self.score(state, val_loss, val_acc)
         return figures
 
     def record(self, f):
@@ -220,7 +233,7 @@ class _Run:
         or interrupt in one, see a consistent model); then log, show
         progress, call the callbacks."""
         est, state = self.est, self.state
-        validation = ((f["val_accuracy"], f["val_loss"], f["val_per_class"])
+        validation = ((f["val_score"], f["val_loss"], f["val_per_class"])
                       if self.early else None)
         self.history.append(f["loss"], f["accuracy"], f["per_class"], validation)
         state.n_iter_ += 1
@@ -228,7 +241,7 @@ class _Run:
         state._epochs_this_call += 1
         state.t_ += len(self.order)
         self.history.export(state)
-        improved = self.stopper.update(f["loss"], f.get("val_accuracy"))
+        improved = self.stopper.update(f["loss"], f.get("val_score"))
         if self.early and improved:
             self.best_theta = state._theta.copy()
         state._no_improvement_count = self.stopper.count
@@ -243,6 +256,8 @@ class _Run:
         self.publish(state)
         shown = {k: f[k] for k in ("loss", "accuracy", "lr", "val_loss", "val_accuracy")
                  if k in f}
+        if self.named_score:
+            shown["val_score"] = f["val_score"]
         if est.verbose:
             self.log.info("Epoch %d, %s, %.3fs", state._n_epochs_total,
                           ", ".join(f"{k} = {v:.6g}" for k, v in shown.items()),
@@ -282,10 +297,19 @@ class _Run:
                 self.log.info(
                     "Training stopped after %d epochs: %s did not improve by more "
                     "than tol=%g for %d consecutive epochs.", self.state.n_iter_,
-                    "validation score" if self.early else "training loss", est.tol,
+                    self.watched() if self.early else "training loss", est.tol,
                     est.n_iter_no_change)
             return True
         return self.incremental
+
+    def watched(self):
+        """What early stopping watches, for the log."""
+        name = getattr(self.est, "_validation_scoring", "accuracy")
+        if name == "accuracy" and not self.named_score:
+            return "validation score"  # scikit-learn's words
+        if name == "loss":
+            return "validation loss"
+        return f"validation score ({name})"
 
     def max_iter_reached(self):
         est = self.est

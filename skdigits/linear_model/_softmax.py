@@ -88,8 +88,26 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         Use Nesterov's momentum with ``"sgd"``.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified),
-        record its loss and accuracy every epoch, stop when the accuracy stops
-        improving and keep the weights of the best epoch.
+        record its loss and accuracy every epoch, stop when the accuracy (or
+        what ``scoring`` names) stops improving and keep the weights of the
+        best epoch.
+    scoring : str, callable or None, default=None
+        What early stopping watches on the validation split (named as in
+        :class:`~sklearn.ensemble.HistGradientBoostingClassifier`; ignored
+        without ``early_stopping``). ``None``: the accuracy (weighted by the
+        sample and class weights), as in scikit-learn's MLP. ``"loss"``: the
+        plain cross-entropy (for multi-label targets, the mean binary
+        cross-entropy per label), measured in the same pass, so
+        ``validation_scores_`` holds the negative validation loss and the
+        weights kept are those of the lowest loss. A scorer name
+        (``sklearn.metrics.get_scorer_names()``, e.g. ``"f1_macro"``,
+        ``"balanced_accuracy"``, ``"neg_log_loss"``) or a callable
+        ``scorer(estimator, X_val, y_val)``: called after each epoch on the
+        estimator holding that epoch's model (with ``sample_weight=`` when the
+        fit has sample or class weights), at the cost of one prediction pass
+        over the validation split. Higher is better; an epoch improves on
+        the best when its score exceeds it by at least ``tol``. A warm start
+        with another ``scoring`` sets the earlier scores to NaN.
     validation_fraction : float, default=0.1
         Share of the training data held out with ``early_stopping``.
     beta_1 : float, default=0.9
@@ -122,8 +140,9 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         ``info`` is a dict with ``epoch``, ``loss``, ``accuracy``, ``lr``,
         ``time`` (seconds of training in the epoch) and ``loss_per_class``,
         plus ``val_loss``, ``val_accuracy`` and ``val_loss_per_class`` with
-        ``early_stopping``. A callback that returns True stops training after
-        this epoch (the estimator stays usable). Exceptions propagate.
+        ``early_stopping`` (and ``val_score``, the score early stopping
+        watches, when ``scoring`` is set). A callback that returns True stops
+        training after this epoch (the estimator stays usable). Exceptions propagate.
     n_jobs : int or None, default=None
         Threads of the training and prediction kernels. ``None``: the cores
         this process may use, within ``OMP_NUM_THREADS``, a
@@ -168,9 +187,11 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     accuracy_curve_ : list of float
         Training accuracy of each epoch (same running measurement as the loss).
     validation_scores_ : list of float or None
-        Validation accuracy of each epoch, with ``early_stopping``.
+        Validation score of each epoch, with ``early_stopping``: the accuracy,
+        or what ``scoring`` names (the negative loss for ``"loss"``).
     best_validation_score_ : float or None
-        Best validation accuracy, with ``early_stopping``.
+        Best of ``validation_scores_``, with ``early_stopping``; the weights
+        kept are that epoch's.
     validation_loss_curve_ : list of float
         Validation loss of each epoch, with ``early_stopping`` only: the plain
         cross-entropy (no L2 penalty, no label smoothing), comparable across
@@ -238,6 +259,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         momentum=0.9,
         nesterovs_momentum=True,
         early_stopping=False,
+        scoring=None,
         validation_fraction=0.1,
         beta_1=0.9,
         beta_2=0.999,
@@ -267,6 +289,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
+        self.scoring = scoring
         self.validation_fraction = validation_fraction
         self.beta_1 = beta_1
         self.beta_2 = beta_2

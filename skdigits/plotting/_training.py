@@ -15,12 +15,28 @@ _METRICS = {
     # metric -> (training curve, validation curve)
     "loss": ("loss_curve_", "validation_loss_curve_"),
     "accuracy": ("accuracy_curve_", "validation_scores_"),
+    # what early stopping watched (its scoring): validation only
+    "score": (None, "validation_scores_"),
 }
 #: Legend labels of the training and validation lines: ``loss_curve_`` is the
 #: objective minimised (label smoothing and L2 penalty included), the
 #: validation loss the plain cross-entropy.
 _CURVE_LABELS = {"loss": ("train (objective)", "validation (cross-entropy)"),
                  "accuracy": ("train", "validation")}
+
+def _scoring_of(est):
+    """What an estimator's ``validation_scores_`` hold: ``"accuracy"`` (also
+    for a model saved before ``scoring`` existed, or a scikit-learn MLP),
+    ``"loss"`` (the negative loss) or a scorer's name."""
+    return getattr(est, "_validation_scoring", None) or "accuracy"
+
+
+def _score_label(score_name):
+    """Legend label of the curve early stopping watched."""
+    if score_name == "loss":
+        return "validation loss (early stopping: lowest kept)"
+    return f"validation {score_name} (early stopping: highest kept)"
+
 
 def _integer_epochs(ax):
     """Epoch ticks on whole numbers only (a 3-epoch run shows 1, 2, 3)."""
@@ -445,13 +461,21 @@ class TrainingCurveDisplay:
     validation : array-like of shape (n_epochs,), default=None
         The validation loss or accuracy at each epoch, if recorded.
 
-    metric : {"loss", "accuracy"}, default="loss"
+    metric : {"loss", "accuracy", "score"}, default="loss"
         What the curves measure, for the axis label and the title.
+        ``"score"``: the validation score early stopping watched (named by
+        ``score_name``); ``train`` may then be None.
+
+    score_name : str, default=None
+        What early stopping watched (the estimator's ``scoring``:
+        ``"accuracy"``, ``"loss"`` or a scorer's name), for the label of the
+        validation curve with ``metric="score"``, and of the validation loss
+        when it is ``"loss"``. None: ``"score"``.
 
     Attributes
     ----------
-    line_ : matplotlib Line2D
-        The training curve (label ``"train"``).
+    line_ : matplotlib Line2D or None
+        The training curve (label ``"train"``); None when ``train`` is None.
 
     validation_line_ : matplotlib Line2D or None
         The validation curve (label ``"validation"``); None without
@@ -494,10 +518,11 @@ class TrainingCurveDisplay:
     True
     """
 
-    def __init__(self, train, *, validation=None, metric="loss"):
+    def __init__(self, train, *, validation=None, metric="loss", score_name=None):
         self.train = train
         self.validation = validation
         self.metric = metric
+        self.score_name = score_name
 
     def plot(self, *, ax=None, start=1, log_scale=False, legend_kw=None):
         """Draw the curves against the epoch (1 to ``n_epochs``).
@@ -527,40 +552,58 @@ class TrainingCurveDisplay:
         """
         check_matplotlib_support(f"{type(self).__name__}.plot")
         _check_metric(self.metric)
-        train = np.asarray(self.train, dtype=float)
-        if train.ndim != 1:
-            raise ValueError(f"train must be 1-D; got shape {train.shape}.")
-        n_epochs = train.shape[0]
+        score = self.metric == "score"
+        if self.train is None and not (score and self.validation is not None):
+            raise ValueError("train is None: only metric='score' draws the "
+                             "validation curve alone.")
+        train = None if self.train is None else np.asarray(self.train, dtype=float)
         val = None
         if self.validation is not None:
             val = np.asarray(self.validation, dtype=float)
-            if val.shape != train.shape:
-                raise ValueError(
-                    f"validation has shape {val.shape}; expected {train.shape}, "
-                    "like train.")
+        shape = (train if train is not None else val).shape
+        if len(shape) != 1:
+            raise ValueError(f"train must be 1-D; got shape {shape}.")
+        if train is not None and val is not None and val.shape != train.shape:
+            raise ValueError(
+                f"validation has shape {val.shape}; expected {train.shape}, "
+                "like train.")
+        n_epochs = shape[0]
         first = _resolve_start(start, n_epochs)
 
         ax, fig, _ = _new_axes(ax, (6, 4))
         epochs = np.arange(1, n_epochs + 1)
         marker = "o" if n_epochs <= 30 else None
-        train_label, val_label = _CURVE_LABELS[self.metric]
-        (self.line_,) = ax.plot(epochs, train, label=train_label, marker=marker,
-                                markersize=3)
+        name = self.score_name or "score"
+        if score:
+            train_label, val_label = "train", _score_label(name)
+        else:
+            train_label, val_label = _CURVE_LABELS[self.metric]
+            if self.metric == "loss" and self.score_name == "loss":
+                val_label = "validation (cross-entropy; early stopping: lowest kept)"
+        self.line_ = None
+        if train is not None:
+            (self.line_,) = ax.plot(epochs, train, label=train_label, marker=marker,
+                                    markersize=3)
         self.validation_line_ = None
         if val is not None:
             (self.validation_line_,) = ax.plot(epochs, val, label=val_label,
                                                marker=marker, markersize=3)
-        self.lines_ = [self.line_] + (
-            [self.validation_line_] if val is not None else [])
+        self.lines_ = [line for line in (self.line_, self.validation_line_)
+                       if line is not None]
         if log_scale:
             _set_log_scale(ax)
-        _zoom(ax, [train] if val is None else [train, val], first, n_epochs,
+        _zoom(ax, [c for c in (train, val) if c is not None], first, n_epochs,
               log_scale)
         ax.set_xlabel("epoch")
         _integer_epochs(ax)
-        ax.set_ylabel(self.metric)
-        title = ("Training and validation " if val is not None
-                 else "Training ") + self.metric
+        if score:
+            ax.set_ylabel("loss" if name == "loss" else name)
+            title = ("Validation " + ("loss" if name == "loss" else name)
+                     + " (early stopping)")
+        else:
+            ax.set_ylabel(self.metric)
+            title = ("Training and validation " if val is not None
+                     else "Training ") + self.metric
         if first > 1:
             title += f", epochs {first} to {n_epochs}"
         ax.set_title(title)
@@ -587,11 +630,16 @@ class TrainingCurveDisplay:
             fitted estimator with ``loss_curve_`` (such as scikit-learn's
             ``MLPClassifier``) also works.
 
-        metric : {"loss", "accuracy"}, default="loss"
+        metric : {"loss", "accuracy", "score"}, default="loss"
             ``"loss"`` draws ``loss_curve_`` and ``validation_loss_curve_``;
-            ``"accuracy"`` draws ``accuracy_curve_`` and
-            ``validation_scores_``. The validation curve is drawn when the
-            estimator was fitted with ``early_stopping=True``.
+            ``"accuracy"`` draws ``accuracy_curve_`` and the validation
+            accuracy (``validation_scores_``, when early stopping watched the
+            accuracy, ``scoring=None``). ``"score"`` draws what early stopping
+            watched alone, labelled by its ``scoring``: the validation
+            accuracy, the validation loss (as a loss, lower is better: not
+            the negative ``validation_scores_``) or the scorer's values. The
+            validation curves are drawn when the estimator was fitted with
+            ``early_stopping=True``; ``"score"`` needs it.
 
         start : int, default=1
             First epoch shown; negative counts from the end. See :meth:`plot`.
@@ -616,6 +664,9 @@ class TrainingCurveDisplay:
             If the estimator is not fitted.
         TypeError
             If the estimator records no such curve.
+        ValueError
+            If ``metric="score"`` and the estimator recorded no validation
+            scores.
 
         Examples
         --------
@@ -635,14 +686,25 @@ class TrainingCurveDisplay:
         """
         _check_metric(metric)
         train_name, val_name = _METRICS[metric]
-        est = _fitted_final_estimator(estimator, [train_name],
+        est = _fitted_final_estimator(estimator, [train_name or "loss_curve_"],
                                       f"{cls.__name__}.from_estimator")
+        scoring = _scoring_of(est)
         val = getattr(est, val_name, None)
-        if metric == "loss" and getattr(est, "validation_scores_", None) is None:
+        if metric != "accuracy" and getattr(est, "validation_scores_", None) is None:
             val = None  # left from an earlier fit with early stopping
-        disp = cls(np.asarray(getattr(est, train_name), dtype=float),
+        if metric == "accuracy" and scoring != "accuracy":
+            val = None  # validation_scores_ hold another score
+        if metric == "score":
+            if val is None:
+                raise ValueError(
+                    "metric='score' draws the validation score early stopping "
+                    "watched: fit the estimator with early_stopping=True.")
+            if scoring == "loss":  # drawn as a loss: lower is better
+                val = est.validation_loss_curve_
+        train = None if train_name is None else getattr(est, train_name)
+        disp = cls(None if train is None else np.asarray(train, dtype=float),
                    validation=None if val is None else np.asarray(val, dtype=float),
-                   metric=metric)
+                   metric=metric, score_name=scoring)
         return disp.plot(ax=ax, start=start, log_scale=log_scale,
                          legend_kw=legend_kw)
 
@@ -652,8 +714,10 @@ def plot_training_curves(estimator, *, zoom_start=None, figure=None,
     """Loss and accuracy per epoch side by side, with optional zoomed views.
 
     One row of two panels: loss (training, and validation when recorded) and
-    accuracy (likewise). With ``zoom_start``, a second row shows the same
-    curves from that epoch on, with the axes fitted to them.
+    accuracy (likewise), and a third, the validation score, when early
+    stopping watched a scorer (``scoring`` neither None nor ``"loss"``; the
+    loss and accuracy panels show those). With ``zoom_start``, a second row
+    shows the same curves from that epoch on, with the axes fitted to them.
 
     Parameters
     ----------
@@ -675,8 +739,9 @@ def plot_training_curves(estimator, *, zoom_start=None, figure=None,
     -------
     displays : :class:`~sklearn.utils.Bunch`
         ``figure``, and the :class:`TrainingCurveDisplay` of each panel:
-        ``loss``, ``accuracy``, ``loss_zoom`` and ``accuracy_zoom`` (the last
-        two None without ``zoom_start``).
+        ``loss``, ``accuracy``, ``score``, ``loss_zoom``, ``accuracy_zoom``
+        and ``score_zoom`` (the zoomed ones None without ``zoom_start``, the
+        score ones None without a scorer).
 
     See Also
     --------
@@ -701,13 +766,24 @@ def plot_training_curves(estimator, *, zoom_start=None, figure=None,
     import matplotlib.pyplot as plt
 
     # check once, with this function's name in the messages
-    _fitted_final_estimator(estimator, ["loss_curve_", "accuracy_curve_"],
-                            "plot_training_curves")
+    est = _fitted_final_estimator(estimator, ["loss_curve_", "accuracy_curve_"],
+                                  "plot_training_curves")
+    scorer = (getattr(est, "validation_scores_", None) is not None
+              and _scoring_of(est) not in ("accuracy", "loss"))
     n_rows = 1 if zoom_start is None else 2
+    n_cols = 3 if scorer else 2
     if figure is None:
-        figure = plt.figure(figsize=(11, 3.8 * n_rows), layout="constrained")
-    axes = figure.subplots(n_rows, 2, squeeze=False)
-    out = Bunch(figure=figure, loss_zoom=None, accuracy_zoom=None)
+        figure = plt.figure(figsize=(5.5 * n_cols, 3.8 * n_rows),
+                            layout="constrained")
+    axes = figure.subplots(n_rows, n_cols, squeeze=False)
+    out = Bunch(figure=figure, loss_zoom=None, accuracy_zoom=None, score=None,
+                score_zoom=None)
+    if scorer:
+        out.score = TrainingCurveDisplay.from_estimator(
+            estimator, metric="score", ax=axes[0, 2])
+        if zoom_start is not None:
+            out.score_zoom = TrainingCurveDisplay.from_estimator(
+                estimator, metric="score", ax=axes[1, 2], start=zoom_start)
     out.loss = TrainingCurveDisplay.from_estimator(
         estimator, metric="loss", ax=axes[0, 0], log_scale=log_scale)
     out.accuracy = TrainingCurveDisplay.from_estimator(
