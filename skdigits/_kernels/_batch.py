@@ -11,7 +11,7 @@ divides ``alpha`` by the minibatch size, a linear model does not).
 import numpy as np
 
 from ._gemm import gather_rows, gather_rows_scaled, group_lists
-from ._losses import loss_grad
+from ._losses import loss_grad_sub as loss_grad
 from ._numba import subroutine
 from ._optim import step_block
 from ._simd import TILE_ROWS

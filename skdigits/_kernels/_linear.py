@@ -56,7 +56,7 @@ from ._batch import (
     update,
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
-from ._losses import loss_grad
+from ._losses import loss_grad_sub as loss_grad
 from ._numba import jit, subroutine
 from ._optim import step_rows
 from ._simd import TILE_ROWS

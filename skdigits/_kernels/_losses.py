@@ -174,4 +174,9 @@ def _loss_grad_py(Z, y, Y, w, n_rows, loss, scale, smooth, class_loss, class_wei
             stats[STAT_CORRECT] += wi
 
 
+#: For the engine, called from Python (the validation figures, L-BFGS).
 loss_grad = jit(_loss_grad_py)
+#: For the epoch kernels: compiled into them, not a program of its own (a
+#: jitted callee is compiled, optimised and cached alone before the caller
+#: links and optimises it again; see ``_numba``).
+loss_grad_sub = subroutine(_loss_grad_py)
