@@ -95,7 +95,7 @@ from ._batch import (
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._numba import jit, subroutine
-from ._rng import key_word, uniform
+from ._rng import UNIFORM_SCALE, key_word
 from ._sparse import sparse_acc_rows, sparse_dot_rows, sparse_step
 from ._sync import (
     BACKWARD_HIDDEN,
@@ -227,7 +227,7 @@ times_derivative = subroutine(_times_derivative_py)
 def _drop_py(Z, m, c0, c1, rows, unit0, iopt, fopt):
     """Dropout of columns ``c0 .. c1`` of the first ``m`` rows of ``Z`` (the
     hidden units ``unit0 + c0 .. unit0 + c1`` of the data's rows ``rows``):
-    each value is zeroed when the uniform of its key falls below
+    each value is zeroed when the uniform of its key (see ``_rng``) falls below
     ``p = fopt[F_DROPOUT]``, and multiplied by ``1 / (1 - p)`` otherwise.
     The forward pass applies it to the activations, the backward pass to
     their deltas: the same mask and scale."""
@@ -239,7 +239,8 @@ def _drop_py(Z, m, c0, c1, rows, unit0, iopt, fopt):
         row_key = key_word(epoch_key, rows[i])
         row = Z[i, c0:c1]
         for j in range(c1 - c0):
-            if uniform(key_word(row_key, unit0 + c0 + j)) < p:
+            key = key_word(row_key, unit0 + c0 + j)
+            if np.float64(key >> np.uint64(11)) * UNIFORM_SCALE < p:
                 row[j] = zero
             else:
                 row[j] *= scale
@@ -259,13 +260,6 @@ def _unit_offset_py(sizes, l):
 unit_offset = subroutine(_unit_offset_py)
 
 
-def _drop_scale_py(Z, fopt):
-    """``1 - p`` in ``Z``'s dtype: the factor back to the unscaled activation
-    (1 without dropout)."""
-    return Z.dtype.type(1.0 - fopt[F_DROPOUT])
-
-
-drop_scale = subroutine(_drop_scale_py)
 
 
 def _transpose_panel_py(P, c0, T):
@@ -499,6 +493,7 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
     n_out = iopt[I_N_OUT]
+    hq = theta.dtype.type(1.0 - fopt[F_DROPOUT])  # 1 - p: see times_derivative
     n_hidden = sizes[1]
     Hl = layer_rows(H, a_off, _I0, batch, n_hidden)
     Dl = layer_rows(D, a_off, _I0, batch, n_hidden)
@@ -522,7 +517,7 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
                  _I0, n_out)
         if fopt[F_DROPOUT] > 0.0:
             drop(Dl, m, c0, c1, grows, _I0, iopt, fopt)
-        times_derivative(Dl, Hl, m, c0, c1, activation, drop_scale(Dl, fopt))
+        times_derivative(Dl, Hl, m, c0, c1, activation, hq)
         # the panel's gradient, from the minibatch
         P, _ = panel(theta, sizes, w_off, _I0, item)
         G, _ = panel(grad, sizes, w_off, _I0, item)
@@ -581,6 +576,7 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
     n_out = iopt[I_N_OUT]
+    hq = theta.dtype.type(1.0 - fopt[F_DROPOUT])  # 1 - p: see times_derivative
     last = sizes.shape[0] - 2
     # output layer: its gradient, the last hidden layer's deltas, its update
     n_units = sizes[last]
@@ -603,7 +599,7 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
                  n_out)
         if fopt[F_DROPOUT] > 0.0:
             drop(Dl, m, c0, c1, grows, unit_offset(sizes, last - 1), iopt, fopt)
-        times_derivative(Dl, Hl, m, c0, c1, activation, drop_scale(Dl, fopt))
+        times_derivative(Dl, Hl, m, c0, c1, activation, hq)
         update(Wo, Go, Mo, Vo, c0, c1, _I0, ld[last], l2, lr, iopt, fopt, t)
         for f in range(c0, c1):
             for j in range(ld[last]):
@@ -637,7 +633,7 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
                          _I0, _I0, sizes[l + 1])
                 if fopt[F_DROPOUT] > 0.0:
                     drop(Dp, m, c0, c1, grows, unit_offset(sizes, l - 1), iopt, fopt)
-                times_derivative(Dp, Hp, m, c0, c1, activation, drop_scale(Dp, fopt))
+                times_derivative(Dp, Hp, m, c0, c1, activation, hq)
             item = claim(sync)
         barrier(sync, n_threads, np.int64(BACKWARD_HIDDEN))
     # the first layer's gradient, then every hidden panel's update

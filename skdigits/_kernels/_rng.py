@@ -7,8 +7,8 @@ the global NumPy generator is never touched.
 
 Dropout needs no state: whether hidden unit ``unit`` of row ``row`` is kept
 in epoch ``epoch`` is a function of ``(seed, epoch, row, unit)`` alone
-(``key_word`` chains the words through splitmix64's finaliser, ``uniform``
-turns the last one's top 53 bits into a float in [0, 1)), so the masks do
+(``key_word`` chains the words through splitmix64's finaliser; the last
+key's top 53 bits give a float in [0, 1)), so the masks do
 not depend on the threads, the minibatch a row falls in or the kind of data.
 """
 
@@ -36,32 +36,22 @@ def new_seed(random_state):
     return int(random_state.randint(np.iinfo(np.int64).max, dtype=np.int64))
 
 
-def _mix64_py(z):
-    """splitmix64's finaliser: a bijection of the 64-bit words."""
+def _key_word_py(key, word):
+    """``key`` with the non-negative integer ``word`` absorbed: splitmix64's
+    finaliser (a bijection of the 64-bit words) of ``key`` advanced ``word +
+    1`` steps of its sequence, so injective in ``word`` for a given ``key``.
+    The top 53 bits of the last key of a chain, times ``2**-53``, are a
+    uniform in [0, 1) (``_mlp.drop``)."""
+    z = key + (np.uint64(word) + np.uint64(1)) * _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
 
 
-mix64 = subroutine(_mix64_py)
-
-
-def _key_word_py(key, word):
-    """``key`` with the non-negative integer ``word`` absorbed (one splitmix64
-    step from ``key``, ``word + 1`` steps along): injective in ``word`` for a
-    given ``key``."""
-    return mix64(key + (np.uint64(word) + np.uint64(1)) * _GOLDEN)
-
-
 key_word = subroutine(_key_word_py)
 
-
-def _uniform_py(key):
-    """The top 53 bits of ``key`` as a float64 in [0, 1)."""
-    return np.float64(key >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-uniform = subroutine(_uniform_py)
+#: ``2**-53``: a key's top 53 bits times this are a uniform in [0, 1).
+UNIFORM_SCALE = 1.0 / 9007199254740992.0
 
 
 def _next_uint64_py(state):
