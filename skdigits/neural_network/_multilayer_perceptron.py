@@ -95,8 +95,8 @@ class MLPClassifier(BaseMinibatchClassifier):
     shuffle : bool, default=True
         Shuffle the samples before each epoch.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation, the shuffling and the validation split.
-        Pass an int for reproducible results.
+        Seeds the initialisation, the shuffling, the validation split and
+        the masks of ``dropout``. Pass an int for reproducible results.
     tol : float, default=1e-4
         Training stops when the loss (or the validation score, with
         ``early_stopping``) has not improved by ``tol`` for
