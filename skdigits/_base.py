@@ -32,7 +32,7 @@ from ._engine._schedules import SCHEDULES, make_schedule
 from ._engine._train import TrainingDivergedError, train
 from ._fitted import check_fitted_state
 from ._kernels._optim import ADAM, GRADIENT, SGD
-from ._kernels._rng import new_state
+from ._kernels._rng import new_seed, new_state
 from ._sklearn_callbacks import FIT_ATTRIBUTES, NO_TASKS, fit_tasks, support_check
 from ._sklearn_callbacks import set_callbacks as _set_sklearn_callbacks
 from ._system import check_memory
@@ -504,6 +504,12 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                     "early_stopping=False.")
         if first_pass and self._fit_input_statistics(X, train_idx, w):
             model = self._model(X.shape[1], n_outputs, loss_code)
+        if first_pass or not hasattr(self, "_dropout_seed"):
+            # the key of dropout's masks for this fit and the calls that
+            # continue it; drawn last, so that the other draws stay as they
+            # were before dropout (a model saved by an older version draws
+            # one when continued)
+            self._dropout_seed = new_seed(rng)
         n_epochs = 1 if incremental else self._resolve_max_iter(len(train_idx))
         lbfgs = self.solver == "lbfgs"
         if not lbfgs:

@@ -206,6 +206,8 @@ def _check_training_state(est, theta, n_epochs):
         _int(est, name)
     if hasattr(est, "_n_epochs_total"):
         _int(est, "_n_epochs_total")
+    if hasattr(est, "_dropout_seed"):
+        _int(est, "_dropout_seed")
 
 
 def _same(a, b):

@@ -365,6 +365,10 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
             "epochs": int(model.n_iter_), "kept_epoch": kept,
             # what early stopping watched (its scoring), None without it
             "stopped_on": stopping_target(model),
+            # the MLP's dropout probability (0.0: off), None for a model
+            # without hidden layers
+            "dropout": (float(model.dropout) if hasattr(model, "dropout")
+                        else None),
             "hardest": [str(n) for n in hardest],
             "train_accuracy": float(np.mean(pred == y)),
             "train_loss_per_class": [float(v) for v in per_class],
@@ -633,14 +637,15 @@ def _render(report, out_dir, embed):
                      f"{r['n_test']} test images.</p>")
         parts.append(
             "<table><tr><th>model</th><th>epochs</th><th>kept epoch</th>"
-            "<th>early stopping on</th><th>fit (s)</th>"
+            "<th>early stopping on</th><th>dropout</th><th>fit (s)</th>"
             "<th>train accuracy (kept model)</th><th>test accuracy</th></tr>")
         for key, m in r["models"].items():
             seconds = report["timings"]["fit_seconds"][r["dataset"]][key]
             parts.append(
                 f"<tr><td>{esc(m['model'])}</td><td>{m['epochs']}</td>"
                 f"<td>{m['kept_epoch']}</td>"
-                f"<td>{esc(m.get('stopped_on') or 'off')}</td><td>{seconds:.2f}</td>"
+                f"<td>{esc(m.get('stopped_on') or 'off')}</td>"
+                f"<td>{dropout_cell(m.get('dropout'))}</td><td>{seconds:.2f}</td>"
                 f"<td>{m['train_accuracy']:.4f}</td>"
                 f"<td>{m['test_accuracy']:.4f}</td></tr>")
         parts.append("</table><h3>Observations</h3><ul>")
@@ -653,6 +658,15 @@ def _render(report, out_dir, embed):
     parts += _render_context(report)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def dropout_cell(dropout):
+    """The report table's dropout cell: ``"p = 0.2"`` when it was on,
+    ``"off"`` for an MLP without it, ``"none (no hidden layer)"`` for a
+    model without hidden layers (``None``)."""
+    if dropout is None:
+        return "none (no hidden layer)"
+    return f"p = {dropout:g}" if dropout > 0 else "off"
 
 
 def _render_claims(report):

@@ -84,6 +84,7 @@ def _expected_failed_checks(estimator):
                       learning_rate_init=0.01, scoring="loss"),
         MLPClassifier(hidden_layer_sizes=(16,), standardize=False,
                       label_smoothing=0.0, learning_rate="onecycle"),
+        MLPClassifier(hidden_layer_sizes=(16, 8), dropout=0.2),
         # sklearn's own MLP runs its checks with max_iter=100, and the sample
         # weight check with lbfgs
         MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=100,

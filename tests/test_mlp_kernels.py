@@ -293,7 +293,13 @@ def test_bias_activate_and_its_derivative_on_both_signs(code, dtype):
     H = ref_act(zz, code).astype(dtype)
     Dm = np.linspace(-2.0, 2.0, zz.size).reshape(zz.shape)
     D = Dm.astype(dtype)
-    _mlp.times_derivative(D, H, 2, 0, 4, code)
+    _mlp.times_derivative(D, H, 2, 0, 4, code, dtype(1.0))
+    np.testing.assert_allclose(D[keep], (Dm * ref_act_prime(zz, code))[keep],
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
+    # dropout's scaled activations (f(z) / q): the derivative is still f'(z)
+    q = dtype(0.75)
+    D = Dm.astype(dtype)
+    _mlp.times_derivative(D, (H / q).astype(dtype), 2, 0, 4, code, q)
     np.testing.assert_allclose(D[keep], (Dm * ref_act_prime(zz, code))[keep],
                                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
 

@@ -653,6 +653,10 @@ def test_numbers_come_from_the_kept_model(tmp_path, capsys):
     assert report["datasets"][0]["models"]["ovr"]["stopped_on"] is None
     assert "<th>early stopping on</th>" in page
     assert "<td>validation accuracy</td>" in page and "<td>off</td>" in page
+    # and whether the MLP trained with dropout (the default: off)
+    assert mlp["dropout"] == 0.0
+    assert report["datasets"][0]["models"]["ovr"]["dropout"] is None
+    assert "<th>dropout</th>" in page and "<td>none (no hidden layer)</td>" in page
     assert any(o.startswith("MLP early stopping watched the validation accuracy")
                for o in report["datasets"][0]["observations"])
     # compile and cache load are timed apart, once per model
@@ -770,3 +774,11 @@ def test_run_context_in_json_and_page(tmp_path, capsys):
     assert skdigits.__version__ in page and run["date"] in page
     assert "random_state=5" in page and "kernel" in page
     assert "sample bundled with skdigits" in page
+
+
+def test_dropout_cell_says_whether_dropout_was_on():
+    from skdigits._report import dropout_cell
+
+    assert dropout_cell(0.25) == "p = 0.25"
+    assert dropout_cell(0.0) == "off"
+    assert dropout_cell(None) == "none (no hidden layer)"

@@ -22,9 +22,11 @@ from .._kernels._batch import (
     F_LR1,
     F_LRK,
     I_ACTIVATION,
+    I_EPOCH,
     I_LOSS,
     I_N_OUT,
     I_NESTEROV,
+    I_SEED,
     I_SOLVER,
     N_IOPT,
     float_options,
@@ -169,13 +171,17 @@ class _Run:
                                             self.model.n_outputs)
         est = self.est
         self.iopt = np.zeros(N_IOPT, dtype=np.int64)
-        self.iopt[[I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT]] = (
+        # dropout (the MLP's): its masks are keyed by the fit's seed, the
+        # epoch (counting those of earlier calls) and the row (see _kernels._mlp)
+        dropout = float(getattr(est, "dropout", 0.0))
+        self.iopt[[I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT, I_SEED]] = (
             getattr(self.model, "activation", 0), self.model.loss, est._solver_code(),
-            int(est.nesterovs_momentum), self.model.n_outputs)
+            int(est.nesterovs_momentum), self.model.n_outputs,
+            getattr(est, "_dropout_seed", 0) if dropout > 0 else 0)
         self.fopt = float_options(
             0.0, l2_fixed=self.l2_fixed, l2_per_row=self.l2_per_row,
             momentum=est.momentum, beta1=est.beta_1, beta2=est.beta_2,
-            eps=est.epsilon, smooth=est.label_smoothing)
+            eps=est.epsilon, smooth=est.label_smoothing, dropout=dropout)
         self.commit()
 
     def penalty(self, theta):
@@ -199,6 +205,7 @@ class _Run:
                 shuffle(self.order, state._rng_state)
         self.acc.reset()
         self.fopt[[F_LR0, F_LR1, F_LRK, F_KNEE]] = lr0, lr1, lr_knee, knee
+        self.iopt[I_EPOCH] = state._n_epochs_total  # dropout's key
         n_threads = min(n_threads, model.max_threads(self.batch_size))
         tic = time.perf_counter()
         t = model.run_epoch(team, n_threads, self.X, self.y, self.Y, self.w, self.order,

@@ -17,27 +17,29 @@ from ._optim import step_block
 from ._simd import TILE_ROWS
 from ._sync import claim
 
-I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT = range(5)
-N_IOPT = 5
+I_ACTIVATION, I_LOSS, I_SOLVER, I_NESTEROV, I_N_OUT, I_SEED, I_EPOCH = range(7)
+N_IOPT = 7
 (F_L2_FIXED, F_L2_PER_ROW, F_LR0, F_LR1, F_MOMENTUM, F_BETA1, F_BETA2,
- F_EPS, F_SMOOTH, F_LRK, F_KNEE, F_SCALE) = range(12)
-N_FOPT = 12
+ F_EPS, F_SMOOTH, F_LRK, F_KNEE, F_SCALE, F_DROPOUT) = range(13)
+N_FOPT = 13
 
 
 def float_options(lr0, lr1=None, *, l2_fixed=0.0, l2_per_row=0.0, momentum=0.0,
                   beta1=0.9, beta2=0.999, eps=1e-8, smooth=0.0, lr_knee=0.0,
-                  knee=1.0, scale=0.0):
+                  knee=1.0, scale=0.0, dropout=0.0):
     """The float options of the epoch kernels as an array (``F_*`` slots):
     learning rate from ``lr0`` to ``lr1`` (``lr0`` when None) over the epoch,
     through ``lr_knee`` at the fraction ``knee`` of it when ``knee < 1``.
     ``scale`` is the factor of the loss gradient (``0``: one over the rows of
     each minibatch; the full-batch solver passes one over the total
-    weight)."""
+    weight). ``dropout``: the probability that the MLP's epoch drops a
+    hidden unit of a row (with ``iopt[I_SEED]`` and ``iopt[I_EPOCH]``, the
+    key of its masks: see ``_mlp``)."""
     fopt = np.zeros(N_FOPT)
     fopt[[F_L2_FIXED, F_L2_PER_ROW, F_LR0, F_LR1, F_MOMENTUM, F_BETA1, F_BETA2, F_EPS,
-          F_SMOOTH, F_LRK, F_KNEE, F_SCALE]] = (
+          F_SMOOTH, F_LRK, F_KNEE, F_SCALE, F_DROPOUT]] = (
         l2_fixed, l2_per_row, lr0, lr0 if lr1 is None else lr1, momentum, beta1,
-        beta2, eps, smooth, lr_knee, knee, scale)
+        beta2, eps, smooth, lr_knee, knee, scale, dropout)
     return fopt
 
 #: Rows gathered per work item.

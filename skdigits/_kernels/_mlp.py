@@ -59,6 +59,17 @@ flag computed from the arrays is known at run time only, and an array
 argument is not resolved either: the sparse specialisation compiles the
 dense branches too, typed on the empty ``X``.)
 
+Dropout (``fopt[F_DROPOUT]`` = ``p > 0``, training only): after the
+activation, each hidden unit of each row is zeroed with probability ``p``
+and otherwise scaled by ``1 / (1 - p)`` (``drop``); the backward pass applies
+the same mask and scale to the deltas before the activation's derivative,
+which it computes from the unscaled activation. The mask is recomputed, not
+stored: it is a function of the key ``(iopt[I_SEED], iopt[I_EPOCH], the row
+of the data, the unit's index across the hidden layers)`` (see ``_rng``),
+so it does not depend on the threads, the minibatches or the kind of data.
+With ``p = 0`` no mask is computed and the bits are those of a network
+without dropout.
+
 Activation codes are chosen in Python: ``IDENTITY`` (0), ``RELU`` (1),
 ``TANH`` (2), ``LOGISTIC`` (3), ``LEAKY_RELU`` (4, slope ``LEAKY_SLOPE`` for
 negative inputs).
@@ -67,8 +78,11 @@ negative inputs).
 import numpy as np
 
 from ._batch import (
+    F_DROPOUT,
     I_ACTIVATION,
+    I_EPOCH,
     I_N_OUT,
+    I_SEED,
     add_row,
     batch_rate,
     batch_rows,
@@ -81,6 +95,7 @@ from ._batch import (
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
 from ._numba import jit, subroutine
+from ._rng import UNIFORM_SCALE, key_word
 from ._sparse import sparse_acc_rows, sparse_dot_rows, sparse_step
 from ._sync import (
     BACKWARD_HIDDEN,
@@ -178,9 +193,11 @@ def _bias_activate_py(Z, b, m, c0, c1, activation):
 bias_activate = subroutine(_bias_activate_py)
 
 
-def _times_derivative_py(D, H, m, c0, c1, activation):
+def _times_derivative_py(D, H, m, c0, c1, activation, hq):
     """``D[:m, c0:c1] *= f'(.)`` in place, where ``H`` holds the activation's
-    output ``f(z)`` (every derivative here is a function of it)."""
+    output ``f(z)`` (every derivative here is a function of it) times
+    ``1 / hq`` (dropout's scale, see ``drop``; ``hq`` is 1 without dropout).
+    A dropped unit's delta is zero already."""
     dt = D.dtype.type
     slope = dt(LEAKY_SLOPE)
     one = dt(1.0)
@@ -196,13 +213,53 @@ def _times_derivative_py(D, H, m, c0, c1, activation):
             elif activation == LEAKY_RELU:
                 d = d if a > zero else slope * d
             elif activation == TANH:
+                a = a * hq
                 d = d * (one - a * a)
             elif activation == LOGISTIC:
+                a = a * hq
                 d = d * a * (one - a)
             drow[j] = d
 
 
 times_derivative = subroutine(_times_derivative_py)
+
+
+def _drop_py(Z, m, c0, c1, rows, unit0, iopt, fopt):
+    """Dropout of columns ``c0 .. c1`` of the first ``m`` rows of ``Z`` (the
+    hidden units ``unit0 + c0 .. unit0 + c1`` of the data's rows ``rows``):
+    each value is zeroed when the uniform of its key (see ``_rng``) falls below
+    ``p = fopt[F_DROPOUT]``, and multiplied by ``1 / (1 - p)`` otherwise.
+    The forward pass applies it to the activations, the backward pass to
+    their deltas: the same mask and scale."""
+    p = fopt[F_DROPOUT]
+    zero = Z.dtype.type(0.0)
+    scale = Z.dtype.type(1.0 / (1.0 - p))
+    epoch_key = key_word(np.uint64(iopt[I_SEED]), iopt[I_EPOCH])
+    for i in range(m):
+        row_key = key_word(epoch_key, rows[i])
+        row = Z[i, c0:c1]
+        for j in range(c1 - c0):
+            key = key_word(row_key, unit0 + c0 + j)
+            if np.float64(key >> np.uint64(11)) * UNIFORM_SCALE < p:
+                row[j] = zero
+            else:
+                row[j] *= scale
+
+
+drop = subroutine(_drop_py)
+
+
+def _unit_offset_py(sizes, l):
+    """Index of hidden layer ``l``'s first unit across the hidden layers."""
+    u = np.int64(0)
+    for k in range(1, l + 1):
+        u += sizes[k]
+    return u
+
+
+unit_offset = subroutine(_unit_offset_py)
+
+
 
 
 def _transpose_panel_py(P, c0, T):
@@ -349,12 +406,13 @@ _epoch_start = subroutine(_epoch_start_py)
 def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                          ident, lists, counts, yb, Y, wb, dense, dense_counts, H, a_off,
                          Zp, Z, m, class_loss, class_weight, col_loss, stats, iopt,
-                         fopt, shift, beff, indptr, indices, data, scale):
+                         fopt, shift, beff, indptr, indices, data, scale, grows):
     """The forward phases of a minibatch (hidden layer by hidden layer, each
     panel with its share of the logits), then the loss phase: the logits
     and the loss gradient into ``Z``. For sparse data (``indptr`` not None),
     the first layer reads the rows ``arows`` of the CSR arrays (times
-    ``scale``)."""
+    ``scale``). ``grows``: the minibatch's rows of the data (dropout's
+    key)."""
     _I0 = np.int64(0)
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
@@ -378,6 +436,9 @@ def _forward_and_loss_py(n_threads, sync, sizes, w_off, b_off, ld, theta, A, aro
                     theta, sizes, w_off, b_off, ld, l, item,
                     layer_rows(H, a_off, l - 1, batch, sizes[l]), ident, m, dense,
                     dense_counts, _I0, H, a_off, batch, activation, shift, beff)
+            if fopt[F_DROPOUT] > 0.0:
+                drop(layer_rows(H, a_off, l, batch, sizes[l + 1]), m, c0, c1, grows,
+                     unit_offset(sizes, l), iopt, fopt)
             if l == last - 1:  # this panel's share of the logits
                 Wo, bo = output_weights(theta, sizes, w_off, b_off, ld)
                 Hl = layer_rows(H, a_off, l, batch, sizes[l + 1])
@@ -423,7 +484,7 @@ _sparse_panel_step = subroutine(_sparse_panel_step_py)
 def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt, t_off,
                          A, arows, ident, lists, counts, dense, dense_counts, H, D,
                          a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift, indptr,
-                         indices, data, scale, gsum, beff):
+                         indices, data, scale, gsum, beff, grows):
     """The backward phase of a one-hidden-layer network: item ``p`` does
     everything for the hidden units of panel ``p``. Returns the first item
     claimed past them. For sparse data (``indptr`` not None), the panel's
@@ -432,6 +493,7 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
     n_out = iopt[I_N_OUT]
+    hq = theta.dtype.type(1.0 - fopt[F_DROPOUT])  # 1 - p: see times_derivative
     n_hidden = sizes[1]
     Hl = layer_rows(H, a_off, _I0, batch, n_hidden)
     Dl = layer_rows(D, a_off, _I0, batch, n_hidden)
@@ -453,7 +515,9 @@ def _backward_shallow_py(sync, sizes, w_off, b_off, ld, theta, grad, s1, s2, Wt,
                  _I0, c0, c1)
         dot_rows(Dl, _I0, c0, Z, ident, m, T, c0, c1, dense, dense_counts, _I0, _I0,
                  _I0, n_out)
-        times_derivative(Dl, Hl, m, c0, c1, activation)
+        if fopt[F_DROPOUT] > 0.0:
+            drop(Dl, m, c0, c1, grows, _I0, iopt, fopt)
+        times_derivative(Dl, Hl, m, c0, c1, activation, hq)
         # the panel's gradient, from the minibatch
         P, _ = panel(theta, sizes, w_off, _I0, item)
         G, _ = panel(grad, sizes, w_off, _I0, item)
@@ -503,7 +567,7 @@ _n_update_items = subroutine(_n_update_items_py)
 def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1, s2,
                       Wt, t_off, A, arows, ident, lists, counts, dense, dense_counts, H,
                       D, a_off, Z, batch, m, lr, l2, iopt, fopt, t, shift, indptr,
-                      indices, data, scale, gsum, beff):
+                      indices, data, scale, gsum, beff, grows):
     """The backward phases of a network with two or more hidden layers.
     Returns the first item claimed past the last phase's updates. For sparse
     data (``indptr`` not None), the first layer's gradient comes from the
@@ -512,6 +576,7 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
     _I1 = np.int64(1)
     activation = iopt[I_ACTIVATION]
     n_out = iopt[I_N_OUT]
+    hq = theta.dtype.type(1.0 - fopt[F_DROPOUT])  # 1 - p: see times_derivative
     last = sizes.shape[0] - 2
     # output layer: its gradient, the last hidden layer's deltas, its update
     n_units = sizes[last]
@@ -532,7 +597,9 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
         dot_rows(Dl, _I0, c0, Z, ident, m, T, c0, c1, dense, dense_counts, _I0, _I0,
                  _I0,
                  n_out)
-        times_derivative(Dl, Hl, m, c0, c1, activation)
+        if fopt[F_DROPOUT] > 0.0:
+            drop(Dl, m, c0, c1, grows, unit_offset(sizes, last - 1), iopt, fopt)
+        times_derivative(Dl, Hl, m, c0, c1, activation, hq)
         update(Wo, Go, Mo, Vo, c0, c1, _I0, ld[last], l2, lr, iopt, fopt, t)
         for f in range(c0, c1):
             for j in range(ld[last]):
@@ -564,7 +631,9 @@ def _backward_deep_py(n_threads, sync, sizes, w_off, b_off, ld, theta, grad, s1,
                 T = transpose_view(Wt, t_off, ld, sizes, l)
                 dot_rows(Dp, _I0, c0, Dl, ident, m, T, c0, c1, dense, dense_counts, _I0,
                          _I0, _I0, sizes[l + 1])
-                times_derivative(Dp, Hp, m, c0, c1, activation)
+                if fopt[F_DROPOUT] > 0.0:
+                    drop(Dp, m, c0, c1, grows, unit_offset(sizes, l - 1), iopt, fopt)
+                times_derivative(Dp, Hp, m, c0, c1, activation, hq)
             item = claim(sync)
         barrier(sync, n_threads, np.int64(BACKWARD_HIDDEN))
     # the first layer's gradient, then every hidden panel's update
@@ -636,18 +705,19 @@ def _epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xa
         m = min(batch, n_rows - k * batch)
         t += 1
         A, arows = batch_rows(X, Xb, order, ident, k * batch, m, direct, cur)
+        grows = order[k * batch:k * batch + m]
         _forward_and_loss(n_threads, sync, sizes, w_off, b_off, ld, theta, A, arows,
                           ident, lists[cur], counts[cur], yb[cur], Y, wb[cur], dense,
                           dense_counts, H, a_off, Zp, Z, m, class_loss, class_weight,
                           col_loss, stats, iopt, fopt, shift, beff, indptr,
-                          indices, data, scale)
+                          indices, data, scale, grows)
         if deep is not None:
             item = _backward_deep(n_threads, sync, sizes, w_off, b_off, ld, theta,
                                   grad, s1, s2, Wt, t_off, A, arows, ident, lists[cur],
                                   counts[cur], dense, dense_counts, H, D, a_off, Z,
                                   batch, m, batch_rate(fopt, k, n_batches),
                                   l2_of(fopt, m), iopt, fopt, t, shift, indptr,
-                                  indices, data, scale, gsum, beff)
+                                  indices, data, scale, gsum, beff, grows)
             first = _n_update_items(sizes)
         else:
             item = _backward_shallow(sync, sizes, w_off, b_off, ld, theta, grad, s1,
@@ -655,7 +725,7 @@ def _epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xa
                                      counts[cur], dense, dense_counts, H, D, a_off, Z,
                                      batch, m, batch_rate(fopt, k, n_batches),
                                      l2_of(fopt, m), iopt, fopt, t, shift, indptr,
-                                     indices, data, scale, gsum, beff)
+                                     indices, data, scale, gsum, beff, grows)
             first = n_blocks(sizes[1], PANEL)
         if k + 1 < n_batches:
             start = (k + 1) * batch

@@ -1,8 +1,15 @@
-"""A small seeded random generator for kernels (xorshift64*).
+"""A small seeded random generator for kernels (xorshift64*), and the
+counter-based one of dropout.
 
 The state is a one-element ``uint64`` array owned by the caller and advanced in
 place, so a seed drawn from ``random_state`` fully determines a training run and
 the global NumPy generator is never touched.
+
+Dropout needs no state: whether hidden unit ``unit`` of row ``row`` is kept
+in epoch ``epoch`` is a function of ``(seed, epoch, row, unit)`` alone
+(``key_word`` chains the words through splitmix64's finaliser; the last
+key's top 53 bits give a float in [0, 1)), so the masks do
+not depend on the threads, the minibatch a row falls in or the kind of data.
 """
 
 import numpy as np
@@ -18,6 +25,33 @@ def new_state(random_state):
     if state[0] == 0:
         state[0] = np.uint64(1)
     return state
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def new_seed(random_state):
+    """Draw a dropout seed (a non-negative int64) from a
+    ``numpy.random.RandomState``."""
+    return int(random_state.randint(np.iinfo(np.int64).max, dtype=np.int64))
+
+
+def _key_word_py(key, word):
+    """``key`` with the non-negative integer ``word`` absorbed: splitmix64's
+    finaliser (a bijection of the 64-bit words) of ``key`` advanced ``word +
+    1`` steps of its sequence, so injective in ``word`` for a given ``key``.
+    The top 53 bits of the last key of a chain, times ``2**-53``, are a
+    uniform in [0, 1) (``_mlp.drop``)."""
+    z = key + (np.uint64(word) + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+key_word = subroutine(_key_word_py)
+
+#: ``2**-53``: a key's top 53 bits times this are a uniform in [0, 1).
+UNIFORM_SCALE = 1.0 / 9007199254740992.0
 
 
 def _next_uint64_py(state):

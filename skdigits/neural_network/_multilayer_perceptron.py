@@ -1,7 +1,7 @@
 """MLPClassifier: a multilayer perceptron trained in Numba kernels."""
 
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.sparse import issparse
@@ -95,8 +95,8 @@ class MLPClassifier(BaseMinibatchClassifier):
     shuffle : bool, default=True
         Shuffle the samples before each epoch.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation, the shuffling and the validation split.
-        Pass an int for reproducible results.
+        Seeds the initialisation, the shuffling, the validation split and
+        the masks of ``dropout``. Pass an int for reproducible results.
     tol : float, default=1e-4
         Training stops when the loss (or the validation score, with
         ``early_stopping``) has not improved by ``tol`` for
@@ -198,6 +198,17 @@ class MLPClassifier(BaseMinibatchClassifier):
         ``label_smoothing / 2`` for each logistic output). ``loss_curve_`` is
         this smoothed objective; the per-class curves and the validation
         curves stay the plain cross-entropy, so they compare across settings.
+    dropout : float, default=0.0
+        In [0, 1): during training, each hidden unit's activation is dropped
+        (set to zero) with this probability, row by row, and kept ones are
+        scaled by ``1 / (1 - dropout)`` ("inverted" dropout), in every
+        hidden layer. ``predict``, ``predict_proba`` and the validation
+        figures of ``early_stopping`` never drop; ``loss_curve_`` and the
+        training accuracy are measured on the dropped network. The masks
+        depend on ``random_state``, the epoch (counted over ``partial_fit``
+        calls and warm starts) and the row, never on ``n_jobs``, the
+        minibatches or dense against sparse input. ``"adam"`` and ``"sgd"``
+        only: ``"lbfgs"`` refuses it.
     callbacks : callable, list of callables or None, default=None
         Called after each epoch as ``callback(estimator, info)``, where
         ``info`` is a dict with ``epoch``, ``loss``, ``accuracy``, ``lr``,
@@ -325,6 +336,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         "dtype": [StrOptions(set(_DTYPES)), None],
         "standardize": ["boolean", StrOptions({"auto"})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
     _has_loss_attribute = True
@@ -366,6 +378,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         lr_gamma=0.1,
         warmup_fraction=0.2,
         label_smoothing=0.1,
+        dropout=0.0,
         callbacks=None,
         n_jobs=None,
     ):
@@ -400,6 +413,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         self.lr_gamma = lr_gamma
         self.warmup_fraction = warmup_fraction
         self.label_smoothing = label_smoothing
+        self.dropout = dropout
         self.callbacks = callbacks
         self.n_jobs = n_jobs
 
@@ -426,6 +440,11 @@ class MLPClassifier(BaseMinibatchClassifier):
     def _more_validate_params(self):
         super()._more_validate_params()
         self._hidden_sizes()
+        if self.solver == "lbfgs" and self.dropout > 0:
+            raise ValueError(
+                f"dropout={self.dropout} needs a minibatch solver: solver='lbfgs' "
+                "minimises a deterministic objective; use solver='adam' or 'sgd', "
+                "or dropout=0.0.")
 
     def _model_dtype(self, X):
         return X.dtype if self.dtype is None else _DTYPES[self.dtype]
