@@ -345,6 +345,7 @@ def _spy_keys(monkeypatch):
     return keys
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_partial_fit_and_warm_start_continue_the_stream(problem, monkeypatch):
     """Every epoch of a model gets its own masks: the seed drawn by the
     first call stays, the epoch counts the epochs of every call (so a

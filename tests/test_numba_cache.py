@@ -291,7 +291,9 @@ def test_a_cold_fit_caches_its_entry_points_only(tmp_path):
                      (line.split() for line in out.stdout.splitlines())})
     names = sorted({p.name.split(".")[1].rsplit("-", 1)[0]
                     for p in (tmp_path / "cache").rglob("*.nbi")})
-    assert names == sorted({"_column_moments_py", "_loss_grad_py", "_mlp_epoch_py",
+    # the loss is compiled into the epoch (a subroutine): the jitted
+    # loss_grad, for the engine's Python calls, only with early stopping
+    assert names == sorted({"_column_moments_py", "_mlp_epoch_py",
                             "_mlp_forward_py", "_shuffle_py"}), names
     cold, warm = runs
     # the cold process compiled everything but the forward pass, which the
@@ -300,7 +302,7 @@ def test_a_cold_fit_caches_its_entry_points_only(tmp_path):
     assert cold.pop("_mlp.mlp_forward") == (1, 0)
     assert cold["_mlp.mlp_epoch"] == (0, 1)
     assert sum(h for h, _ in cold.values()) == 0
-    assert sum(m for _, m in cold.values()) >= 4
+    assert sum(m for _, m in cold.values()) >= 3
     # the warm one loaded it all
     assert sum(h for h, _ in warm.values()) >= 4
     assert sum(m for _, m in warm.values()) == 0
