@@ -196,6 +196,10 @@ def _cmd_fit(args):
     acc = model.score(Xt, test.target)
     desc = (f"multi_class={model.multi_class!r}" if args.model == "softmax"
             else f"hidden_layer_sizes={tuple(model._hidden_sizes())!r}")
+    # and the parameters the user set (dropout=0.2 would not show otherwise)
+    desc = ", ".join([desc] + [f"{key}={value!r}" for key, value in
+                               _parse_params(args.param).items()
+                               if key not in ("hidden_layer_sizes", "multi_class")])
     print(f"{type(model).__name__}({desc}): {model.n_iter_} epochs in {seconds:.2f} s, "
           f"train accuracy {model.accuracy_curve_[-1]:.4f}, test accuracy {acc:.4f}")
     last = model.loss_curve_per_class_[-1]

@@ -139,7 +139,9 @@ def test_fit_mlp_with_params_then_evaluate(tmp_path, capsys):
                  "hidden_layer_sizes=(32, 16)", "--param", "activation=tanh",
                  "--max-iter", "5", "-o", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "MLPClassifier(hidden_layer_sizes=(32, 16)): 5 epochs" in out
+    # the parameters set with --param are named (activation was left out)
+    assert ("MLPClassifier(hidden_layer_sizes=(32, 16), activation='tanh'): "
+            "5 epochs") in out
     model = load(path)
     assert model.activation == "tanh"
     assert [w.shape[1] for w in model.coefs_] == [32, 16, 10]
