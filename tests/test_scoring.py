@@ -345,3 +345,44 @@ def test_cli_takes_scoring_and_refuses_bad_names(capsys):
                  "--param", "early_stopping=True"]) == 1
     err = capsys.readouterr().err.strip()
     assert "Did you mean 'f1_macro'" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("fail_at", [1, 3])
+def test_a_scorer_raising_leaves_the_last_recorded_epoch(make, fail_at, digits):
+    # the scorer runs after the epoch's kernel has updated the weights in
+    # place: its exception must not leave those weights beside the counters,
+    # curves and optimizer state of the epoch before
+    X, y = digits
+
+    def failing_at(n):
+        calls = []
+
+        def scorer(est, X_val, y_val):
+            calls.append(None)
+            if len(calls) == n:
+                raise RuntimeError("scorer failed")
+            return est.score(X_val, y_val)
+
+        return scorer
+
+    params = dict(early_stopping=True, random_state=0, n_iter_no_change=100,
+                  warm_start=True)
+    est = make(max_iter=5, scoring=failing_at(fail_at), **params)
+    with pytest.raises(RuntimeError, match="scorer failed"):
+        quiet(est.fit, X, y)
+    if fail_at == 1:
+        return  # nothing recorded: the estimator need not be fitted
+    ref = quiet(make(max_iter=5, scoring=failing_at(0), **params,
+                     callbacks=lambda est, info: info["epoch"] == fail_at - 1).fit,
+                X, y)
+    assert est.n_iter_ == ref.n_iter_ == fail_at - 1
+    assert est.validation_scores_ == ref.validation_scores_
+    _assert_same_weights(_weights(est), _weights(ref))
+    np.testing.assert_array_equal(est._theta, ref._theta)
+    # and it continues as the fit it describes
+    est.set_params(scoring=ref.scoring, max_iter=2)
+    ref.set_params(max_iter=2)
+    quiet(est.fit, X, y)
+    quiet(ref.fit, X, y)
+    _assert_same_weights(_weights(est), _weights(ref))

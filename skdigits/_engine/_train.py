@@ -87,7 +87,9 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
     checkpoint taken after its last recorded epoch, so its weights, optimizer
     state, random state, counters and curves all describe that epoch, as the
     uninterrupted fit held them after it (so a later call continues
-    alike). The state returned has been published."""
+    alike). Another exception (a scorer's, a callback's) goes back to that
+    checkpoint too, publishes it and propagates. The state returned has been
+    published."""
     state = TrainState(est)
     run = _Run(est, model, state, X, y, w, train_idx, val_idx, n_epochs, incremental,
                Y, publish, score)
@@ -114,6 +116,17 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
                 f"Training interrupted by the user after {state.n_iter_} epochs; "
                 "the model keeps the weights of the last finished epoch.")
             run.finish()
+        except TrainingDivergedError:
+            raise  # rolled back and published by run.epoch
+        except Exception:
+            # a scorer or callback that raises after the kernel updated the
+            # shared weights in place: back to the last recorded epoch, so
+            # that the estimator's weights agree with its counters and curves
+            run.rollback()
+            if state._epochs_this_call > 0:
+                state.weights = model.unpack(state._theta)
+                run.publish(state)
+            raise
         finally:
             run.close()
     return state
