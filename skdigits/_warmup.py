@@ -100,7 +100,10 @@ def jobs_for(estimator, sparse=False, dtype=None, predict=True):
     data's)."""
     kind = "csr" if sparse else "dense"
     model_dtype = getattr(estimator, "dtype", None) or dtype or "float64"
-    model_dtype = str(getattr(model_dtype, "name", model_dtype))
+    try:  # a name, a NumPy type or dtype (np.float32)
+        model_dtype = np.dtype(model_dtype).name
+    except TypeError:
+        model_dtype = str(model_dtype)
     if model_dtype not in DTYPES:
         model_dtype = "float64"
     if hasattr(estimator, "hidden_layer_sizes"):

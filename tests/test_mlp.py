@@ -170,6 +170,25 @@ def test_dtype_choice(digits, dtype, in_dtype, out_dtype):
     assert clf.predict_proba(X_tr[:3]).dtype == np.float64
 
 
+@pytest.mark.parametrize("name", ["float32", "float64"])
+def test_dtype_takes_numpy_types_as_scikit_learn_does(digits, name):
+    # dtype=np.float32 was refused by the parameter check ("must be a str
+    # among {'float32', 'float64'} or None"), where scikit-learn's dtype
+    # parameters take NumPy types; it now trains the same bits as the name
+    X_tr, _, y_tr, _ = digits
+    reference = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, dtype=name,
+                              random_state=0).fit(X_tr, y_tr)
+    for dtype in (getattr(np, name), np.dtype(name)):
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, dtype=dtype,
+                            random_state=0).fit(X_tr, y_tr)
+        for got, expected in zip(clf.coefs_, reference.coefs_):
+            assert got.dtype == name
+            np.testing.assert_array_equal(got, expected)
+    for bad in (np.int32, np.dtype("float16"), "float16", int):
+        with pytest.raises(ValueError, match="dtype"):
+            MLPClassifier(dtype=bad).fit(X_tr[:20], y_tr[:20])
+
+
 def test_float64_input_trains_like_its_float32_cast(digits):
     X_tr, _, y_tr, _ = digits
     a = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0)

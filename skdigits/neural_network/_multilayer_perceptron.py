@@ -16,6 +16,23 @@ from .._kernels._mlp import ACTIVATIONS
 from .._kernels._stats import column_moments, sparse_column_moments
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _dtype_name(dtype):
+    """``"float32"``, ``"float64"`` or None for a ``dtype`` parameter given as
+    a name, a NumPy type or a NumPy dtype (as scikit-learn's ``dtype``
+    parameters take them); ValueError for any other."""
+    if dtype is None or isinstance(dtype, str) and dtype in _DTYPES:
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in _DTYPES:
+        raise ValueError(
+            f"dtype must be 'float32', 'float64' (or np.float32, np.float64) or "
+            f"None; got {dtype!r}.")
+    return name
 #: ``standardize``: each feature's scale is its standard deviation plus this
 #: fraction of the largest one.
 STANDARDIZE_FLOOR = 0.25
@@ -158,7 +175,8 @@ class MLPClassifier(BaseMinibatchClassifier):
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, multiplied into ``sample_weight``.
         ``"balanced"`` uses ``n_samples / (n_classes * np.bincount(y))``.
-    dtype : {"float32", "float64"} or None, default="float32"
+    dtype : {"float32", "float64"}, np.float32, np.float64 or None, \
+            default="float32"
         Precision of the weights and of all training arithmetic. float32 is
         about twice as fast and half the memory; float64 input is not copied,
         each minibatch is cast as it is gathered. ``None`` trains in the
@@ -333,7 +351,8 @@ class MLPClassifier(BaseMinibatchClassifier):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None,
                                                       closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "dtype": [StrOptions(set(_DTYPES)), None],
+        # a name, np.float32/np.float64 or their dtypes (_dtype_name checks)
+        "dtype": [StrOptions(set(_DTYPES)), type, np.dtype, None],
         "standardize": ["boolean", StrOptions({"auto"})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -440,6 +459,7 @@ class MLPClassifier(BaseMinibatchClassifier):
     def _more_validate_params(self):
         super()._more_validate_params()
         self._hidden_sizes()
+        _dtype_name(self.dtype)
         if self.solver == "lbfgs" and self.dropout > 0:
             raise ValueError(
                 f"dropout={self.dropout} needs a minibatch solver: solver='lbfgs' "
@@ -447,12 +467,13 @@ class MLPClassifier(BaseMinibatchClassifier):
                 "or dropout=0.0.")
 
     def _model_dtype(self, X):
-        return X.dtype if self.dtype is None else _DTYPES[self.dtype]
+        name = _dtype_name(self.dtype)
+        return X.dtype if name is None else _DTYPES[name]
 
     def _fit_dtypes(self):
         # float input is never copied (minibatches are cast as they are
         # gathered); anything else is converted once, to the model's dtype
-        if self.dtype == "float32":
+        if _dtype_name(self.dtype) == "float32":
             return (np.float32, np.float64)
         return (np.float64, np.float32)
 
