@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 
+from ._logging import on_terminal as _on_terminal  # progress only on a terminal
 from ._system import machine_info
 
 logger = logging.getLogger(__name__)
@@ -445,14 +446,6 @@ class _Load:
 
     def busy(self, others):
         return self.cpus > 0 and others > max(0, self.cpus - self.threads) + BUSY_CPUS
-
-
-def _on_terminal():
-    """Whether stderr is a terminal (progress bars only there)."""
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced, or closed
-        return False
 
 
 class _SideStatus:
