@@ -124,8 +124,7 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
             # that the estimator's weights agree with its counters and curves
             run.rollback()
             if state._epochs_this_call > 0:
-                state.weights = model.unpack(state._theta)
-                run.publish(state)
+                run.publish_weights()
             raise
         finally:
             run.close()
@@ -229,8 +228,7 @@ class _Run:
         loss = sums.mean_loss() + self.penalty(state._theta)
         if not (np.isfinite(loss) and np.all(np.isfinite(state._theta))):
             self.rollback(fresh_moments=True)
-            state.weights = model.unpack(state._theta)
-            self.publish(state)
+            self.publish_weights()
             raise TrainingDivergedError(est._diverged_message(loss, self.X))
         state._opt_t = t
         figures = {"loss": float(loss), "accuracy": sums.accuracy(),
@@ -380,12 +378,17 @@ class _Run:
     def close(self):
         self.progress.close()
 
+    def publish_weights(self):
+        """Give the state the public weights of its parameters and hand it to
+        the estimator (``publish``)."""
+        self.state.weights = self.model.unpack(self.state._theta)
+        self.publish(self.state)
+
     def finish(self):
         state = self.state
         if self.early and self.best_theta is not None:
             state._theta = self.best_theta  # the best validation epoch's weights
-        state.weights = self.model.unpack(state._theta)
         state._stopped_by = self.stopped_by
-        self.publish(state)
+        self.publish_weights()
         # the bar ends saying where and why training stopped
         self.progress.finish(fit_outcome(state, self.n_epochs, self.progress.n))
