@@ -318,3 +318,21 @@ def test_wide_sparse_input_takes_the_lazy_update_on_any_thread_count():
         exact = [SoftmaxRegression(solver="lbfgs", max_iter=5).fit(data, y)
                  for data in (X, X.toarray())]
     np.testing.assert_allclose(exact[0].coef_, exact[1].coef_, rtol=1e-5, atol=1e-8)
+
+
+def test_kernel_data_is_reused_only_for_the_same_data_and_dtype():
+    """``KernelData.of`` hands back the workspace's kernel data only when it
+    was made of these very ``X`` and ``w`` for this dtype."""
+    from skdigits._engine._models import KernelData
+
+    X, _, w = problem(4, 20, 6, 2, 0.3)
+    S = sparse.csr_matrix(X)
+    ws = {}
+    data = KernelData.of(ws, S, w, np.float64)
+    assert KernelData.of(ws, S, w, np.float64) is data
+    for args in ((S, w, np.float32), (S, w.copy(), np.float64),
+                 (S.copy(), w, np.float64)):
+        other = KernelData.of(ws, *args)
+        assert other is not data and other.dtype == np.dtype(args[2])
+        assert ws["data"] is other
+        data = KernelData.of(ws, S, w, np.float64)
