@@ -318,3 +318,50 @@ def test_wide_sparse_input_takes_the_lazy_update_on_any_thread_count():
         exact = [SoftmaxRegression(solver="lbfgs", max_iter=5).fit(data, y)
                  for data in (X, X.toarray())]
     np.testing.assert_allclose(exact[0].coef_, exact[1].coef_, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kw", [dict(solver="sgd"), dict(solver="adam"),
+                                dict(solver="adam", early_stopping=True),
+                                dict(solver="lbfgs")], ids=str)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_standardized_fit_copies_the_csr_arrays_once(kw, dtype, monkeypatch):
+    """Issue 20: the int64/float64 copies of a CSR matrix's arrays (8 bytes
+    per stored entry each for indices and data) are made once per fit: the
+    standardisation's column moments and the epochs read the same
+    ``KernelData``, not one each."""
+    from skdigits._engine._models import KernelData
+
+    made = []
+    real = KernelData.__init__
+
+    def counted(self, X, w, dtype):
+        made.append(sparse.issparse(X))
+        real(self, X, w, dtype)
+
+    monkeypatch.setattr(KernelData, "__init__", counted)
+    X, y, _ = problem(3, 60, 30, 3, 0.2)
+    S = sparse.csr_matrix(X)
+    assert S.indices.dtype == np.int32  # a copy is needed
+    clf = MLPClassifier((5,), dtype=dtype, standardize=True, max_iter=2,
+                        batch_size=16, random_state=0, **kw).fit(S, y)
+    assert clf.input_mean_ is not None
+    assert made == [True]
+
+
+def test_kernel_data_is_reused_only_for_the_same_data_and_dtype():
+    """``KernelData.of`` hands back the workspace's kernel data only when it
+    was made of these very ``X`` and ``w`` for this dtype."""
+    from skdigits._engine._models import KernelData
+
+    X, _, w = problem(4, 20, 6, 2, 0.3)
+    S = sparse.csr_matrix(X)
+    ws = {}
+    data = KernelData.of(ws, S, w, np.float64)
+    assert KernelData.of(ws, S, w, np.float64) is data
+    for args in ((S, w, np.float32), (S, w.copy(), np.float64),
+                 (S.copy(), w, np.float64)):
+        other = KernelData.of(ws, *args)
+        assert other is not data and other.dtype == np.dtype(args[2])
+        assert ws["data"] is other
+        data = KernelData.of(ws, S, w, np.float64)

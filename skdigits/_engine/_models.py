@@ -103,9 +103,11 @@ class KernelData:
     """The data of a fit as the epoch kernels take it, in one type per model
     dtype and kind of data, so that each entry point compiles once per
     (model dtype, dense or CSR, depth) whatever the input's dtypes, order or
-    writeability (issue 20, item 2). Made once per workspace
-    (``of``), since a CSR matrix's indices may need a copy.
+    writeability (issue 20, item 2). Made once per fit, since a CSR
+    matrix's indices may need a copy: by ``of``, or by the fit's input
+    statistics, which hand it to the engine's workspace.
 
+    - ``dtype``: the model's dtype it was made for;
     - ``X``: dense rows in the model's dtype (read in place), or an empty
       ``(0, n_features)`` array when they are in the other float dtype;
     - ``Xalt``: those rows (the kernels copy and cast each minibatch, one
@@ -126,6 +128,7 @@ class KernelData:
         other = _FLOATS[1] if dtype == _FLOATS[0] else _FLOATS[0]
         n_features = X.shape[1]
         self.source = (X, w)
+        self.dtype = dtype
         if sp.issparse(X):
             if X.format != "csr":
                 raise TypeError(f"sparse data must be CSR, not {X.format.upper()}")
@@ -145,10 +148,13 @@ class KernelData:
 
     @classmethod
     def of(cls, ws, X, w, dtype):
-        """The kernel data of ``X`` and ``w`` for workspace ``ws`` (made on
-        the first call with them)."""
+        """The kernel data of ``X`` and ``w`` for workspace ``ws`` and
+        model dtype ``dtype``: the workspace's when it was made of these very
+        objects for this dtype (by an earlier call, or by the fit: see
+        ``_train.train``), else a new one."""
         data = ws.get("data")
-        if data is None or data.source[0] is not X or data.source[1] is not w:
+        if (data is None or data.source[0] is not X or data.source[1] is not w
+                or data.dtype != np.dtype(dtype)):
             data = ws["data"] = cls(X, w, dtype)
         return data
 

@@ -532,17 +532,22 @@ class MLPClassifier(BaseMinibatchClassifier):
         if not (scale > 0).all():
             _fitted.fail(self, "input_scale_ holds values that are not positive")
 
-    def _fit_input_statistics(self, X, rows, w):
+    def _fit_input_statistics(self, X, rows, w, dtype):
         # the training rows only (not the validation split), weighted as the
         # loss weighs them
         self.input_mean_ = self.input_scale_ = None
         if not self.standardize or (self.standardize == "auto" and issparse(X)):
-            return True
+            return True, None
         mean = np.empty(X.shape[1])
         var = np.empty(X.shape[1])
-        # the kernels' one type per argument (see _engine._models.KernelData),
-        # dense rows in their own float dtype (read in place, in data.X)
-        data = KernelData(X, w, np.float32 if X.dtype == np.float32 else np.float64)
+        # the kernels' one type per argument (see _engine._models.KernelData):
+        # CSR arrays as the epochs read them, for the model's dtype, handed to
+        # the engine (one copy of them per fit); dense rows in their own float
+        # dtype (read in place, in data.X)
+        if issparse(X):
+            data = KernelData(X, w, dtype)
+        else:
+            data = KernelData(X, w, np.float32 if X.dtype == np.float32 else np.float64)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         with interrupts_deferred():  # kernels outside a team (see Team)
             if issparse(X):  # the stored entries only
@@ -559,9 +564,12 @@ class MLPClassifier(BaseMinibatchClassifier):
         std[std <= noise] = 0.0
         top = std.max() if std.size else 0.0
         self.input_mean_ = mean
+        # dense kernel data made for X's dtype (perhaps a float64 copy of X)
+        # is no use to the engine: not kept
+        data = data if issparse(X) else None
         if top > 0:
             self.input_scale_ = std + STANDARDIZE_FLOOR * top
-            return True
+            return True, data
         self.input_scale_ = np.ones_like(std)
         if std.size:
             # stacklevel: the caller of fit (through scikit-learn's wrapper)
@@ -571,7 +579,7 @@ class MLPClassifier(BaseMinibatchClassifier):
                 "rows, or all the weight on one sample), so standardize has no "
                 "spread to divide by: the inputs are only centred.",
                 UserWarning, stacklevel=6)
-        return True
+        return True, data
 
     def _init_params(self, model, rng, dtype):
         # Glorot/Xavier uniform for weights and intercepts, as scikit-learn
