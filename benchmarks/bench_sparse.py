@@ -65,8 +65,8 @@ RESULTS = {}
 N_ROWS, N_COLS, NNZ, N_CLASSES = 20_000, 200_000, 100, 5
 TOPIC, ON_TOPIC = 2000, 10
 WIDE = dict(hidden_layer_sizes=(64,), batch_size=200, learning_rate_init=1e-3,
-            alpha=1e-4, max_iter=3, tol=0.0, n_iter_no_change=np.inf,
-            random_state=0)
+            alpha=1e-4, label_smoothing=0.1, max_iter=3, tol=0.0,
+            n_iter_no_change=np.inf, random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -211,8 +211,10 @@ def test_float32_tracks_float64(digits):
 
 def test_max_iter_auto_scales_with_data_size():
     clf = MLPClassifier()
-    assert clf._resolve_max_iter(60_000) == 9  # 469 batches of 128
-    assert clf._resolve_max_iter(3_000) == 175  # 24 batches
+    # about 5600 updates
+    assert clf._resolve_max_iter(60_000) == 12  # 469 batches of 128
+    assert clf._resolve_max_iter(6_000) == 120  # 47 batches
+    assert clf._resolve_max_iter(3_000) == 200  # 24 batches: capped
     assert clf._resolve_max_iter(10) == 200
     assert MLPClassifier(max_iter=7)._resolve_max_iter(60_000) == 7
 
