@@ -410,9 +410,12 @@ def _cmd_report(args):
             return
         print(f"{result['title']}: {result['source']}, {result['n_train']} train / "
               f"{result['n_test']} test images")
-        for m in result["models"].values():  # within 80 columns
-            print(f"  {m['model']}: test accuracy {m['test_accuracy']:.4f} at "
-                  f"epoch {m['kept_epoch']} of {m['epochs']}")
+        for m in result["models"].values():  # within 80 columns: the class
+            # name only (the fit lines above say which model, the page gives
+            # the parameters)
+            print(f"  {m['model'].split('(')[0]}: test accuracy "
+                  f"{m['test_accuracy']:.4f} at epoch {m['kept_epoch']} of "
+                  f"{m['epochs']}")
 
     page, report = build_report(
         args.out, datasets, data_home=args.data_home, sample=args.sample,
