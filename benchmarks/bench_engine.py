@@ -19,10 +19,12 @@ assertions only check that the results are sane.
 1. The floor: the two first-layer products of every minibatch of a full-MNIST
    epoch (128x784 @ 784x256 and its transposed weight-gradient product)
    through NumPy's BLAS. The same with one thread.
-2. The epoch: the default-size MLP (784-256-10, batch 128, Adam, float32),
-   median of 3 epochs, against the floor (target <= 1.25x), PyTorch 2.13 (the
-   same network, Adam, batch 128) and scikit-learn's MLPClassifier (one
-   epoch). Fashion-MNIST's epoch too (its pixels have fewer zeros to skip).
+2. The epoch: a 784-256-10 MLP (batch 128, Adam, float32; the default size
+   until issue 23), median of 3 epochs, against the floor (target <= 1.25x),
+   PyTorch 2.13 (the same network, Adam, batch 128) and scikit-learn's
+   MLPClassifier (one epoch). Fashion-MNIST's epoch too (its pixels have
+   fewer zeros to skip). The default size since issue 23, 784-512-10,
+   against the floor of its own first layer.
 3. A busy neighbour: the same epochs while another process keeps one core
    busy, against the idle epoch (target <= 2x); the floor too.
 4. Threads: two 2-epoch fits in two threads against the same fits one after
@@ -80,14 +82,15 @@ def busy():
         proc.wait()
 
 
-def _epochs(X, y, n=3, **params):
-    """Median seconds of an epoch of the default-size MLP (the kernel's time,
-    from the callback), and the fitted model."""
+def _epochs(X, y, n=3, hidden=(256,), **params):
+    """Median seconds of an epoch of a ``784-hidden-10`` MLP (the kernel's
+    time, from the callback), and the fitted model."""
     times = []
     settle()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = MLPClassifier(max_iter=n, learning_rate="constant",
+        model = MLPClassifier(hidden_layer_sizes=hidden, max_iter=n,
+                              learning_rate="constant",
                               learning_rate_init=1e-3, random_state=0,
                               callbacks=lambda est, info: times.append(info["time"]),
                               **params).fit(X, y)
@@ -108,6 +111,18 @@ def test_epoch_skdigits(mnist):
     sec, model = _epochs(X, y)
     RESULTS["skdigits"] = sec
     RESULTS["skdigits, 1 thread"] = _epochs(X, y, n_jobs=1)[0]
+    assert model.score(Xt, yt) > 0.95
+
+
+def test_epoch_default_width(mnist):
+    X, y, Xt, yt = mnist
+    width = MLPClassifier().hidden_layer_sizes
+    settle()
+    with equal_budget(BUDGET):
+        RESULTS["floor, default width"] = floor_epoch_seconds(60000, hidden=width[0])
+    sec, model = _epochs(X, y, hidden=width)
+    RESULTS["skdigits, default width"] = sec
+    RESULTS["default width"] = f"784-{'-'.join(map(str, width))}-10"
     assert model.score(Xt, yt) > 0.95
 
 
@@ -239,6 +254,11 @@ def teardown_module(module):
                  ratio("skdigits, 1 thread", "floor, 1 thread") + " floor"),
              row("skdigits, Fashion-MNIST", sec("skdigits, Fashion-MNIST"),
                  ratio("skdigits, Fashion-MNIST", "floor") + " floor"),
+             row(f"floor, the default {r.get('default width', '-')}",
+                 sec("floor, default width")),
+             row(f"skdigits, the default {r.get('default width', '-')}",
+                 sec("skdigits, default width"),
+                 ratio("skdigits, default width", "floor, default width") + " floor"),
              row(f"PyTorch ({r.get('torch version', r.get('torch missing', '-'))})",
                  sec("PyTorch"), ratio("skdigits", "PyTorch") + " torch"),
              row("scikit-learn MLPClassifier", sec("scikit-learn"),
