@@ -28,7 +28,8 @@ PANELS = [
         ("PyTorch 2.13", 0.961, "0.961 s"),
         ("scikit-learn", 1.025, "1.025 s"),
     ], "seconds per epoch"),
-    ("Time to 0.98 test accuracy, full MNIST\n(bench_recipe.py 2026-12-07, median of 5 seeds)", [
+    ("Time to 0.98 test accuracy, full MNIST\n"
+     "(bench_recipe.py 2026-12-07, median of 5 seeds)", [
         ("skdigits MLPClassifier(), to 0.98", 1.35, "1.35 s"),
         ("skdigits, the whole fit", 3.24, "3.24 s, 0.9850"),
         ("PyTorch 2.13, Adam 1e-3", 6.87, "6.87 s"),
