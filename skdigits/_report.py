@@ -614,22 +614,24 @@ def _img_src(out_dir, name, embed):
 PATIENCE = 20
 
 
-def _mlp_recipe(max_iter):
-    """The MLP's defaults in words, read from the estimator, so that the
-    page says what ran."""
+def _mlp_recipe(params):
+    """The MLP that ran, in words, from its parameters as ``report.json``
+    keeps them (``models.mlp.params``)."""
     from .neural_network import MLPClassifier
 
-    p = MLPClassifier().get_params()
-    hidden = "-".join(str(h) for h in p["hidden_layer_sizes"])
+    hidden = "-".join(str(h) for h in params["hidden_layer_sizes"])
     activation = {"relu": "ReLU", "leaky_relu": "leaky ReLU"}.get(
-        p["activation"], p["activation"])
-    budget = (f"about {MLPClassifier._auto_updates} updates" if max_iter == "auto"
-              else f"{max_iter} epochs (--max-iter)")
-    return (f"784-{hidden}-10 {activation}, inputs standardised inside the "
-            f"estimator, label smoothing {p['label_smoothing']:g}, L2 penalty "
-            f"alpha={p['alpha']:g}, {p['solver'].capitalize()} on a "
-            f"{p['learning_rate']} schedule from {p['learning_rate_init']:g}, "
-            f"batch {p['batch_size']}, {budget}")
+        params["activation"], params["activation"])
+    inputs = ("inputs standardised inside the estimator" if params["standardize"]
+              else "raw inputs")
+    epochs = params["max_iter"]
+    budget = (f"about {MLPClassifier._auto_updates} updates" if epochs == "auto"
+              else f"{epochs} epochs (--max-iter)")
+    return (f"784-{hidden}-10 {activation}, {inputs}, label smoothing "
+            f"{params['label_smoothing']:g}, L2 penalty alpha={params['alpha']:g}, "
+            f"{params['solver'].capitalize()} on a {params['learning_rate']} "
+            f"schedule from {params['learning_rate_init']:g}, batch "
+            f"{params['batch_size']}, {budget}")
 
 
 def _render(report, out_dir, embed):
@@ -649,7 +651,7 @@ def _render(report, out_dir, embed):
         "0.05, " + ("at least 15 epochs, so that each label's curve has points"
                     if ctx["max_iter"] == "auto" else
                     f"{ctx['max_iter']} epochs (--max-iter)") + ". MLPClassifier: "
-        + _mlp_recipe(ctx["max_iter"])
+        + _mlp_recipe(report["datasets"][0]["models"]["mlp"]["params"])
         + "; the epochs each model ran are in its table. "
         "The training loss curve is the objective minimised "
         "(label smoothing and L2 penalty included); the per-class and "

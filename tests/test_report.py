@@ -776,6 +776,33 @@ def test_run_context_in_json_and_page(tmp_path, capsys):
     assert "sample bundled with skdigits" in page
 
 
+def test_the_page_describes_the_mlp_that_ran(tmp_path, capsys):
+    """The page's description of the MLP is read from the model that ran
+    (it once said 784-256-10 with label smoothing 0.1 beside a 512-unit
+    model with 0.2), and the report's MLP waits PATIENCE epochs."""
+    from skdigits import MLPClassifier
+    from skdigits._report import PATIENCE, _mlp_recipe
+
+    out = tmp_path / "r"
+    assert _run(out, "-q", max_iter="2") == 0
+    report = json.loads((out / "report.json").read_text())
+    params = report["datasets"][0]["models"]["mlp"]["params"]
+    assert params["n_iter_no_change"] == PATIENCE > 10
+    hidden = "-".join(map(str, params["hidden_layer_sizes"]))
+    text = _mlp_recipe(params)
+    assert text.startswith(f"784-{hidden}-10 ReLU")
+    assert f"label smoothing {params['label_smoothing']:g}" in text
+    assert f"alpha={params['alpha']:g}" in text and "2 epochs (--max-iter)" in text
+    page = " ".join((out / "index.html").read_text().split())
+    assert text in page and f"after {PATIENCE} epochs without" in page
+    # another network, another description
+    other = _mlp_recipe({**params, "hidden_layer_sizes": [64, 32],
+                         "label_smoothing": 0.0, "max_iter": "auto",
+                         "standardize": False})
+    assert other.startswith("784-64-32-10 ReLU, raw inputs, label smoothing 0,")
+    assert f"about {MLPClassifier._auto_updates} updates" in other
+
+
 def test_dropout_cell_says_whether_dropout_was_on():
     from skdigits._report import dropout_cell
 
