@@ -20,7 +20,7 @@ class SoftmaxRegression(BaseMinibatchClassifier):
     scikit-learn's ``LogisticRegression``).
 
     The defaults train full MNIST (pixels scaled to [0, 1]) to 0.927-0.929 test
-    accuracy in two epochs, and Fashion-MNIST to 0.844-0.847 (seeds 0-2): Adam
+    accuracy in two epochs, and Fashion-MNIST to 0.844-0.847 (seeds 0-4): Adam
     with a cosine-annealed learning rate.
 
     Parameters
