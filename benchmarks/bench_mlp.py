@@ -23,7 +23,7 @@ finite positive times) and that skdigits reaches its accuracy targets.
    timed after a warm-up fit on a few rows (compile / cache load excluded,
    reported in part 5); torch gets a few warm-up batches as well.
    Targets: skdigits <= 1.0 x torch and <= 0.66 x sklearn.
-2-3. Time to accuracy and Fashion-MNIST with the defaults, over seeds 0-2:
+2-3. Time to accuracy and Fashion-MNIST with the defaults, over seeds 0-4:
    ``bench_recipe.py``.
 4. Peak memory of a default ``MLPClassifier(max_iter=2)`` fit on full MNIST,
    in a fresh process that loaded the float32 training set from ``.npy`` and

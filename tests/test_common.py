@@ -27,7 +27,8 @@ MLP_MINIBATCH_EXPECTED_FAILED = {
         "rows in other minibatches than one weighted row, so the two fits end "
         "in different (equally good) minima; the check asks for rtol=1e-7. "
         "With solver='lbfgs' (full batch) it passes, as sklearn's MLPClassifier "
-        "does, which runs this check with lbfgs only"
+        "does, which runs this check with lbfgs only (for the (16, 8) network, "
+        "with the label smoothing it is set with below)"
     ),
 }
 
