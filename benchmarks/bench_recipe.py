@@ -19,7 +19,8 @@ never asserted; the tests assert the accuracy floors only.
    standardised inputs, label smoothing 0.2, alpha 1e-3, Adam on a cosine
    schedule from 4e-3, 12 epochs) on pixels / 255 as float32: the fit's
    seconds (warm: the kernels compiled or loaded before) and the test
-   accuracy (target 0.982 for every seed). Beside it, the time to 0.980 by
+   accuracy (target 0.982 for every seed), and the previous defaults (see 5)
+   in the same run, to show what the new ones cost. Beside it, the time to 0.980 by
    PyTorch's rule below: the epochs' training seconds until the test
    accuracy, measured after each epoch (not timed), first reaches 0.980.
 2. PyTorch's standard recipe, in the same run: 784-256-10 ReLU, Adam 1e-3,
@@ -71,9 +72,10 @@ TARGET_ACCURACY = 0.980
 MAX_TORCH_EPOCHS = 30
 #: Test accuracy each seed of the MLP's defaults is to reach.
 TARGETS = {"digits": 0.982, "fashion": 0.905}
-#: Below these the defaults fail the run: the margin the defaults keep on
-#: every seed, over the floors of before (0.980 and 0.900).
-FLOORS = {"digits": 0.984, "fashion": 0.904}
+#: Below these the defaults fail the run: a margin over the floors of before
+#: (0.980 and 0.900) that the worst seed keeps here (0.9847 and 0.9044) with
+#: room for another CPU's bits.
+FLOORS = {"digits": 0.983, "fashion": 0.903}
 RESULTS = {}
 #: The MLP's defaults before issue 23 (784-256-10, label smoothing 0.1,
 #: alpha 1e-4, max_iter="auto" aiming at 4200 updates), as parameters.
@@ -121,6 +123,9 @@ def test_mlp_defaults(kind, warm):
     X, y, Xt, yt = _data(kind)
     secs, accs = _seeds(MLPClassifier, X, y, Xt, yt)
     RESULTS[f"MLP {kind}"] = secs, accs
+    # the previous defaults in the same run: what the new ones cost
+    RESULTS[f"MLP {kind} previous"] = _seeds(MLPClassifier, X, y, Xt, yt,
+                                             **_before(MLPClassifier, len(y)))
     assert min(accs) >= FLOORS[kind], accs
 
 
@@ -227,6 +232,8 @@ def teardown_module(module):
             secs, accs = r[f"MLP {kind}"]
             row(f"MLPClassifier() {kind}", _stats(secs, ".2f"), _stats(accs, ".4f"),
                 f"each >= {target:.3f}: {'met' if min(accs) >= target else 'NOT met'}")
+            secs, accs = r[f"MLP {kind} previous"]
+            row("  the previous defaults", _stats(secs, ".2f"), _stats(accs, ".4f"))
     if "MLP digits to target" in r:
         secs, epochs = r["MLP digits to target"]
         row(f"  to {TARGET_ACCURACY} by PyTorch's rule", _stats(secs, ".2f"),
@@ -239,9 +246,13 @@ def teardown_module(module):
             ratio = np.median(r["MLP digits"][0]) / np.median(secs)
             row("skdigits fit / PyTorch (medians)", f"{ratio:.3f}x", "",
                 f"<= 0.2x: {'met' if ratio <= 0.2 else 'NOT met'}")
+        if "MLP digits previous" in r:
+            ratio = np.median(r["MLP digits previous"][0]) / np.median(secs)
+            row("  the previous defaults' fit / PyTorch", f"{ratio:.3f}x")
         if "MLP digits to target" in r:
             ratio = np.median(r["MLP digits to target"][0]) / np.median(secs)
-            row("  both by PyTorch's rule (medians)", f"{ratio:.3f}x")
+            row("  both by PyTorch's rule (medians)", f"{ratio:.3f}x", "",
+                f"<= 0.2x: {'met' if ratio <= 0.2 else 'NOT met'}")
     elif "torch missing" in r:
         row(f"PyTorch: {r['torch missing']}")
     for kind, floor in (("digits", 0.925), ("fashion", 0.845)):
