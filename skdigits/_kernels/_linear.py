@@ -55,7 +55,7 @@ from ._batch import (
     n_blocks,
     update,
 )
-from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
+from ._gemm import acc_rows, dot_rows, gather_rows, group_lists, identity_list
 from ._losses import loss_grad_sub as loss_grad
 from ._numba import jit, subroutine
 from ._optim import step_rows
@@ -96,7 +96,7 @@ def _epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xa
     G, gb = params(grad, n_features, ld)
     M, mb = params(s1, n_features, ld)
     V, vb = params(s2, n_features, ld)
-    ident = np.arange(batch)
+    ident = identity_list(batch)
     no_scale = theta[:0]
     lazy = indptr is not None and touched.shape[0] > 0
     solver = iopt[I_SOLVER]
@@ -251,7 +251,7 @@ def _forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, ld,
     n_rows = rows.shape[0]
     Xt = Xb[tid]
     Zb = Z[tid]
-    ident = np.arange(block)
+    ident = identity_list(block)
     no_scale = theta[:0]
     item = claim(sync)
     while item * block < n_rows:

@@ -93,7 +93,7 @@ from ._batch import (
     n_blocks,
     update,
 )
-from ._gemm import acc_rows, dot_rows, gather_rows, group_lists
+from ._gemm import acc_rows, dot_rows, gather_rows, group_lists, identity_list
 from ._numba import jit, subroutine
 from ._rng import UNIFORM_SCALE, key_word
 from ._sparse import sparse_acc_rows, sparse_dot_rows, sparse_step
@@ -695,7 +695,7 @@ def _epoch_py(tid, n_threads, sync, X, indptr, indices, data, y, Y, w, order, Xa
     n_rows = order.shape[0]
     batch = Xb.shape[1]
     n_batches = (n_rows + batch - 1) // batch
-    ident = np.arange(batch)
+    ident = identity_list(batch)
     gsum = np.empty(PANEL, dtype=theta.dtype)
     _epoch_start(tid, n_threads, sync, X, Xalt, y, w, order, direct, indptr, scale,
                  shift, beff, sizes, w_off, b_off, ld, theta, Wt, t_off, Xb, ident,
@@ -828,7 +828,7 @@ def _forward_py(tid, n_threads, sync, X, Xalt, indptr, indices, data, rows, size
     n_rows = rows.shape[0]
     Xt = Xb[tid]
     Ht = H[tid]
-    ident = np.arange(block)
+    ident = identity_list(block)
     no_shift = theta[:0]  # standardisation is folded into theta
     beff = intercepts(theta, b_off, ld, _I0)  # not written without a shift
     item = claim(sync)
