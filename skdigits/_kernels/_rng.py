@@ -16,18 +16,19 @@ import numpy as np
 
 from ._numba import jit, subroutine
 
+#: splitmix64's increment (the golden ratio in 64 bits), also the constant
+#: ``new_state`` mixes into the seed.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
 
 def new_state(random_state):
     """Draw a fresh kernel state from a ``numpy.random.RandomState``."""
     seed = random_state.randint(1, np.iinfo(np.int32).max, size=2).astype(np.uint64)
     state = np.empty(1, dtype=np.uint64)
-    state[0] = (seed[0] << np.uint64(32)) ^ seed[1] ^ np.uint64(0x9E3779B97F4A7C15)
+    state[0] = (seed[0] << np.uint64(32)) ^ seed[1] ^ _GOLDEN
     if state[0] == 0:
         state[0] = np.uint64(1)
     return state
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def new_seed(random_state):
