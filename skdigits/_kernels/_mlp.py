@@ -94,7 +94,7 @@ from ._batch import (
     update,
 )
 from ._gemm import acc_rows, dot_rows, gather_rows, group_lists, identity_list
-from ._numba import jit, subroutine
+from ._numba import inline, jit, subroutine
 from ._rng import UNIFORM_SCALE, key_word
 from ._sparse import sparse_acc_rows, sparse_dot_rows, sparse_step
 from ._sync import (
@@ -741,7 +741,10 @@ _epoch = subroutine(_epoch_py)
 
 def _epoch_of_py(tid, n_threads, sync, data, net, params, work, sums, opts, t, deep):
     """``_epoch`` on the named tuples of ``mlp_epoch`` (``deep``: as there),
-    unpacked here for both entry points."""
+    unpacked here for both entry points. Inlined into each (Numba copies its
+    few statements there), so the epoch's body is one call below the entry
+    point instead of two; compiled as a subroutine it cost a cold MLP fit
+    about 0.1-0.2 s more."""
     X, indptr, indices, values, y, Y, w, order, Xalt, direct = data
     sizes, w_off, b_off, ld, t_off, a_off, scale, shift = net
     theta, grad, s1, s2 = params
@@ -755,7 +758,7 @@ def _epoch_of_py(tid, n_threads, sync, data, net, params, work, sums, opts, t, d
                   col_loss, stats, iopt, fopt, t, deep)
 
 
-_epoch_of = subroutine(_epoch_of_py)
+_epoch_of = inline(_epoch_of_py)
 
 
 def _mlp_epoch_py(tid, n_threads, sync, data, net, params, work, sums, opts, t):
