@@ -1,6 +1,11 @@
 """skdigits.benchmark: the public helpers behind ``skdigits benchmark`` and
 the scripts in benchmarks/ (moved out of the CLI and the private _peers)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +67,24 @@ def test_every_public_name_is_documented(name):
     obj = getattr(benchmark, name)
     assert obj.__doc__ and len(obj.__doc__.strip()) > 20
     assert not np.isscalar(obj)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.skipif(not (BENCHMARKS / "bench_compile.py").is_file(),
+                    reason="the source tree's benchmarks/ is not beside the tests")
+def test_benchmarks_run_in_one_process():
+    """setup.cfg's addopts spread the tests over pytest-xdist workers; a
+    benchmark spread that way times its sides while another worker runs a
+    second benchmark on the other core, and each worker prints half a table.
+    The benchmarks' own conftest keeps them in one process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+         "-k", "no_benchmark_has_this_name", str(BENCHMARKS / "bench_compile.py")],
+        capture_output=True, text=True, cwd=BENCHMARKS.parent, timeout=300,
+        env={**os.environ, "PYTEST_XDIST_AUTO_NUM_WORKERS": ""})
+    out = result.stdout + result.stderr
+    assert result.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, out
+    assert "5 deselected" in out, out  # collected here, in this process
+    assert "bringing up nodes" not in out, out
