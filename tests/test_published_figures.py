@@ -74,11 +74,11 @@ QUOTES = {
         "{mlp-digits-3-epochs-no-fma:value4} against {mlp-digits-3-epochs:value4}",
     ],
     "docs/benchmarks.rst": [
-        "* - ``MLPClassifier()``, MNIST (12 epochs) - 3.12 / 3.18 - "
+        "* - ``MLPClassifier()``, MNIST (12 epochs) - 2.21 / 2.24 - "
         "{mlp-digits:minmed4} -",
-        "* - ``MLPClassifier()``, Fashion-MNIST - 4.08 / 4.10 - "
+        "* - ``MLPClassifier()``, Fashion-MNIST - 3.14 / 3.20 - "
         "{mlp-fashion:minmed4} -",
-        "* - ``SoftmaxRegression()``, MNIST / Fashion-MNIST - 0.091 / 0.113 "
+        "* - ``SoftmaxRegression()``, MNIST / Fashion-MNIST - 0.092 / 0.114 "
         "(medians) - {softmax-digits:minmed4}, {softmax-fashion:minmed4} -",
         "* - MNIST - skdigits ``SoftmaxRegression()`` (2 epochs) - 0.102 - "
         "{softmax-digits:first4} -",
