@@ -56,6 +56,20 @@ def no_labels():
 #: Rows per work item when predicting.
 PREDICT_BLOCK = 256
 
+
+def predict_blocks(n_rows):
+    """Work items of a prediction of ``n_rows`` rows: the most threads it can
+    keep busy."""
+    return max(1, -(-n_rows // PREDICT_BLOCK))
+
+
+def _block_rows(n_rows):
+    """Rows per work item for ``n_rows`` rows: ``PREDICT_BLOCK``, or fewer
+    when there are fewer rows (their buffers then hold those rows only). The
+    work items then start at the same rows as with whole blocks, and a row's
+    logits depend on that row alone anyway."""
+    return max(1, min(PREDICT_BLOCK, n_rows))
+
 #: Multiply-adds of a minibatch that make one more thread worth its
 #: synchronisation (a few hundred microseconds of work per thread and phase).
 MIN_WORK = 1_000_000
@@ -353,14 +367,15 @@ class _Model:
         return (aligned_zeros(self.n_params, dtype),
                 aligned_zeros(self.n_params, dtype))
 
-    def _forward_buffers(self, n_threads, n_features, widths):
-        """Per-thread blocks of rows (``n_features`` 0 for sparse data: its
-        rows are read in place), their lists and the layers' outputs."""
-        n_groups = -(-PREDICT_BLOCK // TILE_ROWS)
-        return (aligned_zeros((n_threads, PREDICT_BLOCK, n_features)),
+    def _forward_buffers(self, n_threads, block, n_features, widths):
+        """Per-thread blocks of ``block`` rows (``n_features`` 0 for sparse
+        data: its rows are read in place), their lists and the layers'
+        outputs."""
+        n_groups = -(-block // TILE_ROWS)
+        return (aligned_zeros((n_threads, block, n_features)),
                 aligned_zeros((n_threads, n_groups, n_features), np.int32),
                 aligned_zeros((n_threads, n_groups), np.int64),
-                aligned_zeros((n_threads, PREDICT_BLOCK * sum(widths))))
+                aligned_zeros((n_threads, block * sum(widths))))
 
 
 class LinearModel(_Model):
@@ -497,12 +512,12 @@ class LinearModel(_Model):
         for start, Xc, rows_c in canonical_row_blocks(X, rows):
             args = _forward_args(Xc)
             n_features = self.n_features if args[2] is None else 0
-            Xb, lists, counts, Z = self._forward_buffers(n_threads, n_features,
+            block = _block_rows(len(rows_c))
+            Xb, lists, counts, Z = self._forward_buffers(n_threads, block, n_features,
                                                          [self.ld])
             team.run(n_threads, _linear.linear_forward, Rows(*args, rows_c),
                      np.int64(self.ld), theta, LinearForwardWork(
-                         Xb, lists, counts, Z.reshape(n_threads, PREDICT_BLOCK,
-                                                      self.ld)),
+                         Xb, lists, counts, Z.reshape(n_threads, block, self.ld)),
                      out[start:start + len(rows_c)])
         return out
 
@@ -691,13 +706,15 @@ class MLPModel(_Model):
         ``canonical_row_blocks``)."""
         theta = _writeable(self._folded(theta))
         widths = [*self.sizes[1:-1], self.ld[-1]]
-        a_off, _ = self._slots(PREDICT_BLOCK, widths)
         dense, dense_counts = _dense(int(self.sizes.max()))
         out = np.empty((len(rows), self.n_outputs))
         for start, Xc, rows_c in canonical_row_blocks(X, rows):
             args = _forward_args(Xc)
             n_features = self.n_features if args[2] is None else 0
-            Xb, lists, counts, H = self._forward_buffers(n_threads, n_features, widths)
+            block = _block_rows(len(rows_c))
+            a_off, _ = self._slots(block, widths)
+            Xb, lists, counts, H = self._forward_buffers(n_threads, block, n_features,
+                                                         widths)
             team.run(n_threads, _mlp.mlp_forward, Rows(*args, rows_c),
                      Layout(self.sizes, self.w_off, self.b_off, self.ld, a_off), theta,
                      np.int64(self.activation),

@@ -4,6 +4,7 @@ import numpy as np
 from scipy.sparse import issparse
 
 from .._cores import CoreShare
+from ._models import predict_blocks
 from ._team import Team
 
 __all__ = ["predict_rows"]
@@ -23,9 +24,14 @@ def predict_rows(model, theta, X, transform, n_jobs=None):
         raise ValueError(f"X has {X.shape[1]} features, the model "
                          f"{model.n_features}.")
     rows = np.arange(X.shape[0], dtype=np.int64)
-    with CoreShare(n_jobs) as share, Team() as team:
-        with np.errstate(over="ignore", invalid="ignore"):
-            Z = model.logits(team, share.threads(), X, rows, theta)
+    n_blocks = predict_blocks(X.shape[0])
+    with Team() as team, np.errstate(over="ignore", invalid="ignore"):
+        if n_blocks == 1:  # one thread's work: no claim on the cores, no helper
+            Z = model.logits(team, 1, X, rows, theta)
+        else:
+            with CoreShare(n_jobs) as share:
+                Z = model.logits(team, min(share.threads(), n_blocks), X, rows,
+                                 theta)
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.asarray(transform(Z), dtype=np.float64)
         bad = ~np.isfinite(Z).all(axis=1)
