@@ -563,9 +563,9 @@ def test_logits_of_csr_allocate_no_dense_rows(monkeypatch, rng):
     widths = []
     original = MLPModel._forward_buffers
 
-    def spy(self, n_threads, n_features, w):
+    def spy(self, n_threads, block, n_features, w):
         widths.append(n_features)
-        return original(self, n_threads, n_features, w)
+        return original(self, n_threads, block, n_features, w)
 
     monkeypatch.setattr(MLPModel, "_forward_buffers", spy)
     monkeypatch.setattr(LinearModel, "_forward_buffers", spy)
