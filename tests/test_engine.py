@@ -411,3 +411,31 @@ def test_the_engine_sets_no_attribute_of_the_estimator(case, monkeypatch):
         assert getattr(est, name) is value, name
     assert not any(hasattr(est, name) for name in absent)
     assert est.n_iter_ == len(est.loss_curve_) or case == "lbfgs"
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 140), min_size=3, max_size=4),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_prediction_folds_the_standardisation_as_unpack_does(sizes, dtype, seed):
+    """The prediction's float64 parameters (``_folded``, which folds the
+    first layer only, in place of a copy) are those of ``unpack`` packed
+    again: every layer's weights and intercepts, bit for bit, whatever the
+    panels (widths not multiples of 64) and the model's dtype."""
+    from skdigits._engine import _layout
+    from skdigits._engine._models import MLPModel
+
+    rng = np.random.default_rng(seed)
+    model = MLPModel(sizes, 0, SOFTMAX, mean=rng.normal(size=sizes[0]),
+                     scale=rng.uniform(0.1, 3.0, size=sizes[0]))
+    theta = _layout.pack(_layout.unpack(
+        rng.normal(size=model.n_params).astype(dtype), model.sizes), dtype)
+    before = theta.copy()
+    folded = model._folded(theta)
+    expected = _layout.unpack(theta.astype(np.float64), model.sizes)
+    expected[0] = model._fold(*expected[0])
+    assert folded.dtype == np.float64
+    assert folded.tobytes() == _layout.pack(expected, np.float64).tobytes()
+    assert theta.tobytes() == before.tobytes()  # the model's own, untouched
+    for (W, b), (W2, b2) in zip(model.unpack(theta), expected):
+        np.testing.assert_array_equal(W, W2.astype(dtype))
+        np.testing.assert_array_equal(b, b2.astype(dtype))

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._kernels._mlp import LEAKY_RELU, LEAKY_SLOPE, LOGISTIC, PAD, PANEL, RELU, TANH
 
-__all__ = ["forward_numpy", "layout", "pack", "put_rows", "unpack"]
+__all__ = ["forward_numpy", "layout", "pack", "put_rows", "unpack", "unpack_layer"]
 
 
 def layout(sizes):
@@ -43,22 +43,24 @@ def layout(sizes):
 def unpack(theta, sizes):
     """The weights and intercepts of each layer, as row-major ``(n_in,
     n_out)`` arrays and vectors (copies, without padding)."""
+    return [unpack_layer(theta, sizes, l) for l in range(len(sizes) - 1)]
+
+
+def unpack_layer(theta, sizes, l):
+    """Layer ``l``'s ``(W, b)`` of ``unpack``."""
     sizes = np.asarray(sizes, dtype=np.int64)
     w_off, b_off, ld, _ = layout(sizes)
-    out = []
-    for l in range(len(sizes) - 1):
-        n_in, n_out = int(sizes[l]), int(sizes[l + 1])
-        if l == len(sizes) - 2:
-            W = theta[w_off[l]:w_off[l] + n_in * ld[l]].reshape(n_in, ld[l])[:, :n_out]
-        else:
-            W = np.empty((n_in, n_out), dtype=theta.dtype)
-            for c0 in range(0, n_out, PANEL):
-                width = min(PANEL, n_out - c0)
-                start = w_off[l] + n_in * c0
-                W[:, c0:c0 + width] = theta[start:start + n_in * width].reshape(
-                    n_in, width)
-        out.append((np.array(W), theta[b_off[l]:b_off[l] + n_out].copy()))
-    return out
+    n_in, n_out = int(sizes[l]), int(sizes[l + 1])
+    if l == len(sizes) - 2:
+        W = theta[w_off[l]:w_off[l] + n_in * ld[l]].reshape(n_in, ld[l])[:, :n_out]
+    else:
+        W = np.empty((n_in, n_out), dtype=theta.dtype)
+        for c0 in range(0, n_out, PANEL):
+            width = min(PANEL, n_out - c0)
+            start = w_off[l] + n_in * c0
+            W[:, c0:c0 + width] = theta[start:start + n_in * width].reshape(
+                n_in, width)
+    return np.array(W), theta[b_off[l]:b_off[l] + n_out].copy()
 
 
 def pack(weights, dtype):

@@ -598,10 +598,13 @@ class MLPModel(_Model):
 
     def _fold(self, W, b):
         """First-layer ``W``, ``b`` for the raw inputs, in float64 (no BLAS:
-        the same sums whatever the thread settings)."""
-        W64 = W.astype(np.float64)
-        return (self.inv_scale[:, None] * W64,
-                b - (self.shift[:, None] * W64).sum(axis=0))
+        the same sums whatever the thread settings). ``W`` must be a copy of
+        the caller's own: when it is float64 already, it is scaled in place
+        and returned."""
+        W64 = W.astype(np.float64, copy=False)
+        b = b - (self.shift[:, None] * W64).sum(axis=0)
+        W64 *= self.inv_scale[:, None]
+        return W64, b
 
     def unpack(self, theta):
         """``[(W, b), ...]`` per layer, row-major, without padding (copies),
@@ -614,13 +617,15 @@ class MLPModel(_Model):
         return layers
 
     def _folded(self, theta):
-        """float64 ``theta`` acting on the raw inputs."""
-        theta = theta.astype(np.float64, copy=False)
+        """float64 ``theta`` acting on the raw inputs (a copy, when
+        standardised: only its first layer changes, folded as in
+        ``unpack``)."""
         if not self.standardize:
-            return theta
-        layers = _layout.unpack(theta, self.sizes)
-        layers[0] = self._fold(*layers[0])
-        return _layout.pack(layers, np.float64)
+            return theta.astype(np.float64, copy=False)
+        theta = theta.astype(np.float64)
+        W, b = _layout.unpack_layer(theta, self.sizes, 0)
+        _layout.put_rows(theta, self.sizes, 0, 0, *self._fold(W, b))
+        return theta
 
     def weight_mask(self):
         """True at the weights of ``theta`` (the penalised entries), False at
