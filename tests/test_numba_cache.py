@@ -369,3 +369,44 @@ def test_every_kernel_is_keyed_by_the_kernel_sources():
     for kernel in (_linear.linear_epoch, _mlp.mlp_epoch, _stats.column_moments):
         stamp = kernel._cache._cache_file._source_stamp
         assert stamp[1] == _numba.SOURCES_DIGEST
+
+
+def test_a_helper_that_only_reads_an_array_compiles_once_for_both_kinds():
+    """``subroutine(..., reads=...)``: a helper called on the read-only input
+    and on a writable buffer of the kernel compiles one signature (the
+    products and the group lists were compiled twice per fit), and a write to
+    such a parameter is refused when it compiles."""
+    import numba
+    from numba.core.errors import TypingError
+
+    def _row_sum_py(X, i):
+        total = 0.0
+        for k in range(X.shape[1]):
+            total += X[i, k]
+        return total
+
+    row_sum = _numba.subroutine(_row_sum_py, reads=("X",))
+
+    def _both_py(X, Y):
+        return row_sum(X, 0) + row_sum(Y, 1)
+
+    X = np.arange(6.0).reshape(2, 3)
+    readonly = X.copy()
+    readonly.flags.writeable = False
+    assert numba.njit(_both_py)(readonly, X.copy()) == 3.0 + 12.0
+    compiled = _numba._compiled_signatures(row_sum)
+    assert len(compiled) == 1 and not compiled[0][0].mutable
+
+    def _writes_py(X):
+        X[0, 0] = 1.0
+        return X[0, 0]
+
+    writes = _numba.subroutine(_writes_py, reads=("X",))
+
+    def _call_py(X):
+        return writes(X)
+
+    with pytest.raises(TypingError):
+        numba.njit(_call_py)(X.copy())
+    with pytest.raises(TypeError, match="no parameter"):
+        _numba.subroutine(_writes_py, reads=("Y",))

@@ -85,7 +85,7 @@ def _group_lists_py(X, rows, m, lists, counts, g0):
         counts[g0 + g] = pos
 
 
-group_lists = subroutine(_group_lists_py)
+group_lists = subroutine(_group_lists_py, reads=("X",))
 
 
 # Small helpers written out rather than taken from NumPy: Numba compiles each
@@ -227,8 +227,8 @@ def _dot_tail_py(out, o, A, a, B, j0, j1, lists, lp, n):
         flat_out[o + j] = acc
 
 
-_dot_tail = subroutine(_dot_tail_py)
-dot_rows = subroutine(_dot_rows_py)
+_dot_tail = subroutine(_dot_tail_py, reads=("A",))
+dot_rows = subroutine(_dot_rows_py, reads=("A",))
 
 
 def _acc_rows_py(G, gcol, A, arows, m, D, drow, dcol, width, lists, counts, g0,
@@ -298,8 +298,8 @@ def _acc_tail_py(G, gcol, A, arows, i, rows, D, d, ldd, j0, j1, lists, lp, n):
             flat_g[k * ldg + gcol + j] = acc
 
 
-_acc_tail = subroutine(_acc_tail_py)
-acc_rows = subroutine(_acc_rows_py)
+_acc_tail = subroutine(_acc_tail_py, reads=("A",))
+acc_rows = subroutine(_acc_rows_py, reads=("A",))
 
 
 def _gather_rows_py(X, order, start, m, out, orow):

@@ -304,7 +304,7 @@ def _forward_panel_py(theta, sizes, w_off, b_off, ld, l, p, X, xrows, m, lists,
     return c0, c1
 
 
-forward_panel = subroutine(_forward_panel_py)
+forward_panel = subroutine(_forward_panel_py, reads=("X",))
 
 
 def _sparse_forward_panel_py(theta, sizes, w_off, b_off, ld, p, indptr, indices, data,

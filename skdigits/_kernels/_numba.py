@@ -304,21 +304,37 @@ class _Subroutine(_Intrinsic):
         return f"<skdigits subroutine {self.py_func.__name__}>"
 
 
-def subroutine(func):
+def subroutine(func=None, *, reads=()):
     """Compile ``func`` as a helper of the kernels' entry points (which use
     ``jit``): typed and lowered once per signature and process, linked into
     the entry point that calls it, never cached on its own. ``func`` takes
     positional arguments only. A function called from Python by the library
-    must use ``jit``."""
+    must use ``jit``.
+
+    ``reads`` names array parameters the helper only reads: they are typed
+    read-only whatever the caller passes (Numba then refuses a write to them),
+    so a helper called on the kernel's input (read-only) and on a buffer of
+    its own (writable) compiles once instead of twice. The array is passed as
+    it is: only its type changes.
+    """
+    if func is None:
+        return lambda func: subroutine(func, reads=reads)
     import inspect
 
-    from numba.core import compiler
+    from numba.core import compiler, types
     from numba.core.registry import cpu_target
 
     names = list(inspect.signature(func).parameters)
+    unknown = set(reads) - set(names)
+    if unknown:
+        raise TypeError(f"{func.__name__} has no parameter {sorted(unknown)}")
+    read_only = [name in reads for name in names]
     compiled = {}
 
     def typer(typingctx, *argtys):
+        argtys = tuple(
+            ty.copy(readonly=True) if ro and isinstance(ty, types.Array) else ty
+            for ty, ro in zip(argtys, read_only))
         cres = compiled.get(argtys)
         if cres is None:
             targetctx = cpu_target.target_context
@@ -342,8 +358,15 @@ def subroutine(func):
     sub.py_func = func
     sub.__doc__ = func.__doc__
     sub._dispatcher = None
+    sub._compiled = compiled
     sub._register()
     return sub
+
+
+def _compiled_signatures(sub):
+    """The argument types ``sub`` (a subroutine) compiled for in this
+    process."""
+    return list(sub._compiled)
 
 
 def inline(func):
