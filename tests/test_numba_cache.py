@@ -372,7 +372,7 @@ def test_every_kernel_is_keyed_by_the_kernel_sources():
 
 
 def _collector_seen_by_the_compile(dispatcher, *args):
-    """Whether the garbage collector was on when Numba began compiling
+    """The garbage collector's thresholds when Numba began compiling
     ``dispatcher`` for ``args`` (read by a listener of its compile event)."""
     import gc
 
@@ -382,7 +382,7 @@ def _collector_seen_by_the_compile(dispatcher, *args):
 
     class Listener(event.Listener):
         def on_start(self, ev):
-            seen.append(gc.isenabled())
+            seen.append(gc.get_threshold())
 
         def on_end(self, ev):
             pass
@@ -392,12 +392,12 @@ def _collector_seen_by_the_compile(dispatcher, *args):
     return seen
 
 
-def test_kernels_compile_with_the_garbage_collector_paused():
+def test_kernels_compile_with_the_garbage_collector_made_rare():
     """Compiling creates and drops objects by the hundred thousand, and each
-    collector pass walks every object of the process: paused while a kernel
-    compiles (about 15 % of a cold fit), on again after, and left alone when
-    the user had turned it off. A call that runs compiled code does not
-    touch it."""
+    collector pass walks the objects of the process: the collector runs
+    rarely while a kernel compiles (about 15 % of a cold fit), its
+    thresholds come back after, and whether it is on stays the user's
+    choice. A call that runs compiled code does not touch it."""
     import gc
 
     import numba
@@ -408,22 +408,28 @@ def test_kernels_compile_with_the_garbage_collector_paused():
         return a + b
 
     kernel = _numba._compiling_without_collection(numba.njit(add))
-    assert gc.isenabled()
-    assert _collector_seen_by_the_compile(kernel, 1, 2) == [False]
-    assert gc.isenabled()
+    before = gc.get_threshold()
+    assert before != _numba.COMPILE_GC_THRESHOLDS
+    assert _collector_seen_by_the_compile(kernel, 1, 2) == [
+        _numba.COMPILE_GC_THRESHOLDS]
+    assert gc.get_threshold() == before and gc.isenabled()
     assert _collector_seen_by_the_compile(kernel, 1, 2) == []  # compiled: no event
     gc.disable()
     try:
-        assert _collector_seen_by_the_compile(kernel, 1.0, 2.0) == [False]
+        assert len(_collector_seen_by_the_compile(kernel, 1.0, 2.0)) == 1
         assert not gc.isenabled()
     finally:
         gc.enable()
-    # nested and overlapping pauses: on again only when the last one ends
-    with _numba._collection_paused():
-        with _numba._collection_paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    assert gc.isenabled()
+    # nested and overlapping blocks: restored only when the last one ends
+    with _numba._rare_collection():
+        with _numba._rare_collection():
+            assert gc.get_threshold() == _numba.COMPILE_GC_THRESHOLDS
+        assert gc.get_threshold() == _numba.COMPILE_GC_THRESHOLDS
+    assert gc.get_threshold() == before
+    # an exception inside restores them too
+    with pytest.raises(Exception):
+        kernel("a", 1)
+    assert gc.get_threshold() == before
     # every entry point compiles so (jit installs it)
     for module, names in ENTRY_POINTS.items():
         mod = __import__(f"skdigits._kernels.{module}", fromlist=["_"])
@@ -431,6 +437,34 @@ def test_kernels_compile_with_the_garbage_collector_paused():
             wrapper = vars(getattr(mod, name)).get("_compile_for_args")
             assert wrapper is not None and wrapper.__qualname__.startswith(
                 "_compiling_without_collection"), (module, name)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_process_forked_while_a_kernel_compiles_gets_its_collector_back():
+    """A child forked inside the block has no compile to end it: its
+    thresholds are restored at the fork, and its own blocks count from
+    zero."""
+    import ast
+    import gc
+
+    before = gc.get_threshold()
+    read, write = os.pipe()
+    with _numba._rare_collection():
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                with _numba._rare_collection():
+                    inside = gc.get_threshold()
+                os.write(write, repr((gc.get_threshold(), inside)).encode())
+            finally:
+                os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        after_fork, inside = ast.literal_eval(fh.read())
+    os.waitpid(pid, 0)
+    assert after_fork == before
+    assert inside == _numba.COMPILE_GC_THRESHOLDS
+    assert gc.get_threshold() == before
 
 
 def test_a_helper_that_only_reads_an_array_compiles_once_for_both_kinds():
