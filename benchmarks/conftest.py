@@ -10,8 +10,8 @@ sides and not others, and each worker would print half of the table.
 import pytest
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
     """``--numprocesses=auto`` means no workers here (an explicit ``-n 2``
-    still starts two)."""
+    still starts two). Optional: without pytest-xdist nothing calls it."""
     return 0

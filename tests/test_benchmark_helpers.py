@@ -2,6 +2,7 @@
 the scripts in benchmarks/ (moved out of the CLI and the private _peers)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,5 +87,5 @@ def test_benchmarks_run_in_one_process():
         env={**os.environ, "PYTEST_XDIST_AUTO_NUM_WORKERS": ""})
     out = result.stdout + result.stderr
     assert result.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, out
-    assert "5 deselected" in out, out  # collected here, in this process
+    assert re.search(r"\b[1-9]\d* deselected", out), out  # collected here
     assert "bringing up nodes" not in out, out
