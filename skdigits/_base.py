@@ -134,6 +134,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         """Checks beyond the constraints table, made before anything is set."""
         self._callbacks()
         self._check_scoring()
+        self._check_n_jobs()
+
+    def _check_n_jobs(self):
         if self.n_jobs == 0:
             raise ValueError("n_jobs == 0 has no meaning: use None (the cores the "
                              "process may use), -1 (all cores) or a count.")
@@ -743,6 +746,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         # itself before a kernel sizes its buffers from it
         model = check_fitted_state(self)
         X = validate_predict_data(self, X)
+        self._check_n_jobs()  # set after the fit: small predictions read no budget
         return predict_rows(model, self._theta, X, transform, n_jobs=self.n_jobs)
 
     def _log_proba_rows(self, Z):

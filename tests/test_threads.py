@@ -90,6 +90,11 @@ def test_a_prediction_gets_no_more_threads_than_blocks_of_rows(data, team_sizes,
     for n_rows in (1, 3, PREDICT_BLOCK, PREDICT_BLOCK + 1, 3 * PREDICT_BLOCK):
         np.testing.assert_array_equal(model.predict_proba(X[:n_rows]), whole[:n_rows])
     assert _all(team_sizes) == [1, 1, 1, 2, 3]
+    # n_jobs=0, set after the fit, is refused whatever the number of rows
+    model.set_params(n_jobs=0)
+    for n_rows in (1, PREDICT_BLOCK + 1):
+        with pytest.raises(ValueError, match="n_jobs == 0"):
+            model.predict_proba(X[:n_rows])
 
 
 def test_a_one_row_prediction_allocates_buffers_for_one_row(data):
