@@ -51,8 +51,9 @@ def unpack_layer(theta, sizes, l):
     sizes = np.asarray(sizes, dtype=np.int64)
     w_off, b_off, ld, _ = layout(sizes)
     n_in, n_out = int(sizes[l]), int(sizes[l + 1])
-    if l == len(sizes) - 2:
-        W = theta[w_off[l]:w_off[l] + n_in * ld[l]].reshape(n_in, ld[l])[:, :n_out]
+    if l == len(sizes) - 2:  # a view of theta: copied
+        W = np.array(theta[w_off[l]:w_off[l] + n_in * ld[l]].reshape(n_in, ld[l])[
+            :, :n_out])
     else:
         W = np.empty((n_in, n_out), dtype=theta.dtype)
         for c0 in range(0, n_out, PANEL):
@@ -60,7 +61,7 @@ def unpack_layer(theta, sizes, l):
             start = w_off[l] + n_in * c0
             W[:, c0:c0 + width] = theta[start:start + n_in * width].reshape(
                 n_in, width)
-    return np.array(W), theta[b_off[l]:b_off[l] + n_out].copy()
+    return W, theta[b_off[l]:b_off[l] + n_out].copy()
 
 
 def pack(weights, dtype):
