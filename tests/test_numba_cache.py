@@ -407,7 +407,7 @@ def test_kernels_compile_with_the_garbage_collector_made_rare():
     def add(a, b):
         return a + b
 
-    kernel = _numba._compiling_without_collection(numba.njit(add))
+    kernel = _numba._compiling_with_rare_collection(numba.njit(add))
     before = gc.get_threshold()
     assert before != _numba.COMPILE_GC_THRESHOLDS
     assert _collector_seen_by_the_compile(kernel, 1, 2) == [
@@ -436,7 +436,7 @@ def test_kernels_compile_with_the_garbage_collector_made_rare():
         for name in names:
             wrapper = vars(getattr(mod, name)).get("_compile_for_args")
             assert wrapper is not None and wrapper.__qualname__.startswith(
-                "_compiling_without_collection"), (module, name)
+                "_compiling_with_rare_collection"), (module, name)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
@@ -490,7 +490,7 @@ def test_a_helper_that_only_reads_an_array_compiles_once_for_both_kinds():
     readonly = X.copy()
     readonly.flags.writeable = False
     assert numba.njit(_both_py)(readonly, X.copy()) == 3.0 + 12.0
-    compiled = _numba._compiled_signatures(row_sum)
+    compiled = list(row_sum._compiled)
     assert len(compiled) == 1 and not compiled[0][0].mutable
 
     def _writes_py(X):

@@ -70,6 +70,7 @@ def _block_rows(n_rows):
     logits depend on that row alone anyway."""
     return max(1, min(PREDICT_BLOCK, n_rows))
 
+
 #: Multiply-adds of a minibatch that make one more thread worth its
 #: synchronisation (a few hundred microseconds of work per thread and phase).
 MIN_WORK = 1_000_000

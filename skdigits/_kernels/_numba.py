@@ -276,7 +276,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_rare_collection._after_fork_in_child)
 
 
-def _compiling_without_collection(dispatcher):
+def _compiling_with_rare_collection(dispatcher):
     """Make ``dispatcher`` compile (or load from the cache) with the garbage
     collector made rare (``_rare_collection``): Numba calls
     ``_compile_for_args`` only when no compiled
@@ -307,7 +307,7 @@ def jit(func):
     """
     options = dict(nogil=True, error_model="numpy", cache=CACHE_KIND != "none")
     if CACHE_KIND != "user":
-        return _compiling_without_collection(
+        return _compiling_with_rare_collection(
             _key_by_sources(numba.njit(**options)(func)))
     # Numba reads its cache folder when the dispatcher is made and keeps it,
     # so it is set for this one call only: other Numba users in the process
@@ -315,7 +315,7 @@ def jit(func):
     saved = numba.config.CACHE_DIR
     numba.config.CACHE_DIR = CACHE_DIR
     try:
-        return _compiling_without_collection(
+        return _compiling_with_rare_collection(
             _key_by_sources(numba.njit(**options)(func)))
     finally:
         numba.config.CACHE_DIR = saved
@@ -385,7 +385,7 @@ class _Subroutine(_Intrinsic):
         return f"<skdigits subroutine {self.py_func.__name__}>"
 
 
-def subroutine(func=None, *, reads=()):
+def subroutine(func, *, reads=()):
     """Compile ``func`` as a helper of the kernels' entry points (which use
     ``jit``): typed and lowered once per signature and process, linked into
     the entry point that calls it, never cached on its own. ``func`` takes
@@ -398,8 +398,6 @@ def subroutine(func=None, *, reads=()):
     its own (writable) compiles once instead of twice. The array is passed as
     it is: only its type changes.
     """
-    if func is None:
-        return lambda func: subroutine(func, reads=reads)
     import inspect
 
     from numba.core import compiler, types
@@ -439,15 +437,9 @@ def subroutine(func=None, *, reads=()):
     sub.py_func = func
     sub.__doc__ = func.__doc__
     sub._dispatcher = None
-    sub._compiled = compiled
+    sub._compiled = compiled  # argument types -> compile result, this process
     sub._register()
     return sub
-
-
-def _compiled_signatures(sub):
-    """The argument types ``sub`` (a subroutine) compiled for in this
-    process."""
-    return list(sub._compiled)
 
 
 def inline(func):
