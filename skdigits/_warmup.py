@@ -13,7 +13,9 @@ in float64 whatever the model's dtype). A job is run by a tiny workload on
 random data in a fresh process (``skdigits._warmup.main``), which
 compiles exactly the specialisation a real fit or prediction of that kind
 uses, since the engine makes every kernel argument canonical first
-(``_engine._models.KernelData``).
+(``_engine._models.KernelData``). A forward pass's job also compiles the loss
+of a validation split (``_losses.loss_grad``), which a fit with early stopping
+runs after each epoch.
 
 - ``warm_up(jobs, n_jobs)`` runs the jobs not yet in the cache in up to
   ``n_jobs`` processes and waits: ``skdigits compile`` (fleets, container
@@ -41,8 +43,8 @@ import time
 
 import numpy as np
 
-__all__ = ["JOBS", "cold_jobs", "compile_ahead", "estimate_seconds",
-           "jobs_for", "settle", "start", "wait", "warm_up"]
+__all__ = ["JOBS", "ahead_enabled", "cold_jobs", "compile_ahead",
+           "estimate_seconds", "jobs_for", "settle", "start", "wait", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,14 +219,17 @@ def _caching():
 
 def _schedule(jobs, n_procs):
     """``jobs`` split into at most ``n_procs`` lists, longest first onto the
-    least loaded (the classic LPT rule); each list's total seconds."""
+    least loaded (the classic LPT rule); each list's total seconds. Each list
+    keeps the order of ``jobs``: a process compiles first what is needed
+    first."""
     lists = [[] for _ in range(max(1, min(n_procs, len(jobs))))]
     loads = [0.0] * len(lists)
     for job in sorted(jobs, key=lambda j: -KERNELS[parse(j)[0]][1]):
         i = loads.index(min(loads))
         lists[i].append(job)
         loads[i] += KERNELS[parse(job)[0]][1]
-    return lists, loads
+    order = {job: i for i, job in enumerate(jobs)}
+    return [sorted(part, key=order.__getitem__) for part in lists], loads
 
 
 def estimate_seconds(jobs, n_procs):
@@ -357,7 +362,10 @@ def warm_up(jobs, n_jobs=None):
     return done
 
 
-def _ahead_enabled():
+def ahead_enabled():
+    """Whether background compiles may start: not with
+    ``SKDIGITS_COMPILE_AHEAD=0``, in a frozen application, or with fewer than
+    two cores for this process."""
     if os.environ.get("SKDIGITS_COMPILE_AHEAD", "1").strip() in ("0", "false", "no"):
         return False
     if getattr(sys, "frozen", False) or not sys.executable:
@@ -377,7 +385,7 @@ def compile_ahead(job):
     a second core is free for it (``SKDIGITS_COMPILE_AHEAD=0``: never).
     Returns whether one was started. Its errors are left to the compile that
     would happen anyway, when the kernel is first called."""
-    if job in _KNOWN or job in RUNNING or not _ahead_enabled():
+    if job in _KNOWN or job in RUNNING or not ahead_enabled():
         return False
     if is_cached(job):
         _KNOWN.add(job)
@@ -465,6 +473,7 @@ def run_job(job):
             return
         from ._engine._models import LinearModel, MLPModel
         from ._engine._team import Team
+        from ._engine._train import evaluate
         from ._kernels import _losses, _mlp
 
         if kernel == "mlp_forward":
@@ -472,8 +481,12 @@ def run_job(job):
         else:
             model = LinearModel(X.shape[1], 3, _losses.SOFTMAX)
         theta = model.init_params(np.random.default_rng(0), np.float64)
+        rows = np.arange(X.shape[0], dtype=np.int64)
+        # the forward pass, then the loss of a validation split
+        # (``_losses.loss_grad``), as a fit with early stopping runs them
         with Team() as team:
-            model.logits(team, 1, X, np.arange(X.shape[0], dtype=np.int64), theta)
+            evaluate(model, team, 1, X, y.astype(np.int64), np.ones(X.shape[0]),
+                     rows, theta, 3)
 
 
 def main(argv=None):

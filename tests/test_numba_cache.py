@@ -292,9 +292,12 @@ def test_a_cold_fit_caches_its_entry_points_only(tmp_path):
     names = sorted({p.name.split(".")[1].rsplit("-", 1)[0]
                     for p in (tmp_path / "cache").rglob("*.nbi")})
     # the loss is compiled into the epoch (a subroutine): the jitted
-    # loss_grad, for the engine's Python calls, only with early stopping
-    assert names == sorted({"_column_moments_py", "_mlp_epoch_py",
-                            "_mlp_forward_py", "_shuffle_py"}), names
+    # loss_grad, for the engine's Python calls with early stopping, only by
+    # the background job of the forward pass, after it (the process may be
+    # stopped before: see test_warmup's test_compile_fills_an_empty_cache...)
+    entry_points = {"_column_moments_py", "_mlp_epoch_py", "_mlp_forward_py",
+                    "_shuffle_py"}
+    assert set(names) - {"_loss_grad_py"} == entry_points, names
     cold, warm = runs
     # the cold process compiled everything but the forward pass, which the
     # fit had compiled in a background process (_warmup.compile_ahead): the

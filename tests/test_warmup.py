@@ -60,14 +60,15 @@ def test_a_search_warms_every_candidate_s_kernels_once():
 @settings(max_examples=150, deadline=None)
 @given(jobs=st.lists(st.sampled_from(_warmup.JOBS), min_size=1, unique=True),
        n=st.integers(1, 8))
-def test_the_schedule_runs_each_job_once_longest_first(jobs, n):
+def test_the_schedule_runs_each_job_once_in_the_order_given(jobs, n):
     lists, loads = _warmup._schedule(jobs, n)
     assert 1 <= len(lists) <= min(n, len(jobs))
     assert sorted(j for part in lists for j in part) == sorted(jobs)
     cost = {j: _warmup.KERNELS[_warmup.parse(j)[0]][1] for j in jobs}
     for part, load in zip(lists, loads):
         assert part and load == pytest.approx(sum(cost[j] for j in part))
-        assert [cost[j] for j in part] == sorted((cost[j] for j in part), reverse=True)
+        # a process compiles first what its caller needs first
+        assert part == [j for j in jobs if j in part]
     # the rule's guarantee: within 4/3 of the best split (found by trying
     # every split when there are few)
     if len(jobs) <= 7 and n <= 3:
@@ -163,6 +164,10 @@ def test_the_report_says_once_that_it_compiles(monkeypatch, caplog):
     monkeypatch.setattr(_warmup, "ANNOUNCED", set())
     monkeypatch.setattr(_warmup, "_KNOWN", set())
     monkeypatch.setattr(_warmup, "is_cached", lambda job: False)
+    monkeypatch.setattr(_warmup, "ahead_enabled", lambda: True)
+    started = []
+    monkeypatch.setattr(_warmup, "start",
+                        lambda jobs, n, errors=True: started.append((jobs, n)))
     with caplog.at_level(logging.INFO, logger="skdigits"):
         _report._announce_compile()
         _report._announce_compile()  # said once
@@ -170,12 +175,21 @@ def test_the_report_says_once_that_it_compiles(monkeypatch, caplog):
         "Compiling skdigits' kernels for this CPU, once (about 11 s)"]
     # the report's fits then say nothing of their own
     assert _warmup.ANNOUNCED == set(_report.REPORT_JOBS)
+    # both forward passes compile in one background process from the start,
+    # the softmax's (needed first) first; the epochs compile in the report's
+    assert started[0] == (["linear_forward-dense", "mlp_forward-dense"], 1)
     caplog.clear()
+    started.clear()
+    monkeypatch.setattr(_warmup, "ANNOUNCED", set())
+    monkeypatch.setattr(_warmup, "ahead_enabled", lambda: False)
+    _report._announce_compile()  # SKDIGITS_COMPILE_AHEAD=0, or one core
+    assert started == []
+    monkeypatch.setattr(_warmup, "ahead_enabled", lambda: True)
     monkeypatch.setattr(_warmup, "ANNOUNCED", set())
     monkeypatch.setattr(_warmup, "is_cached", lambda job: True)
     with caplog.at_level(logging.INFO, logger="skdigits"):
         _report._announce_compile()
-    assert caplog.records == []
+    assert caplog.records == [] and started == []
 
 
 def test_compile_without_a_cache_is_a_one_line_error(monkeypatch, capsys):
@@ -215,8 +229,10 @@ def test_compile_options_choose_the_jobs(argv, jobs, monkeypatch, capsys):
 
 def test_compile_fills_an_empty_cache_so_that_nothing_compiles_later(tmp_path):
     """End to end, in subprocesses: ``skdigits compile`` for the softmax in
-    float64 (two processes), then a fresh process fits and predicts and
-    compiles nothing; a second ``skdigits compile`` finds nothing to do."""
+    float64 (two processes), then a fresh process fits (with early stopping:
+    the forward pass's job also compiles the validation loss) and predicts
+    and compiles nothing; a second ``skdigits compile`` finds nothing to
+    do."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     run = dict(env=env, capture_output=True, text=True, timeout=600)
     argv = [sys.executable, "-m", "skdigits", "compile", "--models", "softmax",
@@ -229,7 +245,8 @@ def test_compile_fills_an_empty_cache_so_that_nothing_compiles_later(tmp_path):
             "from skdigits._kernels import _signatures\n"
             "rng = np.random.default_rng(1)\n"
             "X = rng.random((200, 30)); y = np.arange(200) % 4\n"
-            "m = skdigits.SoftmaxRegression(max_iter=3, random_state=0).fit(X, y)\n"
+            "m = skdigits.SoftmaxRegression(max_iter=3, random_state=0,\n"
+            "                              early_stopping=True).fit(X, y)\n"
             "m.predict_proba(X)\n"
             "ds = _signatures.dispatchers().values()\n"
             "print(sum(sum(d.stats.cache_hits.values()) for d in ds),\n"
