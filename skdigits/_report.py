@@ -326,6 +326,7 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     warmed = {} if warmed is None else warmed
     train, test, source = load_study_data(kind, data_home=data_home, sample=sample,
                                           download=download)
+    _compile_forward_ahead()
     names = [str(n) for n in train.target_names]
     n_classes = len(names)
     X = train.data.astype(np.float32) / 255.0
@@ -808,14 +809,7 @@ REPORT_COMPILE_SECONDS = 11.0
 
 def _announce_compile():
     """On a cold cache, log that the kernels compile once, and about how
-    long it takes, and start compiling both forward passes in one background
-    process (see ``_warmup``). The epochs compile in this process: compiling
-    the MLP's epoch in another process while this one compiles the softmax's
-    was slower on 2 cores (17.2-17.7 s against 15.3-15.8 s for a cold sample
-    report), as the kernels share most of their subroutines and each process
-    compiles them again. The forward passes share few with the epochs; started
-    here rather than by each model's first fit, the MLP's is ready when its
-    warm-up epoch ends, instead of that epoch waiting for it about 0.9 s."""
+    long it takes."""
     from . import _warmup
 
     cold = _warmup.cold_jobs(REPORT_JOBS)
@@ -824,9 +818,26 @@ def _announce_compile():
     # the fits then say nothing more (their jobs are announced)
     _warmup.announce(cold, REPORT_COMPILE_SECONDS * (
         _warmup.estimate_seconds(cold, 1) / _warmup.estimate_seconds(REPORT_JOBS, 1)))
-    forward = [job for job in cold if "forward" in job]
-    if forward and _warmup.ahead_enabled():
-        _warmup.start(forward, 1, errors=False)
+
+
+def _compile_forward_ahead():
+    """On a cold cache, start compiling both forward passes in one background
+    process (see ``_warmup``), once the data is there; returns what
+    ``_warmup.start`` does.
+
+    The epochs compile in this process: compiling the MLP's epoch in another
+    process while this one compiles the softmax's was slower on 2 cores
+    (17.2-17.7 s against 15.3-15.8 s for a cold sample report), as the
+    kernels share most of their subroutines and each process compiles them
+    again. The forward passes share few with the epochs. Started here rather
+    than by each model's first fit, the MLP's is ready when its warm-up epoch
+    ends, instead of that epoch waiting about 0.9 s for it."""
+    from . import _warmup
+
+    if not _warmup.ahead_enabled():
+        return []
+    return _warmup.start([job for job in REPORT_JOBS if "forward" in job], 1,
+                         errors=False)
 
 
 def build_report(out_dir, datasets=DATASETS, *, data_home=None, sample=False,

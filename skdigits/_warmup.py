@@ -256,10 +256,11 @@ def _environ():
 
 def start(jobs, n_procs, errors=True):
     """Start compiling the jobs of ``jobs`` not known to be cached, in up to
-    ``n_procs`` background processes (longest jobs first, spread by
-    ``_schedule``), and return ``[(jobs, Popen), ...]``. Each job is listed in
-    ``RUNNING`` until ``settle`` or ``wait`` sees it done. Nothing is started
-    without an on-disk cache. ``errors=False``: their error output is
+    ``n_procs`` background processes (spread by ``_schedule``: longest
+    first, each process in the order of ``jobs``), and return
+    ``[(jobs, Popen), ...]``. Each job is listed in ``RUNNING`` until
+    ``settle`` or ``wait`` sees it done. Nothing is started without an
+    on-disk cache. ``errors=False``: their error output is
     dropped (no one will ``wait`` for them to read it)."""
     for job in jobs:
         parse(job)

@@ -164,10 +164,6 @@ def test_the_report_says_once_that_it_compiles(monkeypatch, caplog):
     monkeypatch.setattr(_warmup, "ANNOUNCED", set())
     monkeypatch.setattr(_warmup, "_KNOWN", set())
     monkeypatch.setattr(_warmup, "is_cached", lambda job: False)
-    monkeypatch.setattr(_warmup, "ahead_enabled", lambda: True)
-    started = []
-    monkeypatch.setattr(_warmup, "start",
-                        lambda jobs, n, errors=True: started.append((jobs, n)))
     with caplog.at_level(logging.INFO, logger="skdigits"):
         _report._announce_compile()
         _report._announce_compile()  # said once
@@ -175,21 +171,47 @@ def test_the_report_says_once_that_it_compiles(monkeypatch, caplog):
         "Compiling skdigits' kernels for this CPU, once (about 11 s)"]
     # the report's fits then say nothing of their own
     assert _warmup.ANNOUNCED == set(_report.REPORT_JOBS)
-    # both forward passes compile in one background process from the start,
-    # the softmax's (needed first) first; the epochs compile in the report's
-    assert started[0] == (["linear_forward-dense", "mlp_forward-dense"], 1)
     caplog.clear()
-    started.clear()
-    monkeypatch.setattr(_warmup, "ANNOUNCED", set())
-    monkeypatch.setattr(_warmup, "ahead_enabled", lambda: False)
-    _report._announce_compile()  # SKDIGITS_COMPILE_AHEAD=0, or one core
-    assert started == []
-    monkeypatch.setattr(_warmup, "ahead_enabled", lambda: True)
     monkeypatch.setattr(_warmup, "ANNOUNCED", set())
     monkeypatch.setattr(_warmup, "is_cached", lambda job: True)
     with caplog.at_level(logging.INFO, logger="skdigits"):
         _report._announce_compile()
-    assert caplog.records == [] and started == []
+    assert caplog.records == []
+
+
+def test_the_report_compiles_both_forward_passes_in_the_background(monkeypatch):
+    """In one process, the softmax's first (the study needs it first), the
+    epochs being left to the report's own process; never a job cached or
+    already compiling, nor with the background compiles turned off."""
+    from skdigits import _report
+
+    popen = []
+
+    class Proc:
+        def __init__(self, argv, **kwargs):
+            popen.append(argv[4:])  # the jobs (see _warmup._command)
+
+        def poll(self):
+            return 0
+
+        kill = wait = poll
+
+    monkeypatch.setattr(_warmup.subprocess, "Popen", Proc)
+    monkeypatch.setattr(_warmup, "_caching", lambda: True)
+    monkeypatch.setattr(_warmup, "ahead_enabled", lambda: True)
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: False)
+    _report._compile_forward_ahead()
+    assert popen == [["linear_forward-dense", "mlp_forward-dense"]]
+    _report._compile_forward_ahead()  # the second dataset: still compiling
+    assert len(popen) == 1
+    _warmup.RUNNING.clear()
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: job.startswith("linear"))
+    _report._compile_forward_ahead()
+    assert popen[1:] == [["mlp_forward-dense"]]
+    _warmup.RUNNING.clear()
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: False)
+    monkeypatch.setattr(_warmup, "ahead_enabled", lambda: False)
+    assert _report._compile_forward_ahead() == [] and len(popen) == 2
 
 
 def test_compile_without_a_cache_is_a_one_line_error(monkeypatch, capsys):
