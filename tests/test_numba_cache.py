@@ -507,5 +507,13 @@ def test_a_helper_that_only_reads_an_array_compiles_once_for_both_kinds():
 
     with pytest.raises(TypingError):
         numba.njit(_call_py)(X.copy())
+    # called from Python (as the tests do) it is typed as from a kernel:
+    # the array is read-only there too, and the caller's stays writable
+    mine = X.copy()
+    assert row_sum(mine, 1) == 12.0 and mine.flags.writeable
+    assert not row_sum._dispatcher.signatures[0][0].mutable
+    with pytest.raises(TypingError):
+        writes(mine)
+    assert mine[0, 0] == 0.0
     with pytest.raises(TypeError, match="no parameter"):
         _numba.subroutine(_writes_py, reads=("Y",))

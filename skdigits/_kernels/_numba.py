@@ -35,6 +35,7 @@ import threading
 import warnings
 
 import numba
+import numpy as np
 from numba.core.extending import _Intrinsic
 
 #: Where the kernels' cache lives: ``"numba"`` (``NUMBA_CACHE_DIR``, left to
@@ -373,16 +374,28 @@ def _ir_only(library):
 
 class _Subroutine(_Intrinsic):
     """A kernel helper: compiled into its callers (see above); called from
-    Python (by the tests), it compiles a dispatcher of its own, uncached."""
+    Python (by the tests), it compiles a dispatcher of its own, uncached,
+    typed as from a kernel: the arrays it only reads are passed as read-only
+    views."""
 
     def __call__(self, *args):
         if self._dispatcher is None:
             self._dispatcher = numba.njit(nogil=True, error_model="numpy")(
                 self.py_func)
-        return self._dispatcher(*args)
+        reads = self._read_only
+        return self._dispatcher(*(_read_only(a) if i < len(reads) and reads[i] else a
+                                  for i, a in enumerate(args)))
 
     def __repr__(self):
         return f"<skdigits subroutine {self.py_func.__name__}>"
+
+
+def _read_only(value):
+    """A read-only view of an array (anything else as it is)."""
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
 
 
 def subroutine(func, *, reads=()):
@@ -437,6 +450,7 @@ def subroutine(func, *, reads=()):
     sub.py_func = func
     sub.__doc__ = func.__doc__
     sub._dispatcher = None
+    sub._read_only = read_only
     sub._compiled = compiled  # argument types -> compile result, this process
     sub._register()
     return sub
