@@ -803,8 +803,9 @@ REPORT_JOBS = ("linear_epoch-float32-dense", "linear_forward-dense",
                "mlp_epoch-float32-dense", "mlp_forward-dense")
 
 #: Seconds the report's compiles add to a cold run on the reference machine
-#: (a 2-core Zen 5): a cold sample report took 17.9-19.4 s, a warm one 8 s.
-REPORT_COMPILE_SECONDS = 11.0
+#: (a 2-core Zen 5): a cold sample report took 12.5 s, a warm one 6.1 s
+#: (bench_compile); after a fresh install, 14.6 s and 6.6-7.4 s.
+REPORT_COMPILE_SECONDS = 7.0
 
 
 def _announce_compile():

@@ -48,15 +48,16 @@ __all__ = ["JOBS", "ahead_enabled", "cold_jobs", "compile_ahead",
 
 logger = logging.getLogger(__name__)
 
-#: Entry point -> (kernel module, seconds a cold compile took on the
-#: reference machine, a 2-core AMD EPYC Zen 5, in a process of its own; for
-#: ordering the jobs and the estimate printed before a wait).
+#: Entry point -> (kernel module, seconds its job took on the reference
+#: machine, a 2-core AMD EPYC Zen 5, in a process of its own with an empty
+#: cache, less the 1 s of the process's imports; for ordering the jobs and the
+#: estimate logged before a wait). Measured 2026-12-07, at 3fa7ddb.
 KERNELS = {
-    "mlp_epoch": ("_mlp", 10.5),
-    "mlp_epoch_deep": ("_mlp", 10.5),
-    "mlp_forward": ("_mlp", 4.2),
-    "linear_epoch": ("_linear", 5.9),
-    "linear_forward": ("_linear", 2.6),
+    "mlp_epoch": ("_mlp", 5.6),
+    "mlp_epoch_deep": ("_mlp", 6.7),
+    "mlp_forward": ("_mlp", 2.8),
+    "linear_epoch": ("_linear", 3.8),
+    "linear_forward": ("_linear", 2.1),
 }
 _EPOCHS = ("mlp_epoch", "mlp_epoch_deep", "linear_epoch")
 DTYPES = ("float32", "float64")
