@@ -326,7 +326,6 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
     warmed = {} if warmed is None else warmed
     train, test, source = load_study_data(kind, data_home=data_home, sample=sample,
                                           download=download)
-    _compile_forward_ahead()
     names = [str(n) for n in train.target_names]
     n_classes = len(names)
     X = train.data.astype(np.float32) / 255.0
@@ -338,6 +337,7 @@ def study(kind, out_dir, *, data_home=None, sample=False, download=False, seed=0
             f"the {TITLES[kind]} training data lacks class(es) "
             f"{', '.join(names[k] for k in missing)}: the study needs all "
             f"{n_classes}")
+    _compile_forward_ahead()
     epochs = "auto" if max_iter is None else max_iter
     files = [_file_record(f) for f in (train.filenames or []) + (test.filenames or [])]
     result = {"dataset": kind, "title": TITLES[kind], "source": source,
@@ -823,8 +823,8 @@ def _announce_compile():
 
 def _compile_forward_ahead():
     """On a cold cache, start compiling both forward passes in one background
-    process (see ``_warmup``), once the data is there; returns what
-    ``_warmup.start`` does.
+    process (see ``_warmup``), once the data is there and checked; returns
+    what ``_warmup.start`` does.
 
     The epochs compile in this process: compiling the MLP's epoch in another
     process while this one compiles the softmax's was slower on 2 cores
@@ -832,7 +832,9 @@ def _compile_forward_ahead():
     kernels share most of their subroutines and each process compiles them
     again. The forward passes share few with the epochs. Started here rather
     than by each model's first fit, the MLP's is ready when its warm-up epoch
-    ends, instead of that epoch waiting about 0.9 s for it."""
+    ends, instead of that epoch waiting about 0.9 s for it. (Where the cache
+    index cannot be read, ``_warmup.settle`` waits for the whole process, not
+    for the one kernel: both forward passes, about 5 s.)"""
     from . import _warmup
 
     if not _warmup.ahead_enabled():

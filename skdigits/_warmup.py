@@ -19,18 +19,22 @@ runs after each epoch.
 
 - ``warm_up(jobs, n_jobs)`` runs the jobs not yet in the cache in up to
   ``n_jobs`` processes and waits: ``skdigits compile`` (fleets, container
-  images), the report before its first fit, dask workers before a search.
+  images), dask workers before a search.
+- ``start(jobs, n_procs)`` starts them and returns: the report starts both
+  forward passes this way, in one process, once its data is loaded.
 - ``compile_ahead(job)`` starts one job in the background and returns:
   the first fit of a process starts its model's forward pass this way, so the
   first ``predict`` after it does not wait for another compile.
 - ``settle(kernel)``, called by the engine before it runs an entry point,
   waits for a job of this process that is compiling that kernel, rather than
-  compiling it a second time.
+  compiling it a second time; it waits for the kernel, not for the process to
+  end.
 
 Nothing here changes what the kernels compute: the cache holds the same code
 that compiling in-process would give. Without an on-disk cache (see
 ``_kernels._numba``) every process compiles for itself, so nothing is started.
-``SKDIGITS_COMPILE_AHEAD=0`` turns the background compiles of ``fit`` off.
+``SKDIGITS_COMPILE_AHEAD=0`` turns the background compiles of ``fit`` and of
+the report off.
 """
 
 import atexit
@@ -80,6 +84,9 @@ JOBS = _job_names()
 
 #: Background compiles started by this process: job -> Popen.
 RUNNING = {}
+#: Background processes whose jobs are all done, not yet seen to end (see
+#: ``settle``).
+FINISHING = set()
 _LOCK = threading.Lock()
 #: Seconds ``settle`` waits for a background compile before compiling itself.
 SETTLE_TIMEOUT = 120.0
@@ -414,12 +421,23 @@ def settle(kernel):
         with _LOCK:
             RUNNING.pop(job, None)
             if proc is not None and proc not in RUNNING.values():
-                _reap(proc)
+                # its jobs are done; it may still compile the validation
+                # loss, or be exiting: no one waits for it
+                FINISHING.add(proc)
+    _reap_finished()
+
+
+def _reap_finished():
+    """Forget the processes of ``FINISHING`` that have ended."""
+    with _LOCK:
+        for proc in [p for p in FINISHING if p.poll() is not None]:
+            FINISHING.discard(proc)
+            _reap(proc)
 
 
 def _reap(proc, seconds=5.0):
-    """Wait (briefly) for a process whose jobs are all done: it exits right
-    after writing the last of them to the cache."""
+    """Wait (at most ``seconds``, then stop it) for a process, and close its
+    error stream."""
     try:
         proc.wait(seconds)
     except subprocess.TimeoutExpired:
@@ -433,11 +451,12 @@ def _reap(proc, seconds=5.0):
 def _stop_at_exit():
     """Processes still compiling when this one ends are stopped: they were
     for this process (the cache keeps what they finished)."""
-    for proc in set(RUNNING.values()):
+    for proc in set(RUNNING.values()) | FINISHING:
         if proc.poll() is None:
             proc.kill()
         _reap(proc)
     RUNNING.clear()
+    FINISHING.clear()
 
 
 # The jobs' workloads, run in the child processes ---------------------------

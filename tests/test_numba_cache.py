@@ -299,6 +299,8 @@ def test_a_cold_fit_caches_its_entry_points_only(tmp_path):
                     "_shuffle_py"}
     assert set(names) - {"_loss_grad_py"} == entry_points, names
     cold, warm = runs
+    # without early stopping, the fit itself never compiled the loss
+    assert cold["_losses.loss_grad"] == (0, 0)
     # the cold process compiled everything but the forward pass, which the
     # fit had compiled in a background process (_warmup.compile_ahead): the
     # first predict_proba loaded it

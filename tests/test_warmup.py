@@ -23,10 +23,11 @@ from skdigits.cli import main
 @pytest.fixture(autouse=True)
 def _no_leftovers():
     yield
-    for proc in set(_warmup.RUNNING.values()):
+    for proc in set(_warmup.RUNNING.values()) | _warmup.FINISHING:
         proc.kill()
         proc.wait()
     _warmup.RUNNING.clear()
+    _warmup.FINISHING.clear()
 
 
 def test_jobs_name_the_specialisation_an_estimator_compiles():
@@ -116,6 +117,28 @@ def test_settle_waits_for_the_kernel_s_own_jobs_only(monkeypatch):
     assert time.perf_counter() - tic < 0.5 and "mlp_forward-csr" in _warmup.RUNNING
     _warmup.settle(_mlp.mlp_forward)
     assert time.perf_counter() - tic >= 0.9 and not _warmup.RUNNING
+
+
+def test_settle_returns_once_the_kernel_is_cached_not_when_its_process_ends(
+        monkeypatch, tmp_path):
+    """A forward pass's job goes on to compile the validation loss: the
+    prediction waiting for the forward pass does not wait for that too. The
+    process is left to end on its own (or be stopped at exit)."""
+    marker = tmp_path / "cached"
+    _fake_jobs(monkeypatch, f"import pathlib, time; pathlib.Path({str(marker)!r})"
+                            ".touch(); time.sleep(60)")
+    monkeypatch.setattr(_warmup, "is_cached", lambda job: marker.exists())
+    from skdigits._kernels import _mlp
+
+    ((_, proc),) = _warmup.start(["mlp_forward-csr"], 1)
+    _warmup.settle(_mlp.mlp_forward)
+    assert marker.exists() and not _warmup.RUNNING
+    assert proc.poll() is None and proc in _warmup.FINISHING
+    proc.kill()
+    proc.wait()
+    _warmup.settle(_mlp.mlp_forward)  # nothing left to wait for
+    _warmup._reap_finished()
+    assert not _warmup.FINISHING
 
 
 def test_stop_ends_the_processes_of_a_caller_that_leaves(monkeypatch):

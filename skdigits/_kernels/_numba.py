@@ -382,7 +382,7 @@ class _Subroutine(_Intrinsic):
         if self._dispatcher is None:
             self._dispatcher = numba.njit(nogil=True, error_model="numpy")(
                 self.py_func)
-        reads = self._read_only
+        reads = self._reads
         return self._dispatcher(*(_read_only(a) if i < len(reads) and reads[i] else a
                                   for i, a in enumerate(args)))
 
@@ -450,7 +450,7 @@ def subroutine(func, *, reads=()):
     sub.py_func = func
     sub.__doc__ = func.__doc__
     sub._dispatcher = None
-    sub._read_only = read_only
+    sub._reads = read_only  # per parameter, whether it is only read
     sub._compiled = compiled  # argument types -> compile result, this process
     sub._register()
     return sub
