@@ -68,6 +68,10 @@ TOPIC, ON_TOPIC = 2000, 10
 WIDE = dict(hidden_layer_sizes=(64,), batch_size=200, learning_rate_init=1e-3,
             alpha=1e-4, label_smoothing=0.1, max_iter=3, tol=0.0,
             n_iter_no_change=np.inf, random_state=0)
+#: scikit-learn's side: no label smoothing (it has none), and an integer
+#: patience
+SK_WIDE = {**{k: v for k, v in WIDE.items() if k != "label_smoothing"},
+           "n_iter_no_change": 10**6}
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +151,8 @@ def test_text_like_against_sklearn(text, warm):
 
     X, y, Xt, yt = text
     sides = {
-        "sklearn MLPClassifier": (lambda: SkMLP(**{**WIDE, "n_iter_no_change": 10**6}),
-                                  BUDGET),
+        # scikit-learn's MLP has no label smoothing
+        "sklearn MLPClassifier": (lambda: SkMLP(**SK_WIDE), BUDGET),
         "skdigits MLPClassifier": (lambda: MLPClassifier(learning_rate="constant",
                                                          **WIDE), None),
         "skdigits, standardize=True": (lambda: MLPClassifier(

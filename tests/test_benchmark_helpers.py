@@ -89,3 +89,25 @@ def test_benchmarks_run_in_one_process():
     assert result.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, out
     assert re.search(r"\b[1-9]\d* deselected", out), out  # collected here
     assert "bringing up nodes" not in out, out
+
+
+@pytest.mark.skipif(not (BENCHMARKS / "bench_sparse.py").is_file(),
+                    reason="the source tree's benchmarks/ is not beside the tests")
+def test_the_sparse_benchmark_gives_scikit_learn_only_its_own_parameters(
+        monkeypatch):
+    """bench_sparse's text-like part pins skdigits' label smoothing; passed
+    to scikit-learn's MLP too (which has none), the part stopped with a
+    TypeError from issue 23 on. Both sides otherwise train alike."""
+    import importlib
+
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from skdigits import MLPClassifier
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("bench_sparse")
+    SkMLP(**bench.SK_WIDE)._validate_params()
+    MLPClassifier(**bench.WIDE)._validate_params()
+    shared = set(bench.WIDE) & set(bench.SK_WIDE)
+    assert set(bench.WIDE) - shared == {"label_smoothing"}
+    assert all(bench.WIDE[k] == bench.SK_WIDE[k] for k in shared - {"n_iter_no_change"})
