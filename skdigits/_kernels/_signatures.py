@@ -9,8 +9,10 @@ signature is allowed when each of its arguments has one of them. Arguments
 that are named tuples (``_boundary``) are spelled out field by field
 (``data.X``, ``params.theta``: ``flat_names``, ``flatten``). The engine
 makes every argument canonical in Python (``_engine._models.KernelData``:
-read-only inputs, int64 indices, float64 CSR data and weights, the data's
-float dtype in an argument of its own), so the only axes left are those of
+read-only inputs, int64 row pointers, int32 column indices and the values in
+the model's dtype for the epochs' CSR data, int64 indices and float64 values
+for the forward passes', float64 weights, dense rows in the other float
+dtype in an argument of their own), so the only axes left are those of
 ``AXES``: the model's dtype and dense or CSR data, the depth being an entry
 point of its own. ``repeated`` finds an entry point holding two signatures
 for one value of them, ``outside_table`` one outside the table; the suite
@@ -46,8 +48,12 @@ ALLOWED = {
             'readonly array(float64, 2d, C)',
         ),
         ('none', 'readonly array(int64, 1d, C)'),  # 4 data.indptr
-        ('none', 'readonly array(int64, 1d, C)'),  # 5 data.indices
-        ('none', 'readonly array(float64, 1d, C)'),  # 6 data.data
+        ('none', 'readonly array(int32, 1d, C)'),  # 5 data.indices
+        (  # 6 data.data: in the model's dtype
+            'none',
+            'readonly array(float32, 1d, C)',
+            'readonly array(float64, 1d, C)',
+        ),
         ('array(int64, 1d, C)',),  # 7 data.y
         ('array(uint8, 2d, C)',),  # 8 data.Y
         ('readonly array(float64, 1d, C)',),  # 9 data.w
@@ -124,8 +130,12 @@ ALLOWED = {
             'readonly array(float64, 2d, C)',
         ),
         ('none', 'readonly array(int64, 1d, C)'),  # 4 data.indptr
-        ('none', 'readonly array(int64, 1d, C)'),  # 5 data.indices
-        ('none', 'readonly array(float64, 1d, C)'),  # 6 data.data
+        ('none', 'readonly array(int32, 1d, C)'),  # 5 data.indices
+        (  # 6 data.data: in the model's dtype
+            'none',
+            'readonly array(float32, 1d, C)',
+            'readonly array(float64, 1d, C)',
+        ),
         ('array(int64, 1d, C)',),  # 7 data.y
         ('array(uint8, 2d, C)',),  # 8 data.Y
         ('readonly array(float64, 1d, C)',),  # 9 data.w

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _fitted
 from .._base import BaseMinibatchClassifier
-from .._engine._models import KernelData, MLPModel
+from .._engine._models import KernelData, MLPModel, readonly
 from .._engine._team import interrupts_deferred
 from .._kernels._losses import LOGISTIC, SOFTMAX
 from .._kernels._mlp import ACTIVATIONS
@@ -543,19 +543,22 @@ class MLPClassifier(BaseMinibatchClassifier):
             return True, None
         mean = np.empty(X.shape[1])
         var = np.empty(X.shape[1])
-        # the kernels' one type per argument (see _engine._models.KernelData):
-        # CSR arrays as the epochs read them, for the model's dtype, handed to
-        # the engine (one copy of them per fit); dense rows in their own float
-        # dtype (read in place, in data.X)
-        if issparse(X):
-            data = KernelData(X, w, dtype)
-        else:
-            data = KernelData(X, w, np.float32 if X.dtype == np.float32 else np.float64)
+        # the kernels' one type per argument: CSR arrays as int64, int64 and
+        # float64 (the stored values exactly; the epochs read them scaled,
+        # once the scale is known: see _engine._models.KernelData); dense rows
+        # in their own float dtype (read in place, in data.X)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
+        weights = readonly(np.ascontiguousarray(w, dtype=np.float64))
         with interrupts_deferred():  # kernels outside a team (see Team)
             if issparse(X):  # the stored entries only
-                sparse_column_moments(*data.csr, rows, data.w, mean, var)
+                csr = [readonly(np.ascontiguousarray(a, dtype=t)) for a, t in (
+                    (X.indptr, np.int64), (X.indices, np.int64),
+                    (X.data, np.float64))]
+                sparse_column_moments(*csr, rows, weights, mean, var)
+                del csr
             else:
+                data = KernelData(X, w, np.float32 if X.dtype == np.float32
+                                  else np.float64)
                 column_moments(data.X, rows, data.w, mean, var)
         std = np.sqrt(var)
         # a spread within the rounding of the mean is none: a feature that is
@@ -567,12 +570,11 @@ class MLPClassifier(BaseMinibatchClassifier):
         std[std <= noise] = 0.0
         top = std.max() if std.size else 0.0
         self.input_mean_ = mean
-        # dense kernel data made for X's dtype (perhaps a float64 copy of X)
-        # is no use to the engine: not kept
-        data = data if issparse(X) else None
+        # kernel data made for X's dtype (perhaps a float64 copy of X) is no
+        # use to the engine: not kept
         if top > 0:
             self.input_scale_ = std + STANDARDIZE_FLOOR * top
-            return True, data
+            return True, None
         self.input_scale_ = np.ones_like(std)
         if std.size:
             # stacklevel: the caller of fit (through scikit-learn's wrapper)
@@ -582,7 +584,7 @@ class MLPClassifier(BaseMinibatchClassifier):
                 "rows, or all the weight on one sample), so standardize has no "
                 "spread to divide by: the inputs are only centred.",
                 UserWarning, stacklevel=6)
-        return True, data
+        return True, None
 
     def _init_params(self, model, rng, dtype):
         # Glorot/Xavier uniform for weights and intercepts, as scikit-learn
