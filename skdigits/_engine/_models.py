@@ -11,8 +11,9 @@ same methods (a GPU one, say) could take their place.
 Data comes as a C-ordered ndarray, or as a ``scipy.sparse`` CSR matrix or
 array in canonical form (sorted indices, no duplicates; ``data`` float32 or
 float64, whatever the model's dtype; ``indices`` and ``indptr`` int32 or
-int64), which the kernels read in place (see ``_kernels._sparse``): a fit on
-it never allocates anything of size rows x features or batch x features.
+int64), of which a fit makes one copy of the stored entries in the kernels'
+types (``KernelData``; see ``_kernels._sparse``): it never allocates
+anything of size rows x features or batch x features.
 The buffers of a fit come from ``workspace(..., sparse=True)`` for sparse
 data, and ``fit_bytes(..., sparse=True)`` counts them.
 """
