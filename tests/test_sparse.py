@@ -410,3 +410,20 @@ def test_csr_data_wider_than_int32_columns_is_refused():
     X = sparse.csr_matrix((2, 2**31), dtype=np.float32)
     with pytest.raises(ValueError, match="2147483648 columns: at most 2147483647"):
         KernelData(X, np.ones(2), np.float32)
+
+
+def test_csr_values_are_scaled_in_bounded_steps(monkeypatch):
+    """The scaled copy is made a few hundred thousand values at a time (its
+    temporaries stay small on a large matrix); the steps change no value."""
+    from skdigits._engine import _models
+
+    rng = np.random.default_rng(3)
+    X = sparse.random(40, 30, density=0.5, random_state=rng, format="csr")
+    scale = rng.uniform(0.1, 10.0, 30).astype(np.float32)
+    whole = _models.KernelData(X, np.ones(40), np.float32, scale).csr[2]
+    monkeypatch.setattr(_models, "SCALE_CHUNK", 7)
+    steps = _models.KernelData(X, np.ones(40), np.float32, scale).csr[2]
+    assert X.nnz > 7 * 3
+    np.testing.assert_array_equal(steps, whole)
+    np.testing.assert_array_equal(
+        whole, (X.data * scale.astype(np.float64)[X.indices]).astype(np.float32))

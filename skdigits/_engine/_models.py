@@ -115,6 +115,23 @@ def _float_rows(X):
     return np.ascontiguousarray(X, dtype=X.dtype if X.dtype in _FLOATS else np.float64)
 
 
+#: Stored values scaled per step by ``_scaled_values`` (bounds its
+#: temporaries to a few MB whatever the matrix).
+SCALE_CHUNK = 1 << 18
+
+
+def _scaled_values(X, scale, dtype):
+    """The stored values of CSR matrix ``X`` times ``scale`` of their
+    columns, in ``dtype``: each product in float64 (exact for float32 values
+    and factors, the kernels' own for float64 ones), rounded once."""
+    factors = np.asarray(scale, dtype=np.float64)
+    values = np.empty(X.data.shape[0], dtype=dtype)
+    for i in range(0, values.shape[0], SCALE_CHUNK):
+        j = i + SCALE_CHUNK
+        values[i:j] = X.data[i:j].astype(np.float64) * factors[X.indices[i:j]]
+    return values
+
+
 class KernelData:
     """The data of a fit as the epoch kernels take it, in one type per model
     dtype and kind of data, so that each entry point compiles once per
@@ -159,15 +176,12 @@ class KernelData:
             self.X = readonly(np.zeros((0, n_features), dtype=dtype))
             self.Xalt = readonly(np.zeros((0, n_features), dtype=other))
             if scale is not None and len(scale):
-                # the product in float64 is exact for float32 factors and
-                # values, and is the kernels' own for float64 ones
-                values = X.data.astype(np.float64) * np.asarray(
-                    scale, dtype=np.float64)[X.indices]
+                values = _scaled_values(X, scale, dtype)
             else:
-                values = X.data
+                values = np.ascontiguousarray(X.data, dtype=dtype)
             self.csr = (readonly(np.ascontiguousarray(X.indptr, dtype=np.int64)),
                         readonly(np.ascontiguousarray(X.indices, dtype=np.int32)),
-                        readonly(np.ascontiguousarray(values, dtype=dtype)))
+                        readonly(values))
         else:
             rows = _float_rows(X)
             empty = np.zeros((0, n_features), dtype=dtype)
