@@ -118,11 +118,9 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         """Learn what the model needs to know of the training inputs (rows
         ``rows`` of ``X``, weights ``w``) before the first epoch of a model
         of dtype ``dtype``: the MLP's standardisation. Returns whether there
-        was anything to learn (the model is then built again), and the
-        kernel data (``_engine._models.KernelData``) of ``X`` and ``w`` for
-        ``dtype`` it made on the way, or None: the engine reads it rather
-        than copy a CSR matrix's arrays again. Nothing by default."""
-        return False, None
+        was anything to learn (the model is then built again). Nothing by
+        default."""
+        return False
 
     @abstractmethod
     def _export(self, weights):
@@ -508,10 +506,8 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                     "split, so there is nothing to train on: give more samples a "
                     "positive weight, lower validation_fraction, or set "
                     "early_stopping=False.")
-        data = None  # the kernel data of X and w, when the statistics made it
         if first_pass:
-            learned, data = self._fit_input_statistics(X, train_idx, w, dtype)
-            if learned:
+            if self._fit_input_statistics(X, train_idx, w, dtype):
                 model = self._model(X.shape[1], n_outputs, loss_code)
         if first_pass or not hasattr(self, "_dropout_seed"):
             # the key of dropout's masks for this fit and the calls that
@@ -535,7 +531,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
         if lbfgs:
             train_lbfgs(self, model, X, y_idx, w, train_idx, n_epochs, Y,
                         self._l2_full(float(raw_weight[train_idx].sum())), tasks=tasks,
-                        publish=self._adopt, data=data)
+                        publish=self._adopt)
         else:
             score = None
             if early:
@@ -543,7 +539,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 self._validation_scoring, score = self._validation_scorer(
                     X, y, val_idx, raw_weight if weighted else None)
             train(self, model, X, y_idx, w, train_idx, val_idx, n_epochs, incremental,
-                  Y, tasks=tasks, publish=self._adopt, score=score, data=data)
+                  Y, tasks=tasks, publish=self._adopt, score=score)
         tasks.end_fit()
         return self
 

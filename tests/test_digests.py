@@ -34,6 +34,10 @@ DIGESTS = {
         "softmax-defaults": "72b4ab8ebc1b0677",
         "softmax-lbfgs": "b57cd21d2ef05fc0",
         "softmax-ovr-early": "6eb7eafb165b24c7",
+        # recorded at ccc504f (before issue 20's kernels), identical at
+        # 65e9d52 and after b327888 (the epochs' CSR values scaled in NumPy)
+        "mlp-csr-standardized": "4db2944020e6ccfd",
+        "mlp-csr-standardized-float64": "5f1804f1a10c9263",
     },
 }
 
@@ -49,6 +53,12 @@ CONFIGS = {
         learning_rate_init=0.05, random_state=0, **BEFORE_23),
     "mlp-csr": lambda: MLPClassifier(hidden_layer_sizes=(32,), max_iter=3,
                                      random_state=0, **BEFORE_23),
+    "mlp-csr-standardized": lambda: MLPClassifier(
+        hidden_layer_sizes=(32,), max_iter=3, standardize=True, random_state=0,
+        **BEFORE_23),
+    "mlp-csr-standardized-float64": lambda: MLPClassifier(
+        hidden_layer_sizes=(32,), max_iter=3, standardize=True, dtype="float64",
+        random_state=0, **BEFORE_23),
     "mlp-lbfgs": lambda: MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs",
                                        max_iter=5, random_state=0, **BEFORE_23),
     "softmax-defaults": lambda: SoftmaxRegression(max_iter=3, random_state=0),
@@ -92,7 +102,7 @@ def _digest(model, X):
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_fits_give_the_recorded_bits(name, data):
     X, y = data
-    Xfit = sparse.csr_matrix(X) if name == "mlp-csr" else X
+    Xfit = sparse.csr_matrix(X) if name.startswith("mlp-csr") else X
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = CONFIGS[name]().fit(Xfit, y)

@@ -365,6 +365,12 @@ def test_kernel_data_is_reused_only_for_the_same_data_and_dtype():
         assert other is not data and other.dtype == np.dtype(args[2])
         assert ws["data"] is other
         data = KernelData.of(ws, S, w, np.float64)
+    # CSR values scaled by another factor (the same values or not) are others
+    scale = np.full(X.shape[1], 2.0)
+    scaled = KernelData.of(ws, S, w, np.float64, scale)
+    assert scaled is not data and KernelData.of(ws, S, w, np.float64, scale) is scaled
+    assert KernelData.of(ws, S, w, np.float64, scale.copy()) is not scaled
+    np.testing.assert_array_equal(scaled.csr[2], 2.0 * data.csr[2])
 
 
 @settings(max_examples=40, deadline=None)
@@ -427,3 +433,42 @@ def test_csr_values_are_scaled_in_bounded_steps(monkeypatch):
     np.testing.assert_array_equal(steps, whole)
     np.testing.assert_array_equal(
         whole, (X.data * scale.astype(np.float64)[X.indices]).astype(np.float32))
+
+
+def test_storage_past_the_last_row_is_ignored():
+    """scipy lets ``indices``/``data`` hold room past ``indptr[-1]`` (set by
+    hand); no row holds those entries, so the fit is that of the same matrix
+    without them, standardised or not, and a value there never reaches the
+    scaling (it indexed the factors out of range)."""
+    X, y, _ = problem(5, 50, 12, 3, 0.3)
+    S = sparse.csr_matrix(X.astype(np.float32))
+    T = S.copy()
+    T.data = np.r_[S.data, np.float32([7.0, 8.0])]
+    T.indices = np.r_[S.indices, np.int32([10**6, 3])]
+    assert T.indptr[-1] == S.nnz < T.data.shape[0]
+    for standardize in (True, "auto"):
+        kw = dict(hidden_layer_sizes=(6,), max_iter=3, standardize=standardize,
+                  random_state=0)
+        want = MLPClassifier(**kw).fit(S, y)
+        got = MLPClassifier(**kw).fit(T, y)
+        for a, b in zip(want.coefs_ + want.intercepts_, got.coefs_ + got.intercepts_):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_float64_value_beyond_float32_stops_the_fit_without_numpy_noise():
+    """A float32 model reads such a value as inf, as the kernels did when
+    they cast each value themselves: the fit stops as diverged, and NumPy's
+    overflow warning from the cast does not reach the console."""
+    import warnings
+
+    from skdigits._engine._train import TrainingDivergedError
+
+    X, y, _ = problem(6, 40, 8, 2, 0.3)
+    S = sparse.csr_matrix(X)
+    S.data[0] = 1e300
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TrainingDivergedError):
+            MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, standardize=False,
+                          random_state=0).fit(S, y)
+    assert not [w for w in caught if "overflow encountered" in str(w.message)]

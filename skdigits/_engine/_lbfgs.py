@@ -74,7 +74,7 @@ class _Objective:
     """The loss and gradient of ``theta`` over the training rows, with the
     figures of the last evaluation (for the curves)."""
 
-    def __init__(self, est, model, X, y, w, rows, Y, l2, team, n_threads, data=None):
+    def __init__(self, est, model, X, y, w, rows, Y, l2, team, n_threads):
         self.model, self.X, self.y, self.w = model, X, y, w
         self.Y = no_labels() if Y is None else Y
         self.order = np.array(rows, dtype=np.int64)
@@ -83,7 +83,6 @@ class _Objective:
         block = max(1, min(BLOCK_ROWS, len(self.order)))
         self.n_threads = max(1, min(n_threads, model.max_threads(block)))
         self.ws = model.workspace(block, dtype, sparse=issparse(X))
-        self.ws["data"] = data  # None: made by the first call (KernelData.of)
         self.acc = Accumulators.for_batches(block, len(est.classes_), model.n_outputs)
         self.theta = aligned_zeros(model.n_params, dtype)
         self.state = (aligned_zeros(model.n_params, dtype),
@@ -125,7 +124,7 @@ class _Objective:
 
 
 def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS,
-                publish=None, data=None):
+                publish=None):
     """Minimise ``est``'s full-batch objective over the rows ``rows`` from its
     current weights (``est._theta``) with at most ``max_iter`` iterations and
     ``est.max_fun`` evaluations; returns the ``TrainState`` it ends in (the
@@ -136,8 +135,7 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS,
     this fit, one subtask per iteration (see ``skdigits._sklearn_callbacks``):
     scipy reports an iteration once it is done, so each report ends one and
     begins the next, and the one begun after the last iteration ends empty,
-    as in scikit-learn's ``LogisticRegression``. ``data``: the kernel data
-    the fit has made of ``X`` and ``w``, or None (see ``_train.train``)."""
+    as in scikit-learn's ``LogisticRegression``."""
     publish = (lambda state: None) if publish is None else publish
     state = TrainState(est)
     history = History(len(est.classes_), state)
@@ -151,8 +149,7 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS,
     tic = [time.perf_counter()]
 
     with CoreShare(est.n_jobs) as share, Team() as team:
-        objective = _Objective(est, model, X, y, w, rows, Y, l2, team, share.threads(),
-                               data)
+        objective = _Objective(est, model, X, y, w, rows, Y, l2, team, share.threads())
 
         def record(intermediate_result):
             x = intermediate_result.x

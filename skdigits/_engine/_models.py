@@ -120,15 +120,16 @@ def _float_rows(X):
 SCALE_CHUNK = 1 << 18
 
 
-def _scaled_values(X, scale, dtype):
-    """The stored values of CSR matrix ``X`` times ``scale`` of their
-    columns, in ``dtype``: each product in float64 (exact for float32 values
-    and factors, the kernels' own for float64 ones), rounded once."""
+def _scaled_values(data, indices, scale, dtype):
+    """The stored values ``data`` of a CSR matrix times ``scale`` of their
+    columns ``indices``, in ``dtype``: each product in float64 (exact for
+    float32 values and factors, the kernels' own for float64 ones), rounded
+    once."""
     factors = np.asarray(scale, dtype=np.float64)
-    values = np.empty(X.data.shape[0], dtype=dtype)
+    values = np.empty(data.shape[0], dtype=dtype)
     for i in range(0, values.shape[0], SCALE_CHUNK):
         j = i + SCALE_CHUNK
-        values[i:j] = X.data[i:j].astype(np.float64) * factors[X.indices[i:j]]
+        values[i:j] = data[i:j].astype(np.float64) * factors[indices[i:j]]
     return values
 
 
@@ -136,9 +137,8 @@ class KernelData:
     """The data of a fit as the epoch kernels take it, in one type per model
     dtype and kind of data, so that each entry point compiles once per
     (model dtype, dense or CSR, depth) whatever the input's dtypes, order or
-    writeability (issue 20, item 2). Made once per fit, since a CSR
-    matrix's indices may need a copy: by ``of``, or by the fit's input
-    statistics, which hand it to the engine's workspace.
+    writeability (issue 20, item 2). Made once per fit (by ``of``), since
+    a CSR matrix's entries are copied.
 
     - ``dtype``: the model's dtype it was made for;
     - ``X``: dense rows in the model's dtype (read in place), or an empty
@@ -175,12 +175,18 @@ class KernelData:
                                  f"{np.iinfo(np.int32).max} are supported")
             self.X = readonly(np.zeros((0, n_features), dtype=dtype))
             self.Xalt = readonly(np.zeros((0, n_features), dtype=other))
-            if scale is not None and len(scale):
-                values = _scaled_values(X, scale, dtype)
-            else:
-                values = np.ascontiguousarray(X.data, dtype=dtype)
+            # the stored entries the rows hold (scipy may keep room past them)
+            nnz = int(X.indptr[-1])
+            indices = X.indices[:nnz]
+            # a value beyond float32's range becomes inf, as the kernels made
+            # it; the fit then stops as diverged, without NumPy's warning
+            with np.errstate(over="ignore"):
+                if scale is not None and len(scale):
+                    values = _scaled_values(X.data[:nnz], indices, scale, dtype)
+                else:
+                    values = np.ascontiguousarray(X.data[:nnz], dtype=dtype)
             self.csr = (readonly(np.ascontiguousarray(X.indptr, dtype=np.int64)),
-                        readonly(np.ascontiguousarray(X.indices, dtype=np.int32)),
+                        readonly(np.ascontiguousarray(indices, dtype=np.int32)),
                         readonly(values))
         else:
             rows = _float_rows(X)

@@ -65,7 +65,7 @@ def evaluate(model, team, n_threads, X, y, w, rows, theta, n_classes, Y=None):
 
 
 def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None,
-          tasks=NO_TASKS, publish=None, score=None, data=None):
+          tasks=NO_TASKS, publish=None, score=None):
     """Run up to ``n_epochs`` epochs of ``est`` (its parameters, and the
     fitted state it holds: ``_theta``, ``_opt_state``, ``_opt_t``,
     ``_rng_state``...) on the rows ``train_idx``, validating on ``val_idx``
@@ -80,9 +80,7 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
     state holding the epoch's weights and the validation figures measured;
     None watches the validation accuracy. A ``score`` whose attribute
     ``predicts`` is true predicts with the state: the engine sets the state's
-    public weights first. ``data``: the kernel data
-    (``_models.KernelData``) the fit has made of ``X`` and ``w``, or None:
-    the epochs read it rather than copy a CSR matrix's arrays again.
+    public weights first.
 
     A KeyboardInterrupt becomes a warning, as in scikit-learn's MLP, once an
     epoch is recorded: wherever it lands, the state goes back to the
@@ -94,7 +92,7 @@ def train(est, model, X, y, w, train_idx, val_idx, n_epochs, incremental, Y=None
     published."""
     state = TrainState(est)
     run = _Run(est, model, state, X, y, w, train_idx, val_idx, n_epochs, incremental,
-               Y, publish, score, data)
+               Y, publish, score)
     with CoreShare(est.n_jobs) as share, Team() as team:
         run.start()
         try:
@@ -137,7 +135,7 @@ class _Run:
     """The state of one ``fit``/``partial_fit`` call."""
 
     def __init__(self, est, model, state, X, y, w, train_idx, val_idx, n_epochs,
-                 incremental, Y=None, publish=None, score=None, data=None):
+                 incremental, Y=None, publish=None, score=None):
         self.est, self.model, self.state = est, model, state
         # what early stopping watches; val_score is shown beside val_loss and
         # val_accuracy when it is not the accuracy
@@ -145,7 +143,7 @@ class _Run:
         self.score = ((lambda state, loss, accuracy: accuracy) if score is None
                       else score)
         self.publish = (lambda state: None) if publish is None else publish
-        self.X, self.y, self.w, self.data = X, y, w, data
+        self.X, self.y, self.w = X, y, w
         self.Y = no_labels() if Y is None else Y
         self.order = np.array(train_idx, dtype=np.int64)
         self.val_idx = val_idx
@@ -181,7 +179,6 @@ class _Run:
     def start(self):
         dtype = self.state._theta.dtype
         self.ws = self.model.workspace(self.batch_size, dtype, sparse=issparse(self.X))
-        self.ws["data"] = self.data  # None: made by the first epoch (KernelData.of)
         self.acc = Accumulators.for_batches(self.batch_size, self.n_classes,
                                             self.model.n_outputs)
         est = self.est

@@ -798,8 +798,9 @@ def _mlp_epoch_py(tid, n_threads, sync, data, net, params, work, sums, opts, t):
     the data (see ``_sparse``), read in place through ``order``; ``X`` and
     ``Xalt`` are empty ``(0, n_features)`` arrays, ``direct`` is true,
     ``Xb`` and ``lists`` have no columns (gathering a minibatch gathers its
-    labels and weights only) and ``scale`` the factors the rows are read
-    with (empty when not standardised). The first layer's products then run
+    labels and weights only) and ``scale`` is empty: the engine hands the
+    values over already scaled (``_engine._models.KernelData``), while
+    ``shift`` keeps the centring. The first layer's products then run
     over each row's non-zeros, and its panels step through
     ``_sparse.sparse_step``, which also leaves the centred intercepts of the
     next minibatch in ``beff``. Dense data: the three are None, so that the

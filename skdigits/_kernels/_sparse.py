@@ -4,7 +4,9 @@ passes when the data is a ``scipy.sparse`` CSR matrix.
 
 A CSR matrix comes as its three arrays: ``indptr`` (one more entry than
 rows) and ``indices``, int32 or int64, and ``data`` (float32 or float64,
-whatever the model's dtype: each value is cast as it is read). Row ``r``
+whatever the model's dtype: each value is cast as it is read; the epochs get
+int32 indices and values in the model's dtype, the forward passes int64 and
+float64: see ``_engine._models``). Row ``r``
 holds ``data[q]`` in column ``indices[q]`` for ``indptr[r] <= q <
 indptr[r + 1]``, the columns increasing and distinct (canonical CSR). The
 kernels pick rows through an index (``rows[i]``: the minibatch's slice of
@@ -17,9 +19,11 @@ non-zeros in increasing column order, from zero, and a gradient element
 takes the rows in order: the chains the dense products of ``_gemm`` run
 (their extra terms have a zero input and leave a sum unchanged). So on the
 same data the sparse kernels give the very bits of the dense ones, and like
-them the same bits whatever the number of threads. Standardised inputs
-(``scale`` not empty) read each value times its column's factor, rounded to
-the model's dtype, as the dense kernels copy it.
+them the same bits whatever the number of threads. With ``scale`` not
+empty each value is read times its column's factor, rounded to the model's
+dtype, as the dense kernels copy it; the epochs get the values of
+standardised inputs scaled that way already (``KernelData``) and an empty
+``scale``.
 
 As in ``_simd``, the products are intrinsics holding their sums (or the
 deltas they scatter) in vector registers across a row's non-zeros; they

@@ -540,7 +540,7 @@ class MLPClassifier(BaseMinibatchClassifier):
         # loss weighs them
         self.input_mean_ = self.input_scale_ = None
         if not self.standardize or (self.standardize == "auto" and issparse(X)):
-            return True, None
+            return True
         mean = np.empty(X.shape[1])
         var = np.empty(X.shape[1])
         # the kernels' one type per argument: CSR arrays as int64, int64 and
@@ -570,11 +570,9 @@ class MLPClassifier(BaseMinibatchClassifier):
         std[std <= noise] = 0.0
         top = std.max() if std.size else 0.0
         self.input_mean_ = mean
-        # kernel data made for X's dtype (perhaps a float64 copy of X) is no
-        # use to the engine: not kept
         if top > 0:
             self.input_scale_ = std + STANDARDIZE_FLOOR * top
-            return True, None
+            return True
         self.input_scale_ = np.ones_like(std)
         if std.size:
             # stacklevel: the caller of fit (through scikit-learn's wrapper)
@@ -584,7 +582,7 @@ class MLPClassifier(BaseMinibatchClassifier):
                 "rows, or all the weight on one sample), so standardize has no "
                 "spread to divide by: the inputs are only centred.",
                 UserWarning, stacklevel=6)
-        return True, None
+        return True
 
     def _init_params(self, model, rng, dtype):
         # Glorot/Xavier uniform for weights and intercepts, as scikit-learn
