@@ -201,9 +201,9 @@ class KernelData:
     @classmethod
     def of(cls, ws, X, w, dtype, scale=None):
         """The kernel data of ``X``, ``w`` (and CSR data's ``scale``) for
-        workspace ``ws`` and model dtype ``dtype``: the workspace's when it
-        was made of these very objects for this dtype (by an earlier call,
-        or by the fit: see ``_train.train``), else a new one."""
+        workspace ``ws`` and model dtype ``dtype``: the workspace's when an
+        earlier call made it of these very objects for this dtype, else a
+        new one."""
         data = ws.get("data")
         if (data is None or any(a is not b for a, b in zip(data.source, (X, w, scale)))
                 or data.dtype != np.dtype(dtype)):
