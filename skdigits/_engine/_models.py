@@ -122,10 +122,10 @@ SCALE_CHUNK = 1 << 18
 
 def _scaled_values(data, indices, scale, dtype):
     """The stored values ``data`` of a CSR matrix times ``scale`` of their
-    columns ``indices``, in ``dtype``: each product in float64 (exact for
-    float32 values and factors, the kernels' own for float64 ones), rounded
-    once."""
-    factors = np.asarray(scale, dtype=np.float64)
+    columns ``indices``, in ``dtype``: each factor in ``dtype`` (as the
+    kernels take it), each product in float64 (exact for float32 values and
+    factors, the kernels' own for float64 ones), rounded once."""
+    factors = np.asarray(scale).astype(dtype).astype(np.float64)
     values = np.empty(data.shape[0], dtype=dtype)
     for i in range(0, values.shape[0], SCALE_CHUNK):
         j = i + SCALE_CHUNK
@@ -150,9 +150,9 @@ class KernelData:
       ``_kernels._mlp``: a None compiles no sparse code). Each stored value
       is what the kernels computed from it when they read any float dtype:
       ``value * scale[column]`` (``scale``: the standardisation's factors,
-      in the model's dtype; the product in the wider dtype), rounded once
-      to the model's dtype; the kernels then read it unscaled. A float32
-      model so reads 8 bytes per stored value, not 16 (float64 data and
+      rounded to the model's dtype; the product in the wider dtype),
+      rounded once to the model's dtype; the kernels then read it unscaled. A
+      float32 model so reads 8 bytes per stored value, not 16 (float64 data and
       int64 indices made its CSR epoch about 20 % slower). Column indices
       fit int32: a first layer of 2^31 columns would not fit in memory;
     - ``w``: the sample weights in float64 (exact; the kernels cast them to
@@ -727,12 +727,9 @@ class MLPModel(_Model):
         else:
             scaling = (theta[:0], theta[:0])
         if ws["sparse"]:
-            # CSR values come scaled, in the model's dtype (see KernelData);
-            # the workspace keeps the scale whose values they hold
-            scale = ws.get("csr_scale")
-            if scale is None or not np.array_equal(scale, scaling[0]):
-                scale = ws["csr_scale"] = scaling[0]
-            data = KernelData.of(ws, X, w, theta.dtype, scale)
+            # CSR values come scaled, in the model's dtype (see KernelData)
+            data = KernelData.of(ws, X, w, theta.dtype,
+                                 self.inv_scale if self.standardize else None)
             scaling = (theta[:0], scaling[1])
         else:
             data = KernelData.of(ws, X, w, theta.dtype)
