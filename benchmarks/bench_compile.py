@@ -16,6 +16,11 @@ the bundled sample; ``skdigits report --sample`` and ``skdigits compile``
 are timed from outside, end to end (interpreter start and import
 included). The table starts with the machine line. Timings are reported,
 never asserted; the targets are those of issue 20.
+
+The last two rows are the floor under any such target: the first call of the
+least Numba kernel that does a default epoch's work (``_compile_floor.py``),
+timed as the fits are. Its cold figure less its warm one is what Numba alone
+charges to compile that work on this machine.
 """
 
 import os
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from skdigits.benchmark import machine_line
 
@@ -52,6 +58,11 @@ MEASURES = {
     # float64 epochs, both forward passes) in one process per core; warm:
     # "nothing to compile". No target: issue 20 asks for the command
     "skdigits compile, end to end": (["compile", "-q"], None),
+    # the floor: the least Numba kernel of a default epoch's work, one plain
+    # function each (_compile_floor.py), first call after the same imports
+    # and loading; cold less warm is what Numba charges for any such kernel
+    "floor: a minimal softmax epoch": (("_compile_floor.py", "softmax"), None),
+    "floor: a minimal MLP epoch": (("_compile_floor.py", "mlp"), None),
 }
 
 RESULTS = {}
@@ -61,8 +72,10 @@ def _seconds(name, cache_dir):
     """Seconds of measure ``name`` in a new process using ``cache_dir``."""
     code, _ = MEASURES[name]
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    if isinstance(code, str):
-        out = subprocess.run([sys.executable, "-c", _PRELUDE + code], env=env,
+    if isinstance(code, (str, tuple)):
+        argv = (["-c", _PRELUDE + code] if isinstance(code, str)
+                else [str(Path(__file__).with_name(code[0])), *code[1:]])
+        out = subprocess.run([sys.executable, *argv], env=env,
                              capture_output=True, text=True, check=True)
         return float(out.stdout.strip().splitlines()[-1])
     with tempfile.TemporaryDirectory() as out_dir:
@@ -110,6 +123,11 @@ def test_report_sample():
 
 def test_compile_command():
     measure("skdigits compile, end to end")
+
+
+def test_compile_floor():
+    measure("floor: a minimal softmax epoch")
+    measure("floor: a minimal MLP epoch")
 
 
 def teardown_module(module):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skdigits import benchmark
 
@@ -111,3 +113,86 @@ def test_the_sparse_benchmark_gives_scikit_learn_only_its_own_parameters(
     shared = set(bench.WIDE) & set(bench.SK_WIDE)
     assert set(bench.WIDE) - shared == {"label_smoothing"}
     assert all(bench.WIDE[k] == bench.SK_WIDE[k] for k in shared - {"n_iter_no_change"})
+
+
+def _adam_reference(param, grad, m, v, t, lr):
+    m[:] = 0.9 * m + 0.1 * grad
+    v[:] = 0.999 * v + 0.001 * grad * grad
+    param -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+
+
+def _softmax_rows(Z):
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def _floor_epoch_reference(X, y, params, lr, alpha, batch_size):
+    """A float64 NumPy epoch of minibatch Adam on a softmax regression
+    (``params`` = [W, b]) or a one-hidden-layer ReLU network ([W1, b1, W2,
+    b2]); returns the mean loss, the parameters updated in place."""
+    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    loss, t = 0.0, 0
+    for start in range(0, len(X), batch_size):
+        Xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+        rows = np.arange(len(Xb))
+        A = [Xb]
+        for W, b in zip(params[::2], params[1::2]):
+            Z = A[-1] @ W + b
+            A.append(np.maximum(Z, 0) if len(A) < len(params) // 2 else Z)
+        P = _softmax_rows(A[-1])
+        loss -= np.log(P[rows, yb]).sum()
+        P[rows, yb] -= 1
+        grads, delta = [], P
+        for layer in range(len(params) // 2 - 1, -1, -1):
+            W = params[2 * layer]
+            grads[:0] = [A[layer].T @ delta / len(Xb) + alpha * W,
+                         delta.sum(axis=0) / len(Xb)]
+            delta = (delta @ W.T) * (A[layer] > 0)
+        t += 1
+        for p, g, (m, v) in zip(params, grads, moments):
+            _adam_reference(p, g, m, v, t, lr)
+    return loss / len(X)
+
+
+@pytest.mark.skipif(not (BENCHMARKS / "_compile_floor.py").is_file(),
+                    reason="the source tree's benchmarks/ is not beside the tests")
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 9), d=st.integers(1, 5), k=st.integers(2, 4),
+       batch_size=st.integers(1, 4), mlp=st.booleans(),
+       alpha=st.sampled_from([0.0, 0.5]), seed=st.integers(0, 99))
+def test_the_compile_floor_kernels_train_as_adam_does(n, d, k, batch_size, mlp,
+                                                      alpha, seed):
+    """bench_compile's compile floor is only a floor if its kernels do a
+    default fit's work: each epoch equals a float64 NumPy epoch of minibatch
+    Adam with the L2 penalty (run as Python, so nothing compiles here)."""
+    import importlib
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        floor = importlib.import_module("_compile_floor")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, d)).astype(np.float32)
+    y = rng.integers(0, k, n)
+    if mlp:
+        args = list(floor.mlp_args(X, y, k, n_hidden=3, seed=seed))
+        args[-1] = batch_size
+        epoch, params = floor._mlp_epoch, args[2:6]
+    else:
+        args = list(floor.softmax_args(X, y, k))
+        args[2] = rng.normal(size=args[2].shape).astype(np.float32)
+        args[-1] = batch_size
+        epoch, params = floor._softmax_epoch, args[2:4]
+    args[-2] = alpha
+    expected = [p.astype(np.float64) for p in params]
+    lr = args[-3]
+    expected_loss = _floor_epoch_reference(X.astype(np.float64), y, expected, lr,
+                                           alpha, batch_size)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(floor, "_adam", floor._adam.py_func)
+        loss, steps = epoch(*args)
+    assert steps == -(-n // batch_size)
+    assert loss == pytest.approx(expected_loss, rel=1e-5, abs=1e-6)
+    for got, want in zip(params, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
