@@ -196,3 +196,30 @@ def test_the_compile_floor_kernels_train_as_adam_does(n, d, k, batch_size, mlp,
     assert loss == pytest.approx(expected_loss, rel=1e-5, abs=1e-6)
     for got, want in zip(params, expected):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not (BENCHMARKS / "bench_compile.py").is_file(),
+                    reason="the source tree's benchmarks/ is not beside the tests")
+def test_the_compile_benchmark_times_the_fits_after_every_import():
+    """bench_compile times a first fit after the imports, as it says; the
+    estimators' modules are imported lazily (``skdigits.__getattr__``), so a
+    measure naming ``skdigits.MLPClassifier`` inside the timer also timed
+    their import (about 0.3 s of each first fit, cold or warm)."""
+    import importlib
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        bench = importlib.import_module("bench_compile")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    probe = (bench._PRELUDE + "import sys; print(sorted(m for m in sys.modules "
+             "if m.startswith('skdigits.')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                         text=True, check=True, timeout=120)
+    loaded = set(eval(out.stdout.strip().splitlines()[-1]))
+    assert {"skdigits.linear_model._softmax",
+            "skdigits.neural_network._multilayer_perceptron"} <= loaded
+    for name, (code, _) in bench.MEASURES.items():
+        if isinstance(code, str):
+            timed = code.split("time.perf_counter()")[1]
+            assert "skdigits." not in timed, name
