@@ -1,19 +1,21 @@
-"""The compile floor: what Numba charges for the least kernel that does a
+"""The compile floor: what Numba charges for a minimal plain kernel of a
 default fit's epoch, whatever skdigits does (``bench_compile.py``).
 
-Two epochs, each one plain function with the project's Numba settings and
-one helper (the Adam step): a softmax regression and a one-hidden-layer ReLU network,
-both trained by minibatch Adam on the mean cross-entropy with an L2 penalty,
-the work of ``SoftmaxRegression()`` and ``MLPClassifier()``'s epochs. They
-have none of the engine's tiles, threads, options, sparse input or
-curves, and run in the rows' order. What their first call costs in a fresh
-process with an empty cache folder, less what it costs with the cache
-filled, is the least any Numba kernel of that work compiles in on this
-machine.
+Two epochs, each one plain function compiled as skdigits' ``jit`` compiles
+(nopython, cached, ``error_model="numpy"``, the garbage collector made
+rare), with the Adam step inlined: a softmax regression and a
+one-hidden-layer ReLU network, both trained by minibatch Adam on the mean
+cross-entropy with an L2 penalty, with the hyperparameters of
+``SoftmaxRegression()`` and ``MLPClassifier()``. They have none of the
+engine's tiles, threads, options, shuffling, standardisation, sparse input
+or curves, and run in the rows' order. What their first call costs in a
+fresh process with an empty cache folder, less what it costs with the cache
+filled, is what Numba charges to compile such a kernel on this machine.
 
-Run as ``python benchmarks/_compile_floor.py softmax|mlp``: it loads the
-bundled sample as ``bench_compile``'s fits do, then prints the seconds of one
-epoch's first call.
+Run as ``python benchmarks/_compile_floor.py softmax|mlp [--epoch]``: it
+loads the bundled sample as ``bench_compile``'s fits do, then prints the
+seconds of the kernel's first call on one minibatch (the compile, and little
+else), or with ``--epoch`` on the whole sample (one epoch).
 """
 
 import math
@@ -26,7 +28,7 @@ import numpy as np
 _JIT = numba.njit(nogil=True, error_model="numpy", cache=True)
 
 
-@_JIT
+@numba.njit(nogil=True, error_model="numpy", inline="always")
 def _adam(param, grad, m, v, t, lr, beta_1, beta_2, eps):
     """One Adam step of ``param`` (flat) from ``grad``, in place."""
     c1 = 1.0 - beta_1 ** t
@@ -182,10 +184,11 @@ def mlp_args(X, y, n_classes, n_hidden=512, seed=0):
         else:
             params.append(np.zeros(shape, np.float32))
     moments = np.zeros((8, max(p.size for p in params)), np.float32)
-    return (X, y, *params, moments, 0, 1e-3, 1e-4, 200)
+    return (X, y, *params, moments, 0, 4e-3, 1e-3, 128)
 
 
-def main(kind):
+def main(kind, epoch=False):
+    from skdigits._kernels._numba import _rare_collection
     from skdigits.datasets import load_mnist
 
     X, y = load_mnist(sample=True, return_X_y=True)
@@ -195,10 +198,13 @@ def main(kind):
         kernel, args = softmax_epoch, softmax_args(X, y, 10)
     else:
         kernel, args = mlp_epoch, mlp_args(X, y, 10)
+    if not epoch:  # one minibatch: the compile, not the loops, is timed
+        args = (X[:args[-1]], y[:args[-1]], *args[2:])
     tic = time.perf_counter()
-    kernel(*args)
+    with _rare_collection():  # as skdigits' jit compiles
+        kernel(*args)
     print(time.perf_counter() - tic)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], epoch="--epoch" in sys.argv[2:])

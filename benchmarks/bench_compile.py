@@ -17,10 +17,10 @@ are timed from outside, end to end (interpreter start and import
 included). The table starts with the machine line. Timings are reported,
 never asserted; the targets are those of issue 20.
 
-The last two rows are the floor under any such target: the first call of the
-least Numba kernel that does a default epoch's work (``_compile_floor.py``),
-timed as the fits are. Its cold figure less its warm one is what Numba alone
-charges to compile that work on this machine.
+The last two rows are the floor under those targets: the first call, on one
+minibatch, of a minimal plain Numba kernel of a default epoch's work
+(``_compile_floor.py``), timed as the fits are. Its cold figure less its warm
+one is what Numba alone charges to compile such a kernel on this machine.
 """
 
 import os
@@ -59,9 +59,9 @@ MEASURES = {
     # float64 epochs, both forward passes) in one process per core; warm:
     # "nothing to compile". No target: issue 20 asks for the command
     "skdigits compile, end to end": (["compile", "-q"], None),
-    # the floor: the least Numba kernel of a default epoch's work, one plain
-    # function each (_compile_floor.py), first call after the same imports
-    # and loading; cold less warm is what Numba charges for any such kernel
+    # the floor: a minimal plain Numba kernel of a default epoch's work, one
+    # function each (_compile_floor.py), first call on one minibatch after
+    # the same imports and loading; cold less warm is what Numba charges
     "floor: a minimal softmax epoch": (("_compile_floor.py", "softmax"), None),
     "floor: a minimal MLP epoch": (("_compile_floor.py", "mlp"), None),
 }

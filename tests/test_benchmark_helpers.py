@@ -1,6 +1,7 @@
 """skdigits.benchmark: the public helpers behind ``skdigits benchmark`` and
 the scripts in benchmarks/ (moved out of the CLI and the private _peers)."""
 
+import ast
 import os
 import re
 import subprocess
@@ -216,7 +217,7 @@ def test_the_compile_benchmark_times_the_fits_after_every_import():
              "if m.startswith('skdigits.')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True,
                          text=True, check=True, timeout=120)
-    loaded = set(eval(out.stdout.strip().splitlines()[-1]))
+    loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
     assert {"skdigits.linear_model._softmax",
             "skdigits.neural_network._multilayer_perceptron"} <= loaded
     for name, (code, _) in bench.MEASURES.items():
