@@ -33,10 +33,12 @@ from ._engine._train import TrainingDivergedError, train
 from ._fitted import check_fitted_state
 from ._kernels._optim import ADAM, GRADIENT, SGD
 from ._kernels._rng import new_seed, new_state
+from ._logging import caller_stacklevel
 from ._sklearn_callbacks import FIT_ATTRIBUTES, NO_TASKS, fit_tasks, support_check
 from ._sklearn_callbacks import set_callbacks as _set_sklearn_callbacks
 from ._system import check_memory
 from ._validation import (
+    check_classes,
     encode_labels,
     training_weights,
     validate_fit_data,
@@ -617,9 +619,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                 "new model.")
         if first_pass:
             if classes is not None:
-                classes = np.asarray(classes)
-                if len(np.unique(classes)) != len(classes):
-                    raise ValueError("classes must not contain duplicates.")
+                classes = check_classes(classes)
             self.classes_ = np.unique(y if classes is None else classes)
         elif not incremental and not set(np.unique(y)).issubset(set(self.classes_)):
             # warm_start with other labels: sklearn's MLP refuses too
@@ -681,13 +681,12 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
                           "samples")
                 sklearn = ("; scikit-learn's MLPClassifier raises here"
                            if len(present) == 2 else "")
-                # stacklevel: the caller of fit (through sklearn's wrapper)
                 warnings.warn(
                     f"The validation split for early stopping cannot be "
                     f"stratified ({reason}), so it is drawn at random instead"
                     f"{sklearn}. Increase validation_fraction or the number of "
                     "samples of each class to stratify it.",
-                    UserWarning, stacklevel=6)
+                    UserWarning, stacklevel=caller_stacklevel())
         seed = rng.randint(np.iinfo(np.int32).max)
         train_idx, val_idx = train_test_split(
             np.arange(n_samples, dtype=np.int64), test_size=n_val,

@@ -186,3 +186,20 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def caller_stacklevel():
+    """The ``stacklevel`` that makes a warning name the first frame outside
+    skdigits and scikit-learn: the user's line that called ``fit``, however
+    many wrappers (scikit-learn's ``_fit_context``, the estimator's own
+    layers) lie between. Call it from the function that warns."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not (module in ("skdigits", "sklearn", "contextlib")
+                or module.startswith(("skdigits.", "sklearn."))):
+            return level
+        frame = frame.f_back
+        level += 1
+    return 1

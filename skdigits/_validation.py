@@ -199,6 +199,29 @@ def encode_labels(y, classes):
     return idx.astype(np.int64)
 
 
+def check_classes(classes):
+    """``partial_fit``'s ``classes``: a 1-d array of distinct labels, none
+    of them NaN (a model with a NaN class could never be used)."""
+    arr = np.asarray(classes)
+    if arr.ndim != 1:
+        raise ValueError(
+            "classes must be a 1-d array-like of the labels, got "
+            + (f"a {arr.ndim}-d array." if arr.ndim else
+               f"{type(classes).__name__} {classes!r}."[:200]))
+    if any(isinstance(c, float) and c != c for c in arr.tolist()):
+        raise ValueError("classes contains NaN: every class must be a label "
+                         "that y can hold.")
+    try:
+        n_distinct = len(np.unique(arr))
+    except TypeError:  # labels of types that do not sort together
+        raise ValueError(
+            "classes mixes labels of types that cannot be compared, such as "
+            "numbers and strings.") from None
+    if n_distinct != len(arr):
+        raise ValueError("classes must not contain duplicates.")
+    return arr
+
+
 def training_weights(sample_weight, class_weight, X, y_idx, classes, y, dtype):
     """Per-sample weights for the loss: ``sample_weight * class_weight[y]``,
     scaled to mean 1 so they change the balance of the loss, not the step size.
@@ -212,7 +235,11 @@ def training_weights(sample_weight, class_weight, X, y_idx, classes, y, dtype):
     if isinstance(class_weight, dict):
         # over every class the model knows, so a partial_fit batch that
         # lacks some classes is fine; unknown keys are an error
-        unknown = [k for k in class_weight if not np.isin(k, classes)]
+        # by Python equality: np.isin compares through a sort from 10
+        # classes on, which casts the classes to strings, so "1" matched 1
+        # and its weight was silently dropped
+        known = set(np.asarray(classes).tolist())
+        unknown = [k for k in class_weight if k not in known]
         if unknown:
             raise ValueError(
                 f"class_weight names labels {unknown} that are not classes of "

@@ -415,6 +415,7 @@ def test_stratification_warning_points_at_the_caller():
     with pytest.warns(UserWarning, match="cannot be stratified") as record:
         quiet(SoftmaxRegression(early_stopping=True, max_iter=2).fit, X, y3)
     assert "raises here" not in str(record[0].message)
+    assert record[0].filename == __file__  # one more frame than the MLP's
 
 
 def test_pandas_extension_dtypes_as_targets(digits):

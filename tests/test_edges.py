@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 import skdigits._engine._schedules as _schedules
 import skdigits._system
 from skdigits import MLPClassifier, SoftmaxRegression
+from skdigits._engine._train import TrainingDivergedError
 
 X, y = load_digits(return_X_y=True)
 X = X[:300] / 16.0
@@ -46,6 +47,50 @@ def test_bad_class_weight_values_are_refused(make, value):
     est = make(class_weight={0: value})
     with pytest.raises(ValueError, match=r"class_weight\[0\]"):
         est.fit(X, y)
+    assert not hasattr(est, "classes_")
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_classes=st.integers(2, 14), as_text=st.booleans(), data=st.data())
+def test_class_weight_keys_are_matched_by_equality_at_any_number_of_classes(
+        n_classes, as_text, data):
+    """A key is a class only when it equals one: "1" is not the class 1, nor 1
+    the class "1". From 10 classes on, np.isin compared through a sort that
+    cast the classes to strings, so such a key was taken for a class and its
+    weight silently dropped (MNIST has 10 classes)."""
+    from skdigits._validation import training_weights
+
+    classes = np.arange(n_classes)
+    labels = classes.astype(str) if as_text else classes
+    label = data.draw(st.sampled_from(classes.tolist()))
+    y_idx = np.arange(2 * n_classes) % n_classes
+    X_ = np.zeros((len(y_idx), 1))
+    wrong_key = str(label) if not as_text else label
+    with pytest.raises(ValueError, match="not classes of the model"):
+        training_weights(None, {wrong_key: 50.0}, X_, y_idx, labels, labels[y_idx],
+                         np.float64)
+    right_key = labels[label].item()
+    _, raw = training_weights(None, {right_key: 50.0}, X_, y_idx, labels,
+                              labels[y_idx], np.float64)
+    np.testing.assert_array_equal(raw, np.where(y_idx == label, 50.0, 1.0))
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("classes,problem", [
+    ([0, 1, 2, np.nan], "contains NaN"),
+    (np.array([[0, 1], [2, 3]]), "1-d array-like"),
+    (5, "1-d array-like"),
+    ({0, 1, 2, 3}, "1-d array-like"),
+    (np.array([0, "a", 1.5], dtype=object), "cannot be compared"),
+    ([0, 1, 1, 2], "duplicates"),
+])
+def test_malformed_partial_fit_classes_are_refused_by_name(make, classes, problem):
+    """A NaN class was accepted and left a model that every later call
+    called damaged; a 2-d array was reported as duplicates; a scalar or a set
+    gave a bare TypeError."""
+    est = make()
+    with pytest.raises(ValueError, match=problem):
+        est.partial_fit(X, y % 4, classes=classes)
     assert not hasattr(est, "classes_")
 
 
@@ -149,8 +194,10 @@ def test_constant_features_are_not_divided_by_rounding_noise(data, weight, dtype
     about 1e15. It is now no spread at all, and a warning says so."""
     est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0,
                         dtype=dtype, standardize=True)
-    with pytest.warns(UserWarning, match="Every feature is constant .* only centred"):
+    with pytest.warns(UserWarning, match="Every feature is constant .* only centred"
+                      ) as record:
         _fit(est, data, y, sample_weight=weight)
+    assert record[0].filename == __file__  # the line that called fit
     np.testing.assert_array_equal(est.input_scale_, 1.0)
     assert np.isfinite(est.loss_curve_).all() and max(est.loss_curve_) < 10
     assert max(np.abs(W).max() for W in est.coefs_) < 10
@@ -283,6 +330,42 @@ def test_the_schedule_check_agrees_with_checking_every_epoch(
 def test_a_huge_learning_rate_is_named_when_training_diverges(make):
     with pytest.raises(ValueError, match="smaller learning_rate_init"):
         make(learning_rate_init=1e308).fit(X, y)
+
+
+def test_standardize_refuses_features_whose_variance_overflows():
+    """Features beyond about 1e154 have squares beyond float64: the MLP's
+    standardisation took an infinite scale, the fit "succeeded", and every
+    prediction then called the model file damaged."""
+    with pytest.raises(ValueError, match=r"standardize cannot scale X: the variance "
+                                         r"of features \[1, 2, 3, 4, 5\] \.\.\."):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X * 1e160, y)
+
+
+def test_lbfgs_that_moves_nothing_on_huge_features_is_an_error():
+    """On this data at 1e154 scipy counts one iteration and reports success
+    ("relative reduction of f") with the starting weights unchanged: the fit
+    returned an all-zero model with no warning."""
+    from skdigits.datasets import load_mnist
+
+    Xs, ys = load_mnist(sample=True, return_X_y=True)
+    with pytest.raises(TrainingDivergedError, match="could not take a single step"):
+        SoftmaxRegression(solver="lbfgs", random_state=0).fit(
+            Xs[:1000] / 255.0 * 1e154, ys[:1000])
+
+
+@pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
+def test_an_overflowing_epoch_stops_without_numpy_warnings(make):
+    """The epoch's sums overflow before the divergence check sees them; NumPy
+    printed "overflow encountered in reduce" above the error. (The MLP is
+    not standardised here: its standardisation refuses such features.)"""
+    est = make(solver="sgd")
+    if isinstance(est, MLPClassifier):
+        est.set_params(standardize=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(TrainingDivergedError):
+            est.fit(X * 3e154, y)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
 # ---------------------------------------------------------------- complex data

@@ -54,11 +54,14 @@ MAX_LINE_SEARCH = 50
 LARGE_FEATURES = 1e6
 
 
-def _refuse_stuck_start(est, result, X):
-    """Raise ``TrainingDivergedError`` when L-BFGS could not take its first
-    step (a line search that gave up) on features too large to train on,
-    rather than return the starting weights with a ConvergenceWarning."""
-    if result.nit > 0 or result.success:
+def _refuse_stuck_start(est, result, X, x0):
+    """Raise ``TrainingDivergedError`` when L-BFGS left the starting weights
+    ``x0`` as they were on features too large to train on: a line search
+    that gave up, or an iteration that scipy counts (and may even call a
+    success, "relative reduction of f") that moved nothing. Otherwise the
+    starting weights came back as a model, with a ConvergenceWarning or with
+    no warning at all."""
+    if not np.array_equal(result.x, x0):
         return
     with np.errstate(over="ignore", invalid="ignore"):
         values = X.data if issparse(X) else X
@@ -195,8 +198,8 @@ def train_lbfgs(est, model, X, y, w, rows, max_iter, Y, l2, tasks=NO_TASKS,
         finally:
             progress.close()
     tasks.abandon()
-    if result is not None and state._epochs_this_call == 0:
-        _refuse_stuck_start(est, result, X)
+    if result is not None:
+        _refuse_stuck_start(est, result, X, x0)
     x = state._theta if result is None else result.x
     theta = aligned(np.asarray(x).astype(dtype))
     if not np.all(np.isfinite(theta)):

@@ -353,8 +353,10 @@ class Accumulators:
             a[:] = 0.0
 
     def totals(self):
-        """The epoch's :class:`EpochSums`."""
-        return EpochSums(*(a.sum(axis=0) for a in self.args()))
+        """The epoch's :class:`EpochSums`. Sums that overflow are inf, without
+        NumPy's warning: the epoch's caller stops the fit as diverged."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return EpochSums(*(a.sum(axis=0) for a in self.args()))
 
     def args(self):
         return self.class_loss, self.class_weight, self.col_loss, self.stats

@@ -14,6 +14,7 @@ from .._engine._team import interrupts_deferred
 from .._kernels._losses import LOGISTIC, SOFTMAX
 from .._kernels._mlp import ACTIVATIONS
 from .._kernels._stats import column_moments, sparse_column_moments
+from .._logging import caller_stacklevel
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -560,6 +561,14 @@ class MLPClassifier(BaseMinibatchClassifier):
                 data = KernelData(X, w, np.float32 if X.dtype == np.float32
                                   else np.float64)
                 column_moments(data.X, rows, data.w, mean, var)
+        if not np.isfinite(var).all():  # squares beyond the float64 range
+            bad = np.flatnonzero(~np.isfinite(var))
+            raise ValueError(
+                f"standardize cannot scale X: the variance of feature"
+                f"{'s' if len(bad) > 1 else ''} {bad[:5].tolist()}"
+                f"{' ...' if len(bad) > 5 else ''} overflows float64 (feature means "
+                f"up to {np.abs(mean[bad]).max():.3g}). Divide X by a constant "
+                "first.")
         std = np.sqrt(var)
         # a spread within the rounding of the mean is none: a feature that is
         # constant on the weighted rows (identical rows, all the weight on one
@@ -575,13 +584,12 @@ class MLPClassifier(BaseMinibatchClassifier):
             return True
         self.input_scale_ = np.ones_like(std)
         if std.size:
-            # stacklevel: the caller of fit (through scikit-learn's wrapper)
             warnings.warn(
                 f"Every feature is constant over the {n_rows} training "
                 f"row{'s' if n_rows != 1 else ''} with a positive weight (identical "
                 "rows, or all the weight on one sample), so standardize has no "
                 "spread to divide by: the inputs are only centred.",
-                UserWarning, stacklevel=6)
+                UserWarning, stacklevel=caller_stacklevel())
         return True
 
     def _init_params(self, model, rng, dtype):
