@@ -342,19 +342,23 @@ def judge(facts_by_dataset, *, sample=False):
         else:
             hits, evidence, _ = _stay_high(digits, "2b", [8, 9])
             claims.append(_claim("2b", _by_count(hits, 2), evidence))
-        epochs, threshold, order = convergence_epochs(digits["ovr_loss_per_class"])
-        early = order[:TOP_EARLY]
-        hits = sum(j in early for j in (0, 1))
-        never = [names[j] for j in range(len(epochs)) if epochs[j] is None]
-        evidence = (f"epoch each label's loss first falls below the mean final "
-                    f"loss {threshold:.4f}: " + ", ".join(
-                        f"{names[j]}: {epochs[j] if epochs[j] else 'never'}"
-                        for j in order)
-                    + f"; first {TOP_EARLY}: "
-                    + ", ".join(names[j] for j in early))
-        if never:
-            evidence += f"; {len(never)} labels never do"
-        claims.append(_claim("2c", _by_count(hits, 2), evidence))
+        if n_epochs < MIN_EPOCHS:  # which label converges first: all at once
+            claims.append(_claim("2c", NOT_MEASURED, _too_few(n_epochs)))
+        else:
+            epochs, threshold, order = convergence_epochs(
+                digits["ovr_loss_per_class"])
+            early = order[:TOP_EARLY]
+            hits = sum(j in early for j in (0, 1))
+            never = [names[j] for j in range(len(epochs)) if epochs[j] is None]
+            evidence = (f"epoch each label's loss first falls below the mean "
+                        f"final loss {threshold:.4f}: " + ", ".join(
+                            f"{names[j]}: {epochs[j] if epochs[j] else 'never'}"
+                            for j in order)
+                        + f"; first {TOP_EARLY}: "
+                        + ", ".join(names[j] for j in early))
+            if never:
+                evidence += f"; {len(never)} labels never do"
+            claims.append(_claim("2c", _by_count(hits, 2), evidence))
 
     # 3. Fashion-MNIST one-vs-rest curves
     if fashion is None:
@@ -362,10 +366,14 @@ def judge(facts_by_dataset, *, sample=False):
             claims.append(_claim(key, NOT_MEASURED, _missing("Fashion-MNIST")))
     else:
         claims.append(_ovr_shape(fashion, "3a"))
-        hits, evidence, rank = _stay_high(fashion, "3b", [6, 2, 4])
-        evidence += (f"; Sneaker (label 7), named in the study, ranks "
-                     f"{rank[7]}")
-        claims.append(_claim("3b", _by_count(hits, 3), evidence))
+        n_epochs = len(fashion["ovr_loss_per_class"])
+        if n_epochs < MIN_EPOCHS:  # as 2b
+            claims.append(_claim("3b", NOT_MEASURED, _too_few(n_epochs)))
+        else:
+            hits, evidence, rank = _stay_high(fashion, "3b", [6, 2, 4])
+            evidence += (f"; Sneaker (label 7), named in the study, ranks "
+                         f"{rank[7]}")
+            claims.append(_claim("3b", _by_count(hits, 3), evidence))
 
     # 4. MNIST predictions
     if digits is None:
