@@ -4,9 +4,10 @@ and checking an output folder before the work that fills it."""
 import contextlib
 import os
 import secrets
+import stat
 
 __all__ = ["FolderInUseError", "ForeignFilesError", "OutputFolder", "atomic_write",
-           "check_writable_folder"]
+           "check_output_file", "check_writable_folder"]
 
 #: How :func:`check_writable_folder` names its probe file.
 _PROBE = ".skdigits-write-test-"
@@ -37,7 +38,9 @@ def atomic_write(path, mode="wb", encoding=None, *, temporary=None):
     A kill at any moment leaves either the file that was at ``path`` before,
     untouched, or the complete new one; an exception inside the block removes
     the temporary file and leaves ``path`` as it was. The new file gets the
-    usual permissions (0666 less the umask).
+    usual permissions (0666 less the umask). A symbolic link at ``path`` is
+    replaced, never written through; a folder, device, pipe or socket there
+    is refused with ``OSError`` before anything is written.
 
     Parameters
     ----------
@@ -49,16 +52,18 @@ def atomic_write(path, mode="wb", encoding=None, *, temporary=None):
         Encoding of a text file.
     temporary : str, default=None
         The temporary file's name, in the folder of ``path``; it must not
-        exist. Default: a new name, ``.NAME.XXXXXXXX.part``.
+        exist. Default: a new name, ``.NAME.XXXXXXXX.part`` (NAME shortened
+        when the whole would be longer than the file system takes).
 
     Yields
     ------
     file object
         The temporary file, open for writing.
     """
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, temporary or f".{name}.{secrets.token_hex(4)}.part")
+    path = os.path.abspath(os.fspath(path))
+    _refuse_non_regular(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, temporary or _temporary_name(folder, name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                  0o666)
     try:
@@ -72,6 +77,62 @@ def atomic_write(path, mode="wb", encoding=None, *, temporary=None):
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _refuse_non_regular(path, what="file"):
+    """``OSError`` when ``path`` exists and is not a regular file: the whole
+    file is replaced by a rename, which would put a regular file in place of
+    a device (``/dev/null``), a pipe or a socket. A symbolic link is replaced
+    itself, never written through: nothing outside the named path changes."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"the {what} {path} is a folder; name a file")
+    if not stat.S_ISREG(mode):
+        kind = ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                "a pipe" if stat.S_ISFIFO(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise OSError(f"the {what} {path} is {kind}; skdigits writes a new file "
+                      "and renames it into place, so it writes only regular files")
+
+
+def _name_max(folder):
+    """The longest file name, in bytes, that ``folder`` takes."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows)
+        return 255
+
+
+def _temporary_name(folder, name):
+    """``.NAME.XXXXXXXX.part``, NAME shortened as far as the folder's longest
+    name needs (a 250-byte name is legal; its temporary one was not)."""
+    suffix = f".{secrets.token_hex(4)}.part"
+    room = _name_max(folder) - 1 - len(suffix)
+    return "." + os.fsdecode(os.fsencode(name)[:room]) + suffix
+
+
+def check_output_file(path, what="output file"):
+    """Raise ``OSError`` naming ``path`` unless :func:`atomic_write` can
+    write it: a file name (not a folder, nor a name ending in a separator)
+    that the file system takes, that is not a device, pipe or socket, in a
+    folder where files can be created. For commands that check before their
+    work."""
+    path = os.fspath(path)
+    if not path or path.endswith((os.sep, os.altsep or os.sep)):
+        raise IsADirectoryError(f"the {what} {path!r} names a folder; name a file")
+    target = os.path.abspath(path)
+    folder, name = os.path.split(target)
+    check_writable_folder(folder, what=f"folder of the {what}")
+    limit = _name_max(folder)
+    if len(os.fsencode(name)) > limit:
+        raise OSError(f"the {what} name {name[:40]}... is {len(os.fsencode(name))} "
+                      f"bytes long; the file system takes at most {limit}")
+    _refuse_non_regular(target, what)
 
 
 def check_writable_folder(folder, what="output folder"):

@@ -161,13 +161,12 @@ def _make_model(args):
 
 def _check_output_file(path):
     """Fail before any training when ``path`` cannot be written."""
-    from ._fileio import check_writable_folder
+    from ._fileio import check_output_file
 
     if os.path.isdir(path):
         raise CLIError(f"the output {path} is a folder; name a file, e.g. "
                        f"{os.path.join(path, 'model.skops')}")
-    check_writable_folder(os.path.dirname(os.path.abspath(path)),
-                          what="folder of the output file")
+    check_output_file(path)
 
 
 def _cmd_fit(args):
@@ -571,7 +570,7 @@ def add_search_parser(subparsers):
                         "(repeatable)")
     p.add_argument("--cv", type=_folds, default=3, metavar="K",
                    help="cross-validation folds (default: 3)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="random_state of every fit (default: 0)")
     p.add_argument("--max-iter", type=_positive_int, default=None, metavar="N",
                    help="epochs per fit (default: the model's 'auto')")
@@ -582,13 +581,13 @@ def add_search_parser(subparsers):
                             "(e.g. tcp://10.0.0.5:8786)")
     where.add_argument("--n-jobs", type=_positive_int, default=None, metavar="N",
                        help="local processes (default: one per core)")
-    p.add_argument("--out", metavar="DIR", default="skdigits-search",
+    p.add_argument("--out", metavar="DIR", type=_path, default="skdigits-search",
                    help="output folder (default: ./skdigits-search)")
     p.add_argument("--force", action="store_true",
                    help="write into a folder that holds files skdigits did not "
                         "write (they are left alone, except files named like the "
                         "search's own, which are replaced)")
-    p.add_argument("-o", "--save-model", metavar="FILE", default=None,
+    p.add_argument("-o", "--save-model", metavar="FILE", type=_path, default=None,
                    help="save the best model here, in the skops format "
                         "(e.g. best.skops); checked before the search")
     _console_options(p, quiet_help="no log lines, only the results")
@@ -709,6 +708,25 @@ def _cmd_search(args):
 # ---------------------------------------------------------------- parser
 
 
+def _seed(text):
+    """A ``random_state`` seed: what NumPy's legacy generator takes."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and 2**32 - 1, got {value}")
+    return value
+
+
+def _path(text):
+    """A file or folder name: not empty."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty name; name a file or folder")
+    return text
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -783,9 +801,10 @@ def build_parser():
                     "observations of the run. Uses the full datasets when found, "
                     "the bundled sample otherwise.")
     _data_options(rep, both=True, default="both")
-    rep.add_argument("--out", metavar="DIR", default="skdigits-report",
+    rep.add_argument("--out", metavar="DIR", type=_path,
+                     default="skdigits-report",
                      help="output folder (default: ./skdigits-report)")
-    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--seed", type=_seed, default=0)
     rep.add_argument("--max-iter", type=_positive_int, default=None, metavar="N",
                      help="epochs per model (default: each model's 'auto')")
     rep.add_argument("--force", action="store_true",
@@ -812,12 +831,12 @@ def build_parser():
                      help="any estimator parameter, as a Python literal, e.g. "
                           "--param 'hidden_layer_sizes=(128, 64)' (repeatable)")
     fit.add_argument("--max-iter", type=_positive_int, default=None, metavar="N")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=_seed, default=0)
     fit.add_argument("--progress", action="store_true",
                      help="show a progress bar on a terminal; elsewhere one line "
                           "when the fit ends")
     _console_options(fit, quiet_help="no log lines, only the results")
-    fit.add_argument("-o", "--output", metavar="FILE", default=None,
+    fit.add_argument("-o", "--output", metavar="FILE", type=_path, default=None,
                      help="save the fitted model here, in the skops format "
                           "(e.g. model.skops); checked before training")
     fit.set_defaults(func=_cmd_fit)
@@ -892,7 +911,7 @@ def build_parser():
     bench.add_argument("--hidden", type=_positive_int, nargs="+", default=[256],
                        metavar="UNITS", help="MLP hidden layer sizes (default: 256)")
     bench.add_argument("--batch-size", type=_positive_int, default=128, metavar="N")
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--seed", type=_seed, default=0)
     bench.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N",
                        help="threads for every side: skdigits' n_jobs, and the "
                             "same count for scikit-learn's BLAS and PyTorch "

@@ -271,6 +271,52 @@ def test_fit_checks_the_output_before_training(tmp_path, capsys, monkeypatch):
                                       "name a file" else output) in line
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_fit_refuses_outputs_it_could_never_write_before_training(
+        tmp_path, capsys, monkeypatch):
+    """A pipe (or a device: -o /dev/null) was replaced by a regular file once
+    the fit ended; a name ending in a separator, or one too long for the
+    temporary name beside it, failed only after training, naming the
+    temporary file."""
+    import skdigits._report
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the output")
+
+    monkeypatch.setattr(skdigits._report, "fit_model", no_training)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    too_long = tmp_path / ("m" * 256)
+    for output, needle in [(fifo, "is a pipe"),
+                           (str(tmp_path / "new") + os.sep, "names a folder"),
+                           (too_long, "bytes long")]:
+        assert main(["fit", "--sample", "-o", str(output)]) == 1, output
+        assert needle in _one_error_line(capsys, "fit")
+    assert fifo.is_fifo()
+
+
+@pytest.mark.parametrize("argv,option", [
+    (["fit", "--sample", "-o", ""], "--output"),
+    (["search", "--sample", "--grid", "alpha=1e-4", "-o", ""], "--save-model"),
+    (["report", "--sample", "--out", ""], "--out"),
+    (["search", "--sample", "--grid", "alpha=1e-4", "--out", ""], "--out"),
+    (["report", "--sample", "--seed", "-1"], "--seed"),
+    (["fit", "--sample", "--seed", str(2**32)], "--seed"),
+    (["benchmark", "--sample", "--seed", "-1"], "--seed"),
+])
+def test_empty_names_and_seeds_out_of_range_exit_2(argv, option, tmp_path, capsys,
+                                                    monkeypatch):
+    """-o "" saved nothing and said nothing; --out "" failed with a bare
+    [Errno 2]; a seed outside NumPy's range failed after the work began, with
+    exit code 1 and without naming the option."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert option in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no folder made, nothing written
+
+
 def test_report_out_naming_a_file_fails_before_training(tmp_path, capsys,
                                                         monkeypatch):
     import skdigits._report

@@ -11,6 +11,8 @@ import textwrap
 import joblib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import skops.io as sio
 from sklearn.base import clone
 from sklearn.datasets import load_digits
@@ -151,6 +153,47 @@ def test_metadata_must_be_json(tmp_path):
 
 # --------------------------------------------------------------------------
 # atomic writes
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_atomic_write_refuses_what_a_rename_would_destroy(tmp_path):
+    """The rename put a regular file in place of a pipe, a socket or a
+    device (``skdigits fit -o /dev/null`` replaced /dev/null)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="is a pipe"):
+        with atomic_write(fifo) as fh:
+            fh.write(b"x")
+    assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        with atomic_write(tmp_path) as fh:
+            fh.write(b"x")
+
+
+def test_atomic_write_replaces_a_link_never_its_target(tmp_path):
+    target = tmp_path / "target"
+    target.write_bytes(b"theirs")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with atomic_write(link) as fh:
+        fh.write(b"ours")
+    assert target.read_bytes() == b"theirs"
+    assert not link.is_symlink() and link.read_bytes() == b"ours"
+
+
+@settings(max_examples=20, deadline=None)
+@given(length=st.integers(1, 255), wide=st.booleans())
+def test_atomic_write_takes_every_name_the_file_system_takes(length, wide):
+    """The temporary name beside the file added 15 bytes: a legal name of
+    241 to 255 bytes could not be written."""
+    import tempfile
+
+    name = ("é" * (length // 2) if wide else "m" * length) or "m"
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, name)
+        with atomic_write(path) as fh:
+            fh.write(b"x")
+        assert os.listdir(folder) == [name]
 
 
 def test_atomic_write_replaces_only_when_complete(tmp_path):
