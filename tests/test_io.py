@@ -11,9 +11,9 @@ import textwrap
 import joblib
 import numpy as np
 import pytest
+import skops.io as sio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import skops.io as sio
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.pipeline import make_pipeline
