@@ -290,21 +290,43 @@ class OutputFolder:
 
         Raises :class:`FolderInUseError` when another run (of this command
         or another one sharing the folder) owns it: two runs into one folder
-        would each list only their own files in the marker.
+        would each list only their own files in the marker. A folder this
+        call made is removed again when the block fails before writing any
+        file but the marker.
         """
+        created = not os.path.lexists(folder)
         os.makedirs(folder, exist_ok=True)
-        with _folder_lock(folder, (
-                f"the {self.what} {folder} is in use by another skdigits run: "
-                "wait for it to end, or name another folder")):
-            yield self.prepare(folder, force=force, planned=planned)
+        try:
+            with _folder_lock(folder, (
+                    f"the {self.what} {folder} is in use by another skdigits run: "
+                    "wait for it to end, or name another folder")):
+                yield self.prepare(folder, force=force, planned=planned)
+        except BaseException:
+            if created:
+                self._unmake(folder)
+            raise
+
+    def _unmake(self, folder):
+        """Remove ``folder``, made by a run that failed before writing
+        anything but its marker (a missing data folder, an interrupt): a
+        failed command leaves no empty report folder behind. Anything else
+        in it stays, and so does the folder."""
+        ours = {self.marker, self.temporary(self.marker)}
+        with contextlib.suppress(OSError):
+            if set(os.listdir(folder)) <= ours:
+                for name in ours:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, name))
+                os.rmdir(folder)
 
     def prepare(self, folder, *, force=False, planned=()):
         """Create ``folder`` or check what it holds, before any work, and
         mark it; call it through :meth:`claim`, which also locks the folder.
 
-        Any file whose name the command does not write (except the
-        temporary files the marker lists), or any file at all in a folder
-        that is not the command's, raises ``error`` unless ``force``; with
+        Any file that the marker does not list (except the names every run
+        writes; in a folder from before markers, any of the command's
+        names), or any file at all in a folder that is not the command's,
+        raises ``error`` unless ``force``; with
         ``force`` those files are left alone, except files named like the
         ``planned`` ones, which are replaced. Listed temporary files, left
         by a run that was killed, are removed. Returns the command's files
@@ -320,8 +342,14 @@ class OutputFolder:
             listed = set()
         # a probe of check_writable_folder lives for a moment: never foreign
         entries = [name for name in os.listdir(folder) if not name.startswith(_PROBE)]
+        # in a marked folder a file is the command's when the marker lists it
+        # (or every run writes it): a user's file that only bears one of the
+        # command's names (fashion_samples.png beside a digits-only report)
+        # was taken for the command's and replaced without --force
         foreign = sorted(name for name in entries if not ours or not (
-            self.is_own(name) or (name in listed and self._is_own_temporary(name))))
+            name in self.fixed
+            or (self.is_own(name) and (marker is None or name in listed))
+            or (name in listed and self._is_own_temporary(name))))
         if foreign and not force:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             why = ("skdigits did not write" if ours else

@@ -317,6 +317,23 @@ def test_empty_names_and_seeds_out_of_range_exit_2(argv, option, tmp_path, capsy
     assert list(tmp_path.iterdir()) == []  # no folder made, nothing written
 
 
+@pytest.mark.parametrize("command", [
+    ["report", "--data-home"], ["search", "--grid", "alpha=1e-4", "--data-home"]])
+def test_a_command_that_fails_early_leaves_no_new_folder(command, tmp_path, capsys):
+    """A missing data folder was found only after the output folder was made
+    and marked: the failed run left an empty report folder behind. A folder
+    that existed before stays."""
+    out = tmp_path / "new"
+    argv = [*command, str(tmp_path / "nowhere"), "--out", str(out)]
+    assert main(argv) == 1
+    assert "nowhere" in _one_error_line(capsys, command[0])
+    assert not out.exists()
+    out.mkdir()
+    assert main(argv) == 1
+    capsys.readouterr()
+    assert out.is_dir()
+
+
 def test_report_out_naming_a_file_fails_before_training(tmp_path, capsys,
                                                         monkeypatch):
     import skdigits._report

@@ -606,6 +606,28 @@ def test_files_named_like_temporaries_are_the_users(tmp_path, capsys):
         (out / ".skdigits-report").read_text())["files"])
 
 
+def test_a_users_file_named_like_the_reports_is_foreign_unless_listed(tmp_path):
+    """In a report folder, a file the marker does not list is the user's,
+    whatever its name: a fashion_samples.png beside a digits-only report was
+    taken for the report's and replaced by a fashion run without --force."""
+    from skdigits._report import FOLDER
+
+    out = tmp_path / "r"
+    written = {"index.html", "report.json", "digits_samples.png"}
+    previous = FOLDER.prepare(out, planned=written)
+    for name in written:
+        (out / name).write_text("report's")
+    FOLDER.finish(out, previous, written)
+    (out / "fashion_samples.png").write_text("mine")
+    with pytest.raises(FOLDER.error, match="1 file.*fashion_samples.png"):
+        FOLDER.prepare(out, planned={"index.html", "report.json"})
+    # listed files and the names every run writes stay the report's
+    (out / "index.html").write_text("edited")
+    previous = FOLDER.prepare(out, force=True, planned={"index.html"})
+    assert previous == written
+    assert (out / "fashion_samples.png").read_text() == "mine"
+
+
 def test_reports_of_the_previous_version_are_recognised(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()
