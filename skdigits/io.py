@@ -290,6 +290,8 @@ def load(path, *, allow_pickle=False, trusted=None, return_metadata=False):
         estimator, metadata = joblib.load(path), {}
     else:
         _check_declared_sizes(path)
+        metadata = _read_metadata(path)
+        _check_format(metadata, path)
         allowed = set(trusted_types()) | set(trusted or ())
         found = sio.get_untrusted_types(file=path)
         refused = sorted(set(found) - allowed)
@@ -305,9 +307,27 @@ def load(path, *, allow_pickle=False, trusted=None, return_metadata=False):
             raise ModelFileError(
                 f"{path} is not a readable skops model file: "
                 f"{type(exc).__name__}: {exc}") from exc
-        metadata = _read_metadata(path)
     _check_fitted(estimator, path)
     return (estimator, metadata) if return_metadata else estimator
+
+
+def _check_format(metadata, path):
+    """Refuse a file of a later model file format than this version reads,
+    before its objects are built: they may mean something else now."""
+    from . import __version__
+
+    fmt = metadata.get("format", FORMAT_VERSION)
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
+        raise ModelFileError(
+            f"{path} has damaged metadata: its model file format is {fmt!r}, "
+            "not a version number; save the model again.")
+    if fmt > FORMAT_VERSION:
+        writer = metadata.get("skdigits_version")
+        raise ModelFileError(
+            f"{path} was written in model file format {fmt}"
+            + (f" (skdigits {writer})" if isinstance(writer, str) else "")
+            + f"; skdigits {__version__} reads format {FORMAT_VERSION} and "
+            "earlier: upgrade skdigits to load it.")
 
 
 def _check_fitted(obj, path):

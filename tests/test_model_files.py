@@ -465,6 +465,25 @@ def test_a_model_saved_before_multilabel_targets_still_loads(tmp_path):
                                   expected)
 
 
+@pytest.mark.parametrize("fmt,needle", [
+    (99, "format 99 .*upgrade skdigits"), ("1", "damaged metadata"),
+    (0, "damaged metadata"), (True, "damaged metadata")])
+def test_a_later_or_garbled_file_format_is_refused(fmt, needle, tmp_path):
+    """The format number saved with every model was never read: a file of a
+    later format loaded without a word."""
+    from skdigits.io import FORMAT_VERSION, METADATA_MEMBER, ModelFileError
+
+    model = _fit(SoftmaxRegression(max_iter=2, random_state=0))
+    dump(model, tmp_path / "m.skops")
+    meta = json.loads(zipfile.ZipFile(tmp_path / "m.skops").read(METADATA_MEMBER))
+    assert meta["format"] == FORMAT_VERSION
+    meta["format"] = fmt
+    _rewrite(tmp_path / "m.skops", tmp_path / "later.skops", METADATA_MEMBER,
+             lambda fh: fh.write(json.dumps(meta).encode()))
+    with pytest.raises(ModelFileError, match=needle):
+        load(tmp_path / "later.skops")
+
+
 @pytest.mark.parametrize("name", ["_n_outputs", "_loss_code", "_theta", "classes_"])
 def test_a_missing_attribute_is_a_model_file_error(name, tmp_path):
     model = _fit(SoftmaxRegression(max_iter=2, random_state=0))
