@@ -126,8 +126,6 @@ def _parse_params(pairs):
     params = {}
     for pair in pairs or ():
         key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise CLIError(f"--param expects KEY=VALUE, got {pair!r}")
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -217,18 +215,23 @@ def _read_model(path, trust_pickle):
     """The model in ``path`` and the metadata saved with it."""
     from .io import ModelFileError, UntrustedFileError, load
 
+    if os.path.isdir(path):
+        raise CLIError(f"{path} is a folder; name a model file, e.g. "
+                       f"{os.path.join(path, 'model.skops')}")
     if not os.path.isfile(path):
         raise CLIError(f"model file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise CLIError(f"{path} is empty: not a model file")
     try:
         model, meta = load(path, allow_pickle=trust_pickle, return_metadata=True)
     except UntrustedFileError as exc:
         if trust_pickle or "not a skops file" not in str(exc):
             raise CLIError(str(exc)) from None
         raise CLIError(
-            f"{path} is not a skops file: it is presumably a pickle or joblib "
-            "file, and loading one runs code from the file. skdigits saves "
-            "models as skops files (skdigits fit -o model.skops); pass "
-            "--trust-pickle only if you trust where this file comes from."
+            f"{path} is not a skops file. If it is a pickle or joblib file, "
+            "loading it runs code from the file: skdigits saves models as "
+            "skops files (skdigits fit -o model.skops); pass --trust-pickle "
+            "only if you trust where this file comes from."
         ) from None
     except ModelFileError as exc:  # damaged, oversized or inconsistent
         raise CLIError(str(exc)) from None
@@ -565,7 +568,8 @@ def add_search_parser(subparsers):
     p.add_argument("--grid", action="append", type=_grid_type, required=True,
                    metavar="NAME=V1,V2,...",
                    help="a parameter and the values to try (repeatable; see below)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+    p.add_argument("--param", action="append", type=_key_value,
+                   metavar="KEY=VALUE",
                    help="a fixed estimator parameter, as a Python literal "
                         "(repeatable)")
     p.add_argument("--cv", type=_folds, default=3, metavar="K",
@@ -727,6 +731,14 @@ def _path(text):
     return text
 
 
+def _key_value(text):
+    """``--param KEY=VALUE``: the shape only (the estimator checks the rest)."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expects KEY=VALUE, got {text!r}")
+    return text
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -827,7 +839,8 @@ def build_parser():
     fit.add_argument("--model", choices=MODELS, default="softmax")
     fit.add_argument("--multi-class", choices=["multinomial", "ovr"],
                      default="multinomial", help="SoftmaxRegression only")
-    fit.add_argument("--param", action="append", metavar="KEY=VALUE",
+    fit.add_argument("--param", action="append", type=_key_value,
+                     metavar="KEY=VALUE",
                      help="any estimator parameter, as a Python literal, e.g. "
                           "--param 'hidden_layer_sizes=(128, 64)' (repeatable)")
     fit.add_argument("--max-iter", type=_positive_int, default=None, metavar="N")

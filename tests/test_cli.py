@@ -161,7 +161,6 @@ def test_fit_mlp_with_params_then_evaluate(tmp_path, capsys):
 @pytest.mark.parametrize("argv,needle", [
     (["--param", "no_such=1"], "has no parameter no_such"),
     (["--param", "alpha=-1"], "alpha"),
-    (["--param", "oops"], "KEY=VALUE"),
     (["--model", "mlp", "--param", "hidden_layer_sizes=()"], "hidden_layer_sizes"),
 ])
 def test_fit_bad_parameters_are_one_line(argv, needle, capsys):
@@ -180,16 +179,30 @@ def _one_error_line(capsys, command):
     return err[0]
 
 
+@pytest.mark.parametrize("command", [["fit", "--sample"],
+                                     ["search", "--sample", "--grid", "alpha=1e-4"]])
+@pytest.mark.parametrize("pair", ["oops", "=1"])
+def test_a_param_that_is_not_key_value_exits_2(command, pair, capsys):
+    """A bad argument: fit exited 1 here, where search's --grid exits 2."""
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--param", pair])
+    assert exc.value.code == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
 def test_evaluate_refuses_unreadable_files_in_one_line(tmp_path, capsys):
     garbage = tmp_path / "garbage.joblib"
     garbage.write_bytes(b"this is not a pickle")
     not_a_model = tmp_path / "list.joblib"
     joblib.dump([1, 2, 3], not_a_model)
+    (tmp_path / "empty.skops").write_bytes(b"")
     for path, flags, needle in [
             (garbage, [], "runs code from the file"),
             (garbage, ["--trust-pickle"], "cannot read model file"),
             (not_a_model, ["--trust-pickle"], "does not hold a fitted classifier"),
-            (tmp_path / "missing.skops", [], "model file not found")]:
+            (tmp_path / "missing.skops", [], "model file not found"),
+            (tmp_path / "empty.skops", [], "is empty"),
+            (tmp_path, [], "is a folder; name a model file")]:
         assert main(["evaluate", str(path), "--sample", *flags]) == 1
         assert needle in _one_error_line(capsys, "evaluate")
 
