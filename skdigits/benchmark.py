@@ -368,7 +368,10 @@ def fit_quietly(model, X, y):
     """Time ``model.fit(X, y)``, without ConvergenceWarning.
 
     The fit starts after :func:`settle`; a ``ConvergenceWarning`` (expected
-    when a model is set to run a fixed number of epochs) is silenced.
+    when a model is set to run a fixed number of epochs) is silenced, and so
+    is scikit-learn's notice that a ``batch_size`` above the number of
+    samples is clipped to it (skdigits clips it too, silently: the sides
+    then train alike).
 
     Parameters
     ----------
@@ -405,6 +408,8 @@ def fit_quietly(model, X, y):
     settle()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="Got `batch_size` less than 1 or "
+                                "larger than sample size", category=UserWarning)
         tic = time.perf_counter()
         model.fit(X, y)
         return time.perf_counter() - tic

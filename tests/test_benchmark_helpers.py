@@ -73,6 +73,19 @@ def test_every_public_name_is_documented(name):
     assert not np.isscalar(obj)
 
 
+def test_fit_quietly_keeps_the_console_quiet_for_a_clipped_batch(recwarn):
+    """skdigits benchmark --batch-size above the samples printed
+    scikit-learn's clipping notice (skdigits clips silently)."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((20, 3)), np.arange(20) % 2
+    model = SkMLP((2,), batch_size=1000, max_iter=1, random_state=0)
+    assert benchmark.fit_quietly(model, X, y) > 0
+    assert model.n_iter_ == 1
+    assert not [w for w in recwarn if "batch_size" in str(w.message)]
+
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
