@@ -595,7 +595,7 @@ def add_search_parser(subparsers):
                    help="save the best model here, in the skops format "
                         "(e.g. best.skops); checked before the search")
     _console_options(p, quiet_help="no log lines, only the results")
-    p.set_defaults(func=_cmd_search)
+    p.set_defaults(func=_cmd_search, parser=p)  # its own usage on errors
     return p
 
 
@@ -828,7 +828,7 @@ def build_parser():
                      help="embed the PNGs in index.html, so that the page can be "
                           "sent on its own (the PNGs are still written)")
     _console_options(rep, quiet_help="no progress bars: one line per fit")
-    rep.set_defaults(func=_cmd_report)
+    rep.set_defaults(func=_cmd_report, parser=rep)  # its own usage on errors
 
     fit = sub.add_parser(
         "fit", help="train one estimator and report accuracy and per-class loss",
@@ -852,7 +852,7 @@ def build_parser():
     fit.add_argument("-o", "--output", metavar="FILE", type=_path, default=None,
                      help="save the fitted model here, in the skops format "
                           "(e.g. model.skops); checked before training")
-    fit.set_defaults(func=_cmd_fit)
+    fit.set_defaults(func=_cmd_fit, parser=fit)  # its own usage on errors
 
     ev = sub.add_parser(
         "evaluate", help="score a saved model: accuracy, classification report, "
@@ -872,7 +872,7 @@ def build_parser():
     ev.add_argument("--top", type=_positive_int, default=5, metavar="K",
                     help="how many confused pairs to list (default: 5)")
     _console_options(ev, quiet_help="no log lines, only the results")
-    ev.set_defaults(func=_cmd_evaluate)
+    ev.set_defaults(func=_cmd_evaluate, parser=ev)  # its own usage on errors
 
     exp = sub.add_parser(
         "export", help="convert a saved model to ONNX, to predict without Python",
@@ -904,7 +904,7 @@ def build_parser():
     exp.add_argument("--opset", type=_positive_int, default=None, metavar="N",
                      help="ONNX opset (default: the latest skl2onnx supports)")
     _console_options(exp, quiet_help="no log lines, only the results")
-    exp.set_defaults(func=_cmd_export)
+    exp.set_defaults(func=_cmd_export, parser=exp)  # its own usage on errors
 
     bench = sub.add_parser(
         "benchmark", help="speed table against scikit-learn (and PyTorch)",
@@ -930,7 +930,7 @@ def build_parser():
                             "same count for scikit-learn's BLAS and PyTorch "
                             "(default: the cores this process may use; -1 all)")
     _console_options(bench, quiet_help="no status or log lines, only the results")
-    bench.set_defaults(func=_cmd_benchmark)
+    bench.set_defaults(func=_cmd_benchmark, parser=bench)  # its own usage on errors
     add_search_parser(sub)
 
     comp = sub.add_parser(
@@ -958,7 +958,7 @@ def build_parser():
                       help="processes (default: the cores this process may use; "
                            "-1 all)")
     _console_options(comp, quiet_help="only errors")
-    comp.set_defaults(func=_cmd_compile)
+    comp.set_defaults(func=_cmd_compile, parser=comp)  # its own usage on errors
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true",
                              help="on an error, print the full traceback too")
@@ -984,8 +984,9 @@ def _one_line(exc):
 
 def main(argv=None):
     """Run the command line; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    # errors found after parsing show the subcommand's usage, as argparse's own
+    parser = args.parser
     if getattr(args, "sample", False) and getattr(args, "data_home", None):
         # an explicit path is never ignored
         parser.error("--sample and --data-home exclude each other: the bundled "

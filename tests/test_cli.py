@@ -478,7 +478,9 @@ def test_sample_with_a_data_home_exits_2(command, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2
-    assert "--sample and --data-home" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--sample and --data-home" in err
+    assert f"usage: skdigits {command} " in err  # the subcommand's, not the top's
 
 
 def test_benchmark_zero_threads_exits_2(capsys):
