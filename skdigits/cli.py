@@ -782,12 +782,16 @@ def _data_options(parser, *, both=False, default="digits", default_help=None):
                         help="download the files from OpenML when they are not found")
 
 
-def _console_options(parser, quiet_help):
+#: ``-v`` of the commands that train nothing
+NO_EPOCHS_VERBOSE = "more log lines; -vv also logs debug lines"
+
+
+def _console_options(parser, quiet_help, verbose_help=(
+        "log each epoch (instead of progress bars); -vv also logs debug lines")):
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
     talk.add_argument("-v", "--verbose", action="count", default=0,
-                      help="log each epoch (instead of progress bars); -vv also "
-                           "logs debug lines")
+                      help=verbose_help)
 
 
 def build_parser():
@@ -827,7 +831,8 @@ def build_parser():
     rep.add_argument("--self-contained", action="store_true",
                      help="embed the PNGs in index.html, so that the page can be "
                           "sent on its own (the PNGs are still written)")
-    _console_options(rep, quiet_help="no progress bars: one line per fit")
+    _console_options(rep, quiet_help="no progress bars: one line per model of the "
+                                      "study, then the verdicts")
     rep.set_defaults(func=_cmd_report, parser=rep)  # its own usage on errors
 
     fit = sub.add_parser(
@@ -871,7 +876,8 @@ def build_parser():
     ev.add_argument("--subset", choices=["test", "train"], default="test")
     ev.add_argument("--top", type=_positive_int, default=5, metavar="K",
                     help="how many confused pairs to list (default: 5)")
-    _console_options(ev, quiet_help="no log lines, only the results")
+    _console_options(ev, quiet_help="no log lines, only the results",
+                     verbose_help=NO_EPOCHS_VERBOSE)
     ev.set_defaults(func=_cmd_evaluate, parser=ev)  # its own usage on errors
 
     exp = sub.add_parser(
@@ -903,7 +909,8 @@ def build_parser():
                           "tensor")
     exp.add_argument("--opset", type=_positive_int, default=None, metavar="N",
                      help="ONNX opset (default: the latest skl2onnx supports)")
-    _console_options(exp, quiet_help="no log lines, only the results")
+    _console_options(exp, quiet_help="no log lines, only the results",
+                     verbose_help=NO_EPOCHS_VERBOSE)
     exp.set_defaults(func=_cmd_export, parser=exp)  # its own usage on errors
 
     bench = sub.add_parser(
@@ -957,7 +964,8 @@ def build_parser():
     comp.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N",
                       help="processes (default: the cores this process may use; "
                            "-1 all)")
-    _console_options(comp, quiet_help="only errors")
+    _console_options(comp, quiet_help="only errors",
+                     verbose_help=NO_EPOCHS_VERBOSE)
     comp.set_defaults(func=_cmd_compile, parser=comp)  # its own usage on errors
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true",

@@ -52,6 +52,14 @@ def test_help_exits_0(command, capsys):
     assert "--sample" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["evaluate", "export", "compile"])
+def test_commands_that_train_nothing_do_not_offer_to_log_epochs(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    verbose = capsys.readouterr().out.split("--verbose")[1].split("\n  -")[0]
+    assert "epoch" not in verbose and "debug" in verbose
+
+
 @pytest.fixture
 def no_full_data(tmp_path, monkeypatch):
     """No full dataset anywhere: only the bundled sample is available."""
