@@ -49,6 +49,16 @@ def test_explicit_numba_cache_dir_is_left_to_numba(tmp_path):
     assert (kind, folder) == ("numba", None)
 
 
+def test_a_numba_cache_dir_that_is_a_file_turns_the_cache_off(tmp_path):
+    """Numba falls back to its other cache folders, which this module has
+    not checked; skdigits compile then named the file as the cache."""
+    (tmp_path / "a_file").write_text("")
+    kind, folder, problem = _numba.choose_cache(
+        str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "a_file")))
+    assert (kind, folder) == ("none", None)
+    assert "a_file is not a folder" in problem
+
+
 def test_own_package_folder_caches_in_tree(tmp_path):
     pkg = tmp_path / "pkg"
     pkg.mkdir(mode=0o755)
