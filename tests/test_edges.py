@@ -337,7 +337,8 @@ def test_standardize_refuses_features_whose_variance_overflows():
     standardisation took an infinite scale, the fit "succeeded", and every
     prediction then called the model file damaged."""
     with pytest.raises(ValueError, match=r"standardize cannot scale X: the variance "
-                                         r"of features \[1, 2, 3, 4, 5\] \.\.\."):
+                                         r"of features \[1, 2, 3, 4, 5\] \.\.\. "
+                                         r"overflows float64"):
         MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X * 1e160, y)
 
 
@@ -351,6 +352,22 @@ def test_lbfgs_that_moves_nothing_on_huge_features_is_an_error():
     with pytest.raises(TrainingDivergedError, match="could not take a single step"):
         SoftmaxRegression(solver="lbfgs", random_state=0).fit(
             Xs[:1000] / 255.0 * 1e154, ys[:1000])
+
+
+@pytest.mark.parametrize("model", ["softmax", "mlp"])
+def test_an_lbfgs_warm_start_at_an_optimum_is_no_stuck_start(model):
+    """Large features and starting weights already within tol (a refit of a
+    converged model): scipy returns them unchanged, which is an optimum, not
+    a start that could not move."""
+    make = (lambda: SoftmaxRegression(solver="lbfgs", warm_start=True, tol=0.1,
+                                      random_state=0)) if model == "softmax" else (
+        lambda: MLPClassifier((8,), solver="lbfgs", warm_start=True, tol=0.1,
+                              random_state=0))
+    est = _fit(make(), X * 1e7, y)
+    before = [a.copy() for a in (est.coefs_ if model == "mlp" else [est.coef_])]
+    _fit(est, X * 1e7, y)
+    after = est.coefs_ if model == "mlp" else [est.coef_]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
 
 
 @pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)

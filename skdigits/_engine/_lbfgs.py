@@ -60,9 +60,13 @@ def _refuse_stuck_start(est, result, X, x0):
     that gave up, or an iteration that scipy counts (and may even call a
     success, "relative reduction of f") that moved nothing. Otherwise the
     starting weights came back as a model, with a ConvergenceWarning or with
-    no warning at all."""
+    no warning at all. Starting weights whose gradient is already within
+    ``tol`` (a warm start of a converged model) are an optimum, not stuck."""
     if not np.array_equal(result.x, x0):
         return
+    jac = np.asarray(getattr(result, "jac", np.inf))
+    if np.max(np.abs(jac), initial=0.0) <= est.tol:
+        return  # an optimum already (a warm start of a converged model)
     with np.errstate(over="ignore", invalid="ignore"):
         values = X.data if issparse(X) else X
         top = float(np.max(np.abs(values))) if values.size else 0.0

@@ -566,9 +566,9 @@ class MLPClassifier(BaseMinibatchClassifier):
             raise ValueError(
                 f"standardize cannot scale X: the variance of feature"
                 f"{'s' if len(bad) > 1 else ''} {bad[:5].tolist()}"
-                f"{' ...' if len(bad) > 5 else ''} overflows float64 (feature means "
-                f"up to {np.abs(mean[bad]).max():.3g}). Divide X by a constant "
-                "first.")
+                f"{' ...' if len(bad) > 5 else ''} overflows float64 (their "
+                "squares pass the largest float, about 1.8e308). Divide X by a "
+                "constant first.")
         std = np.sqrt(var)
         # a spread within the rounding of the mean is none: a feature that is
         # constant on the weighted rows (identical rows, all the weight on one
