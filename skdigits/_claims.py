@@ -223,8 +223,8 @@ def _by_count(hits, total):
 
 
 def _too_few(n):
-    return (f"only {n} epochs: too few to see a shape (at least {MIN_EPOCHS} "
-            "needed)")
+    return (f"only {n} epoch{'s' if n != 1 else ''}: too few to see a shape "
+            f"(at least {MIN_EPOCHS} needed)")
 
 
 def _missing(title):

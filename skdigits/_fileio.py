@@ -5,6 +5,7 @@ import contextlib
 import os
 import secrets
 import stat
+import sys
 
 __all__ = ["FolderInUseError", "ForeignFilesError", "OutputFolder", "atomic_write",
            "check_output_file", "check_writable_folder"]
@@ -86,10 +87,13 @@ def _refuse_non_regular(path, what="file"):
     itself, never written through: nothing outside the named path changes."""
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+        if stat.S_ISLNK(mode):  # the link goes; what it points to must be a file
+            mode = os.stat(path).st_mode
+    except FileNotFoundError:  # nothing there, or a dangling link
         return
-    if stat.S_ISLNK(mode):
-        return
+    if stat.S_ISDIR(mode) and os.path.islink(path):
+        raise IsADirectoryError(f"the {what} {path} is a link to a folder; name a "
+                                "file")
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(f"the {what} {path} is a folder; name a file")
     if not stat.S_ISREG(mode):
@@ -112,8 +116,12 @@ def _temporary_name(folder, name):
     """``.NAME.XXXXXXXX.part``, NAME shortened as far as the folder's longest
     name needs (a 250-byte name is legal; its temporary one was not)."""
     suffix = f".{secrets.token_hex(4)}.part"
-    room = _name_max(folder) - 1 - len(suffix)
-    return "." + os.fsdecode(os.fsencode(name)[:room]) + suffix
+    room = max(_name_max(folder) - 1 - len(suffix), 1)
+    encoded = os.fsencode(name)
+    if len(encoded) <= room:
+        return "." + name + suffix
+    # cut whole characters only (a cut one would not decode on Windows)
+    return "." + encoded[:room].decode(sys.getfilesystemencoding(), "ignore") + suffix
 
 
 def check_output_file(path, what="output file"):
@@ -296,15 +304,17 @@ class OutputFolder:
         """
         created = not os.path.lexists(folder)
         os.makedirs(folder, exist_ok=True)
-        try:
-            with _folder_lock(folder, (
-                    f"the {self.what} {folder} is in use by another skdigits run: "
-                    "wait for it to end, or name another folder")):
+        with _folder_lock(folder, (
+                f"the {self.what} {folder} is in use by another skdigits run: "
+                "wait for it to end, or name another folder")):
+            # only while this run holds the lock: a run refused because
+            # another holds it never touches the other's folder
+            try:
                 yield self.prepare(folder, force=force, planned=planned)
-        except BaseException:
-            if created:
-                self._unmake(folder)
-            raise
+            except BaseException:
+                if created:
+                    self._unmake(folder)
+                raise
 
     def _unmake(self, folder):
         """Remove ``folder``, made by a run that failed before writing
@@ -336,8 +346,11 @@ class OutputFolder:
         marker = self._marker(folder)
         ours = marker is not None or bool(
             self.legacy is not None and self.legacy(folder))
-        if marker is not None:
-            listed = {f for f in marker.get("files") or () if isinstance(f, str)}
+        # markers of the first versions named the generator only: such a
+        # folder is judged by the command's names, as one from before markers
+        has_list = marker is not None and isinstance(marker.get("files"), list)
+        if has_list:
+            listed = {f for f in marker["files"] if isinstance(f, str)}
         else:
             listed = set()
         # a probe of check_writable_folder lives for a moment: never foreign
@@ -348,7 +361,7 @@ class OutputFolder:
         # was taken for the command's and replaced without --force
         foreign = sorted(name for name in entries if not ours or not (
             name in self.fixed
-            or (self.is_own(name) and (marker is None or name in listed))
+            or (self.is_own(name) and (not has_list or name in listed))
             or (name in listed and self._is_own_temporary(name))))
         if foreign and not force:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
@@ -358,7 +371,7 @@ class OutputFolder:
                 f"the {self.what} {folder} holds {len(foreign)} file(s) {why} "
                 f"({shown}): name an empty or new folder, or pass --force to "
                 "write beside them")
-        if marker is None and ours:  # written before markers: its names
+        if not has_list and ours:  # written before file lists: its names
             listed = {name for name in entries if self.is_own(name)}
         previous = {name for name in entries if name in listed} - {self.marker}
         temporaries = {self.temporary(name) for name in {*planned, self.marker}}

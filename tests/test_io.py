@@ -165,6 +165,12 @@ def test_atomic_write_refuses_what_a_rename_would_destroy(tmp_path):
         with atomic_write(fifo) as fh:
             fh.write(b"x")
     assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+    link = tmp_path / "stdout"  # as /dev/stdout: a link to what is no file
+    link.symlink_to(fifo)
+    with pytest.raises(OSError, match="is a pipe"):
+        with atomic_write(link) as fh:
+            fh.write(b"x")
+    assert link.is_symlink()
     with pytest.raises(IsADirectoryError, match="is a folder"):
         with atomic_write(tmp_path) as fh:
             fh.write(b"x")

@@ -621,11 +621,47 @@ def test_a_users_file_named_like_the_reports_is_foreign_unless_listed(tmp_path):
     (out / "fashion_samples.png").write_text("mine")
     with pytest.raises(FOLDER.error, match="1 file.*fashion_samples.png"):
         FOLDER.prepare(out, planned={"index.html", "report.json"})
-    # listed files and the names every run writes stay the report's
-    (out / "index.html").write_text("edited")
+    with pytest.raises(FOLDER.error):  # the same under a marker listing nothing
+        FOLDER.prepare(out, planned={"index.html"})
     previous = FOLDER.prepare(out, force=True, planned={"index.html"})
-    assert previous == written
-    assert (out / "fashion_samples.png").read_text() == "mine"
+    assert (out / "fashion_samples.png").read_text() == "mine"  # left alone
+    # without the user's file, the listed ones are the report's, unforced
+    (out / "fashion_samples.png").unlink()
+    (out / "index.html").write_text("edited")
+    assert FOLDER.prepare(out, planned={"index.html"}) == written
+
+
+def test_a_folder_whose_marker_lists_no_files_is_judged_by_the_names(tmp_path):
+    """The first markers named the generator only; from 08ad0f2 on, every
+    file of such a folder counted as the user's and a rerun was refused."""
+    from skdigits._report import FOLDER, MARKER
+
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / MARKER).write_text(json.dumps({"generator": FOLDER.generator}))
+    for name in ("index.html", "report.json", "digits_samples.png"):
+        (out / name).write_text("old")
+    assert FOLDER.prepare(out, planned={"index.html"}) == {
+        "index.html", "report.json", "digits_samples.png"}
+    (out / "notes.txt").write_text("mine")  # still refused: not a report name
+    with pytest.raises(FOLDER.error, match="notes.txt"):
+        FOLDER.prepare(out, planned={"index.html"})
+
+
+def test_a_run_refused_for_a_folder_in_use_leaves_it_alone(tmp_path, monkeypatch):
+    """Two runs that both found no folder: the one refused for the lock
+    removed the other's marker and folder, as a folder it had made."""
+    from skdigits._fileio import FolderInUseError
+    from skdigits._report import FOLDER, MARKER
+
+    out = tmp_path / "r"
+    with FOLDER.claim(out, planned={"index.html"}):
+        with monkeypatch.context() as m:
+            m.setattr(os.path, "lexists", lambda path: False)  # it saw no folder
+            with pytest.raises(FolderInUseError):
+                with FOLDER.claim(out, planned={"index.html"}):
+                    pass
+        assert (out / MARKER).is_file()
 
 
 def test_reports_of_the_previous_version_are_recognised(tmp_path, capsys):
