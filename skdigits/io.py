@@ -36,6 +36,8 @@ _onnx.register_when_imported()
 METADATA_MEMBER = "skdigits.json"
 #: Version of the metadata layout.
 FORMAT_VERSION = 1
+#: Metadata keys that describe the file itself, set by :func:`dump` only.
+RESERVED_METADATA = ("format", "skdigits_version", "estimator")
 
 #: Largest ``schema.json`` (the skops file's description of the objects) and
 #: metadata member read; a real model's are a few kilobytes.
@@ -156,7 +158,8 @@ def dump(estimator, path, *, metadata=None):
     metadata : dict, default=None
         JSON-serialisable values stored beside the model (the command line
         records the dataset the model was trained on); :func:`load` returns
-        them with ``return_metadata=True``.
+        them with ``return_metadata=True``. The keys ``"format"``,
+        ``"skdigits_version"`` and ``"estimator"`` are the file's own.
 
     See Also
     --------
@@ -181,8 +184,13 @@ def dump(estimator, path, *, metadata=None):
 
     from . import __version__
 
-    info = {"format": FORMAT_VERSION, "skdigits_version": __version__,
-            "estimator": type(estimator).__name__, **(metadata or {})}
+    reserved = sorted(set(metadata or ()) & set(RESERVED_METADATA))
+    if reserved:  # they overrode the file's own and made it unreadable
+        raise ValueError(
+            f"metadata may not set {', '.join(map(repr, reserved))}: "
+            f"{', '.join(RESERVED_METADATA)} describe the file itself")
+    info = {**(metadata or {}), "format": FORMAT_VERSION,
+            "skdigits_version": __version__, "estimator": type(estimator).__name__}
     text = json.dumps(info, indent=1, sort_keys=True)  # fails before writing
     # scikit-learn callbacks set with set_callbacks are objects of the
     # session (monitors, progress bars), not of the model: they are not saved,
@@ -317,11 +325,9 @@ def _check_format(metadata, path):
     from . import __version__
 
     fmt = metadata.get("format", FORMAT_VERSION)
-    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
-        raise ModelFileError(
-            f"{path} has damaged metadata: its model file format is {fmt!r}, "
-            "not a version number; save the model again.")
-    if fmt > FORMAT_VERSION:
+    # only an integer is a format number: before dump reserved the key, a
+    # user's metadata could overwrite it with anything (such files load)
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > FORMAT_VERSION:
         writer = metadata.get("skdigits_version")
         raise ModelFileError(
             f"{path} was written in model file format {fmt}"

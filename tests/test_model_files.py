@@ -465,23 +465,46 @@ def test_a_model_saved_before_multilabel_targets_still_loads(tmp_path):
                                   expected)
 
 
-@pytest.mark.parametrize("fmt,needle", [
-    (99, "format 99 .*upgrade skdigits"), ("1", "damaged metadata"),
-    (0, "damaged metadata"), (True, "damaged metadata")])
-def test_a_later_or_garbled_file_format_is_refused(fmt, needle, tmp_path):
-    """The format number saved with every model was never read: a file of a
-    later format loaded without a word."""
-    from skdigits.io import FORMAT_VERSION, METADATA_MEMBER, ModelFileError
+def _with_metadata(tmp_path, **changes):
+    """A softmax model file whose metadata member is rewritten with
+    ``changes``."""
+    from skdigits.io import METADATA_MEMBER
 
     model = _fit(SoftmaxRegression(max_iter=2, random_state=0))
     dump(model, tmp_path / "m.skops")
     meta = json.loads(zipfile.ZipFile(tmp_path / "m.skops").read(METADATA_MEMBER))
-    assert meta["format"] == FORMAT_VERSION
-    meta["format"] = fmt
-    _rewrite(tmp_path / "m.skops", tmp_path / "later.skops", METADATA_MEMBER,
+    meta.update(changes)
+    _rewrite(tmp_path / "m.skops", tmp_path / "changed.skops", METADATA_MEMBER,
              lambda fh: fh.write(json.dumps(meta).encode()))
-    with pytest.raises(ModelFileError, match=needle):
-        load(tmp_path / "later.skops")
+    return tmp_path / "changed.skops"
+
+
+def test_a_later_file_format_is_refused(tmp_path):
+    """The format number saved with every model was never read: a file of a
+    later format loaded without a word."""
+    from skdigits.io import FORMAT_VERSION
+
+    path = _with_metadata(tmp_path, format=FORMAT_VERSION + 98,
+                          skdigits_version="9.0")
+    with pytest.raises(ModelFileError, match=f"format {FORMAT_VERSION + 98} "
+                                             r"\(skdigits 9.0\).*upgrade skdigits"):
+        load(path)
+
+
+@pytest.mark.parametrize("fmt", ["idx-ubyte", 0, True, None])
+def test_a_format_that_is_no_version_number_still_loads(fmt, tmp_path):
+    """Before dump reserved the key, a user's metadata could overwrite the
+    format with anything; such files load as they always did."""
+    model, meta = load(_with_metadata(tmp_path, format=fmt), return_metadata=True)
+    assert meta["format"] == fmt and model.n_iter_ == 2
+
+
+@pytest.mark.parametrize("key", ["format", "skdigits_version", "estimator"])
+def test_dump_refuses_metadata_that_would_overwrite_the_files_own(key, tmp_path):
+    model = _fit(SoftmaxRegression(max_iter=2, random_state=0))
+    with pytest.raises(ValueError, match=f"may not set '{key}'"):
+        dump(model, tmp_path / "m.skops", metadata={key: 2, "note": "x"})
+    assert not (tmp_path / "m.skops").exists()
 
 
 @pytest.mark.parametrize("name", ["_n_outputs", "_loss_code", "_theta", "classes_"])
