@@ -190,15 +190,16 @@ class Progress:
 
 def caller_stacklevel():
     """The ``stacklevel`` that makes a warning name the first frame outside
-    skdigits and scikit-learn: the user's line that called ``fit``, however
-    many wrappers (scikit-learn's ``_fit_context``, the estimator's own
-    layers) lie between. Call it from the function that warns."""
+    skdigits, scikit-learn and joblib: the user's line that called ``fit``
+    (or ``GridSearchCV.fit``), however many wrappers (scikit-learn's
+    ``_fit_context``, joblib's loop, the estimator's own layers) lie
+    between. Call it from the function that warns."""
     frame = sys._getframe(1)
     level = 1
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if not (module in ("skdigits", "sklearn", "contextlib")
-                or module.startswith(("skdigits.", "sklearn."))):
+        if not (module in ("skdigits", "sklearn", "joblib", "contextlib")
+                or module.startswith(("skdigits.", "sklearn.", "joblib."))):
             return level
         frame = frame.f_back
         level += 1

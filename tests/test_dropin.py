@@ -403,6 +403,7 @@ def test_lbfgs_without_an_iteration_still_has_its_curves(digits):
     assert len(mlp.loss_curve_) == mlp.n_iter_
 
 
+@pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")
 def test_stratification_warning_points_at_the_caller():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 3))
@@ -416,6 +417,15 @@ def test_stratification_warning_points_at_the_caller():
         quiet(SoftmaxRegression(early_stopping=True, max_iter=2).fit, X, y3)
     assert "raises here" not in str(record[0].message)
     assert record[0].filename == __file__  # one more frame than the MLP's
+    # through scikit-learn's search and joblib's loop: still the user's line
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(SoftmaxRegression(early_stopping=True, max_iter=2),
+                          {"alpha": [1e-4]}, cv=2)
+    with pytest.warns(UserWarning, match="cannot be stratified") as record:
+        quiet(search.fit, X, y3)
+    assert {w.filename for w in record
+            if "cannot be stratified" in str(w.message)} == {__file__}
 
 
 def test_pandas_extension_dtypes_as_targets(digits):

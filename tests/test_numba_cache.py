@@ -57,6 +57,13 @@ def test_a_numba_cache_dir_that_is_a_file_turns_the_cache_off(tmp_path):
         str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "a_file")))
     assert (kind, folder) == ("none", None)
     assert "a_file is not a folder" in problem
+    # a folder below a file cannot be made either
+    kind, _, problem = _numba.choose_cache(
+        str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "a_file" / "c")))
+    assert kind == "none" and "a_file is a file" in problem
+    kind, _, _ = _numba.choose_cache(  # a new folder in a folder: Numba's to make
+        str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "new" / "c")))
+    assert kind == "numba"
 
 
 def test_own_package_folder_caches_in_tree(tmp_path):
