@@ -127,24 +127,20 @@ def read_idx(path, *, max_bytes=MAX_BYTES):
     array([5, 0, 4], dtype=uint8)
     """
     path = os.fspath(path)
-    with open(path, "rb") as raw:
-        compressed = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        if not compressed:
-            return _read_stream(raw, path, max_bytes, os.fstat(raw.fileno()).st_size)
-        try:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                return _read_stream(stream, path, max_bytes, None)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise _corrupt_gzip(path, exc) from exc
+    return _open_stream(
+        path, lambda stream, size: _read_stream(stream, path, max_bytes, size))
 
 
-def _read_stream(stream, path, max_bytes, file_size):
-    """Read one IDX array from ``stream``; ``file_size`` is the size of a raw
-    file (None for a decompressed stream)."""
+def _fail(path, problem):
+    return ValueError(f"Invalid IDX file {path!r}: {problem}")
+
+
+def _read_header(stream, path):
+    """The dtype (as stored), shape and header size that ``stream``'s IDX
+    header declares; the stream is left at the first byte of data."""
 
     def fail(problem):
-        return ValueError(f"Invalid IDX file {path!r}: {problem}")
+        return _fail(path, problem)
 
     magic = _read_exact(stream, 4)
     if len(magic) < 4:
@@ -174,7 +170,43 @@ def _read_stream(stream, path, max_bytes, file_size):
             f"{header_size}"
         )
     shape = tuple(int(d) for d in np.frombuffer(dims, ">u4"))
-    dtype = _IDX_DTYPES[code]
+    return _IDX_DTYPES[code], shape, header_size
+
+
+def _open_stream(path, read):
+    """``read(stream, file_size)`` on the IDX file ``path``, decompressed
+    when it is gzip-compressed (``file_size`` None then)."""
+    path = os.fspath(path)
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        if not compressed:
+            return read(raw, os.fstat(raw.fileno()).st_size)
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                return read(stream, None)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _corrupt_gzip(path, exc) from exc
+
+
+def read_idx_header(path):
+    """The data type (native byte order) and shape an IDX file declares,
+    from its header alone: a caller can check them before any data is read
+    or memory allocated. Raises ``ValueError`` as :func:`read_idx` does for
+    a bad header."""
+    dtype, shape, _ = _open_stream(
+        path, lambda stream, size: _read_header(stream, os.fspath(path)))
+    return dtype.newbyteorder("="), shape
+
+
+def _read_stream(stream, path, max_bytes, file_size):
+    """Read one IDX array from ``stream``; ``file_size`` is the size of a raw
+    file (None for a decompressed stream)."""
+
+    def fail(problem):
+        return _fail(path, problem)
+
+    dtype, shape, header_size = _read_header(stream, path)
     count = 1
     for d in shape:
         count *= d  # Python ints: no overflow for absurd headers
@@ -214,7 +246,11 @@ def _read_stream(stream, path, max_bytes, file_size):
         )
     if not dtype.isnative:  # in place: no second copy of the data
         array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
-    return array.reshape(shape)
+    try:
+        return array.reshape(shape)
+    except ValueError:  # no elements, but dimensions NumPy cannot index
+        raise fail(f"the header declares shape {shape}, which NumPy cannot "
+                   "hold") from None
 
 
 def write_idx(path, array, *, compresslevel=9):

@@ -15,7 +15,7 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import StrOptions, validate_params
 
 from ._base import DATA_ENV_VAR, DataNotFoundError, _search, get_data_home
-from ._idx import read_idx, write_idx
+from ._idx import read_idx, read_idx_header, write_idx
 
 __all__ = ["load_mnist"]
 
@@ -208,24 +208,34 @@ def _download(kind, folder):
 
 
 def _read_split(images_path, labels_path):
-    """Read and check one split's images and labels."""
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != _SHAPE:
+    """Read and check one split's images and labels: their headers first, so
+    that a file declaring another layout (or another count than its partner)
+    is refused before its data is read, whatever it would inflate to."""
+    image_dtype, image_shape = read_idx_header(images_path)
+    label_dtype, label_shape = read_idx_header(labels_path)
+    if (image_dtype != np.uint8 or len(image_shape) != 3
+            or image_shape[1:] != _SHAPE):
         raise ValueError(
-            f"{os.fspath(images_path)!r} holds {images.dtype} images of shape "
-            f"{images.shape}; expected uint8 images of shape (n, 28, 28)"
+            f"{os.fspath(images_path)!r} holds {image_dtype} images of shape "
+            f"{image_shape}; expected uint8 images of shape (n, 28, 28)"
         )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
+    if label_dtype != np.uint8 or len(label_shape) != 1:
         raise ValueError(
-            f"{os.fspath(labels_path)!r} holds {labels.dtype} labels of shape "
-            f"{labels.shape}; expected a uint8 vector"
+            f"{os.fspath(labels_path)!r} holds {label_dtype} labels of shape "
+            f"{label_shape}; expected a uint8 vector"
         )
-    if labels.shape[0] != images.shape[0]:
+    if label_shape[0] != image_shape[0]:
         raise ValueError(
-            f"{os.fspath(images_path)!r} holds {images.shape[0]} images but "
-            f"{os.fspath(labels_path)!r} holds {labels.shape[0]} labels"
+            f"{os.fspath(images_path)!r} holds {image_shape[0]} images but "
+            f"{os.fspath(labels_path)!r} holds {label_shape[0]} labels"
         )
+    # bounded by the headers just checked: a file replaced meanwhile by one
+    # declaring more is refused
+    labels = read_idx(labels_path, max_bytes=label_shape[0])
+    images = read_idx(images_path, max_bytes=image_shape[0] * _SHAPE[0] * _SHAPE[1])
+    if images.shape != image_shape or labels.shape != label_shape:
+        raise ValueError(f"{os.fspath(images_path)!r} or {os.fspath(labels_path)!r} "
+                         "changed while it was being read")
     if labels.size and labels.max() > 9:
         raise ValueError(
             f"{os.fspath(labels_path)!r} holds label {labels.max()}; labels "

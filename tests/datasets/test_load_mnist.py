@@ -184,6 +184,40 @@ def test_wrong_content_is_reported(tmp_path, images, labels, problem, bad_file):
     assert str(tmp_path / "mnist") in str(info.value)
 
 
+@pytest.mark.parametrize("image_dims, n_labels, problem", [
+    ((1, 20000, 20000), 1, "expected uint8 images of shape"),
+    ((5000, 28, 28), 4000, "5000 images but"),
+])
+def test_headers_are_checked_before_any_data_is_read(tmp_path, image_dims,
+                                                     n_labels, problem):
+    """A 1.7 MB gzip declaring one 20000 x 20000 image made the loader inflate
+    400 MB before it looked at the shape, and mismatched counts were found
+    only after both files were read. Here the images file holds its header
+    and no data at all: reading it would be a truncation error, so the
+    layout error shows the header was judged first."""
+    import gzip
+    import struct
+
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    header = b"\0\0\x08\x03" + struct.pack(">III", *image_dims)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.zeros(n_labels, np.uint8))
+    with pytest.raises(ValueError, match=problem):
+        load_mnist(data_home=tmp_path, download_if_missing=False)
+
+
+def test_a_header_naming_no_element_but_huge_dimensions_is_named(tmp_path):
+    import struct
+
+    from skdigits.datasets import read_idx
+
+    path = tmp_path / "odd-idx3-ubyte"
+    path.write_bytes(b"\0\0\x08\x04" + struct.pack(">IIII", 0, *[2**32 - 1] * 3))
+    with pytest.raises(ValueError, match=f"Invalid IDX file '{path}'.*NumPy cannot"):
+        read_idx(path)
+
+
 def test_corrupt_file_found_is_not_skipped(tmp_path, make_idx_folder, monkeypatch):
     # A corrupt file in the first folder is an error, not a reason to go on.
     make_idx_folder(tmp_path / "first" / "mnist")
