@@ -564,11 +564,33 @@ def test_training_curve_single_epoch_and_log(pyplot):
     assert disp.ax_.get_xlim() == (0.5, 1.5)
     lo, hi = disp.ax_.get_ylim()
     assert lo < 0.5 < hi
+    # one whole-number tick: MaxNLocator gave 0.5, 0.6, ... 1.5
+    disp.figure_.canvas.draw()
+    ticks = [t for t in disp.ax_.get_xticks() if 0.5 <= t <= 1.5]
+    assert ticks == [1.0]
     disp = TrainingCurveDisplay([1.0, 0.1, 0.01], validation=[1.0, 0.2, 0.1]).plot(
         log_scale=True, start=2)
     assert disp.ax_.get_yscale() == "log"
     lo, hi = disp.ax_.get_ylim()
     assert 0.005 < lo < 0.01 and 0.2 < hi < 0.3
+
+
+@pytest.mark.parametrize("log_scale", [False, True])
+def test_curves_equal_but_for_rounding_are_drawn_flat(pyplot, log_scale):
+    """After one epoch (or a first partial_fit) every class's loss is ln 10,
+    a few ulps apart: the y-axis spanned those ulps, so the plot was blank
+    and had no tick labels."""
+    value = np.log(10)
+    curves = [[value, np.nextafter(value, 3)]]
+    disp = PerClassLossDisplay(curves, class_names=["a", "b"]).plot(
+        log_scale=log_scale)
+    lo, hi = disp.ax_.get_ylim()
+    assert lo < value < hi and hi - lo > 0.001 * value  # not a few ulps
+    disp.figure_.canvas.draw()
+    labels = [t.get_text() for t in disp.ax_.get_yticklabels() if t.get_text()]
+    assert labels  # something to read the level by
+    one = PerClassLossDisplay([[value, value]], class_names=["a", "b"]).plot()
+    assert all(line.get_marker() == "o" for line in one.lines_)  # else invisible
 
 
 def test_training_curve_errors(pyplot, mlp):

@@ -39,10 +39,20 @@ def _score_label(score_name):
 
 
 def _integer_epochs(ax):
-    """Epoch ticks on whole numbers only (a 3-epoch run shows 1, 2, 3)."""
+    """Epoch ticks on whole numbers only (a 3-epoch run shows 1, 2, 3; one
+    epoch, 1 alone: MaxNLocator falls back to fractions when fewer than two
+    whole numbers are in view)."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    class EpochLocator(MaxNLocator):
+        def tick_values(self, vmin, vmax):
+            lo, hi = sorted((vmin, vmax))
+            whole = np.arange(np.ceil(lo), np.floor(hi) + 1)
+            if len(whole) < 3:
+                return whole
+            return super().tick_values(vmin, vmax)
+
+    ax.xaxis.set_major_locator(EpochLocator(integer=True))
 
 
 def _check_metric(metric):
@@ -297,13 +307,15 @@ class PerClassLossDisplay:
         epochs = np.arange(1, n_epochs + 1)
         self.lines_ = []
         self.validation_lines_ = [] if val is not None else None
+        # one epoch is one point per class: a line of one point draws nothing
+        dot = dict(marker="o", markersize=5) if n_epochs == 1 else {}
         for j, name in enumerate(names):
             if not highlighted:
-                style = dict(linewidth=1.5, alpha=1.0, zorder=2)
+                style = dict(linewidth=1.5, alpha=1.0, zorder=2, **dot)
             elif name in highlighted:
-                style = dict(linewidth=2.8, alpha=1.0, zorder=3)
+                style = dict(linewidth=2.8, alpha=1.0, zorder=3, **dot)
             else:
-                style = dict(linewidth=1.0, alpha=0.35, zorder=2)
+                style = dict(linewidth=1.0, alpha=0.35, zorder=2, **dot)
             (line,) = ax.plot(epochs, curves[:, j], label=name, **style)
             self.lines_.append(line)
             if val is not None and (validation is True or name in highlighted):

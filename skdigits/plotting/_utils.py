@@ -81,6 +81,11 @@ def _resolve_start(start, n_epochs):
     return int(first)
 
 
+#: Curves whose values differ by at most this fraction of their size are
+#: drawn as flat (see ``_zoom``).
+FLAT_RELATIVE = 1e-9
+
+
 def _zoom(ax, curves, first, n_epochs, log_scale, margin=0.05):
     """Set the x-limits to ``[first, n_epochs]`` and the y-limits to the range
     of ``curves`` (2-D, one column per line) over those epochs, widened by
@@ -99,11 +104,14 @@ def _zoom(ax, curves, first, n_epochs, log_scale, margin=0.05):
     if window.size == 0:
         return xlim, ax.get_ylim()
     lo, hi = float(window.min()), float(window.max())
+    # values a few ulps apart (every class at ln 10 after one epoch) are one
+    # value: their "range" made a y-axis 4e-16 high, blank and unlabelled
+    flat = hi - lo <= FLAT_RELATIVE * max(abs(lo), abs(hi))
     if log_scale:
-        ratio = hi / lo if hi > lo else 1.1
+        ratio = 1.1 if flat else hi / lo
         ylim = (lo / ratio ** margin, hi * ratio ** margin)
     else:
-        span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
+        span = max(abs(hi), 1.0) * 0.1 if flat else hi - lo
         ylim = (lo - margin * span, hi + margin * span)
     ax.set_ylim(*ylim)
     return xlim, ylim
