@@ -237,6 +237,19 @@ def test_grid_label_names_dict_and_errors(pyplot):
         DigitGridDisplay(images, [0, 1, 5], label_names=["a", "b", "c"]).plot()
 
 
+@pytest.mark.parametrize("kwargs,name", [
+    ({"n_cols": 0}, "n_cols"), ({"n_cols": -3}, "n_cols"), ({"n_cols": 2.5}, "n_cols"),
+    ({"n_samples": 2.5}, "n_samples"), ({"n_samples": True}, "n_samples"),
+    ({"n_samples": 0}, "n_samples")])
+def test_grid_counts_that_are_no_positive_integers_are_named(pyplot, kwargs, name):
+    """n_cols=0 raised a bare ZeroDivisionError, n_cols=-3 matplotlib's
+    "figure size must be positive", n_samples=2.5 NumPy's "expected a
+    sequence of integers"."""
+    X = np.zeros((6, 784))
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+        DigitGridDisplay.from_dataset(X, np.arange(6), **{"n_samples": 4, **kwargs})
+
+
 def test_grid_uses_given_axes(pyplot, digits):
     fig, axes = pyplot.subplots(1, 2)
     disp = DigitGridDisplay.from_dataset(digits.data, digits.target, n_samples=5,

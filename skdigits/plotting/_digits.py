@@ -1,6 +1,7 @@
 """DigitGridDisplay: a grid of images titled with their labels or predictions."""
 
 import math
+import numbers
 
 import numpy as np
 from sklearn.utils import _safe_indexing, check_random_state
@@ -15,13 +16,23 @@ __all__ = ["DigitGridDisplay"]
 _WRAP_AT = 12
 
 
+def _count(name, value):
+    """``value`` as a positive int, or a ``ValueError`` naming ``name`` (a
+    bare ZeroDivisionError or NumPy's "expected a sequence of integers"
+    before)."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < 1):
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)
+
+
 def _sample_rows(n_rows, n_samples, random_state):
     """Indices of ``n_samples`` distinct rows drawn at random (all rows, in
     order, when ``n_samples`` is None or at least ``n_rows``)."""
+    if n_samples is not None:
+        n_samples = _count("n_samples", n_samples)
     if n_samples is None or n_samples >= n_rows:
         return np.arange(n_rows)
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be at least 1; got {n_samples}.")
     rng = check_random_state(random_state)
     return rng.choice(n_rows, size=n_samples, replace=False)
 
@@ -267,7 +278,7 @@ class DigitGridDisplay:
         height, width = images.shape[1:]
         if n_cols is None:
             n_cols = max(1, math.ceil(math.sqrt(n_images)))
-        n_cols = min(int(n_cols), max(n_images, 1))
+        n_cols = min(_count("n_cols", n_cols), max(n_images, 1))
         n_rows = max(1, math.ceil(n_images / n_cols))
         # the grid in the axes' data units (pixels): a gap of 8% of an image
         # between columns, and above each image room for its title, sized for
