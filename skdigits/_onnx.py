@@ -515,9 +515,13 @@ def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=Non
             options=None):
     """See :func:`skdigits.io.to_onnx`."""
     from sklearn.base import is_classifier
+    from sklearn.utils.validation import check_is_fitted
 
     from ._fitted import fitted_estimators, objects_within
 
+    # up front: an unfitted pipeline failed inside skl2onnx with an
+    # AttributeError on its first step, a non-estimator with one on its tags
+    check_is_fitted(estimator)
     onnx, skl2onnx = _require()
     register()
     problem = opset_problem(target_opset)

@@ -528,9 +528,16 @@ def test_unfitted_and_mislabelled_models_are_refused(soft, small):
     import copy
 
     from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
 
     with pytest.raises(NotFittedError):
         to_onnx(MLPClassifier(), small[0])
+    # a pipeline failed inside skl2onnx on its unfitted first step
+    with pytest.raises(NotFittedError):
+        to_onnx(make_pipeline(MinMaxScaler(), SoftmaxRegression()), small[0])
+    with pytest.raises(TypeError, match="not an estimator"):
+        to_onnx("hello", small[0])
     odd = copy.deepcopy(soft)
     odd.classes_ = np.array([0.5, 1.5, 2.5])
     with pytest.raises(ValueError, match="not whole numbers"):
