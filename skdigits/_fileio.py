@@ -65,8 +65,15 @@ def atomic_write(path, mode="wb", encoding=None, *, temporary=None):
     _refuse_non_regular(path)
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, temporary or _temporary_name(folder, name))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                     | getattr(os, "O_BINARY", 0), 0o666)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        # the user's path, not the temporary name beside it
+        why = ("does not exist" if isinstance(exc, FileNotFoundError)
+               else "is not a folder")
+        raise type(exc)(exc.errno, f"cannot write {path}: its folder {folder} "
+                        f"{why}") from None
     try:
         with open(fd, mode, encoding=encoding) as fh:
             yield fh
@@ -89,8 +96,8 @@ def _refuse_non_regular(path, what="file"):
         mode = os.lstat(path).st_mode
         if stat.S_ISLNK(mode):  # the link goes; what it points to must be a file
             mode = os.stat(path).st_mode
-    except FileNotFoundError:  # nothing there, or a dangling link
-        return
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a dangling
+        return  # link, a missing folder: atomic_write's open names it)
     if stat.S_ISDIR(mode) and os.path.islink(path):
         raise IsADirectoryError(f"the {what} {path} is a link to a folder; name a "
                                 "file")

@@ -176,6 +176,20 @@ def test_atomic_write_refuses_what_a_rename_would_destroy(tmp_path):
             fh.write(b"x")
 
 
+def test_atomic_write_names_the_users_path_when_its_folder_is_missing(tmp_path):
+    """The error named the temporary file beside the path
+    (.../.x.gz.6c2a069e.part)."""
+    (tmp_path / "a_file").write_text("")
+    for folder, why, error in [(tmp_path / "nodir", "does not exist",
+                                FileNotFoundError),
+                               (tmp_path / "a_file", "is not a folder",
+                                NotADirectoryError)]:
+        with pytest.raises(error, match=f"cannot write {folder / 'x.gz'}: its "
+                                        f"folder {folder} {why}"):
+            with atomic_write(folder / "x.gz") as fh:
+                fh.write(b"x")
+
+
 def test_atomic_write_replaces_a_link_never_its_target(tmp_path):
     target = tmp_path / "target"
     target.write_bytes(b"theirs")

@@ -13,6 +13,7 @@ bytes ``1f 8b``, never from the file name.
 
 import gzip
 import logging
+import numbers
 import os
 import zlib
 
@@ -274,13 +275,15 @@ def write_idx(path, array, *, compresslevel=9):
         Each dimension must be below ``2**32``.
 
     compresslevel : int, default=9
-        The gzip compression level, from 0 to 9; ignored for raw files.
+        The gzip compression level, an integer from 0 to 9 (checked first,
+        whatever the file; raw files do not use it).
 
     Raises
     ------
     ValueError
-        If the array has zero dimensions, more than 255 dimensions, a
-        dimension of ``2**32`` or more, or a dtype IDX cannot store.
+        If ``compresslevel`` is not an integer from 0 to 9, or the array has
+        zero dimensions, more than 255 dimensions, a dimension of ``2**32``
+        or more, or a dtype IDX cannot store.
 
     See Also
     --------
@@ -299,6 +302,11 @@ def write_idx(path, array, *, compresslevel=9):
            [0., 1.]])
     """
     path = os.fspath(path)
+    if (isinstance(compresslevel, bool)
+            or not isinstance(compresslevel, numbers.Integral)
+            or not 0 <= compresslevel <= 9):
+        raise ValueError(
+            f"compresslevel must be an integer in [0, 9], got {compresslevel!r}")
     array = np.asarray(array)
     code = _IDX_CODES.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
@@ -321,9 +329,6 @@ def write_idx(path, array, *, compresslevel=9):
         array.shape, dtype=">u4"
     ).tobytes()
     data = np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
-
-    if not 0 <= compresslevel <= 9:
-        raise ValueError(f"compresslevel must be in [0, 9], got {compresslevel!r}")
     # Write beside the target, fsync, then rename: readers never see a
     # partial file, and a kill leaves the previous file intact.
     with atomic_write(path) as f:

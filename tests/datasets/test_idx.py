@@ -132,6 +132,16 @@ def test_write_rejects(tmp_path, array, problem):
     assert not path.exists()
 
 
+@pytest.mark.parametrize("name", ["raw-idx", "packed-idx.gz"])
+@pytest.mark.parametrize("level", [10, -1, 2.5, "x", True])
+def test_a_bad_compresslevel_is_refused_for_any_file(tmp_path, name, level):
+    """A raw file raised only for some bad levels (and only after copying the
+    array), and compresslevel="x" gave a bare TypeError."""
+    with pytest.raises(ValueError, match="compresslevel must be an integer"):
+        write_idx(tmp_path / name, np.zeros(3, np.uint8), compresslevel=level)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --------------------------------------------------------------------------
 # Corrupt files: ValueError naming the file and the problem
 
