@@ -833,7 +833,7 @@ class BaseMinibatchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta)
             warnings.warn(
                 f"{int(nan_rows.sum())} rows overflow the model even in extended "
                 "precision; their probabilities are set uniform. Scale the "
-                "features.", RuntimeWarning, stacklevel=2)
+                "features.", RuntimeWarning, stacklevel=caller_stacklevel())
             log_p[nan_rows] = -np.log(log_p.shape[1])
         return log_p
 

@@ -370,6 +370,23 @@ def test_an_lbfgs_warm_start_at_an_optimum_is_no_stuck_start(model):
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
 
 
+@pytest.mark.parametrize("method", ["predict_proba", "predict_log_proba", "predict"])
+def test_the_uniform_rows_warning_names_the_users_line(method, monkeypatch):
+    """Through predict_proba the warning pointed into skdigits' own _base.py
+    (a fixed stacklevel=2 from predict_log_proba)."""
+    est = _fit(SoftmaxRegression(max_iter=2, random_state=0), X, y)
+
+    def nan_rows(Z):
+        out = np.zeros(Z.shape)
+        out[0] = np.nan
+        return out
+
+    monkeypatch.setattr(est, "_log_proba_rows", nan_rows)
+    with pytest.warns(RuntimeWarning, match="even in extended precision") as record:
+        getattr(est, method)(X[:3])
+    assert record[0].filename == __file__
+
+
 @pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
 def test_an_overflowing_epoch_stops_without_numpy_warnings(make):
     """The epoch's sums overflow before the divergence check sees them; NumPy
