@@ -15,7 +15,7 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import StrOptions, validate_params
 
 from ._base import DATA_ENV_VAR, DataNotFoundError, _search, get_data_home
-from ._idx import read_idx, read_idx_header, write_idx
+from ._idx import MAX_BYTES, read_idx, read_idx_header, write_idx
 
 __all__ = ["load_mnist"]
 
@@ -229,11 +229,18 @@ def _read_split(images_path, labels_path):
             f"{os.fspath(images_path)!r} holds {image_shape[0]} images but "
             f"{os.fspath(labels_path)!r} holds {label_shape[0]} labels"
         )
+    image_bytes = image_shape[0] * _SHAPE[0] * _SHAPE[1]
+    if image_bytes > MAX_BYTES:  # before the labels are read, too
+        raise ValueError(
+            f"{os.fspath(images_path)!r} declares {image_shape[0]} images "
+            f"({image_bytes} bytes), more than the {MAX_BYTES} bytes read_idx "
+            "accepts")
     # bounded by the headers just checked: a file replaced meanwhile by one
     # declaring more is refused
     labels = read_idx(labels_path, max_bytes=label_shape[0])
-    images = read_idx(images_path, max_bytes=image_shape[0] * _SHAPE[0] * _SHAPE[1])
-    if images.shape != image_shape or labels.shape != label_shape:
+    images = read_idx(images_path, max_bytes=image_bytes)
+    if (images.shape != image_shape or labels.shape != label_shape
+            or images.dtype != np.uint8 or labels.dtype != np.uint8):
         raise ValueError(f"{os.fspath(images_path)!r} or {os.fspath(labels_path)!r} "
                          "changed while it was being read")
     if labels.size and labels.max() > 9:

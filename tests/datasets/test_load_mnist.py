@@ -187,6 +187,9 @@ def test_wrong_content_is_reported(tmp_path, images, labels, problem, bad_file):
 @pytest.mark.parametrize("image_dims, n_labels, problem", [
     ((1, 20000, 20000), 1, "expected uint8 images of shape"),
     ((5000, 28, 28), 4000, "5000 images but"),
+    # over read_idx's 2 GiB: refused before the labels are read (here they
+    # are a bare header too, so reading them would be a truncation error)
+    ((3_000_000, 28, 28), None, "more than the 2147483648 bytes"),
 ])
 def test_headers_are_checked_before_any_data_is_read(tmp_path, image_dims,
                                                      n_labels, problem):
@@ -202,7 +205,12 @@ def test_headers_are_checked_before_any_data_is_read(tmp_path, image_dims,
     folder.mkdir()
     header = b"\0\0\x08\x03" + struct.pack(">III", *image_dims)
     (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header))
-    write_idx(folder / "train-labels-idx1-ubyte.gz", np.zeros(n_labels, np.uint8))
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    if n_labels is None:
+        labels.write_bytes(gzip.compress(b"\0\0\x08\x01"
+                                         + struct.pack(">I", image_dims[0])))
+    else:
+        write_idx(labels, np.zeros(n_labels, np.uint8))
     with pytest.raises(ValueError, match=problem):
         load_mnist(data_home=tmp_path, download_if_missing=False)
 
