@@ -1,6 +1,7 @@
 """skdigits.plotting: the displays, tested through the artists they build
 (Agg backend, the ``pyplot`` fixture)."""
 
+import os
 import subprocess
 import sys
 
@@ -581,6 +582,23 @@ def test_training_curve_single_epoch_and_log(pyplot):
     disp.figure_.canvas.draw()
     ticks = [t for t in disp.ax_.get_xticks() if 0.5 <= t <= 1.5]
     assert ticks == [1.0]
+    locator = disp.ax_.xaxis.get_major_locator()
+    assert list(locator.tick_values(3.5, 2.5)) == [3.0]  # inverted too
+    assert len(locator.tick_values(0, 1e12)) < 20  # not every whole number
+
+
+def test_curve_figures_pickle_into_a_fresh_process(pyplot):
+    """The one-epoch tick fix first made a locator class inside a function,
+    and figures stopped pickling."""
+    import pickle
+
+    fig = TrainingCurveDisplay([1.0, 0.5, 0.2]).plot().figure_
+    code = ("import pickle, sys; fig = pickle.loads(sys.stdin.buffer.read()); "
+            "print(type(fig.axes[0].xaxis.get_major_locator()).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(fig),
+                         capture_output=True, check=True,
+                         env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.stdout.decode().strip() == "_EpochLocator"
     disp = TrainingCurveDisplay([1.0, 0.1, 0.01], validation=[1.0, 0.2, 0.1]).plot(
         log_scale=True, start=2)
     assert disp.ax_.get_yscale() == "log"
@@ -602,8 +620,12 @@ def test_curves_equal_but_for_rounding_are_drawn_flat(pyplot, log_scale):
     disp.figure_.canvas.draw()
     labels = [t.get_text() for t in disp.ax_.get_yticklabels() if t.get_text()]
     assert labels  # something to read the level by
-    one = PerClassLossDisplay([[value, value]], class_names=["a", "b"]).plot()
+    one = PerClassLossDisplay([[value, value]], class_names=["a", "b"],
+                              validation_loss_per_class=[[value, value]]).plot(
+                                  validation=True)
     assert all(line.get_marker() == "o" for line in one.lines_)  # else invisible
+    assert all(line.get_markerfacecolor() == "none"  # told apart from training
+               for line in one.validation_lines_)
 
 
 def test_training_curve_errors(pyplot, mlp):

@@ -38,21 +38,40 @@ def _score_label(score_name):
     return f"validation {score_name} (early stopping: highest kept)"
 
 
+def _epoch_locator_class():
+    """``_EpochLocator``: a ``MaxNLocator(integer=True)`` that, with fewer
+    than three whole numbers in view, ticks those alone (MaxNLocator falls
+    back to fractions then: one epoch read 0.5, 0.6, ... 1.5). Defined on
+    first use, since importing skdigits.plotting imports no matplotlib, and
+    as a module attribute, so figures pickle and unpickle."""
+    cls = globals().get("_EpochLocator")
+    if cls is None:
+        from matplotlib.ticker import MaxNLocator
+
+        class _EpochLocator(MaxNLocator):
+            def tick_values(self, vmin, vmax):
+                lo, hi = sorted((vmin, vmax))
+                first, last = np.ceil(lo), np.floor(hi)
+                if last - first < 2:  # counted, not listed: views may be huge
+                    return np.arange(first, last + 1)
+                return super().tick_values(vmin, vmax)
+
+        _EpochLocator.__qualname__ = "_EpochLocator"
+        globals()["_EpochLocator"] = cls = _EpochLocator
+    return cls
+
+
+def __getattr__(name):
+    # unpickling a figure looks the locator's class up here (PEP 562)
+    if name == "_EpochLocator":
+        return _epoch_locator_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _integer_epochs(ax):
     """Epoch ticks on whole numbers only (a 3-epoch run shows 1, 2, 3; one
-    epoch, 1 alone: MaxNLocator falls back to fractions when fewer than two
-    whole numbers are in view)."""
-    from matplotlib.ticker import MaxNLocator
-
-    class EpochLocator(MaxNLocator):
-        def tick_values(self, vmin, vmax):
-            lo, hi = sorted((vmin, vmax))
-            whole = np.arange(np.ceil(lo), np.floor(hi) + 1)
-            if len(whole) < 3:
-                return whole
-            return super().tick_values(vmin, vmax)
-
-    ax.xaxis.set_major_locator(EpochLocator(integer=True))
+    epoch, 1 alone)."""
+    ax.xaxis.set_major_locator(_epoch_locator_class()(integer=True))
 
 
 def _check_metric(metric):
@@ -319,9 +338,10 @@ class PerClassLossDisplay:
             (line,) = ax.plot(epochs, curves[:, j], label=name, **style)
             self.lines_.append(line)
             if val is not None and (validation is True or name in highlighted):
+                hollow = {"markerfacecolor": "none"} if dot else {}
                 (vline,) = ax.plot(epochs, val[:, j], linestyle="--",
                                    color=line.get_color(), label=f"_{name} (val)",
-                                   **style)
+                                   **style, **hollow)
                 self.validation_lines_.append(vline)
         if log_scale:
             _set_log_scale(ax)
