@@ -94,10 +94,13 @@ def _refuse_non_regular(path, what="file"):
     itself, never written through: nothing outside the named path changes."""
     try:
         mode = os.lstat(path).st_mode
-        if stat.S_ISLNK(mode):  # the link goes; what it points to must be a file
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a missing
+        return  # folder: atomic_write's open names it)
+    if stat.S_ISLNK(mode):  # the link goes; what it points to must be a file
+        try:
             mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):  # nothing there (a dangling
-        return  # link, a missing folder: atomic_write's open names it)
+        except OSError:  # points nowhere: dangling, a loop, out of reach
+            return
     if stat.S_ISDIR(mode) and os.path.islink(path):
         raise IsADirectoryError(f"the {what} {path} is a link to a folder; name a "
                                 "file")

@@ -199,6 +199,11 @@ def test_atomic_write_replaces_a_link_never_its_target(tmp_path):
         fh.write(b"ours")
     assert target.read_bytes() == b"theirs"
     assert not link.is_symlink() and link.read_bytes() == b"ours"
+    loop = tmp_path / "loop"  # a link to itself points nowhere: replaced
+    loop.symlink_to(loop)
+    with atomic_write(loop) as fh:
+        fh.write(b"ours")
+    assert not loop.is_symlink() and loop.read_bytes() == b"ours"
 
 
 @settings(max_examples=20, deadline=None)

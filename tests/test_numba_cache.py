@@ -56,11 +56,12 @@ def test_a_numba_cache_dir_that_is_a_file_turns_the_cache_off(tmp_path):
     kind, folder, problem = _numba.choose_cache(
         str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "a_file")))
     assert (kind, folder) == ("none", None)
-    assert "a_file is not a folder" in problem
-    # a folder below a file cannot be made either
-    kind, _, problem = _numba.choose_cache(
-        str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "a_file" / "c")))
-    assert kind == "none" and "a_file is a file" in problem
+    assert "a_file cannot be used" in problem
+    # a folder below a file cannot be made, nor one in /proc written
+    for unusable in (tmp_path / "a_file" / "c", "/proc/skdigits-cache"):
+        kind, _, problem = _numba.choose_cache(
+            str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(unusable)))
+        assert kind == "none" and f"{unusable} cannot be used" in problem
     kind, _, _ = _numba.choose_cache(  # a new folder in a folder: Numba's to make
         str(tmp_path), _env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "new" / "c")))
     assert kind == "numba"

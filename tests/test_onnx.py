@@ -536,6 +536,8 @@ def test_unfitted_and_mislabelled_models_are_refused(soft, small):
     # a pipeline failed inside skl2onnx on its unfitted first step
     with pytest.raises(NotFittedError):
         to_onnx(make_pipeline(MinMaxScaler(), SoftmaxRegression()), small[0])
+    with pytest.raises(NotFittedError):  # the last step fitted: not enough
+        to_onnx(make_pipeline(MinMaxScaler(), soft), small[0])
     with pytest.raises(TypeError, match="not an estimator"):
         to_onnx("hello", small[0])
     odd = copy.deepcopy(soft)

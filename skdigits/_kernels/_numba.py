@@ -7,9 +7,9 @@ cached only in a folder that the current user alone can write, chosen once at
 import:
 
 1. ``NUMBA_CACHE_DIR``, when the user sets it: an explicit choice, left to
-   Numba (it applies to every Numba library in the process); naming a file
-   or a path through one, no cache (Numba would fall back to folders this
-   module has not checked);
+   Numba (it applies to every Numba library in the process); when Numba
+   could not use it (a file, a folder it cannot create or write), no cache:
+   Numba would fall back to folders this module has not checked;
 2. the package's own ``__pycache__`` (Numba's default), when the package
    folder and that ``__pycache__`` belong to the current user and no one else
    can write them (an editable install, a virtual environment of one's own);
@@ -33,6 +33,7 @@ import gc
 import hashlib
 import os
 import stat
+import tempfile
 import threading
 import warnings
 
@@ -129,15 +130,15 @@ def choose_cache(package_dir, environ=None, uid=None):
     """
     environ = os.environ if environ is None else environ
     if environ.get("NUMBA_CACHE_DIR"):
-        chosen = os.path.abspath(environ["NUMBA_CACHE_DIR"])
-        existing = chosen  # the folder, or the nearest part of it that exists
-        while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing):
-            # Numba could not make its folder and would fall back to its other
-            # folders, unchecked
-            return "none", None, (f"NUMBA_CACHE_DIR={environ['NUMBA_CACHE_DIR']} "
-                                  f"is not a folder ({existing} is a file)")
+        # Numba's own probe: when it fails, Numba falls back to its other
+        # folders, which this module has not checked, so no cache then
+        chosen = environ["NUMBA_CACHE_DIR"]
+        try:
+            os.makedirs(chosen, exist_ok=True)
+            tempfile.TemporaryFile(dir=chosen).close()
+        except OSError as exc:
+            return "none", None, (f"NUMBA_CACHE_DIR={chosen} cannot be used: "
+                                  f"{exc.strerror or exc}")
         return "numba", None, None
     if uid is None:
         if not hasattr(os, "getuid"):  # no POSIX owners to check (Windows)
