@@ -101,11 +101,9 @@ def _refuse_non_regular(path, what="file"):
             mode = os.stat(path).st_mode
         except OSError:  # points nowhere: dangling, a loop, out of reach
             return
-    if stat.S_ISDIR(mode) and os.path.islink(path):
-        raise IsADirectoryError(f"the {what} {path} is a link to a folder; name a "
-                                "file")
     if stat.S_ISDIR(mode):
-        raise IsADirectoryError(f"the {what} {path} is a folder; name a file")
+        kind = "a link to a folder" if os.path.islink(path) else "a folder"
+        raise IsADirectoryError(f"the {what} {path} is {kind}; name a file")
     if not stat.S_ISREG(mode):
         kind = ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
                 "a pipe" if stat.S_ISFIFO(mode) else

@@ -511,26 +511,27 @@ def opset_problem(target_opset):
     return None
 
 
-def _check_fitted_steps(estimator, check_is_fitted):
-    """``check_is_fitted`` on ``estimator`` and, for a Pipeline, on each of
-    its steps that is scikit-learn's or skdigits' (nested pipelines too): a
-    third-party step may be stateless with no fitted attribute to tell, and
-    skl2onnx names it anyway when it has no converter."""
+def _check_fitted_steps(estimator):
+    """scikit-learn's ``check_is_fitted`` on ``estimator`` and, for a
+    Pipeline, on each of its steps that is scikit-learn's or skdigits'
+    (nested pipelines too): a third-party step may be stateless with no
+    fitted attribute to tell, and skl2onnx names it anyway when it has no
+    converter."""
     from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
     if isinstance(estimator, Pipeline):
         for _, step in estimator.steps:
             if (step is not None and not isinstance(step, str)
                     and type(step).__module__.startswith(("sklearn.", "skdigits."))):
-                _check_fitted_steps(step, check_is_fitted)
+                _check_fitted_steps(step)
 
 
 def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=None,
             options=None):
     """See :func:`skdigits.io.to_onnx`."""
     from sklearn.base import is_classifier
-    from sklearn.utils.validation import check_is_fitted
 
     from ._fitted import fitted_estimators, objects_within
 
@@ -538,7 +539,7 @@ def to_onnx(estimator, X_sample, *, zipmap=False, float64=True, target_opset=Non
     # AttributeError on its first step, a non-estimator with one on its tags;
     # a Pipeline counts as fitted when its last step is, so each step is
     # checked (stateless ones, such as FunctionTransformer, pass)
-    _check_fitted_steps(estimator, check_is_fitted)
+    _check_fitted_steps(estimator)
     onnx, skl2onnx = _require()
     register()
     problem = opset_problem(target_opset)

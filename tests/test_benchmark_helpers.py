@@ -129,6 +129,18 @@ def test_the_sparse_benchmark_gives_scikit_learn_only_its_own_parameters(
     assert all(bench.WIDE[k] == bench.SK_WIDE[k] for k in shared - {"n_iter_no_change"})
 
 
+def _benchmark_module(name):
+    """The module ``name`` of benchmarks/ (for tests that cannot take the
+    monkeypatch fixture, such as hypothesis tests)."""
+    import importlib
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
 def _adam_reference(param, grad, m, v, t, lr):
     m[:] = 0.9 * m + 0.1 * grad
     v[:] = 0.999 * v + 0.001 * grad * grad
@@ -179,13 +191,7 @@ def test_the_compile_floor_kernels_train_as_adam_does(n, d, k, batch_size, mlp,
     """bench_compile's compile floor is only a floor if its kernels do a
     default fit's work: each epoch equals a float64 NumPy epoch of minibatch
     Adam with the L2 penalty (run as Python, so nothing compiles here)."""
-    import importlib
-
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        floor = importlib.import_module("_compile_floor")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    floor = _benchmark_module("_compile_floor")
     rng = np.random.default_rng(seed)
     X = rng.random((n, d)).astype(np.float32)
     y = rng.integers(0, k, n)
@@ -219,13 +225,7 @@ def test_the_compile_benchmark_times_the_fits_after_every_import():
     estimators' modules are imported lazily (``skdigits.__getattr__``), so a
     measure naming ``skdigits.MLPClassifier`` inside the timer also timed
     their import (about 0.3 s of each first fit, cold or warm)."""
-    import importlib
-
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        bench = importlib.import_module("bench_compile")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    bench = _benchmark_module("bench_compile")
     probe = (bench._PRELUDE + "import sys; print(sorted(m for m in sys.modules "
              "if m.startswith('skdigits.')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True,

@@ -560,7 +560,7 @@ class MLPClassifier(BaseMinibatchClassifier):
             else:
                 data = KernelData(X, w, np.float32 if X.dtype == np.float32
                                   else np.float64)
-                column_moments(data.X, rows, data.w, mean, var)
+                column_moments(data.X, rows, weights, mean, var)
         if not np.isfinite(var).all():  # squares beyond the float64 range
             bad = np.flatnonzero(~np.isfinite(var))
             raise ValueError(
